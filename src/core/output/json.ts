@@ -1,0 +1,23 @@
+// NDJSON for --json: one event or summary per line, so consumers can stream
+// with `jq -c` or split on '\n' safely.
+
+/** JSON.stringify replacer: u64 values arrive as bigint from maps and events. */
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') {
+    // A number when it round-trips exactly, else a string: never lose digits.
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
+  }
+  return value;
+}
+
+/**
+ * One JSON line terminated by '\n'. undefined fields are dropped (JSON's own
+ * rule). JSON.stringify already escapes \n and \r inside strings; U+2028 and
+ * U+2029 are escaped too because some line readers treat them as newlines.
+ */
+export function ndjson(obj: unknown): string {
+  const s = JSON.stringify(obj, replacer) ?? 'null';
+  return s.replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029') + '\n';
+}

@@ -1,0 +1,98 @@
+// Terminal tables in the style of ps(1) and bcc's summaries: a header row and
+// aligned columns separated by two spaces, no box drawing (which gets in the
+// way of grep/awk and of narrow terminals).
+import Table from 'cli-table3';
+import type { ChalkInstance } from 'chalk';
+
+export type Align = 'left' | 'right';
+
+export interface TableOptions {
+  /** Per-column alignment; default: right for columns whose cells are all numbers, else left. */
+  align?: Align[];
+  /** Used to embolden the header; pass createColor(...) so pipes stay plain. */
+  color?: ChalkInstance;
+}
+
+const BORDERLESS = {
+  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
+  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+  left: '', 'left-mid': '', mid: '', 'mid-mid': '',
+  right: '', 'right-mid': '', middle: ' ',
+};
+
+/**
+ * Render rows under headers. Returns complete lines ending in '\n' (trailing
+ * blanks trimmed), or just the header line when there are no rows.
+ */
+export function renderTable(
+  headers: string[],
+  rows: (string | number)[][],
+  opts: TableOptions = {},
+): string {
+  const align = headers.map(
+    (_, c) => opts.align?.[c] ?? (rows.length > 0 && rows.every((r) => typeof r[c] === 'number') ? 'right' : 'left'),
+  );
+  const table = new Table({
+    head: headers.map((h) => (opts.color ? opts.color.bold(h) : h)),
+    chars: BORDERLESS,
+    // padding-right 1 + the ' ' middle separator = two spaces between columns.
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 1, compact: true },
+    colAligns: align,
+  });
+  for (const r of rows) table.push(headers.map((_, c) => (r[c] === undefined ? '' : String(r[c]))));
+  return table
+    .toString()
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''))
+    .join('\n') + '\n';
+}
+
+export interface Column {
+  name: string;
+  /** Minimum width (printf's %-Ns); ignored for the last column, which is unbounded. */
+  width: number;
+  align?: Align;
+}
+
+// Visible width: colour escapes take no room on screen.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function pad(s: string, width: number, align: Align): string {
+  const fill = width - s.replace(ANSI, '').length;
+  if (fill <= 0) return s; // like printf: never truncate, the column just grows
+  return align === 'right' ? ' '.repeat(fill) + s : s + ' '.repeat(fill);
+}
+
+/**
+ * Fixed-width event lines for streaming tools, as bcc's execsnoop prints with
+ * "%-16s %-7s %-7s %3s %s": columns are padded to their width and separated by
+ * one space; the last column is printed as is. Streaming output cannot use
+ * renderTable because widths must be fixed before the first event arrives.
+ */
+export class ColumnPrinter {
+  readonly columns: Column[];
+
+  constructor(columns: Column[]) {
+    if (columns.length === 0) throw new Error('ColumnPrinter needs at least one column');
+    this.columns = columns;
+  }
+
+  /** The header line (column names, same padding as rows), ending in '\n'. */
+  header(): string {
+    return this.row(this.columns.map((c) => c.name));
+  }
+
+  /** One event line ending in '\n'. Missing values print as empty cells. */
+  row(values: (string | number | bigint | undefined)[]): string {
+    const last = this.columns.length - 1;
+    const cells = this.columns.map((c, i) => {
+      const v = values[i] === undefined ? '' : String(values[i]);
+      return i === last ? v : pad(v, c.width, c.align ?? 'left');
+    });
+    const line = cells.join(' ');
+    // An empty last cell would leave padding at the end of the line; drop it
+    // (but never touch a non-empty last value: trailing blanks may be data).
+    return (cells[last] === '' ? line.replace(/ +$/, '') : line) + '\n';
+  }
+}
