@@ -6,3 +6,4 @@ export * from './color.js';
 export * from './json.js';
 export * from './table.js';
 export * from './chart.js';
+export * from './stdout.js';

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0
+/* execsnoop: every execve()/execveat(), with its arguments and result.
+ *
+ * Three attach paths, chosen at run time by src/tools/execsnoop.ts:
+ *   fentry     fentry/fexit on the arch's syscall entry points (target set
+ *              at run time, e.g. __x64_sys_execve);
+ *   kprobe     ksyscall/kretsyscall (libbpf resolves the arch prefix);
+ *   tracepoint syscalls:sys_{enter,exit}_execve{,at}.
+ * The first two avoid the syscalls:* tracepoints, whose mere use puts every
+ * task of the system on the slower syscall-tracing path.
+ *
+ * Each exec sends two ring-buffer records: ENTER (argv, read while the old
+ * image's memory still exists) and EXIT (result, comm of the new image).
+ * User space pairs them by thread id.
+ */
+#include "rbtrace.bpf.h"
+#include "execsnoop.h"
+
+const volatile __u32 max_args = 64;
+const volatile __s64 targ_uid = -1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+/* Scratch space: an exec_event is ~33 KiB, far beyond the 512-byte stack
+ * and above the 32 KiB a per-CPU value may have. So: a plain array with one
+ * slot per CPU (user space sets max_entries to the number of possible CPUs),
+ * indexed by the current CPU; tracing programs cannot migrate mid-run. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} scratch SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct exec_event, exec_event);
+
+static __always_inline bool wanted(void)
+{
+	if (!rbtrace_wanted_current())
+		return false;
+	if (targ_uid >= 0 && (__u32)bpf_get_current_uid_gid() != (__u32)targ_uid)
+		return false;
+	return true;
+}
+
+static __always_inline void fill_header(struct exec_event *e, __u32 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+}
+
+#define HEADER_SIZE (__builtin_offsetof(struct exec_event, filename))
+#define ARRAYS_OFFSET (__builtin_offsetof(struct exec_event, args))
+
+static __always_inline int on_enter(const char *filename, const char *const *argv)
+{
+	struct exec_event *e;
+	__u32 cpu = bpf_get_smp_processor_id();
+	int i;
+
+	if (!wanted())
+		return 0;
+	e = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!e)
+		return 0;
+	fill_header(e, EXEC_ENTER);
+	e->retval = 0;
+	e->flags = 0;
+	e->args_count = 0;
+	bpf_probe_read_user_str(e->filename, sizeof(e->filename), filename);
+	__builtin_memset(e->arg_cut, 0, sizeof(e->arg_cut));
+
+	/* Argument i goes to the fixed slot args[i * ARGSIZE]: constant bounds
+	 * per iteration keep the verifier's work linear in MAX_ARGS. */
+	for (i = 0; i < EXECSNOOP_MAX_ARGS; i++) {
+		const char *argp = NULL;
+		char *slot = &e->args[i * EXECSNOOP_ARGSIZE];
+		long len;
+
+		bpf_probe_read_user(&argp, sizeof(argp), &argv[i]);
+		if (!argp)
+			break;
+		if (i >= max_args) {
+			e->flags |= EXEC_MORE_ARGS;
+			break;
+		}
+		/* bpf_probe_read_user_str keeps ARGSIZE-1 bytes and a NUL. When
+		 * it filled up, peek at bytes ARGSIZE-1 and ARGSIZE: keep ARGSIZE
+		 * bytes, and call it cut only if there is more after them. */
+		len = bpf_probe_read_user_str(slot, EXECSNOOP_ARGSIZE, argp);
+		if (len < 0)
+			break;
+		len -= 1; /* without the NUL */
+		if (len == EXECSNOOP_ARGSIZE - 1) {
+			char tail[2] = {};
+			bpf_probe_read_user(tail, 2, argp + EXECSNOOP_ARGSIZE - 1);
+			if (tail[0] != 0) {
+				bpf_probe_read_user(slot, EXECSNOOP_ARGSIZE, argp);
+				len = EXECSNOOP_ARGSIZE;
+				if (tail[1] != 0)
+					e->arg_cut[i / 8] |= 1 << (i % 8);
+			}
+		}
+		e->arg_len[i] = len;
+		e->args_count = i + 1;
+	}
+	e->args_size = e->args_count * EXECSNOOP_ARGSIZE;
+
+	__u64 size = ARRAYS_OFFSET + (__u64)e->args_count * EXECSNOOP_ARGSIZE;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	rbtrace_output(&events, e, size);
+	return 0;
+}
+
+static __always_inline int on_exit(long ret)
+{
+	struct exec_event *e;
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	if (!wanted())
+		return 0;
+	e = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!e)
+		return 0;
+	fill_header(e, EXEC_EXIT);
+	e->retval = ret;
+	e->args_count = 0;
+	e->args_size = 0;
+	e->flags = 0;
+	rbtrace_output(&events, e, HEADER_SIZE);
+	return 0;
+}
+
+/* ---- tracepoint path ---- */
+SEC("tracepoint/syscalls/sys_enter_execve")
+int tp_enter_execve(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int tp_enter_execveat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int tp_exit_execve(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+/* ---- kprobe path ---- */
+SEC("ksyscall/execve")
+int BPF_KSYSCALL(kp_enter_execve, const char *filename, const char *const *argv)
+{
+	return on_enter(filename, argv);
+}
+
+SEC("ksyscall/execveat")
+int BPF_KSYSCALL(kp_enter_execveat, int fd, const char *filename, const char *const *argv)
+{
+	return on_enter(filename, argv);
+}
+
+SEC("kretsyscall/execve")
+int BPF_KRETPROBE(kp_exit_execve, long ret)
+{
+	return on_exit(ret);
+}
+
+SEC("kretsyscall/execveat")
+int BPF_KRETPROBE(kp_exit_execveat, long ret)
+{
+	return on_exit(ret);
+}
+
+/* ---- fentry path: targets (__x64_sys_execve, ...) are set at run time.
+ * The syscall wrappers take the user's registers as a struct pt_regs. ---- */
+SEC("fentry")
+int BPF_PROG(fe_enter_execve, struct pt_regs *regs)
+{
+	return on_enter((const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
+			(const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
+}
+
+SEC("fentry")
+int BPF_PROG(fe_enter_execveat, struct pt_regs *regs)
+{
+	return on_enter((const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+			(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+SEC("fexit")
+int BPF_PROG(fe_exit_execve, struct pt_regs *regs, long ret)
+{
+	return on_exit(ret);
+}
+
+SEC("fexit")
+int BPF_PROG(fe_exit_execveat, struct pt_regs *regs, long ret)
+{
+	return on_exit(ret);
+}

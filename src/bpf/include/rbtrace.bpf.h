@@ -1,0 +1,112 @@
+/* Common BPF-side helpers of every rbtrace tool.
+ *
+ *  - target filtering: `-p PID` (targ_tgid) and `-- CMD` (targ_follow: the
+ *    spawned command and every descendant, tracked through fork/exit);
+ *  - lost-event accounting: ring buffers have no loss notification, so every
+ *    failed reserve is counted in rbtrace_lost, which user space reports.
+ *
+ * User space (src/core/target.ts, src/core/ringbuf.ts) knows these names:
+ * keep them in step.
+ */
+#ifndef RBTRACE_BPF_H
+#define RBTRACE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+/* Set before load from user space. */
+const volatile __u32 rbtrace_targ_tgid = 0;    /* -p PID: only this process */
+const volatile bool rbtrace_targ_follow = false; /* -- CMD: rbtrace_traced and its descendants */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u8);
+} rbtrace_traced SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rbtrace_lost SEC(".maps");
+
+/* Is this process one the user asked to trace? */
+static __always_inline bool rbtrace_wanted(__u32 tgid)
+{
+	if (rbtrace_targ_follow)
+		return bpf_map_lookup_elem(&rbtrace_traced, &tgid) != NULL;
+	if (rbtrace_targ_tgid)
+		return tgid == rbtrace_targ_tgid;
+	return true;
+}
+
+static __always_inline bool rbtrace_wanted_current(void)
+{
+	return rbtrace_wanted(bpf_get_current_pid_tgid() >> 32);
+}
+
+static __always_inline void rbtrace_count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&rbtrace_lost, &zero);
+	if (lost)
+		*lost += 1; /* per-CPU: no atomic needed */
+}
+
+/* bpf_ringbuf_reserve that counts its failures. */
+static __always_inline void *rbtrace_reserve(void *ringbuf, __u64 size)
+{
+	void *event = bpf_ringbuf_reserve(ringbuf, size, 0);
+	if (!event)
+		rbtrace_count_lost();
+	return event;
+}
+
+/* bpf_ringbuf_output that counts its failures. */
+static __always_inline long rbtrace_output(void *ringbuf, void *data, __u64 size)
+{
+	long err = bpf_ringbuf_output(ringbuf, data, size, 0);
+	if (err)
+		rbtrace_count_lost();
+	return err;
+}
+
+/* Descendant tracking for `-- CMD`. Loaded only when rbtrace_targ_follow is
+ * set (user space turns autoload off otherwise), so a plain run pays nothing.
+ * raw_tp needs no tracefs and exists on every kernel rbtrace supports. */
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(rbtrace_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (ptgid != ctgid && bpf_map_lookup_elem(&rbtrace_traced, &ptgid))
+		bpf_map_update_elem(&rbtrace_traced, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(rbtrace_exit, struct task_struct *task)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	/* Forget a process when its last thread (the leader) goes. User space
+	 * keeps its own copy of the root pid to know when the command ends. */
+	if ((__u32)id == tgid)
+		bpf_map_delete_elem(&rbtrace_traced, &tgid);
+	return 0;
+}
+
+/* Make sure a struct's BTF is emitted even if only user space uses it, so
+ * the build can derive its layout (scripts/gen-bindings.mjs). */
+#define RBTRACE_EXPORT_TYPE(type, name) type *rbtrace_export_##name __attribute__((unused))
+
+char LICENSE[] SEC("license") = "GPL";
+
+#endif /* RBTRACE_BPF_H */

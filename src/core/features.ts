@@ -1,0 +1,115 @@
+// What this kernel lets rbtrace do, found by trying: each attach kind loads
+// and attaches a trivial program from probe.bpf.o, then detaches at once.
+import { existsSync, readFileSync } from 'node:fs';
+import { libbpf } from './ffi/libbpf.js';
+import { BpfObject, type BpfProgram, type BpfLink } from './object.js';
+import { ensureTracefs, hasBtf, tracefsMounted } from './system.js';
+import { findLibrary } from './process.js';
+
+export type AttachKind = 'fentry' | 'kprobe' | 'tracepoint' | 'raw_tp' | 'tp_btf' | 'uprobe' | 'usdt' | 'iter';
+
+export interface Feature {
+  name: string;
+  available: boolean;
+  detail: string;
+}
+
+function tryProgram(program: string, setup: (p: BpfProgram) => void, attach: (p: BpfProgram) => BpfLink): Feature {
+  let obj: BpfObject | undefined;
+  try {
+    obj = BpfObject.open('probe');
+    obj.selectPrograms([program]);
+    const prog = obj.program(program);
+    setup(prog);
+    obj.load();
+    attach(prog).destroy();
+    return { name: program.replace(/^probe_/, ''), available: true, detail: 'loads and attaches' };
+  } catch (err) {
+    return { name: program.replace(/^probe_/, ''), available: false, detail: (err as Error).message.replace(/^cannot (load|attach) [^:]*: /, '') };
+  } finally {
+    obj?.close();
+  }
+}
+
+export function probeAttachKind(kind: AttachKind): Feature {
+  // A function every kernel has, and in BTF (not every syscall wrapper is).
+  const target = 'do_nanosleep';
+  switch (kind) {
+    case 'fentry':
+      return tryProgram('probe_fentry', (p) => p.setAttachTarget(target), (p) => p.attach());
+    case 'kprobe': {
+      const f = tryProgram('probe_kprobe', () => {}, (p) => p.attachKprobe(target));
+      if (!f.available && !existsSync('/sys/bus/event_source/devices/kprobe')) f.detail = `this kernel has no kprobes (CONFIG_KPROBES is off): ${f.detail}`;
+      return f;
+    }
+    case 'tracepoint': {
+      const f = tryProgram('probe_tracepoint', () => {}, (p) => {
+        ensureTracefs();
+        return p.attach();
+      });
+      if (f.available) f.detail += tracefsNote();
+      return f;
+    }
+    case 'raw_tp':
+      return tryProgram('probe_raw_tp', () => {}, (p) => p.attach());
+    case 'tp_btf':
+      return tryProgram('probe_tp_btf', () => {}, (p) => p.attach());
+    case 'iter':
+      return tryProgram('probe_iter', () => {}, (p) => p.attach());
+    case 'uprobe': {
+      const libc = safe(() => findLibrary('c'));
+      if (!libc) return { name: 'uprobe', available: false, detail: 'no libc found to probe' };
+      return tryProgram('probe_uprobe', () => {}, (p) => p.attachUprobe({ binary: libc, func: 'getppid', pid: process.pid }));
+    }
+    case 'usdt': {
+      const up = probeAttachKind('uprobe');
+      const refctr = existsSync('/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset');
+      return {
+        name: 'usdt',
+        available: up.available,
+        detail: up.available
+          ? `through uprobes (libbpf)${refctr ? '; semaphores by the kernel\'s ref counter' : '; no ref_ctr_offset: probes behind semaphores stay off'}`
+          : `needs uprobes: ${up.detail}`,
+      };
+    }
+  }
+}
+
+let tracefsWasMounted: boolean | undefined;
+function tracefsNote(): string {
+  return tracefsWasMounted === false ? ' (tracefs was not mounted: rbtrace mounted it)' : '';
+}
+
+export function probeTracefs(): Feature {
+  tracefsWasMounted ??= tracefsMounted();
+  return {
+    name: 'tracefs',
+    available: tracefsMounted(),
+    detail: tracefsMounted() ? (tracefsWasMounted ? 'mounted' : 'mounted by rbtrace') : 'not mounted (rbtrace mounts it when a tracepoint path is used)',
+  };
+}
+
+export function probeRingBuffer(): Feature {
+  const ok = libbpf.probeMapType(27 /* BPF_MAP_TYPE_RINGBUF */, null) === 1;
+  return { name: 'ringbuf', available: ok, detail: ok ? 'BPF_MAP_TYPE_RINGBUF (5.8+)' : 'no ring buffer: kernel older than 5.8' };
+}
+
+export function probeBpffs(): Feature {
+  const mounts = safe(() => readFileSync('/proc/mounts', 'utf8')) ?? '';
+  const ok = /\sbpf\s/.test(mounts);
+  return { name: 'bpffs', available: ok, detail: ok ? 'mounted' : 'not mounted (rbtrace does not pin anything, so it does not need it)' };
+}
+
+export function probeBtf(): Feature {
+  return { name: 'btf', available: hasBtf(), detail: hasBtf() ? '/sys/kernel/btf/vmlinux' : 'missing: CO-RE objects cannot load' };
+}
+
+function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+export const ATTACH_KINDS: AttachKind[] = ['fentry', 'kprobe', 'tracepoint', 'raw_tp', 'tp_btf', 'uprobe', 'usdt', 'iter'];

@@ -1,0 +1,242 @@
+// A CO-RE BPF object: open, configure (.rodata filters, which programs load),
+// load (a verifier failure keeps the log), attach, close.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { libbpf, lastErrno, memoryView, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
+import { RbtraceError, errnoText } from './errors.js';
+import { writeField } from './layout.js';
+import { BpfMap } from './maps.js';
+
+/** build/bpf/ of this package (dist/src/core/object.js -> ../../../build/bpf). */
+export function bpfObjectDir(): string {
+  return process.env.RBTRACE_BPF_DIR || fileURLToPath(new URL('../../../build/bpf/', import.meta.url));
+}
+
+// ---- libbpf's log: kept in memory, shown when something fails ----------
+let logLines: string[] = [];
+let logInstalled = false;
+let echoLog = false;
+
+function installLog(): void {
+  if (logInstalled) return;
+  logInstalled = true;
+  setLibbpfPrint((level, text) => {
+    if (level === LIBBPF_DEBUG) return;
+    for (const line of text.replace(/\n$/, '').split('\n')) logLines.push(line);
+    if (logLines.length > 20000) logLines = logLines.slice(-10000);
+    if (echoLog) process.stderr.write(`libbpf: ${text.endsWith('\n') ? text : text + '\n'}`);
+  });
+}
+
+/** Print libbpf's messages as they come (--verbose). */
+export function echoLibbpfLog(on: boolean): void {
+  echoLog = on;
+}
+
+export function takeLibbpfLog(): string[] {
+  const lines = logLines;
+  logLines = [];
+  return lines;
+}
+
+// ---- links ----------------------------------------------------------------
+export class BpfLink {
+  private ptr: Pointer | null;
+  constructor(ptr: Pointer, readonly description: string) {
+    this.ptr = ptr;
+  }
+  get fd(): number {
+    if (!this.ptr) throw new Error(`link ${this.description} is destroyed`);
+    return libbpf.linkFd(this.ptr);
+  }
+  destroy(): void {
+    if (this.ptr) libbpf.linkDestroy(this.ptr);
+    this.ptr = null;
+  }
+}
+
+export interface UprobeSpec {
+  /** Path of the binary or library (see findLibrary in process.ts). */
+  binary: string;
+  /** Symbol; libbpf resolves it in .dynsym then .symtab. */
+  func?: string;
+  /** Or a raw offset in the file. */
+  offset?: number;
+  retprobe?: boolean;
+  /** -1 (or absent): every process that maps the binary. */
+  pid?: number;
+}
+
+export interface UsdtSpec {
+  binary: string;
+  provider: string;
+  name: string;
+  pid?: number;
+  cookie?: bigint;
+}
+
+// ---- programs ---------------------------------------------------------------
+export class BpfProgram {
+  constructor(private readonly obj: BpfObject, readonly ptr: Pointer, readonly name: string) {}
+
+  get section(): string {
+    return libbpf.programSection(this.ptr);
+  }
+  get autoload(): boolean {
+    return libbpf.programAutoload(this.ptr);
+  }
+  set autoload(on: boolean) {
+    check(libbpf.programSetAutoload(this.ptr, on), `cannot change autoload of ${this.name}`);
+  }
+  /** fentry/fexit: the kernel function, chosen at run time (before load). */
+  setAttachTarget(func: string): void {
+    check(libbpf.programSetAttachTarget(this.ptr, 0, func), `cannot set attach target ${func} for ${this.name}`);
+  }
+  get fd(): number {
+    return libbpf.programFd(this.ptr);
+  }
+
+  /** Attach as the SEC() name says (tracepoint/, raw_tp/, tp_btf/, fentry/, ksyscall/, iter/, ...). */
+  attach(): BpfLink {
+    return this.link(libbpf.attach(this.ptr), `${this.name} (${this.section})`);
+  }
+  attachTracepoint(category: string, name: string): BpfLink {
+    return this.link(libbpf.attachTracepoint(this.ptr, category, name), `tracepoint ${category}:${name}`);
+  }
+  attachRawTracepoint(name: string): BpfLink {
+    return this.link(libbpf.attachRawTracepoint(this.ptr, name), `raw_tp ${name}`);
+  }
+  attachKprobe(func: string, retprobe = false): BpfLink {
+    return this.link(libbpf.attachKprobe(this.ptr, retprobe, func), `${retprobe ? 'kretprobe' : 'kprobe'} ${func}`);
+  }
+  attachUprobe(spec: UprobeSpec): BpfLink {
+    const opts = uprobeOpts({ funcName: spec.func, retprobe: spec.retprobe });
+    const what = `${spec.retprobe ? 'uretprobe' : 'uprobe'} ${spec.binary}:${spec.func ?? '0x' + (spec.offset ?? 0).toString(16)}`;
+    return this.link(libbpf.attachUprobeOpts(this.ptr, spec.pid ?? -1, spec.binary, spec.offset ?? 0, opts), what);
+  }
+  attachUsdt(spec: UsdtSpec): BpfLink {
+    return this.link(libbpf.attachUsdt(this.ptr, spec.pid ?? -1, spec.binary, spec.provider, spec.name, usdtOpts(spec.cookie ?? 0n)),
+      `usdt ${spec.binary}:${spec.provider}:${spec.name}`);
+  }
+
+  private link(ptr: Pointer | null, what: string): BpfLink {
+    if (!ptr) {
+      const errno = lastErrno();
+      const log = takeLibbpfLog();
+      throw new RbtraceError(`cannot attach ${what}: ${errnoText(errno)}`, { details: log.join('\n') || undefined });
+    }
+    return this.obj.own(new BpfLink(ptr, what));
+  }
+}
+
+// ---- objects -----------------------------------------------------------------
+export class BpfObject {
+  private ptr: Pointer | null;
+  private readonly links: BpfLink[] = [];
+  private loaded = false;
+
+  private constructor(ptr: Pointer, readonly path: string) {
+    this.ptr = ptr;
+  }
+
+  /** Open build/bpf/<name>.bpf.o (or a path to any .bpf.o). */
+  static open(nameOrPath: string): BpfObject {
+    installLog();
+    const path = nameOrPath.includes('/') ? nameOrPath : `${bpfObjectDir()}${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`;
+    if (!existsSync(path)) {
+      throw new RbtraceError(`BPF object ${path} is missing`, { hint: 'build it: npm run build' });
+    }
+    takeLibbpfLog();
+    const ptr = libbpf.openFile(path, null);
+    if (!ptr) {
+      const errno = lastErrno();
+      throw new RbtraceError(`cannot open BPF object ${path}: ${errnoText(errno)}`, { details: takeLibbpfLog().join('\n') });
+    }
+    return new BpfObject(ptr, path);
+  }
+
+  private get handle(): Pointer {
+    if (!this.ptr) throw new Error(`BPF object ${this.path} is closed`);
+    return this.ptr;
+  }
+
+  programs(): BpfProgram[] {
+    const out: BpfProgram[] = [];
+    for (let p = libbpf.nextProgram(this.handle, null); p; p = libbpf.nextProgram(this.handle, p)) {
+      out.push(new BpfProgram(this, p, libbpf.programName(p)));
+    }
+    return out;
+  }
+
+  program(name: string): BpfProgram {
+    const p = libbpf.findProgram(this.handle, name);
+    if (!p) throw new Error(`BPF object ${this.path} has no program ${name}`);
+    return new BpfProgram(this, p, name);
+  }
+
+  hasProgram(name: string): boolean {
+    return libbpf.findProgram(this.handle, name) !== null;
+  }
+
+  map(name: string): BpfMap {
+    const m = libbpf.findMap(this.handle, name);
+    if (!m) throw new Error(`BPF object ${this.path} has no map ${name}`);
+    return new BpfMap(m, name);
+  }
+
+  /** Load only these programs (every other one is left out). */
+  selectPrograms(names: Iterable<string>): void {
+    const wanted = new Set(names);
+    for (const p of this.programs()) p.autoload = wanted.has(p.name);
+    for (const n of wanted) if (!this.hasProgram(n)) throw new Error(`BPF object ${this.path} has no program ${n}`);
+  }
+
+  /**
+   * Set `const volatile` globals before load. `spec` is the RODATA table
+   * generated from the object's BTF (name -> offset, size, kind).
+   */
+  setRodata(spec: Record<string, { offset: number; size: number; kind: string }>, values: Record<string, unknown>): void {
+    if (this.loaded) throw new Error('.rodata is frozen once the object is loaded');
+    const m = libbpf.findMap(this.handle, '.rodata');
+    if (!m) throw new Error(`BPF object ${this.path} has no .rodata`);
+    const size: [number | null] = [null];
+    const ptr = libbpf.mapInitialValue(m, size);
+    if (!ptr) throw new Error('cannot map .rodata');
+    const dv = new DataView(memoryView(ptr, Number(size[0])));
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) continue;
+      const f = spec[name];
+      if (!f) throw new Error(`BPF object ${this.path} has no .rodata variable ${name}`);
+      writeField(dv, f.offset, f.kind, f.size, value);
+    }
+  }
+
+  /** Load into the kernel. On failure the error carries libbpf's log (with the verifier's). */
+  load(): void {
+    takeLibbpfLog();
+    const err = libbpf.load(this.handle);
+    const log = takeLibbpfLog();
+    if (err < 0) {
+      throw new RbtraceError(`cannot load ${this.path.replace(/.*\//, '')}: ${errnoText(err)}`,
+        { details: log.join('\n') || undefined });
+    }
+    this.loaded = true;
+  }
+
+  own(link: BpfLink): BpfLink {
+    this.links.push(link);
+    return link;
+  }
+
+  /** Detach everything, then free the object (and with it every program and map fd). */
+  close(): void {
+    if (!this.ptr) return;
+    for (const l of this.links.splice(0).reverse()) l.destroy();
+    libbpf.close(this.ptr);
+    this.ptr = null;
+  }
+}
+
+function check(ret: number, what: string): void {
+  if (ret < 0) throw new RbtraceError(`${what}: ${errnoText(ret)}`);
+}

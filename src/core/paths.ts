@@ -1,0 +1,104 @@
+// Attach paths: a tool lists the ways its probes can hook the kernel, best
+// first (fentry, then kprobe, then tracepoints, ...). The SDK really tries
+// each one in turn (open, load, attach) and keeps the first that works, as
+// libbpf-tools do with fentry_can_attach/kprobe_exists, but without guessing:
+// the kernel's answer to the real program is the probe.
+//
+// RBTRACE_ATTACH=<path> (or the hidden --attach option) forces one path and
+// disables fallback, so tests can exercise each path and notice a broken one.
+import { BpfObject, type BpfLink } from './object.js';
+import { RbtraceError, UsageError } from './errors.js';
+import { ensureTracefs } from './system.js';
+
+export interface AttachPath {
+  /** Shown with -v and in doctor: 'fentry', 'kprobe', 'tracepoint', 'raw_tp', 'uprobe', ... */
+  name: string;
+  /** Programs of the object that this path loads and attaches (by their SEC()). */
+  programs: string[];
+  /** fentry/fexit programs whose kernel function is chosen at run time. */
+  attachTargets?: Record<string, string>;
+  /** Why this path is (or is not) the better one, for -v. */
+  note?: string;
+}
+
+export interface LoadOptions {
+  /** build/bpf/<object>.bpf.o */
+  object: string;
+  paths: AttachPath[];
+  /** Programs loaded whatever the path (e.g. the -- CMD fork tracker), not auto-attached here. */
+  alwaysLoad?: string[];
+  /** Called on each freshly opened object before load: set .rodata, resize maps. */
+  configure?: (obj: BpfObject) => void;
+  /** Force one path by name (else RBTRACE_ATTACH, else try them in order). */
+  force?: string;
+  /** Diagnostics (-v). */
+  log?: (line: string) => void;
+}
+
+export interface Loaded {
+  obj: BpfObject;
+  path: AttachPath;
+  links: BpfLink[];
+  /** Why earlier paths were passed over. */
+  skipped: { path: string; reason: string }[];
+}
+
+export function forcedPath(explicit?: string): string | undefined {
+  return explicit || process.env.RBTRACE_ATTACH || undefined;
+}
+
+/** Open, configure, load and attach the first path that works. */
+export function loadWithPaths(opts: LoadOptions): Loaded {
+  const forced = forcedPath(opts.force);
+  let candidates = opts.paths;
+  if (forced) {
+    candidates = opts.paths.filter((p) => p.name === forced);
+    if (candidates.length === 0) {
+      throw new UsageError(`attach path '${forced}' is not one of this tool's (${opts.paths.map((p) => p.name).join(', ')})`,
+        'unset RBTRACE_ATTACH or pick one of those');
+    }
+  }
+  const skipped: { path: string; reason: string }[] = [];
+  let lastError: unknown;
+  for (const path of candidates) {
+    let obj: BpfObject | undefined;
+    try {
+      obj = BpfObject.open(opts.object);
+      obj.selectPrograms([...path.programs, ...(opts.alwaysLoad ?? [])]);
+      for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
+      opts.configure?.(obj);
+      obj.load();
+      const links = path.programs.map((name) => {
+        const prog = obj!.program(name);
+        if (/^(tracepoint|tp)\//.test(prog.section)) {
+          if (ensureTracefs() === 'mounted') opts.log?.('mounted tracefs (tracepoint programs read event ids from it)');
+        }
+        return prog.attach();
+      });
+      opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
+      return { obj, path, links, skipped };
+    } catch (err) {
+      obj?.close();
+      lastError = err;
+      const reason = err instanceof Error ? err.message : String(err);
+      skipped.push({ path: path.name, reason });
+      opts.log?.(`attach path ${path.name} unavailable: ${reason}`);
+    }
+  }
+  if (candidates.length === 1 && lastError instanceof RbtraceError) {
+    const e = lastError;
+    throw new RbtraceError(`${e.message}${forced ? ` (attach path '${forced}' forced)` : ''}`,
+      { hint: e.hint, details: e.details, exitCode: e.exitCode });
+  }
+  const summary = skipped.map((s) => `${s.path}: ${s.reason}`).join('; ');
+  throw new RbtraceError(`no attach path works on this kernel (${summary})`,
+    { hint: 'run rbtrace doctor to see what this kernel offers', details: lastError instanceof RbtraceError ? lastError.details : undefined });
+}
+
+/** Which path would load here: load and attach it, then let go (for doctor). */
+export function probePaths(object: string, paths: AttachPath[], configure?: (obj: BpfObject) => void): string {
+  const loaded = loadWithPaths({ object, paths, configure });
+  loaded.obj.close();
+  const passed = loaded.skipped.map((s) => `${s.path} unavailable`).join(', ');
+  return passed ? `${loaded.path.name} (${passed})` : loaded.path.name;
+}

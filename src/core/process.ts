@@ -1,0 +1,203 @@
+// Processes: validating pids, finding the libraries a process maps, and
+// starting `-- CMD` so that probes are attached before it runs a single
+// instruction of its own.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { RbtraceError, UsageError } from './errors.js';
+
+export function parsePid(text: string, flag = '-p'): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${flag} wants a process id, got '${text}'`, 'give a number, e.g. -p 1234');
+  const pid = Number(text);
+  if (pid <= 0 || pid > 4194304) throw new UsageError(`${flag} ${text} is not a valid process id`, 'give a number, e.g. -p 1234');
+  return pid;
+}
+
+export function pidExists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+export function checkPidExists(pid: number): void {
+  if (!pidExists(pid)) throw new RbtraceError(`no process with pid ${pid}`, { hint: 'check the pid with ps or pgrep' });
+}
+
+export function readComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trimEnd();
+  } catch {
+    return '?';
+  }
+}
+
+/** Thread group id (the "pid" users mean) of a thread id. */
+export function tgidOf(tid: number): number | undefined {
+  try {
+    const m = readFileSync(`/proc/${tid}/status`, 'utf8').match(/^Tgid:\s*(\d+)/m);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Files mapped into a process, from /proc/PID/maps. */
+export function mappedFiles(pid: number): string[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    throw new RbtraceError(`cannot read /proc/${pid}/maps`, { hint: 'is the pid right, and are you root?' });
+  }
+  const files = new Set<string>();
+  for (const line of text.split('\n')) {
+    const path = line.split(/\s+/).slice(5).join(' ');
+    if (path.startsWith('/')) files.add(path.replace(/ \(deleted\)$/, ''));
+  }
+  return [...files];
+}
+
+/** Does `path` look like library `name` ('c' -> libc.so.6, 'ruby' -> libruby-3.1.so.3.1, 'libjemalloc.so.2')? */
+export function libraryMatches(path: string, name: string): boolean {
+  const base = path.split('/').pop()!;
+  if (base === name) return true;
+  const stem = name.replace(/^lib/, '').replace(/\.so.*$/, '');
+  return new RegExp(`^lib${escapeRegExp(stem)}([-.][0-9.]+)?\\.so(\\.|$)`).test(base) ||
+    (name.includes('.so') && base.startsWith(name));
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The library `name` as mapped by process `pid`, if it is. */
+export function libraryOfPid(pid: number, name: string): string | undefined {
+  return mappedFiles(pid).find((p) => libraryMatches(p, name));
+}
+
+/** The library `name` as the dynamic linker would find it (ldconfig's cache, then the usual directories). */
+export function systemLibrary(name: string): string | undefined {
+  try {
+    const out = execFileSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const archTag = process.arch === 'x64' ? 'x86-64' : process.arch === 'arm64' ? 'AArch64' : '';
+    const candidates: string[] = [];
+    for (const line of out.split('\n')) {
+      const m = line.match(/^\s*(\S+) \(([^)]*)\) => (\S+)$/);
+      if (m && libraryMatches(m[1], name) && (!archTag || m[2].includes(archTag) || !m[2].includes(','))) candidates.push(m[3]);
+    }
+    if (candidates.length) return candidates[0];
+  } catch {
+    // no ldconfig: fall through to the directories
+  }
+  const dirs = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/lib64', '/usr/lib', '/lib', '/usr/local/lib'];
+  for (const dir of dirs) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    const hit = entries.filter((e) => libraryMatches(e, name)).sort()[0];
+    if (hit) return join(dir, hit);
+  }
+  return undefined;
+}
+
+/**
+ * Resolve what a user wrote after --lib (a path, or a name such as `c`,
+ * `ruby`, `libjemalloc.so.2`) to a file: for a pid, the file that process
+ * maps; otherwise the system's.
+ */
+export function findLibrary(nameOrPath: string, pid?: number): string {
+  if (nameOrPath.includes('/')) {
+    if (!existsSync(nameOrPath)) throw new RbtraceError(`no such file: ${nameOrPath}`, { hint: 'check the path given to --lib' });
+    return realpathSync(nameOrPath);
+  }
+  if (pid) {
+    const mapped = libraryOfPid(pid, nameOrPath);
+    if (mapped) return mapped;
+    const exe = executableOf(pid);
+    if (exe && libraryMatches(exe, nameOrPath)) return exe;
+  }
+  const found = systemLibrary(nameOrPath);
+  if (!found) throw new RbtraceError(`cannot find library '${nameOrPath}'${pid ? ` in process ${pid} or on this system` : ''}`, { hint: 'give its full path with --lib' });
+  return found;
+}
+
+export function executableOf(pid: number): string | undefined {
+  try {
+    return realpathSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolve a command name through PATH the way a shell would. */
+export function resolveCommand(cmd: string): string | undefined {
+  const candidates = cmd.includes('/') ? [cmd] : (process.env.PATH ?? '/usr/bin:/bin').split(delimiter).map((d) => join(d || '.', cmd));
+  for (const c of candidates) {
+    try {
+      if (statSync(c).isFile()) {
+        accessSync(c, constants.X_OK);
+        return c;
+      }
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+export interface ExitStatus {
+  /** Shell-style status: the exit code, or 128 + signal number. */
+  status: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * A command started but held before exec: its process exists (so its pid
+ * can be put into BPF filters) and runs `argv` only once release() is called.
+ * The hold is a /bin/sh waiting on a pipe, which then execs the command
+ * (same pid, no extra fork).
+ */
+export class GatedCommand {
+  readonly pid: number;
+  readonly exited: Promise<ExitStatus>;
+  private readonly child: ChildProcess;
+
+  constructor(readonly argv: string[]) {
+    if (argv.length === 0) throw new UsageError('nothing to run after --', 'e.g. rbtrace execsnoop -- ls -l');
+    if (!resolveCommand(argv[0])) {
+      throw new RbtraceError(`command not found: ${argv[0]}`, { hint: 'check the name, or give its full path' });
+    }
+    this.child = spawn('/bin/sh', ['-c', 'read -r _ <&3 || exit 126; exec "$@" 3<&-', 'rbtrace', ...argv], {
+      stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    });
+    if (this.child.pid === undefined) throw new RbtraceError(`cannot start ${argv[0]}`);
+    this.pid = this.child.pid;
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        const signo = signal ? signalNumber(signal) : 0;
+        resolve({ status: code ?? 128 + signo, code, signal });
+      });
+    });
+  }
+
+  release(): void {
+    const gate = this.child.stdio[3] as NodeJS.WritableStream | null;
+    gate?.write('go\n');
+    gate?.end();
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return (osConstants.signals as Record<string, number>)[signal] ?? 0;
+}

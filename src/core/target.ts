@@ -1,0 +1,79 @@
+// What to trace: everything, one process (-p PID), or a command started by
+// rbtrace and its descendants (-- CMD ARGS). The BPF side of this lives in
+// src/bpf/include/rbtrace.bpf.h (rbtrace_wanted()).
+import type { BpfObject, BpfLink } from './object.js';
+import { checkPidExists, GatedCommand, type ExitStatus } from './process.js';
+import { UsageError } from './errors.js';
+
+const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exit'];
+
+export class Target {
+  readonly pid?: number;
+  readonly command?: GatedCommand;
+
+  private constructor(pid?: number, command?: GatedCommand) {
+    this.pid = pid;
+    this.command = command;
+  }
+
+  static all(): Target {
+    return new Target();
+  }
+
+  static pid(pid: number): Target {
+    checkPidExists(pid);
+    return new Target(pid);
+  }
+
+  /** Starts the command held before exec; call release() once probes are attached. */
+  static command(argv: string[]): Target {
+    return new Target(undefined, new GatedCommand(argv));
+  }
+
+  static fromOptions(opts: { pid?: number; command?: string[] }): Target {
+    if (opts.pid !== undefined && opts.command?.length) {
+      throw new UsageError('-p and -- CMD cannot be used together', 'trace a running process with -p, or start one with -- CMD');
+    }
+    if (opts.command?.length) return Target.command(opts.command);
+    if (opts.pid !== undefined) return Target.pid(opts.pid);
+    return Target.all();
+  }
+
+  /** The process id filters apply to (the command's, once started). */
+  get tgid(): number | undefined {
+    return this.command?.pid ?? this.pid;
+  }
+
+  get following(): boolean {
+    return this.command !== undefined;
+  }
+
+  /** .rodata values for rbtrace.bpf.h. */
+  rodata(): Record<string, unknown> {
+    return { rbtrace_targ_tgid: this.pid ?? 0, rbtrace_targ_follow: this.following };
+  }
+
+  /** Programs to load besides the tool's own. */
+  extraPrograms(): string[] {
+    return this.following ? FOLLOW_PROGRAMS : [];
+  }
+
+  /** After load: start tracking the command's descendants. */
+  attach(obj: BpfObject): BpfLink[] {
+    if (!this.command) return [];
+    const traced = obj.map('rbtrace_traced');
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, this.command.pid, true);
+    traced.updateRaw(key, new Uint8Array([1]));
+    return FOLLOW_PROGRAMS.map((name) => obj.program(name).attach());
+  }
+
+  /** Let the command run (probes are in place). */
+  release(): void {
+    this.command?.release();
+  }
+
+  get exited(): Promise<ExitStatus> | undefined {
+    return this.command?.exited;
+  }
+}
