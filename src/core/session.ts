@@ -137,6 +137,8 @@ export class Session {
       });
     }
     this.opts.target.release();
+    // Tests (and humans with -v) wait for this line before starting a workload.
+    if (this.opts.verbose) process.stderr.write(`${this.opts.errorPrefix}: probes attached, tracing\n`);
     return done;
   }
 

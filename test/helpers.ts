@@ -1,0 +1,103 @@
+// Shared test helpers: run rbtrace, wait until its probes are attached,
+// build small C programs, and check that nothing stays attached.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests run from dist/test/...). */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const RBTRACE = join(ROOT, 'bin/rbtrace');
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Running {
+  stdout = '';
+  stderr = '';
+  readonly finished: Promise<Finished>;
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.finished = new Promise((resolve) => {
+      child.on('close', (code, signal) => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }));
+    });
+  }
+
+  /** Resolves once rbtrace says (with -v) that its probes are attached. */
+  async ready(timeoutMs = 20000): Promise<void> {
+    await this.waitFor(() => /probes attached, tracing/.test(this.stderr), timeoutMs, 'rbtrace to attach');
+  }
+
+  async waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const start = Date.now();
+    while (!cond()) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`rbtrace exited before ${what}: code ${this.child.exitCode}\nstderr: ${this.stderr}\nstdout: ${this.stdout}`);
+      }
+      if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}\nstderr: ${this.stderr}`);
+      await sleep(20);
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+}
+
+/** Start rbtrace (as `node bin/rbtrace ARGS`). */
+export function startRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: 'ignore' | 'pipe' } = {}): Running {
+  const child = spawn(process.execPath, [RBTRACE, ...args], {
+    env: { ...process.env, NO_COLOR: '1', ...opts.env },
+    stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
+  });
+  return new Running(child);
+}
+
+/** Run rbtrace to its end. */
+export async function runRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Finished> {
+  const r = startRbtrace(args, opts);
+  const timer = setTimeout(() => r.signal('SIGKILL'), opts.timeoutMs ?? 60000);
+  const f = await r.finished;
+  clearTimeout(timer);
+  return f;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Compile a C program in a fresh temp dir; returns the binary's path. */
+export function buildC(source: string, name = 'prog', flags: string[] = []): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-test-'));
+  const src = join(dir, `${name}.c`);
+  const bin = join(dir, name);
+  writeFileSync(src, source);
+  execFileSync('cc', ['-O1', '-g', '-o', bin, src, ...flags], { stdio: 'pipe' });
+  return bin;
+}
+
+/** Names of BPF programs loaded in the kernel right now. */
+export function loadedProgramNames(): string[] {
+  const out = execFileSync('bpftool', ['-j', 'prog', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return (JSON.parse(out) as { name?: string }[]).map((p) => p.name ?? '');
+}
+
+/** Count of BPF links in the kernel right now. */
+export function linkCount(): number {
+  const out = execFileSync('bpftool', ['-j', 'link', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return (JSON.parse(out) as unknown[]).length;
+}
+
+/** Programs of ours (by name) still loaded: BPF names are cut to 15 characters. */
+export function leftoverPrograms(names: string[]): string[] {
+  const wanted = new Set(names.map((n) => n.slice(0, 15)));
+  return loadedProgramNames().filter((n) => wanted.has(n));
+}
+
+export const isCI = process.env.CI === 'true';
