@@ -39,7 +39,13 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     if (priv.sufficient && report.features[0].available) {
       report.attach = ATTACH_KINDS.map(probeAttachKind);
       for (const entry of TOOLS) {
-        const def = await entry.load();
+        let def;
+        try {
+          def = await entry.load();
+        } catch (err) {
+          report.tools.push({ name: entry.name, available: false, detail: `cannot load the tool: ${(err as Error).message}` });
+          continue;
+        }
         if (!def.probe) continue;
         try {
           report.tools.push({ name: def.name, available: true, path: def.probe() });

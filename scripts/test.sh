@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the test suite with Node's test runner: unit tests first, then the
+# end-to-end tests one file at a time (they load real BPF programs and check
+# system-wide state such as `bpftool prog list`, so they must not overlap).
+# Extra arguments select files by substring, e.g. scripts/test.sh execsnoop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(find dist/test -name '*.test.js' | sort | { if [ $# -gt 0 ]; then grep -E "$(IFS='|'; echo "$*")"; else cat; fi; })
+if [ ${#files[@]} -eq 0 ]; then echo "test.sh: no test files (did the build run?)" >&2; exit 1; fi
+exec node --test --test-concurrency=1 "${files[@]}"
