@@ -14,7 +14,7 @@ APT_PACKAGES=(
   # kernel matrix (test/vm): a stock kernel under qemu
   qemu-system-x86 busybox-static cpio
   # man pages
-  man-db groff-base
+  man-db groff-base time
 )
 
 missing=()

@@ -1,6 +1,6 @@
 // rbtrace's command line: one subcommand per tool (src/tools/registry.ts).
 // Errors are one line on stderr; usage errors exit 2, runtime errors 1.
-import { readFileSync } from 'node:fs';
+import { packageVersion } from './core/package.js';
 import { Command, CommanderError } from 'commander';
 import { TOOLS } from './tools/registry.js';
 import { addCommonOptions, commandAfterDashes, type CommonOptions } from './core/options.js';
@@ -12,14 +12,6 @@ import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/object.js';
-
-function packageVersion(): string {
-  try {
-    return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** Which subcommand is being run, so that only its module is imported. */
 function requestedTool(argv: string[]): string | undefined {

@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /* execsnoop: every execve()/execveat(), with its arguments and result.
  *
- * Three attach paths, chosen at run time by src/tools/execsnoop.ts:
+ * Attach paths, chosen at run time by src/tools/execsnoop.ts:
+ *   sched      raw_tp/sched_process_exec: successful execs only, one record
+ *              each, argv read from the new image's stack. Cheapest: fires
+ *              once per exec, needs no tracefs, detaches instantly. The
+ *              default unless failed execs are wanted (-x).
  *   fentry     fentry/fexit on the arch's syscall entry points (target set
  *              at run time, e.g. __x64_sys_execve);
  *   kprobe     ksyscall/kretsyscall (libbpf resolves the arch prefix);
  *   tracepoint syscalls:sys_{enter,exit}_execve{,at}.
- * The first two avoid the syscalls:* tracepoints, whose mere use puts every
- * task of the system on the slower syscall-tracing path.
+ * fentry and kprobe avoid the syscalls:* tracepoints, whose use puts every
+ * task on the slower syscall-tracing path (and whose detach waits for an RCU
+ * tasks-trace grace period, ~100 ms each).
  *
- * Each exec sends two ring-buffer records: ENTER (argv, read while the old
- * image's memory still exists) and EXIT (result, comm of the new image).
+ * The syscall paths send two records per exec: ENTER (argv, read while the
+ * old image's memory still exists) and EXIT (result, comm of the new image).
  * User space pairs them by thread id.
  */
 #include "rbtrace.bpf.h"
@@ -21,7 +26,7 @@ const volatile __s64 targ_uid = -1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
+	__uint(max_entries, 1024 * 1024); /* RSS: user space maps it twice */
 } events SEC(".maps");
 
 /* Scratch space: an exec_event is ~33 KiB, far beyond the 512-byte stack
@@ -140,6 +145,45 @@ static __always_inline int on_exit(long ret)
 	e->args_size = 0;
 	e->flags = 0;
 	rbtrace_output(&events, e, HEADER_SIZE);
+	return 0;
+}
+
+/* ---- sched path: one record per successful exec ---- */
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(sched_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct exec_event *e;
+	__u32 cpu = bpf_get_smp_processor_id();
+	unsigned long arg_start, arg_end;
+	__u64 len;
+
+	if (!wanted())
+		return 0;
+	e = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!e)
+		return 0;
+	fill_header(e, EXEC_DONE);
+	e->retval = 0;
+	e->flags = EXEC_ARGS_RAW;
+	e->args_count = 0;
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+
+	/* The kernel has just copied argv (NUL-separated) to the new stack. */
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	len = arg_end - arg_start;
+	if (len > EXECSNOOP_ARGS_BUF) {
+		len = EXECSNOOP_ARGS_BUF;
+		e->flags |= EXEC_MORE_ARGS;
+	}
+	if (bpf_probe_read_user(e->args, len, (void *)arg_start))
+		len = 0;
+	e->args_size = len;
+
+	__u64 size = ARRAYS_OFFSET + len;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	rbtrace_output(&events, e, size);
 	return 0;
 }
 

@@ -11,10 +11,13 @@
 enum exec_event_kind {
 	EXEC_ENTER = 1, /* execve/execveat entered: filename and argv */
 	EXEC_EXIT = 2,  /* it returned: retval, and the comm of the new image */
+	EXEC_DONE = 3,  /* sched_process_exec: a successful exec, all in one record */
 };
 
 enum exec_flags {
-	EXEC_MORE_ARGS = 1, /* argv had more than max_args entries */
+	EXEC_MORE_ARGS = 1, /* argv had more than max_args entries (or the area was cut) */
+	EXEC_ARGS_RAW = 2,  /* args[] holds the new image's raw argv area (args_size
+			     * bytes, NUL-separated); user space splits and cuts it */
 };
 
 /* One record for both kinds; an exit record is sent without the arrays.

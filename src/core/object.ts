@@ -1,15 +1,16 @@
 // A CO-RE BPF object: open, configure (.rodata filters, which programs load),
 // load (a verifier failure keeps the log), attach, close.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from './package.js';
 import { libbpf, lastErrno, memoryView, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
 import { RbtraceError, errnoText } from './errors.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
 
-/** build/bpf/ of this package (dist/src/core/object.js -> ../../../build/bpf). */
+/** build/bpf/ of this package (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
-  return process.env.RBTRACE_BPF_DIR || fileURLToPath(new URL('../../../build/bpf/', import.meta.url));
+  return process.env.RBTRACE_BPF_DIR || join(packageRoot(), 'build/bpf/');
 }
 
 // ---- libbpf's log: kept in memory, shown when something fails ----------

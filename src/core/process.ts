@@ -157,7 +157,7 @@ export interface ExitStatus {
 /**
  * A command started but held before exec: its process exists (so its pid
  * can be put into BPF filters) and runs `argv` only once release() is called.
- * The hold is a /bin/sh waiting on a pipe, which then execs the command
+ * The hold is a bash waiting on a pipe, which then execs the command
  * (same pid, no extra fork).
  */
 export class GatedCommand {
@@ -170,7 +170,11 @@ export class GatedCommand {
     if (!resolveCommand(argv[0])) {
       throw new RbtraceError(`command not found: ${argv[0]}`, { hint: 'check the name, or give its full path' });
     }
-    this.child = spawn('/bin/sh', ['-c', 'read -r _ <&3 || exit 126; exec "$@" 3<&-', 'rbtrace', ...argv], {
+    // bash's `exec -a` runs the resolved file with argv[0] exactly as the
+    // user wrote it, so the command sees the argv it was given and no failed
+    // PATH lookups show up in the trace.
+    const path = resolveCommand(argv[0])!;
+    this.child = spawn('/bin/bash', ['-c', 'read -r _ <&3 || exit 126; exec 3<&- -a "$1" "$0" "${@:2}"', path, ...argv], {
       stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
     });
     if (this.child.pid === undefined) throw new RbtraceError(`cannot start ${argv[0]}`);

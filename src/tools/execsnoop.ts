@@ -64,7 +64,15 @@ function syscallTargets(prefix: string): Record<string, string> {
   };
 }
 
-export const ATTACH_PATHS: AttachPath[] = [
+/** Successful execs only: one cheap record each. */
+const SCHED_PATH: AttachPath = {
+  name: 'sched',
+  programs: ['sched_exec'],
+  note: 'raw_tp/sched_process_exec: one event per successful exec, no syscall hooks (-x needs a syscall path)',
+};
+
+/** Paths that hook the syscalls themselves, and so also see failures (-x). */
+export const SYSCALL_PATHS: AttachPath[] = [
   {
     name: 'fentry',
     programs: ['fe_enter_execve', 'fe_enter_execveat', 'fe_exit_execve', 'fe_exit_execveat'],
@@ -83,8 +91,46 @@ export const ATTACH_PATHS: AttachPath[] = [
   },
 ];
 
+/** Best first. Without -x the sched path wins; the others stay as fallbacks (and can be forced). */
+export function attachPaths(wantFailures: boolean): AttachPath[] {
+  return wantFailures ? SYSCALL_PATHS : [SCHED_PATH, ...SYSCALL_PATHS];
+}
+
 const utf8 = new TextDecoder();
 const F = layout.fields;
+
+/**
+ * Split a raw argv area (the sched path) and apply the limits the syscall
+ * paths apply in BPF: at most maxArgs arguments of at most ARGSIZE bytes.
+ */
+export function splitRawArgs(area: Uint8Array, maxArgs: number, areaCut: boolean): { args: string[]; cut: number[]; more: boolean } {
+  const args: string[] = [];
+  const cut: number[] = [];
+  let start = 0;
+  let more = false;
+  // A trailing NUL ends the last argument; an area cut short leaves it open.
+  const end = area.length > 0 && area[area.length - 1] === 0 ? area.length - 1 : area.length;
+  while (start <= end && area.length > 0) {
+    if (args.length === maxArgs) {
+      more = true;
+      break;
+    }
+    let nul = area.indexOf(0, start);
+    if (nul < 0 || nul > end) nul = end;
+    let bytes = area.subarray(start, nul);
+    const open = nul === end && areaCut;
+    if (bytes.length > DEFINES.EXECSNOOP_ARGSIZE) {
+      bytes = bytes.subarray(0, DEFINES.EXECSNOOP_ARGSIZE);
+      cut.push(args.length);
+    } else if (open) {
+      cut.push(args.length);
+    }
+    args.push(utf8.decode(bytes));
+    start = nul + 1;
+    if (nul === end) break;
+  }
+  return { args, cut, more: more || areaCut };
+}
 
 /** Decode the argv part of an ENTER record without touching unused bytes. */
 function decodeArgs(rec: DataView): { args: string[]; cut: number[] } {
@@ -156,7 +202,7 @@ export default defineTool<ExecsnoopOptions>({
       .option('-q, --quote', 'put each argument in double quotes')
       .addOption(new Option('--max-args <n>', `arguments kept per exec (at most ${128})`).default(64).argParser(parsePositiveInt('--max-args', 128)));
   },
-  probe: () => probePaths(OBJECT_FILE, ATTACH_PATHS, sizeScratch),
+  probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
   run(ctx, opts) {
     const uid = opts.uid !== undefined ? resolveUid(opts.uid) : -1;
     const nameRe = compileRegex('-n', opts.name);
@@ -165,7 +211,7 @@ export default defineTool<ExecsnoopOptions>({
 
     const loaded = ctx.load({
       object: OBJECT_FILE,
-      paths: ATTACH_PATHS,
+      paths: attachPaths(Boolean(opts.fails)),
       rodataSpec: RODATA,
       rodata: { max_args: opts.maxArgs, targ_uid: uid },
       configure: sizeScratch,
@@ -200,13 +246,40 @@ export default defineTool<ExecsnoopOptions>({
       ctx.out.write(printer.row(row));
     };
 
+    /** The printed record, from an EXIT (or DONE) record and its arguments. */
+    const exitRecord = (rec: DataView, enter: PendingExec): ExecRecord => {
+      const ret = rec.getInt32(F.retval.offset, true);
+      const ts = layout.read(rec, 'ts_ns');
+      return {
+        time: new Date(session.wallTimeOf(ts)).toISOString(),
+        ts_ns: ts,
+        pid: rec.getUint32(F.pid.offset, true),
+        ppid: rec.getUint32(F.ppid.offset, true),
+        uid: rec.getUint32(F.uid.offset, true),
+        comm: decodeCString(layout.bytes(rec, 'comm')),
+        ret,
+        errno: ret < 0 ? errnoName(-ret) : undefined,
+        filename: enter.filename,
+        args: enter.args,
+        args_cut: enter.cut.length ? enter.cut : undefined,
+        args_truncated: enter.more || undefined,
+      };
+    };
+
     ctx.ringBuffer(loaded.obj, 'events', (rec) => {
       const kind = rec.getUint32(F.kind.offset, true);
       const tid = rec.getUint32(F.tid.offset, true);
       const pid = rec.getUint32(F.pid.offset, true);
+      const flags = rec.getUint32(F.flags.offset, true);
+      if (kind === ENUMS.EXEC_DONE) {
+        const size = rec.getUint32(F.args_size.offset, true);
+        const { args, cut, more } = splitRawArgs(layout.bytes(rec, 'args', size), opts.maxArgs, (flags & ENUMS.EXEC_MORE_ARGS) !== 0);
+        emit(exitRecord(rec, { pid, ts: 0, filename: decodeCString(layout.bytes(rec, 'filename')), args, cut, more }));
+        return;
+      }
       if (kind === ENUMS.EXEC_ENTER) {
         const { args, cut } = decodeArgs(rec);
-        const more = (rec.getUint32(F.flags.offset, true) & ENUMS.EXEC_MORE_ARGS) !== 0;
+        const more = (flags & ENUMS.EXEC_MORE_ARGS) !== 0;
         const filename = decodeCString(layout.bytes(rec, 'filename'));
         pending.set(tid, { pid, ts: layout.read(rec, 'ts_ns'), filename, args, cut, more });
         if (pending.size > 65536) pending.delete(pending.keys().next().value!); // execs that never returned
@@ -226,22 +299,7 @@ export default defineTool<ExecsnoopOptions>({
       }
       if (!enter) return; // entered before we attached
       pending.delete(key);
-      const ret = rec.getInt32(F.retval.offset, true);
-      const ts = layout.read(rec, 'ts_ns');
-      emit({
-        time: new Date(session.wallTimeOf(ts)).toISOString(),
-        ts_ns: ts,
-        pid,
-        ppid: rec.getUint32(F.ppid.offset, true),
-        uid: rec.getUint32(F.uid.offset, true),
-        comm: decodeCString(layout.bytes(rec, 'comm')),
-        ret,
-        errno: ret < 0 ? errnoName(-ret) : undefined,
-        filename: enter.filename,
-        args: enter.args,
-        args_cut: enter.cut.length ? enter.cut : undefined,
-        args_truncated: enter.more || undefined,
-      });
+      emit(exitRecord(rec, enter));
     });
   },
 });

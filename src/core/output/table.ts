@@ -1,7 +1,8 @@
 // Terminal tables in the style of ps(1) and bcc's summaries: a header row and
 // aligned columns separated by two spaces, no box drawing (which gets in the
 // way of grep/awk and of narrow terminals).
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 
 export type Align = 'left' | 'right';
@@ -24,6 +25,14 @@ const BORDERLESS = {
  * Render rows under headers. Returns complete lines ending in '\n' (trailing
  * blanks trimmed), or just the header line when there are no rows.
  */
+// cli-table3 (with string-width and emoji-regex) costs ~5 MB of RSS at load:
+// load it on the first table, not at start-up (execsnoop never needs it).
+let TableCtor: typeof TableType | undefined;
+function tableClass(): typeof TableType {
+  TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
+  return TableCtor;
+}
+
 export function renderTable(
   headers: string[],
   rows: (string | number)[][],
@@ -32,6 +41,7 @@ export function renderTable(
   const align = headers.map(
     (_, c) => opts.align?.[c] ?? (rows.length > 0 && rows.every((r) => typeof r[c] === 'number') ? 'right' : 'left'),
   );
+  const Table = tableClass();
   const table = new Table({
     head: headers.map((h) => (opts.color ? opts.color.bold(h) : h)),
     chars: BORDERLESS,
