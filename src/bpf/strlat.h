@@ -1,0 +1,28 @@
+/* strlat: structs shared by strlat.bpf.c and src/tools/strlat.ts. */
+#ifndef STRLAT_H
+#define STRLAT_H
+
+#define STRLAT_MAX_DEPTH 32  /* nested/recursive calls kept per thread */
+#define STRLAT_SLOTS 64      /* log2 slots */
+
+enum strlat_hist_kind {
+	STRLAT_HIST_NS = 0,   /* latency, log2 of ns (JSON, percentiles) */
+	STRLAT_HIST_UNIT = 1, /* latency, log2 in the unit shown (-u, -m) */
+	STRLAT_HIST_SIZE = 2, /* --size: log2 of the length argument */
+	STRLAT_HIST_KINDS = 3,
+};
+
+/* Cumulative, per CPU (summed by user space). */
+struct strlat_stats {
+	__u64 count;
+	__u64 total_ns;
+	__u64 dropped;   /* calls deeper than STRLAT_MAX_DEPTH: not timed */
+	__u64 stale;     /* frames whose return never came (longjmp, exceptions) */
+	__u64 unmatched; /* returns without an entry (entered before attach) */
+};
+
+struct strlat_hist {
+	__u64 slots[STRLAT_SLOTS];
+};
+
+#endif

@@ -1,0 +1,482 @@
+// A small ELF reader for user-space probes: symbols (.symtab and .dynsym),
+// file offsets of functions (what a uprobe attaches to), DT_NEEDED, and
+// SystemTap SDT notes (.note.stapsdt, the USDT probes). Plus demangling of
+// Rust (legacy and v0) and Itanium C++ names, far enough to give qualified
+// names ('app::parse', 'ns::Class::method') so users can name functions as
+// they wrote them: libbpf 1.1 resolves only raw symbol names.
+//
+// Only what rbtrace needs: ELF64 little-endian (x86_64, aarch64, riscv64).
+// No external tools (nm, readelf) at run time.
+import { readFileSync } from 'node:fs';
+import { RbtraceError } from './errors.js';
+
+const SHT_SYMTAB = 2;
+const SHT_NOTE = 7;
+const SHT_DYNSYM = 11;
+const SHT_DYNAMIC = 6;
+const PT_LOAD = 1;
+const STT_FUNC = 2;
+const STT_GNU_IFUNC = 10;
+const DT_NEEDED = 1;
+
+export interface ElfSection {
+  name: string;
+  type: number;
+  addr: number;
+  offset: number;
+  size: number;
+  link: number;
+  entsize: number;
+}
+
+export interface ElfSymbol {
+  name: string;
+  /** st_value: the virtual address. */
+  value: number;
+  size: number;
+  /** STT_* */
+  type: number;
+  /** STB_* */
+  bind: number;
+  /** 0: undefined (imported). */
+  shndx: number;
+  /** Which table it came from. */
+  table: '.symtab' | '.dynsym';
+}
+
+export interface SdtNote {
+  provider: string;
+  name: string;
+  /** Address of the probe (the nop). */
+  pc: number;
+  /** Address of the semaphore, 0 if none. */
+  semaphore: number;
+  /** Argument spec, e.g. "-4@%eax 8@%rdx". */
+  args: string;
+}
+
+interface Segment {
+  vaddr: number;
+  offset: number;
+  filesz: number;
+  flags: number;
+}
+
+export class ElfFile {
+  readonly sections: ElfSection[] = [];
+  private readonly segments: Segment[] = [];
+  private readonly dv: DataView;
+  private symbolCache?: ElfSymbol[];
+
+  private constructor(readonly path: string, private readonly buf: Buffer) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.parseHeaders();
+  }
+
+  /** Read and parse; a one-line RbtraceError if it is not an ELF64 LE file. */
+  static open(path: string): ElfFile {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(path);
+    } catch (err) {
+      throw new RbtraceError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { hint: 'check the path and permissions' });
+    }
+    if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46) {
+      throw new RbtraceError(`${path} is not an ELF file`, { hint: 'give a compiled program or shared library' });
+    }
+    if (buf[4] !== 2 || buf[5] !== 1) {
+      throw new RbtraceError(`${path}: only 64-bit little-endian ELF files are supported`);
+    }
+    return new ElfFile(path, buf);
+  }
+
+  private u64(off: number): number {
+    return Number(this.dv.getBigUint64(off, true));
+  }
+
+  private cstr(off: number): string {
+    let end = off;
+    while (end < this.buf.length && this.buf[end] !== 0) end++;
+    return this.buf.toString('utf8', off, end);
+  }
+
+  private parseHeaders(): void {
+    const dv = this.dv;
+    const phoff = this.u64(0x20);
+    const shoff = this.u64(0x28);
+    const phentsize = dv.getUint16(0x36, true);
+    const phnum = dv.getUint16(0x38, true);
+    const shentsize = dv.getUint16(0x3a, true);
+    const shnum = dv.getUint16(0x3c, true);
+    const shstrndx = dv.getUint16(0x3e, true);
+    for (let i = 0; i < phnum; i++) {
+      const o = phoff + i * phentsize;
+      if (o + 56 > this.buf.length) break;
+      if (dv.getUint32(o, true) !== PT_LOAD) continue;
+      this.segments.push({ flags: dv.getUint32(o + 4, true), offset: this.u64(o + 8), vaddr: this.u64(o + 16), filesz: this.u64(o + 32) });
+    }
+    const raw: (ElfSection & { nameOff: number })[] = [];
+    for (let i = 0; i < shnum; i++) {
+      const o = shoff + i * shentsize;
+      if (o + 64 > this.buf.length) break;
+      raw.push({
+        nameOff: dv.getUint32(o, true),
+        name: '',
+        type: dv.getUint32(o + 4, true),
+        addr: this.u64(o + 16),
+        offset: this.u64(o + 24),
+        size: this.u64(o + 32),
+        link: dv.getUint32(o + 40, true),
+        entsize: this.u64(o + 56),
+      });
+    }
+    const strtab = raw[shstrndx];
+    for (const s of raw) {
+      s.name = strtab ? this.cstr(strtab.offset + s.nameOff) : '';
+      const { nameOff: _, ...section } = s;
+      this.sections.push(section);
+    }
+  }
+
+  section(name: string): ElfSection | undefined {
+    return this.sections.find((s) => s.name === name);
+  }
+
+  /** Every symbol of .symtab and .dynsym (a stripped file has only the latter). */
+  symbols(): ElfSymbol[] {
+    if (this.symbolCache) return this.symbolCache;
+    const out: ElfSymbol[] = [];
+    for (const s of this.sections) {
+      if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
+      const strtab = this.sections[s.link];
+      if (!strtab) continue;
+      const n = Math.floor(s.size / 24);
+      for (let i = 1; i < n; i++) {
+        const o = s.offset + i * 24;
+        const info = this.buf[o + 4];
+        out.push({
+          name: this.cstr(strtab.offset + this.dv.getUint32(o, true)),
+          type: info & 0xf,
+          bind: info >> 4,
+          shndx: this.dv.getUint16(o + 6, true),
+          value: this.u64(o + 8),
+          size: this.u64(o + 16),
+          table: s.type === SHT_SYMTAB ? '.symtab' : '.dynsym',
+        });
+      }
+    }
+    this.symbolCache = out;
+    return out;
+  }
+
+  /** Functions defined in this file (not imports), one per address. */
+  functions(): ElfSymbol[] {
+    return this.symbols().filter((s) => (s.type === STT_FUNC || s.type === STT_GNU_IFUNC) && s.shndx !== 0 && s.value !== 0);
+  }
+
+  /** Does this file define function `name` (raw symbol name, version suffix ignored)? */
+  definesFunction(name: string): boolean {
+    return this.functions().some((s) => stripVersion(s.name) === name);
+  }
+
+  /** File offset of a virtual address (what uprobes attach to), via the PT_LOAD that holds it. */
+  fileOffset(vaddr: number): number | undefined {
+    for (const seg of this.segments) {
+      if (vaddr >= seg.vaddr && vaddr < seg.vaddr + seg.filesz) return vaddr - seg.vaddr + seg.offset;
+    }
+    return undefined;
+  }
+
+  /** DT_NEEDED entries: the shared libraries this file links. */
+  needed(): string[] {
+    const dyn = this.sections.find((s) => s.type === SHT_DYNAMIC);
+    if (!dyn) return [];
+    const strtab = this.sections[dyn.link];
+    if (!strtab) return [];
+    const out: string[] = [];
+    for (let o = dyn.offset; o + 16 <= dyn.offset + dyn.size; o += 16) {
+      const tag = this.u64(o);
+      if (tag === 0) break;
+      if (tag === DT_NEEDED) out.push(this.cstr(strtab.offset + this.u64(o + 8)));
+    }
+    return out;
+  }
+
+  /**
+   * USDT probes from .note.stapsdt. Addresses are as recorded in the note;
+   * libbpf does the prelink/.stapsdt.base adjustment itself when attaching.
+   */
+  sdtNotes(): SdtNote[] {
+    const out: SdtNote[] = [];
+    for (const s of this.sections) {
+      if (s.type !== SHT_NOTE || s.name !== '.note.stapsdt') continue;
+      let o = s.offset;
+      const end = s.offset + s.size;
+      while (o + 12 <= end) {
+        const namesz = this.dv.getUint32(o, true);
+        const descsz = this.dv.getUint32(o + 4, true);
+        const type = this.dv.getUint32(o + 8, true);
+        const nameAt = o + 12;
+        const descAt = nameAt + align4(namesz);
+        const owner = this.buf.toString('utf8', nameAt, nameAt + Math.max(0, namesz - 1));
+        if (owner === 'stapsdt' && type === 3 && descsz >= 24) {
+          const provider = this.cstr(descAt + 24);
+          const name = this.cstr(descAt + 24 + Buffer.byteLength(provider) + 1);
+          const args = this.cstr(descAt + 24 + Buffer.byteLength(provider) + Buffer.byteLength(name) + 2);
+          out.push({ provider, name, pc: this.u64(descAt), semaphore: this.u64(descAt + 16), args });
+        }
+        o = descAt + align4(descsz);
+      }
+    }
+    return out;
+  }
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** 'memcpy@@GLIBC_2.14' -> 'memcpy' */
+export function stripVersion(name: string): string {
+  const at = name.indexOf('@');
+  return at > 0 ? name.slice(0, at) : name;
+}
+
+// ---- demangling ----------------------------------------------------------------
+
+/**
+ * A readable, qualified name for a mangled symbol, or undefined if it is not
+ * mangled (or not in a form understood here). Rust legacy (`_ZN...17h<hash>E`,
+ * hash dropped), Rust v0 (`_R...`, paths only: generic arguments and crate
+ * disambiguators are left out) and Itanium C++ (`_Z...`: the qualified name,
+ * without parameter types or template arguments).
+ */
+export function demangle(sym: string): string | undefined {
+  const name = stripVersion(sym).replace(/\.(llvm|lto_priv|constprop|isra|part|cold)\.[\w.]*$/, '');
+  try {
+    if (name.startsWith('_R')) return demangleRustV0(name.slice(2));
+    if (name.startsWith('_ZN') || name.startsWith('__ZN')) {
+      const legacy = demangleRustLegacy(name.replace(/^__/, '_'));
+      if (legacy) return legacy;
+    }
+    if (name.startsWith('_Z')) return demangleItanium(name.slice(2));
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+const RUST_ESCAPES: Record<string, string> = {
+  SP: '@', BP: '*', RF: '&', LT: '<', GT: '>', LP: '(', RP: ')', C: ',',
+};
+
+function rustLegacyUnescape(s: string): string {
+  let out = s.replace(/\$([A-Z]{1,2}|u[0-9a-f]+)\$/g, (m, code: string) => {
+    if (code.startsWith('u')) return String.fromCodePoint(parseInt(code.slice(1), 16));
+    return RUST_ESCAPES[code] ?? m;
+  });
+  out = out.replace(/\.\./g, '::');
+  return out.startsWith('_$') ? out.slice(1) : out;
+}
+
+/** _ZN3app5parse17h0123456789abcdefE -> app::parse (only if the hash is there: else it is C++). */
+function demangleRustLegacy(name: string): string | undefined {
+  const parts = parseSourceNames(name, 3);
+  if (!parts || parts.end >= name.length || name[parts.end] !== 'E') return undefined;
+  const last = parts.names.at(-1);
+  if (!last || !/^h[0-9a-f]{16}$/.test(last)) return undefined;
+  return parts.names.slice(0, -1).map(rustLegacyUnescape).join('::');
+}
+
+/** <len><ident><len><ident>... starting at `at`. */
+function parseSourceNames(s: string, at: number): { names: string[]; end: number } | undefined {
+  const names: string[] = [];
+  let i = at;
+  while (i < s.length && s[i] >= '0' && s[i] <= '9') {
+    let j = i;
+    while (s[j] >= '0' && s[j] <= '9') j++;
+    const len = Number(s.slice(i, j));
+    names.push(s.slice(j, j + len));
+    i = j + len;
+  }
+  return names.length ? { names, end: i } : undefined;
+}
+
+/** Rust v0 (RFC 2603), paths only. */
+function demangleRustV0(s: string): string | undefined {
+  let i = 0;
+  if (s[i] >= '0' && s[i] <= '9') { // encoding version
+    while (s[i] >= '0' && s[i] <= '9') i++;
+  }
+  const base62 = (): number => {
+    if (s[i] === '_') { i++; return 0; }
+    let v = 0;
+    while (i < s.length && s[i] !== '_') {
+      const c = s[i++];
+      const d = c >= '0' && c <= '9' ? c.charCodeAt(0) - 48 : c >= 'a' && c <= 'z' ? c.charCodeAt(0) - 87 : c.charCodeAt(0) - 29;
+      v = v * 62 + d;
+    }
+    i++;
+    return v + 1;
+  };
+  const disambiguator = () => {
+    if (s[i] === 's') { i++; base62(); }
+  };
+  const ident = (): string => {
+    disambiguator();
+    const punycode = s[i] === 'u';
+    if (punycode) i++;
+    let j = i;
+    while (s[j] >= '0' && s[j] <= '9') j++;
+    const len = Number(s.slice(i, j));
+    i = j;
+    if (s[i] === '_') i++;
+    const id = s.slice(i, i + len);
+    i += len;
+    return punycode ? id : id;
+  };
+  const path = (): string => {
+    const tag = s[i++];
+    switch (tag) {
+      case 'C': return ident();                       // crate root
+      case 'N': {                                     // nested: N <ns> <path> <ident>
+        const ns = s[i++];
+        const parent = path();
+        const id = ident();
+        if (ns >= 'A' && ns <= 'Z') return id ? `${parent}::{${ns === 'C' ? 'closure' : ns === 'S' ? 'shim' : ns}#${id}}` : `${parent}::{${ns === 'C' ? 'closure' : 'shim'}}`;
+        return `${parent}::${id}`;
+      }
+      case 'M': { disambiguator(); const t = type(); return `<${t}>`; }   // inherent impl
+      case 'X': { disambiguator(); const t = type(); const tr = path(); return `<${t} as ${tr}>`; }
+      case 'Y': { const t = type(); const tr = path(); return `<${t} as ${tr}>`; }
+      case 'I': {                                     // generic args: keep the path, drop the args
+        const p = path();
+        while (s[i] !== 'E' && i < s.length) genericArg();
+        i++;
+        return p;
+      }
+      case 'B': { base62(); return '?'; }             // back reference: not followed
+      default: throw new Error('v0: unknown path tag');
+    }
+  };
+  const genericArg = (): void => {
+    if (s[i] === 'L') { i++; base62(); return; }
+    if (s[i] === 'K') { i++; constant(); return; }
+    type();
+  };
+  const constant = (): void => {
+    if (s[i] === 'p') { i++; return; }
+    if (s[i] === 'B') { i++; base62(); return; }
+    type();
+    if (s[i] === 'n') i++;
+    while (s[i] !== '_') i++;
+    i++;
+  };
+  const type = (): string => {
+    const c = s[i];
+    if ('abcdefhijlmnostuvxyz'.includes(c)) { i++; return c; }
+    switch (c) {
+      case 'A': i++; type(); constant(); return '[_]';
+      case 'S': i++; return `[${type()}]`;
+      case 'T': { i++; const ts: string[] = []; while (s[i] !== 'E') ts.push(type()); i++; return `(${ts.join(', ')})`; }
+      case 'R': case 'Q': i++; if (s[i] === 'L') { i++; base62(); } return `&${type()}`;
+      case 'P': case 'O': i++; return `*${type()}`;
+      case 'F': throw new Error('v0: fn types not handled');
+      case 'D': throw new Error('v0: dyn types not handled');
+      case 'B': i++; base62(); return '?';
+      default: return path();
+    }
+  };
+  const p = path();
+  return p;
+}
+
+const CTOR_DTOR = /^(C[1-5]|D[0-5])/;
+const OPERATORS: Record<string, string> = {
+  nw: 'new', na: 'new[]', dl: 'delete', da: 'delete[]', ps: '+', ng: '-', ad: '&', de: '*', co: '~', pl: '+', mi: '-',
+  ml: '*', dv: '/', rm: '%', an: '&', or: '|', eo: '^', aS: '=', pL: '+=', mI: '-=', mL: '*=', dV: '/=', rM: '%=',
+  aN: '&=', oR: '|=', eO: '^=', ls: '<<', rs: '>>', lS: '<<=', rS: '>>=', eq: '==', ne: '!=', lt: '<', gt: '>',
+  le: '<=', ge: '>=', ss: '<=>', nt: '!', aa: '&&', oo: '||', pp: '++', mm: '--', cm: ',', pm: '->*', pt: '->',
+  cl: '()', ix: '[]',
+};
+
+/**
+ * Itanium C++: the qualified function name only (ns::Class::method), with
+ * template arguments skipped, std:: for St, and constructors/destructors
+ * named after their class. Enough to find a function by the name a user
+ * types; parameter types (overloads) are not shown.
+ */
+function demangleItanium(s: string): string | undefined {
+  let i = 0;
+  const parts: string[] = [];
+  const skipTemplateArgs = () => {
+    // I ... E, balanced over the constructs that also end in E.
+    let depth = 0;
+    do {
+      const c = s[i];
+      if (c === undefined) throw new Error('unterminated template args');
+      if (c >= '0' && c <= '9') {
+        let j = i;
+        while (s[j] >= '0' && s[j] <= '9') j++;
+        i = j + Number(s.slice(i, j));
+        continue;
+      }
+      if (c === 'I' || c === 'N' || c === 'L' || c === 'X' || (c === 'J')) depth++;
+      else if (c === 'E') depth--;
+      i++;
+    } while (depth > 0);
+  };
+  const unqualified = (): boolean => {
+    const c = s[i];
+    if (c >= '0' && c <= '9') {
+      const r = parseSourceNames(s, i)!;
+      // one source name at a time
+      let j = i;
+      while (s[j] >= '0' && s[j] <= '9') j++;
+      const len = Number(s.slice(i, j));
+      parts.push(s.slice(j, j + len));
+      i = j + len;
+      void r;
+      return true;
+    }
+    const m = CTOR_DTOR.exec(s.slice(i));
+    if (m) {
+      const cls = parts.at(-1) ?? '';
+      parts.push(m[1][0] === 'D' ? `~${cls}` : cls);
+      i += 2;
+      return true;
+    }
+    if (c === 'L') { i++; return unqualified(); } // internal linkage
+    const op = OPERATORS[s.slice(i, i + 2)];
+    if (op) { parts.push(`operator${op}`); i += 2; return true; }
+    return false;
+  };
+  if (s[i] === 'N') {
+    i++;
+    while ('rVKRO'.includes(s[i])) i++; // cv- and ref-qualifiers of a method
+    while (i < s.length && s[i] !== 'E') {
+      if (s.startsWith('St', i)) { parts.push('std'); i += 2; continue; }
+      if (s[i] === 'S' && s[i + 1] === 't') continue;
+      if (s[i] === 'S') { // substitution: a prefix seen before; approximate as nothing
+        i++;
+        while (s[i] !== '_') i++;
+        i++;
+        continue;
+      }
+      if (s[i] === 'I') { skipTemplateArgs(); continue; }
+      if (s[i] === 'B') { i++; unqualified(); parts.pop(); continue; } // ABI tag
+      if (!unqualified()) return undefined;
+    }
+    return parts.join('::');
+  }
+  if (s.startsWith('St', i)) { parts.push('std'); i += 2; }
+  if (s[i] === 'Z') return undefined; // local entities: not needed
+  if (!unqualified()) return undefined;
+  return parts.join('::');
+}
+
+/** Strip what a user may add that symbol names do not carry: '(...)', a leading '::'. */
+export function normalizeFunctionQuery(query: string): string {
+  return query.trim().replace(/\(.*\)\s*(const)?$/, '').replace(/^::/, '');
+}

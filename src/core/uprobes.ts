@@ -1,0 +1,142 @@
+// User-space probes for tools: find the function (by raw or demangled
+// name) and its file offset with our own ELF reader, find the Ruby a target
+// runs, and load an object whose programs are attached as uprobes / USDT
+// rather than by their SEC() name.
+import { existsSync, realpathSync } from 'node:fs';
+import { ElfFile, demangle, normalizeFunctionQuery, stripVersion, type ElfSymbol } from './elf.js';
+import { RbtraceError } from './errors.js';
+import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';
+import type { ToolContext, LoadSpec } from './tool.js';
+import type { BpfObject, BpfLink } from './object.js';
+import type { Loaded } from './paths.js';
+
+export interface ResolvedFunction {
+  /** The raw (mangled) symbol. */
+  symbol: string;
+  /** Demangled, when it was mangled. */
+  demangled?: string;
+  /** Offset in the file: what the uprobe attaches to. */
+  offset: number;
+  address: number;
+}
+
+/**
+ * Functions of `binary` that `query` names: the raw symbol ('malloc',
+ * '_ZN3app5parse17h..E'), or a demangled qualified name ('app::parse',
+ * 'ns::Class::method'; a trailing '(...)' is ignored). One entry per
+ * address (aliases collapse). Throws a one-line error when nothing matches.
+ */
+export function resolveFunction(binary: string, query: string): ResolvedFunction[] {
+  const elf = ElfFile.open(binary);
+  const funcs = elf.functions();
+  const want = normalizeFunctionQuery(query);
+  let hits: { sym: ElfSymbol; demangled?: string }[] = funcs.filter((s) => stripVersion(s.name) === want).map((sym) => ({ sym }));
+  if (hits.length === 0) {
+    for (const sym of funcs) {
+      const d = demangle(sym.name);
+      if (d !== undefined && d === want) hits.push({ sym, demangled: d });
+    }
+  }
+  if (hits.length === 0) {
+    const hint = funcs.length === 0
+      ? 'the file has no symbol table (stripped?): give a binary with symbols'
+      : suggest(funcs, want) ?? 'list its functions with nm -D (or nm -C) and give one of them';
+    throw new RbtraceError(`no function '${query}' in ${binary}`, { hint });
+  }
+  const byAddr = new Map<number, ResolvedFunction>();
+  for (const { sym, demangled } of hits) {
+    if (byAddr.has(sym.value)) continue;
+    const offset = elf.fileOffset(sym.value);
+    if (offset === undefined) continue;
+    byAddr.set(sym.value, { symbol: sym.name, demangled, offset, address: sym.value });
+  }
+  if (byAddr.size === 0) throw new RbtraceError(`function '${query}' in ${binary} is not in a loadable segment`);
+  return [...byAddr.values()];
+}
+
+/** "did you mean" from functions whose (demangled) name ends like the query. */
+function suggest(funcs: ElfSymbol[], want: string): string | undefined {
+  const tail = want.split('::').pop()!;
+  const near = new Set<string>();
+  for (const s of funcs) {
+    const shown = demangle(s.name) ?? stripVersion(s.name);
+    if (shown.endsWith(tail) || shown.endsWith(`::${tail}`)) near.add(shown);
+    if (near.size >= 3) break;
+  }
+  return near.size ? `did you mean ${[...near].map((n) => `'${n}'`).join(', ')}?` : undefined;
+}
+
+/**
+ * The file holding a Ruby interpreter's code for a target: the libruby it
+ * maps (-p), links (-- CMD) or the system's (no target); a statically
+ * linked ruby executable is its own library. `needs` says what must be in
+ * it: a function name, or 'usdt' for the GC probe notes (checked by the caller).
+ */
+export function findRubyBinary(target: { pid?: number; command?: { argv: string[] } }, definesFunction?: string): string {
+  const isRuby = (path: string) => {
+    if (!definesFunction) return true;
+    try {
+      return ElfFile.open(path).definesFunction(definesFunction);
+    } catch {
+      return false;
+    }
+  };
+  if (target.pid) {
+    const lib = libraryOfPid(target.pid, 'ruby');
+    if (lib) return lib;
+    const exe = executableOf(target.pid);
+    if (exe && isRuby(exe) && definesFunction) return exe;
+    throw new RbtraceError(`process ${target.pid} does not run Ruby (no libruby mapped${definesFunction ? `, no ${definesFunction} in its executable` : ''})`,
+      { hint: 'give the pid of a ruby process, or --lib and --func for other programs' });
+  }
+  if (target.command) {
+    const cmd = resolveCommand(target.command.argv[0]);
+    if (cmd && existsSync(cmd)) {
+      const exe = realpathSync(cmd);
+      try {
+        const elf = ElfFile.open(exe);
+        const needed = elf.needed().find((n) => libraryMatches(n, 'ruby'));
+        if (needed) {
+          const lib = systemLibrary(needed);
+          if (lib) return lib;
+        }
+        if (definesFunction ? elf.definesFunction(definesFunction) : elf.sdtNotes().some((n) => n.provider === 'ruby')) return exe;
+      } catch {
+        // a script (#!): fall through to the system's libruby
+      }
+    }
+  }
+  const lib = systemLibrary('ruby');
+  if (!lib) throw new RbtraceError('cannot find libruby on this system', { hint: 'install ruby, or give the library with --lib' });
+  return lib;
+}
+
+export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
+  /** Shown with -v and in doctor: 'uprobe', 'usdt'. */
+  pathName: string;
+  note?: string;
+  /** Programs to load (SEC("uprobe"), SEC("usdt"), ...): attached by attach(), not by SEC(). */
+  programs: string[];
+  /** Attach the programs once loaded; links belong to the object. */
+  attach: (obj: BpfObject) => BpfLink[];
+}
+
+/**
+ * ctx.load() for programs attached to user space: the SDK's attach paths
+ * attach as SEC() says, which cannot name a binary chosen at run time, so
+ * the path given to ctx.load attaches nothing and the programs are turned
+ * back on (autoload) in configure, then attached here. The object is still
+ * owned by the session: every link goes when it ends.
+ */
+export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & { userLinks: BpfLink[] } {
+  const loaded = ctx.load({
+    ...spec,
+    paths: [{ name: spec.pathName, programs: [], note: spec.note }],
+    configure: (obj) => {
+      for (const p of spec.programs) obj.program(p).autoload = true;
+      spec.configure?.(obj);
+    },
+  });
+  const userLinks = spec.attach(loaded.obj);
+  return { ...loaded, userLinks };
+}
