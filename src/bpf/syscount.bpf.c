@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: GPL-2.0
+/* syscount: per-syscall (or per-process) counts, errors and latency,
+ * aggregated in the kernel: no event per syscall ever reaches user space.
+ *
+ * Attach paths, chosen at run time by src/tools/syscount.ts:
+ *   fentry  fentry/fexit on x64_sys_call (x86_64, kernel 6.9+): the one
+ *           function every native 64-bit syscall goes through (nr and return
+ *           value are its arguments/result). There is no such function on
+ *           other arches or older kernels, so the path is skipped there.
+ *   tp_btf  the raw_syscalls sys_enter/sys_exit tracepoints as BTF-typed
+ *           programs (pt_regs read directly, no helper call);
+ *   raw_tp  the same tracepoints as plain raw tracepoints (pt_regs read with
+ *           bpf_probe_read_kernel); needs neither BTF attach nor tracefs.
+ * There is no kprobe path: a kprobe needs a kretprobe on every syscall to see
+ * errors, which costs more than the tracepoints that every kernel with
+ * kprobes also has.
+ *
+ * Count mode loads only the exit program (it sees the number and the result);
+ * latency (-L, --hist, --strace) adds the entry program, which stores a start
+ * time per thread.
+ *
+ * Filters are `const volatile` (.rodata): the verifier sees them as constants
+ * and prunes the branches of filters that are off.
+ */
+#include "rbtrace.bpf.h"
+#include "bits.bpf.h"
+#include "syscount.h"
+
+const volatile bool by_process = false;     /* -P */
+const volatile bool want_latency = false;   /* -L, --hist, --strace */
+const volatile bool want_hist = false;      /* --hist */
+const volatile bool only_failed = false;    /* -x */
+const volatile __s32 only_errno = 0;        /* -e ERRNO */
+const volatile __u32 targ_tid = 0;          /* --tid */
+const volatile __u32 self_tgid = 0;         /* rbtrace itself: never counted */
+const volatile bool filter_syscalls = false; /* --syscall */
+const volatile __u8 syscall_bitmap[SYSCOUNT_FILTER_BYTES] = {};
+const volatile bool filter_comm = false;    /* -c COMM */
+const volatile char targ_comm[16] = {};
+const volatile __s32 nr_execve = -1;        /* -P: refresh comm after exec */
+const volatile __s32 nr_execveat = -1;
+/* -- CMD: the pid rbtrace started, held in a shell until probes are attached.
+ * Its syscalls before its first successful exec are that shell's, not the
+ * command's (strace -f CMD does not see them either), so they are skipped
+ * until then; the exec itself is counted, as strace counts it. */
+const volatile __u32 gate_tgid = 0;
+bool gate_passed = false;
+
+/* Per syscall number. User space sizes it to the arch's table; numbers
+ * beyond it (x32, bogus numbers) go to `rare`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct sc_stats);
+} syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct sc_stats);
+} rare SEC(".maps");
+
+/* -P: per process (tgid). User space drains it at each report. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct sc_proc_stats);
+} procs SEC(".maps");
+
+/* --hist: per syscall number (sized like `syscalls`, 1 entry without --hist). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct sc_hist);
+} hists SEC(".maps");
+
+/* Latency: entry time per thread (a thread may change CPU inside a syscall,
+ * so this cannot be per-CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);   /* tid */
+	__type(value, __u64); /* bpf_ktime_get_ns() at entry */
+} starts SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct sc_proc_stats, sc_proc_stats);
+RBTRACE_EXPORT_TYPE(struct sc_hist, sc_hist);
+
+static __always_inline bool comm_matches(void)
+{
+	char comm[16];
+	int i;
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	for (i = 0; i < 16; i++) {
+		if (comm[i] != targ_comm[i])
+			return false;
+		if (comm[i] == 0)
+			break;
+	}
+	return true;
+}
+
+/* Filters known at entry: who makes the call, and which call it is. */
+static __always_inline bool wanted(__u64 id, long nr)
+{
+	__u32 tgid = id >> 32;
+
+	if (tgid == self_tgid)
+		return false;
+	if (!rbtrace_wanted(tgid))
+		return false;
+	if (gate_tgid && tgid == gate_tgid && !READ_ONCE(gate_passed) && nr != nr_execve && nr != nr_execveat)
+		return false;
+	if (targ_tid && (__u32)id != targ_tid)
+		return false;
+	if (filter_syscalls) {
+		if (nr < 0 || nr >= SYSCOUNT_FILTER_BYTES * 8)
+			return false;
+		if (!(syscall_bitmap[nr >> 3] & (1 << (nr & 7))))
+			return false;
+	}
+	if (filter_comm && !comm_matches())
+		return false;
+	return true;
+}
+
+static __always_inline int on_enter(long nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u64 ts;
+
+	if (!wanted(id, nr))
+		return 0;
+	ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void add_proc(__u32 tgid, long nr, long ret, bool failed, __u64 delta)
+{
+	struct sc_proc_stats *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (!p) {
+		struct sc_proc_stats zero = {};
+
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		bpf_map_update_elem(&procs, &tgid, &zero, BPF_NOEXIST);
+		p = bpf_map_lookup_elem(&procs, &tgid);
+		if (!p)
+			return; /* map full */
+	} else if (ret == 0 && (nr == nr_execve || nr == nr_execveat)) {
+		bpf_get_current_comm(p->comm, sizeof(p->comm));
+	}
+	p->count++;
+	if (failed)
+		p->errors++;
+	p->total_ns += delta;
+}
+
+static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
+{
+	__u32 key = (__u32)nr;
+	struct sc_stats *s = bpf_map_lookup_elem(&syscalls, &key);
+
+	if (!s) {
+		s = bpf_map_lookup_elem(&rare, &key);
+		if (!s) {
+			struct sc_stats zero = {};
+
+			bpf_map_update_elem(&rare, &key, &zero, BPF_NOEXIST);
+			s = bpf_map_lookup_elem(&rare, &key);
+			if (!s)
+				return;
+		}
+	}
+	s->count++;
+	if (failed)
+		s->errors++;
+	s->total_ns += delta;
+
+	if (want_hist && delta) {
+		struct sc_hist *h = bpf_map_lookup_elem(&hists, &key);
+		__u64 slot = log2l(delta);
+
+		if (slot >= SYSCOUNT_HIST_SLOTS)
+			slot = SYSCOUNT_HIST_SLOTS - 1;
+		if (h)
+			__sync_fetch_and_add(&h->slots[slot], 1);
+	}
+}
+
+static __always_inline int on_exit(long nr, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__u64 delta = 0;
+	/* Errors are -4095..-1, as the kernel's IS_ERR_VALUE and strace say:
+	 * some calls (fcntl F_GETOWN, ...) return other negative values. */
+	bool failed = ret < 0 && ret >= -4095;
+
+	if (want_latency) {
+		__u64 *start = bpf_map_lookup_elem(&starts, &tid);
+
+		/* No start: entered before we attached, or filtered at entry. */
+		if (!start)
+			return 0;
+		delta = bpf_ktime_get_ns() - *start;
+		bpf_map_delete_elem(&starts, &tid);
+	} else if (!wanted(id, nr)) {
+		return 0;
+	}
+	if (gate_tgid && !READ_ONCE(gate_passed) && (__u32)(id >> 32) == gate_tgid) {
+		/* The gate shell's exec, counted below; a failed one keeps the gate closed. */
+		if (nr != nr_execve && nr != nr_execveat)
+			return 0;
+		if (ret == 0)
+			WRITE_ONCE(gate_passed, true);
+	}
+	if (only_failed && !failed)
+		return 0;
+	if (only_errno && ret != -only_errno)
+		return 0;
+
+	if (by_process)
+		add_proc(id >> 32, nr, ret, failed, delta);
+	else
+		add_syscall(nr, failed, delta);
+	return 0;
+}
+
+/* The pt_regs field holding the syscall number at sys_exit (what the
+ * tracepoint's `id` field shows: syscall_get_nr()). */
+#if defined(__TARGET_ARCH_x86)
+#define NR_FIELD orig_ax
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_FIELD syscallno
+#elif defined(__TARGET_ARCH_riscv)
+#define NR_FIELD a7
+#else
+#error "syscount: no syscall-number register known for this arch"
+#endif
+
+/* ---- tp_btf path: typed pointers, pt_regs read directly ---- */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(tb_enter, struct pt_regs *regs, long id)
+{
+	return on_enter(id);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tb_exit, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)regs->NR_FIELD, ret);
+}
+
+/* ---- raw_tp path ---- */
+SEC("raw_tp/sys_enter")
+int BPF_PROG(rt_enter, struct pt_regs *regs, long id)
+{
+	return on_enter(id);
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(rt_exit, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)BPF_CORE_READ(regs, NR_FIELD), ret);
+}
+
+/* ---- fentry path: x64_sys_call(const struct pt_regs *regs, unsigned int nr),
+ * the target set at run time. It only exists on x86_64 (6.9+); the programs
+ * compile everywhere and are simply never loaded elsewhere. ---- */
+SEC("fentry")
+int BPF_PROG(fe_enter, const struct pt_regs *regs, unsigned int nr)
+{
+	return on_enter(nr);
+}
+
+SEC("fexit")
+int BPF_PROG(fe_exit, const struct pt_regs *regs, unsigned int nr, long ret)
+{
+	return on_exit(nr, ret);
+}
