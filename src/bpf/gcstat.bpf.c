@@ -67,6 +67,7 @@ static __always_inline int phase_end(__u32 phase)
 
 	st = bpf_map_lookup_elem(&stats, &sk);
 	if (!st) {
+		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
 		bpf_map_update_elem(&stats, &sk, &zero, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&stats, &sk);
 		if (!st)
@@ -79,7 +80,7 @@ static __always_inline int phase_end(__u32 phase)
 
 	h = bpf_map_lookup_elem(&hists, &phase);
 	if (h) {
-		slot = log2l(delta);
+		slot = log2l(delta / 1000); /* usecs: GC phases take µs to ms */
 		if (slot >= GCSTAT_SLOTS)
 			slot = GCSTAT_SLOTS - 1;
 		h->slots[slot]++;

@@ -20,8 +20,11 @@ struct gc_stat {
 	__u64 count;
 	__u64 total_ns;
 	__u64 max_ns;
+	char comm[16]; /* of the thread that first ended a phase in the interval */
 };
 
+/* log2 of the duration in microseconds */
+/* log2 slots of the duration in microseconds */
 struct gc_hist {
 	__u64 slots[GCSTAT_SLOTS];
 };

@@ -66,28 +66,30 @@ function suggest(funcs: ElfSymbol[], want: string): string | undefined {
   return near.size ? `did you mean ${[...near].map((n) => `'${n}'`).join(', ')}?` : undefined;
 }
 
+/** Every Ruby interpreter defines this: how a statically linked ruby is recognised. */
+const RUBY_MARKER = 'ruby_run_node';
+
+function definesRuby(path: string): boolean {
+  try {
+    return ElfFile.open(path).definesFunction(RUBY_MARKER);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The file holding a Ruby interpreter's code for a target: the libruby it
- * maps (-p), links (-- CMD) or the system's (no target); a statically
- * linked ruby executable is its own library. `needs` says what must be in
- * it: a function name, or 'usdt' for the GC probe notes (checked by the caller).
+ * maps (-p) or links (-- CMD), the executable itself for a statically
+ * linked ruby, else (no target, a script, a wrapper) the system's libruby.
  */
-export function findRubyBinary(target: { pid?: number; command?: { argv: string[] } }, definesFunction?: string): string {
-  const isRuby = (path: string) => {
-    if (!definesFunction) return true;
-    try {
-      return ElfFile.open(path).definesFunction(definesFunction);
-    } catch {
-      return false;
-    }
-  };
+export function findRubyBinary(target: { pid?: number; command?: { argv: string[] } }): string {
   if (target.pid) {
     const lib = libraryOfPid(target.pid, 'ruby');
     if (lib) return lib;
     const exe = executableOf(target.pid);
-    if (exe && isRuby(exe) && definesFunction) return exe;
-    throw new RbtraceError(`process ${target.pid} does not run Ruby (no libruby mapped${definesFunction ? `, no ${definesFunction} in its executable` : ''})`,
-      { hint: 'give the pid of a ruby process, or --lib and --func for other programs' });
+    if (exe && definesRuby(exe)) return exe;
+    throw new RbtraceError(`process ${target.pid} does not run Ruby (no libruby mapped, no Ruby in its executable)`,
+      { hint: 'give the pid of a ruby process' });
   }
   if (target.command) {
     const cmd = resolveCommand(target.command.argv[0]);
@@ -100,9 +102,9 @@ export function findRubyBinary(target: { pid?: number; command?: { argv: string[
           const lib = systemLibrary(needed);
           if (lib) return lib;
         }
-        if (definesFunction ? elf.definesFunction(definesFunction) : elf.sdtNotes().some((n) => n.provider === 'ruby')) return exe;
+        if (elf.definesFunction(RUBY_MARKER)) return exe;
       } catch {
-        // a script (#!): fall through to the system's libruby
+        // a script (#!) or unreadable: the system's libruby below
       }
     }
   }

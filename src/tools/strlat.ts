@@ -122,7 +122,7 @@ export default defineTool<StrlatOptions>({
     const target = { pid: ctx.target.pid, command: ctx.target.command };
     const binary = opts.lib !== undefined
       ? findLibrary(opts.lib, ctx.target.pid)
-      : findRubyBinary(target, func === DEFAULT_FUNC ? DEFAULT_FUNC : undefined);
+      : findRubyBinary(target);
     const funcs = resolveFunction(binary, func);
     ctx.log.verbose(`${func}: ${funcs.map((f) => `${f.symbol} at file offset 0x${f.offset.toString(16)}`).join(', ')} in ${binary}`);
 
