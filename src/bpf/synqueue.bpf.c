@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+/* synqueue: SYN and accept queue fill of every TCP listener.
+ *
+ * Two kinds of data:
+ *  - a snapshot of every listener (iter/tcp: queue lengths, limits, the
+ *    kernel's per-socket drop counter, the socket inode), read by user space
+ *    once per interval;
+ *  - samples and counts between snapshots, per listener (keyed by the
+ *    listener's struct sock address) in a per-CPU hash that user space drains:
+ *      sock:sk_data_ready   on a listener = a connection joined its accept queue
+ *                           (sk_ack_backlog already counts it): max lengths,
+ *                           the --hist histogram;
+ *      skb:kfree_skb        with rx_sk = a listener: final-ACK overflows
+ *                           (SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) and drops;
+ *      tcp:tcp_retransmit_synack;
+ *      and, where the kernel lets us, fentry (else kprobe) on
+ *      tcp_v4_conn_request/tcp_v6_conn_request: every SYN, with the queue
+ *      lengths it finds, overflows at SYN time and SYN cookies.
+ *
+ * SYN-time overflows are dropped without a kfree_skb reason (the SYN is
+ * "consumed"), so without conn_request probes user space infers them from
+ * the listener's sk_drops (see synqueue.ts).
+ *
+ * No rbtrace_wanted() here: these programs run in softirq context, where the
+ * current task means nothing; -p filters listeners by owner in user space.
+ */
+#include "rbtrace.bpf.h"
+#include "bits.bpf.h"
+#include "synqueue.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+
+/* ---- maps -------------------------------------------------------------- */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct listener_stats);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hist_key);
+	__type(value, struct hist_value);
+} hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} events SEC(".maps");
+
+const volatile bool want_events = false;
+const volatile bool want_hist = false;
+
+RBTRACE_EXPORT_TYPE(struct listener_info, listener_info);
+RBTRACE_EXPORT_TYPE(struct sq_event, sq_event);
+RBTRACE_EXPORT_TYPE(enum sq_event_kind, sq_event_kind);
+
+static struct listener_stats zero_stats;
+
+static __always_inline struct listener_stats *stats_of(__u64 key)
+{
+	struct listener_stats *s = bpf_map_lookup_elem(&stats, &key);
+	if (s)
+		return s;
+	bpf_map_update_elem(&stats, &key, &zero_stats, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&stats, &key);
+}
+
+/* Everything is read with BPF_CORE_READ so that the same helpers serve
+ * typed pointers (tp_btf, fentry) and raw ones (tracepoint, kprobe). */
+static __always_inline bool is_listener(const struct sock *sk)
+{
+	return sk && BPF_CORE_READ(sk, __sk_common.skc_state) == SYNQUEUE_TCP_LISTEN;
+}
+
+static __always_inline __u32 syn_qlen(const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+	return (__u32)BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+}
+
+static __always_inline void sample(struct listener_stats *s, __u32 backlog, __u32 qlen)
+{
+	if (backlog > s->accept_max)
+		s->accept_max = backlog;
+	if (qlen > s->syn_max)
+		s->syn_max = qlen;
+}
+
+/* A connection joined the accept queue of listener sk. */
+static __always_inline int on_enqueue(const struct sock *sk)
+{
+	struct listener_stats *s;
+	__u32 backlog, limit, qlen;
+
+	if (!is_listener(sk))
+		return 0;
+	backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	qlen = syn_qlen(sk);
+	s = stats_of((__u64)sk);
+	if (!s)
+		return 0;
+	s->enqueues++;
+	sample(s, backlog, qlen);
+	if (want_hist) {
+		struct hist_key hk = { .sk = (__u64)sk, .limit = limit };
+		struct hist_value *h = bpf_map_lookup_elem(&hist, &hk);
+		if (!h) {
+			static struct hist_value zero_hist;
+			bpf_map_update_elem(&hist, &hk, &zero_hist, BPF_NOEXIST);
+			h = bpf_map_lookup_elem(&hist, &hk);
+		}
+		if (h) {
+			__u32 slot = log2l(backlog);
+			if (slot >= SYNQUEUE_HIST_SLOTS)
+				slot = SYNQUEUE_HIST_SLOTS - 1;
+			h->slots[slot]++;
+		}
+	}
+	return 0;
+}
+
+/* Addresses of a received packet, from its headers. */
+static __always_inline void fill_remote(struct sq_event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u8 ver = 0;
+	struct tcphdr tcp = {};
+
+	if (!skb || !head || nh == (__u16)~0U)
+		return;
+	bpf_probe_read_kernel(&ver, 1, head + nh);
+	ver >>= 4;
+	if (ver == 4) {
+		struct iphdr ip = {};
+		bpf_probe_read_kernel(&ip, sizeof(ip), head + nh);
+		__builtin_memcpy(e->raddr, &ip.saddr, 4);
+	} else if (ver == 6) {
+		struct ipv6hdr ip6 = {};
+		bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh);
+		__builtin_memcpy(e->raddr, &ip6.saddr, 16);
+	}
+	if (th != (__u16)~0U) {
+		bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th);
+		e->rport = __builtin_bswap16(tcp.source);
+	}
+}
+
+static __always_inline void emit(const struct sock *sk, const struct sk_buff *skb, __u32 kind, __u32 reason)
+{
+	struct sq_event *e;
+
+	if (!want_events)
+		return;
+	e = rbtrace_reserve(&events, sizeof(*e));
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->sk = (__u64)sk;
+	e->kind = kind;
+	e->reason = reason;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (e->family == AF_INET6)
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO((__u32 *)e->laddr, sk, __sk_common.skc_rcv_saddr);
+	e->accept_queue = BPF_CORE_READ(sk, sk_ack_backlog);
+	e->accept_limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	e->syn_queue = syn_qlen(sk);
+	fill_remote(e, skb);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* A packet freed with a reason, rx_sk being the socket that received it. */
+static __always_inline int on_kfree_skb(const struct sk_buff *skb, __u32 reason, const struct sock *sk)
+{
+	struct listener_stats *s;
+	__u32 overflow = bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+
+	if (!is_listener(sk))
+		return 0;
+	s = stats_of((__u64)sk);
+	if (!s)
+		return 0;
+	if (reason == overflow) {
+		s->overflows++;
+		emit(sk, skb, SQ_OVERFLOW, reason);
+	} else {
+		s->drops++;
+		emit(sk, skb, SQ_DROP, reason);
+	}
+	return 0;
+}
+
+static __always_inline int on_synack_retrans(const struct sock *sk)
+{
+	struct listener_stats *s;
+
+	if (!is_listener(sk))
+		return 0;
+	s = stats_of((__u64)sk);
+	if (s)
+		s->synack_retrans++;
+	return 0;
+}
+
+/* A SYN reached listener sk (tcp_v{4,6}_conn_request), before the kernel
+ * decides: the same tests as tcp_conn_request() tell what it will do. */
+static __always_inline int on_syn(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct listener_stats *s;
+	__u32 backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	__u32 limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	__u32 qlen = syn_qlen(sk);
+	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
+	bool cookie = false;
+
+	s = stats_of((__u64)sk);
+	if (!s)
+		return 0;
+	s->syns++;
+	sample(s, backlog, qlen);
+	if (cookies == 2 || qlen > limit) {
+		if (cookies)
+			cookie = true;
+		else {
+			s->drops++; /* TCPReqQFullDrop */
+			emit(sk, skb, SQ_DROP, 0);
+			return 0;
+		}
+	}
+	if (backlog > limit) {
+		s->overflows++;
+		emit(sk, skb, SQ_OVERFLOW, 0);
+		return 0;
+	}
+	if (cookie)
+		s->syncookies++;
+	return 0;
+}
+
+/* ---- snapshot of every listener ----------------------------------------- */
+SEC("iter/tcp")
+int dump_listeners(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct seq_file *seq = ctx->meta->seq;
+	struct listener_info info = {};
+	struct tcp_sock *tp;
+	struct sock *sk;
+
+	if (!skc || skc->skc_state != SYNQUEUE_TCP_LISTEN)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+	info.sk = (__u64)sk;
+	info.family = skc->skc_family;
+	info.port = skc->skc_num;
+	if (info.family == AF_INET6)
+		BPF_CORE_READ_INTO(&info.addr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
+	else
+		__builtin_memcpy(info.addr, &skc->skc_rcv_saddr, 4);
+	info.accept_queue = sk->sk_ack_backlog;
+	info.accept_limit = sk->sk_max_ack_backlog;
+	info.syn_queue = tp->inet_conn.icsk_accept_queue.qlen.counter;
+	info.sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
+	info.uid = BPF_CORE_READ(sk, sk_uid.val);
+	info.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	bpf_seq_write(seq, &info, sizeof(info));
+	return 0;
+}
+
+/* ---- tp_btf path (no tracefs needed) ------------------------------------ */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(tpb_data_ready, const struct sock *sk)
+{
+	return on_enqueue(sk);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	return on_kfree_skb(skb, reason, rx_sk);
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(tpb_synack, const struct sock *sk, const struct request_sock *req)
+{
+	return on_synack_retrans(sk);
+}
+
+/* ---- classic tracepoint path --------------------------------------------- */
+SEC("tracepoint/sock/sk_data_ready")
+int tp_data_ready(struct trace_event_raw_sk_data_ready *ctx)
+{
+	return on_enqueue(ctx->skaddr);
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
+{
+	const struct sk_buff *skb = ctx->skbaddr;
+	const struct sock *sk;
+
+	/* rx_sk appeared in 6.11; before it, the socket (if any) is skb->sk. */
+	if (bpf_core_field_exists(ctx->rx_sk))
+		sk = BPF_CORE_READ(ctx, rx_sk);
+	else
+		sk = BPF_CORE_READ(skb, sk);
+	return on_kfree_skb(skb, ctx->reason, sk);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tp_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	return on_synack_retrans(ctx->skaddr);
+}
+
+/* ---- per-SYN probes: fentry, else kprobe --------------------------------- */
+SEC("fentry/tcp_v4_conn_request")
+int BPF_PROG(fe_syn4, struct sock *sk, struct sk_buff *skb)
+{
+	return on_syn(sk, skb);
+}
+
+SEC("fentry/tcp_v6_conn_request")
+int BPF_PROG(fe_syn6, struct sock *sk, struct sk_buff *skb)
+{
+	return on_syn(sk, skb);
+}
+
+SEC("kprobe/tcp_v4_conn_request")
+int BPF_KPROBE(kp_syn4, struct sock *sk, struct sk_buff *skb)
+{
+	return on_syn(sk, skb);
+}
+
+SEC("kprobe/tcp_v6_conn_request")
+int BPF_KPROBE(kp_syn6, struct sock *sk, struct sk_buff *skb)
+{
+	return on_syn(sk, skb);
+}

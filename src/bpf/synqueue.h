@@ -1,0 +1,72 @@
+/* synqueue: structs shared by synqueue.bpf.c and src/tools/synqueue.ts
+ * (whose layouts are generated from this object's BTF at build time). */
+#ifndef SYNQUEUE_H
+#define SYNQUEUE_H
+
+#define SYNQUEUE_HIST_SLOTS 32
+#define SYNQUEUE_TCP_LISTEN 10
+
+/* Per listener (key: the listener's struct sock address), per CPU, between
+ * two reports: user space drains the map each interval. Fields named *max*
+ * are folded across CPUs with max() by the SDK, the rest are summed. */
+struct listener_stats {
+	__u64 enqueues;       /* connections that joined the accept queue */
+	__u64 overflows;      /* accept queue full: SYN (fentry/kprobe) or final ACK (kfree_skb) dropped */
+	__u64 drops;          /* other packets the listener dropped (kfree_skb with rx_sk = listener) */
+	__u64 syncookies;     /* SYNs that found the SYN queue full with cookies on (fentry/kprobe) */
+	__u64 synack_retrans; /* tcp:tcp_retransmit_synack */
+	__u64 syns;           /* SYNs seen (fentry/kprobe only) */
+	__u32 accept_max;     /* most sk_ack_backlog seen */
+	__u32 syn_max;        /* most icsk_accept_queue.qlen seen */
+};
+
+/* --hist: accept queue length at each enqueue, per listener and limit (as
+ * bcc's tcpsynbl keys by backlog limit). */
+struct hist_key {
+	__u64 sk;
+	__u32 limit;
+	__u32 pad;
+};
+
+struct hist_value {
+	__u64 slots[SYNQUEUE_HIST_SLOTS];
+};
+
+/* One record per listening socket, written by the iter/tcp program. */
+struct listener_info {
+	__u64 sk;
+	__u64 ino;            /* socket inode: matched against /proc/PID/fd */
+	__u32 family;
+	__u32 port;
+	__u8 addr[16];        /* IPv4 in the first 4 bytes */
+	__u32 accept_queue;   /* sk_ack_backlog */
+	__u32 accept_limit;   /* sk_max_ack_backlog */
+	__u32 syn_queue;      /* icsk_accept_queue.qlen */
+	__u32 sk_drops;       /* the kernel's per-socket drop counter (tcp_listendrop) */
+	__u32 uid;
+	__u32 pad;
+};
+
+enum sq_event_kind {
+	SQ_OVERFLOW = 1, /* accept queue full */
+	SQ_DROP = 2,     /* any other listener drop */
+};
+
+/* --events: one per overflow/drop seen one by one. */
+struct sq_event {
+	__u64 ts_ns;
+	__u64 sk;
+	__u32 kind;
+	__u32 reason;         /* enum skb_drop_reason, 0 when from conn_request */
+	__u32 family;
+	__u16 lport;
+	__u16 rport;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u32 accept_queue;
+	__u32 accept_limit;
+	__u32 syn_queue;
+	__u32 pad;
+};
+
+#endif
