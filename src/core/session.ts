@@ -120,6 +120,11 @@ export class Session {
 
     for (const rb of this.ringBuffers) rb.start(10, (err) => this.fail(err));
 
+    // Signal listeners do not keep Node's event loop alive: a tool with no
+    // ring buffer, -i or -d (syscount waiting for Ctrl-C) would otherwise
+    // exit at once. This timer holds the loop open until finish() clears it.
+    this.timers.push(setInterval(() => {}, 1 << 30));
+
     const { durationSec, intervalSec } = this.opts;
     if (intervalSec !== undefined && this.intervalHandlers.length) {
       this.timers.push(setInterval(() => this.safely(() => this.intervalHandlers.forEach((fn) => fn())), intervalSec * 1000));
