@@ -347,8 +347,8 @@ function demangleRustV0(s: string): string | undefined {
         if (ns >= 'A' && ns <= 'Z') return id ? `${parent}::{${ns === 'C' ? 'closure' : ns === 'S' ? 'shim' : ns}#${id}}` : `${parent}::{${ns === 'C' ? 'closure' : 'shim'}}`;
         return `${parent}::${id}`;
       }
-      case 'M': { disambiguator(); const t = type(); return `<${t}>`; }   // inherent impl
-      case 'X': { disambiguator(); const t = type(); const tr = path(); return `<${t} as ${tr}>`; }
+      case 'M': { disambiguator(); path(); return type(); }   // inherent impl (after its module): the type's path
+      case 'X': { disambiguator(); path(); const t = type(); const tr = path(); return `<${t} as ${tr}>`; }
       case 'Y': { const t = type(); const tr = path(); return `<${t} as ${tr}>`; }
       case 'I': {                                     // generic args: keep the path, drop the args
         const p = path();
@@ -356,9 +356,19 @@ function demangleRustV0(s: string): string | undefined {
         i++;
         return p;
       }
-      case 'B': { base62(); return '?'; }             // back reference: not followed
+      case 'B': return backref(path, true);           // back reference to an earlier path
       default: throw new Error('v0: unknown path tag');
     }
+  };
+  const backref = <T>(parse: () => T, consumed = false): T => {
+    if (!consumed) i++;
+    const pos = base62();
+    if (pos >= i) throw new Error('v0: forward back reference');
+    const save = i;
+    i = pos;
+    const out = parse();
+    i = save;
+    return out;
   };
   const genericArg = (): void => {
     if (s[i] === 'L') { i++; base62(); return; }
@@ -384,7 +394,7 @@ function demangleRustV0(s: string): string | undefined {
       case 'P': case 'O': i++; return `*${type()}`;
       case 'F': throw new Error('v0: fn types not handled');
       case 'D': throw new Error('v0: dyn types not handled');
-      case 'B': i++; base62(); return '?';
+      case 'B': i++; return backref(type, true);
       default: return path();
     }
   };
