@@ -98,7 +98,7 @@ START=$(date +%s.%N)
 set +e
 timeout --foreground -k 10 "$TIMEOUT" \
 qemu-system-x86_64 \
-  -accel tcg -cpu max -m "$MEM" -smp "$SMP" \
+  -accel tcg -cpu "${RBTRACE_VM_CPU:-max}" -m "$MEM" -smp "$SMP" \
   -nodefaults -no-user-config -display none -monitor none -no-reboot \
   -serial "file:$J/console.log" \
   -kernel "$KERNEL" -initrd "$INITRD" \
