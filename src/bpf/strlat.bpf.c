@@ -90,14 +90,16 @@ static __always_inline struct strlat_stats *get_stats(void)
 	return bpf_map_lookup_elem(&stats, &zero);
 }
 
+/* _CORE reads (bpf_probe_read_kernel): clang merges the switch into one
+ * ctx load at a variable offset, which the verifier refuses for ctx. */
 static __always_inline __u64 size_argument(struct pt_regs *ctx)
 {
 	switch (size_arg) {
-	case 1: return PT_REGS_PARM1(ctx);
-	case 2: return PT_REGS_PARM2(ctx);
-	case 3: return PT_REGS_PARM3(ctx);
-	case 4: return PT_REGS_PARM4(ctx);
-	case 5: return PT_REGS_PARM5(ctx);
+	case 1: return PT_REGS_PARM1_CORE(ctx);
+	case 2: return PT_REGS_PARM2_CORE(ctx);
+	case 3: return PT_REGS_PARM3_CORE(ctx);
+	case 4: return PT_REGS_PARM4_CORE(ctx);
+	case 5: return PT_REGS_PARM5_CORE(ctx);
 	default: return 0;
 	}
 }

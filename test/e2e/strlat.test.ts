@@ -1,0 +1,150 @@
+// strlat end to end: real uprobes on programs built here and on ruby.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { buildC, leftoverPrograms, runRbtrace, startRbtrace, sleep } from '../helpers.js';
+
+const OUR_PROGRAMS = ['strlat_entry', 'strlat_return'];
+
+interface Report {
+  function: string;
+  count: number;
+  avg_ns: number;
+  p50_ns: number;
+  p99_ns: number;
+  max_ns: number;
+  hist: { low: number; high: number; count: number }[];
+  size_hist?: { low: number; high: number; count: number }[];
+  unmatched: number;
+  stale: number;
+  dropped: number;
+}
+
+function lastReport(stdout: string): Report {
+  const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  assert.ok(lines.length > 0, `no JSON in: ${stdout}`);
+  return JSON.parse(lines.at(-1)!);
+}
+
+const histSum = (h: { count: number }[]) => h.reduce((a, b) => a + b.count, 0);
+
+// work() is called exactly N times, with lengths 0..63 as 2nd argument;
+// rec() recurses 5 deep, 100 times (500 calls, nested returns); 4 threads
+// call work too, so threads must keep separate start times.
+const PROG = `
+#include <pthread.h>
+#include <stdlib.h>
+volatile long sink;
+__attribute__((noinline)) long work(const char *p, long len) { sink += len; return len; }
+__attribute__((noinline)) long rec(int d) { if (d <= 1) return 1; long r = rec(d - 1) + 1; sink += r; return r; }
+static void *thr(void *a) { for (int i = 0; i < 250; i++) work(0, i % 64); return 0; }
+int main(int argc, char **argv) {
+  int n = atoi(argv[1]);
+  for (int i = 0; i < n; i++) work(0, i % 64);
+  for (int i = 0; i < 100; i++) rec(5);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], 0, thr, 0);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], 0);
+  return 0;
+}`;
+const prog = buildC(PROG, 'prog', ['-lpthread']);
+
+test('a C function called exactly N times: count == N and the histogram adds up to N', async () => {
+  const r = await runRbtrace(['strlat', '--json', '--lib', prog, '--func', 'work', '--size', '--arg', '2', '--', prog, '3000']);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = lastReport(r.stdout);
+  assert.equal(rep.count, 3000 + 4 * 250);
+  assert.equal(histSum(rep.hist), rep.count);
+  assert.equal(rep.unmatched, 0);
+  assert.equal(rep.stale, 0);
+  // lengths 0..63: slot 0 holds 0 and 1, slot k holds 2^k..2^(k+1)-1
+  const size = rep.size_hist!;
+  assert.equal(histSum(size), rep.count);
+  const lens = [...Array.from({ length: 3000 }, (_, i) => i % 64), ...Array.from({ length: 1000 }, (_, i) => (i % 250) % 64)];
+  const inSlot = (lo: number, hi: number) => lens.filter((l) => l >= lo && l <= hi).length;
+  const slot = (low: number) => size.find((b) => b.low === low)?.count;
+  assert.equal(slot(32), inSlot(32, 63));
+  assert.equal(slot(4), inSlot(4, 7));
+  assert.equal(size[0].low, 0);
+  assert.equal(size[0].count, inSlot(0, 1));
+  assert.ok(rep.p50_ns > 0 && rep.p99_ns >= rep.p50_ns && rep.max_ns >= rep.avg_ns);
+  assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+});
+
+test('recursion: every nested call is paired with its own return', async () => {
+  const r = await runRbtrace(['strlat', '--json', '--lib', prog, '--func', 'rec', '--', prog, '10']);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = lastReport(r.stdout);
+  assert.equal(rep.count, 500);
+  assert.equal(rep.unmatched + rep.stale + rep.dropped, 0);
+});
+
+test('a demangled C++ name finds the mangled symbol', async () => {
+  const dir = dirname(prog);
+  const src = join(dir, 'app.cc');
+  const bin = join(dir, 'app');
+  writeFileSync(src, `namespace app { struct P { __attribute__((noinline)) int parse(int x); };
+    int P::parse(int x) { return x * 3; } }
+    volatile int s; int main() { app::P p; for (int i = 0; i < 77; i++) s += p.parse(i); return 0; }`);
+  execFileSync('g++', ['-O1', '-o', bin, src]);
+  const r = await runRbtrace(['strlat', '--json', '--lib', bin, '--func', 'app::P::parse', '--', bin]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lastReport(r.stdout).count, 77);
+});
+
+test('ruby: rb_str_new is called at least once per string the script builds', async () => {
+  const r = await runRbtrace(['strlat', '--json', '--', 'ruby', '--disable-gems', '-e', '20000.times { |i| i.to_s }']);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = lastReport(r.stdout);
+  assert.equal(rep.function, 'rb_str_new');
+  assert.ok(rep.count >= 20000, `count ${rep.count}`);
+  assert.equal(histSum(rep.hist), rep.count);
+});
+
+test('human output: -u histogram, percentiles said to come from buckets', async () => {
+  const r = await runRbtrace(['strlat', '-u', '--lib', prog, '--func', 'work', '--', prog, '100']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /usecs\s+: count\s+distribution/);
+  assert.match(r.stdout, /work: count 1,100, avg .*p50 ≤ .*p99 ≤ .*max /);
+  assert.match(r.stdout, /upper bounds of log2 buckets/);
+});
+
+test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left attached', async () => {
+  const ruby = spawn('ruby', ['--disable-gems', '-e', 'loop { 200.times { |i| i.to_s }; sleep 0.01 }'], { stdio: 'ignore' });
+  try {
+    await sleep(300);
+    const rb = startRbtrace(['strlat', '-v', '--json', '-p', String(ruby.pid)]);
+    await rb.ready();
+    await sleep(700);
+    rb.signal('SIGINT');
+    const f = await rb.finished;
+    assert.equal(f.code, 0, f.stderr);
+    assert.ok(lastReport(f.stdout).count >= 200);
+    assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+  } finally {
+    ruby.kill('SIGKILL');
+  }
+});
+
+test('-i: one JSON report per interval', async () => {
+  const r = await runRbtrace(['strlat', '--json', '-i', '0.3', '--lib', prog, '--func', 'work', '--',
+    'sh', '-c', `${prog} 10; sleep 1; ${prog} 10`]);
+  assert.equal(r.code, 0, r.stderr);
+  const reps = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Report);
+  assert.ok(reps.length >= 3, r.stdout);
+  assert.equal(reps.reduce((a, x) => a + x.count, 0), 2 * 1010);
+});
+
+test('bad input: one-line errors', async () => {
+  let r = await runRbtrace(['strlat', '--lib', prog, '--func', 'no_such_fn', '--', prog, '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^rbtrace strlat: no function 'no_such_fn' in .*\(.*\)\n$/);
+  r = await runRbtrace(['strlat', '--size', '--arg', '9', '--', prog, '1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^rbtrace strlat: --arg wants/);
+  r = await runRbtrace(['strlat', '-u', '-m', '--', prog, '1']);
+  assert.equal(r.code, 2);
+});
