@@ -191,6 +191,7 @@ static __always_inline int on_kfree_skb(const struct sk_buff *skb, __u32 reason,
 	s = stats_of((__u64)sk);
 	if (!s)
 		return 0;
+	s->freed++;
 	if (reason == overflow) {
 		s->overflows++;
 		emit(sk, skb, SQ_OVERFLOW, reason);

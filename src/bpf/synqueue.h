@@ -16,6 +16,7 @@ struct listener_stats {
 	__u64 syncookies;     /* SYNs that found the SYN queue full with cookies on (fentry/kprobe) */
 	__u64 synack_retrans; /* tcp:tcp_retransmit_synack */
 	__u64 syns;           /* SYNs seen (fentry/kprobe only) */
+	__u64 freed;          /* every kfree_skb with rx_sk = listener (each also bumped sk_drops) */
 	__u32 accept_max;     /* most sk_ack_backlog seen */
 	__u32 syn_max;        /* most icsk_accept_queue.qlen seen */
 };

@@ -148,6 +148,7 @@ interface Counted {
   syncookies: number;
   synackRetrans: number;
   syns: number;
+  freed: number;
   acceptMax: number;
   synMax: number;
 }
@@ -191,7 +192,7 @@ function readSnapshot(link: BpfLink): Map<string, Snapshot> {
 }
 
 function emptyCounted(): Counted {
-  return { enqueues: 0, overflows: 0, drops: 0, syncookies: 0, synackRetrans: 0, syns: 0, acceptMax: 0, synMax: 0 };
+  return { enqueues: 0, overflows: 0, drops: 0, syncookies: 0, synackRetrans: 0, syns: 0, freed: 0, acceptMax: 0, synMax: 0 };
 }
 
 /** Drain the per-CPU stats map: listener -> counts since the last drain. */
@@ -210,6 +211,7 @@ function drainStats(ctxMap: BpfMap): Map<string, Counted> {
       c.syncookies += s.syncookies;
       c.synackRetrans += s.synack_retrans;
       c.syns += s.syns;
+      c.freed += s.freed;
       c.acceptMax = Math.max(c.acceptMax, s.accept_max);
       c.synMax = Math.max(c.synMax, s.syn_max);
     }
@@ -226,19 +228,22 @@ export function buildRow(now: Snapshot, prev: Snapshot | undefined, c: Counted, 
   sys: { syncookies: number; maxSynBacklog: number }): Omit<ListenerRow, 'pid' | 'comm'> {
   const acceptMax = Math.max(c.acceptMax, now.acceptQueue, prev?.acceptQueue ?? 0);
   const synMax = Math.max(c.synMax, now.synQueue, prev?.synQueue ?? 0);
-  // sk_drops counts every tcp_listendrop() on this listener, whatever the path.
-  const skDelta = prev ? Math.max(0, (now.skDrops - prev.skDrops) >>> 0) : 0;
-  const drops = Math.max(skDelta, c.overflows + c.drops);
+  // sk_drops counts every tcp_listendrop() on this listener (what TcpExt
+  // ListenDrops counts), plus every packet it discarded through kfree_skb
+  // (a final ACK that met a full accept queue is counted both ways, a
+  // duplicate SYN only the second way). The probes count the latter
+  // ('freed'), so the difference is this listener's share of ListenDrops.
+  // A listener born during the interval had all its drops in it.
+  const skDelta = prev ? (now.skDrops - prev.skDrops) >>> 0 : now.skDrops;
+  const drops = Math.max(0, skDelta - c.freed);
   let overflows = c.overflows;
   let inferred = false;
-  if (!perSyn) {
-    // SYNs dropped because the accept queue was full leave no kfree_skb; if
-    // the queue was seen full (beyond its limit) this interval, the drops
-    // not explained otherwise were those.
-    if (acceptMax > now.acceptLimit) {
-      overflows = Math.max(c.overflows, drops - c.drops);
-      inferred = overflows > c.overflows;
-    }
+  if (!perSyn && acceptMax > now.acceptLimit) {
+    // SYNs dropped because the accept queue was full leave no kfree_skb
+    // (the kernel "consumes" them); with the queue seen beyond its limit this
+    // interval, this listener's drops were overflows.
+    overflows = Math.max(c.overflows, drops);
+    inferred = overflows > c.overflows;
   }
   return {
     addr: now.addr,
