@@ -79,12 +79,13 @@ struct {
 } hists SEC(".maps");
 
 /* Latency: entry time per thread (a thread may change CPU inside a syscall,
- * so this cannot be per-CPU). */
+ * so this cannot be per-CPU). Task-local storage: a pointer cached in the
+ * task, no hashing, no insert/delete per syscall, freed with the task. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);   /* tid */
-	__type(value, __u64); /* bpf_ktime_get_ns() at entry */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64); /* bpf_ktime_get_ns() at entry; 0: none */
 } starts SEC(".maps");
 
 RBTRACE_EXPORT_TYPE(struct sc_proc_stats, sc_proc_stats);
@@ -132,13 +133,13 @@ static __always_inline bool wanted(__u64 id, long nr)
 static __always_inline int on_enter(long nr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	__u64 ts;
+	__u64 *start;
 
 	if (!wanted(id, nr))
 		return 0;
-	ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY);
+	start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (start)
+		*start = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -198,20 +199,19 @@ static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
 static __always_inline int on_exit(long nr, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
 	__u64 delta = 0;
 	/* Errors are -4095..-1, as the kernel's IS_ERR_VALUE and strace say:
 	 * some calls (fcntl F_GETOWN, ...) return other negative values. */
 	bool failed = ret < 0 && ret >= -4095;
 
 	if (want_latency) {
-		__u64 *start = bpf_map_lookup_elem(&starts, &tid);
+		__u64 *start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, 0);
 
 		/* No start: entered before we attached, or filtered at entry. */
-		if (!start)
+		if (!start || !*start)
 			return 0;
 		delta = bpf_ktime_get_ns() - *start;
-		bpf_map_delete_elem(&starts, &tid);
+		*start = 0;
 	} else if (!wanted(id, nr)) {
 		return 0;
 	}

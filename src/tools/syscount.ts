@@ -125,9 +125,8 @@ function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hi
   const slots = syscallSlots();
   obj.map('syscalls').maxEntries = slots;
   obj.map('hists').maxEntries = mode.hist ? slots : 1;
-  // Unused maps shrink to one entry: the starts hash is preallocated.
+  // Unused maps shrink to one entry (hashes are preallocated).
   if (!mode.byProcess) obj.map('procs').maxEntries = 1;
-  if (!mode.latency) obj.map('starts').maxEntries = 1;
 }
 
 function sub(a: number, b: number | undefined): number {
