@@ -204,6 +204,15 @@ static __always_inline int on_exit(long nr, long ret)
 	 * some calls (fcntl F_GETOWN, ...) return other negative values. */
 	bool failed = ret < 0 && ret >= -4095;
 
+	/* Before any other filter: the gate opens on the shell's exec even when
+	 * --syscall leaves execve out. The exec is then counted if wanted; a
+	 * failed one keeps the gate closed. */
+	if (gate_tgid && !READ_ONCE(gate_passed) && (__u32)(id >> 32) == gate_tgid) {
+		if (nr != nr_execve && nr != nr_execveat)
+			return 0;
+		if (ret == 0)
+			WRITE_ONCE(gate_passed, true);
+	}
 	if (want_latency) {
 		__u64 *start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, 0);
 
@@ -214,13 +223,6 @@ static __always_inline int on_exit(long nr, long ret)
 		*start = 0;
 	} else if (!wanted(id, nr)) {
 		return 0;
-	}
-	if (gate_tgid && !READ_ONCE(gate_passed) && (__u32)(id >> 32) == gate_tgid) {
-		/* The gate shell's exec, counted below; a failed one keeps the gate closed. */
-		if (nr != nr_execve && nr != nr_execveat)
-			return 0;
-		if (ret == 0)
-			WRITE_ONCE(gate_passed, true);
 	}
 	if (only_failed && !failed)
 		return 0;
