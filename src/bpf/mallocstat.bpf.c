@@ -27,6 +27,23 @@ const volatile bool per_process = false; /* -P: key by pid (else pid 0) */
 const volatile __u32 self_tgid = 0;      /* rbtrace itself: never counted */
 const volatile __u32 timed_mask = 0;     /* bit f: function f has a uretprobe */
 
+/* Without -P: per-CPU arrays indexed by function and by size slot (an array
+ * lookup is a bounds check and an add, cheaper than hashing: this runs on
+ * every allocator call of the target). With -P: the same keyed by pid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MS_NFUNCS);
+	__type(key, __u32);
+	__type(value, struct ms_stats);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MALLOCSTAT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sizes SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 10240);
@@ -57,6 +74,9 @@ struct {
 
 static __always_inline struct ms_stats *stats_of(__u32 pid, __u32 func)
 {
+	if (!per_process)
+		return bpf_map_lookup_elem(&counts, &func);
+
 	struct ms_key key = { .pid = pid, .func = func };
 	struct ms_stats *s = bpf_map_lookup_elem(&stats, &key);
 
@@ -70,7 +90,15 @@ static __always_inline struct ms_stats *stats_of(__u32 pid, __u32 func)
 static __always_inline void hist_add(__u32 pid, __u64 size)
 {
 	struct ms_hist_key key = { .pid = pid, .slot = log2l(size) };
-	__u64 *n = bpf_map_lookup_elem(&hist, &key);
+	__u64 *n;
+
+	if (!per_process) {
+		n = bpf_map_lookup_elem(&sizes, &key.slot);
+		if (n)
+			*n += 1;
+		return;
+	}
+	n = bpf_map_lookup_elem(&hist, &key);
 
 	if (n) {
 		*n += 1; /* per-CPU: no atomic needed */

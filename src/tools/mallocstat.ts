@@ -175,12 +175,27 @@ class Reader {
   private prevHist = new Map<string, number>();
   private readonly stats;
   private readonly hist;
+  private readonly counts;
+  private readonly sizes;
   private readonly comms;
 
   constructor(obj: BpfObject, private readonly perProcess: boolean) {
+    // -P: hashes keyed by pid; else per-CPU arrays (function, size slot) for pid 0.
     this.stats = obj.map('stats').typed(ms_key_layout, ms_stats_layout);
     this.hist = obj.map('hist').typed(ms_hist_key_layout, scalarLayout('u64'));
+    this.counts = obj.map('counts').typed(scalarLayout('u32'), ms_stats_layout);
+    this.sizes = obj.map('sizes').typed(scalarLayout('u32'), scalarLayout('u64'));
     this.comms = obj.map('comms').typed(scalarLayout('u32'), ms_comm_layout);
+  }
+
+  private statEntries(): [{ pid: number; func: number }, MsStats][] {
+    if (this.perProcess) return this.stats.entries();
+    return this.counts.entries().map(([k, v]) => [{ pid: 0, func: k.value }, v]);
+  }
+
+  private histEntries(): [{ pid: number; slot: number }, { value: number }][] {
+    if (this.perProcess) return this.hist.entries();
+    return this.sizes.entries().map(([k, v]) => [{ pid: 0, slot: k.value }, v]);
   }
 
   read(): Report[] {
@@ -191,7 +206,7 @@ class Reader {
       return r;
     };
     const seen = new Set<number>();
-    for (const [k, v] of this.stats.entries()) {
+    for (const [k, v] of this.statEntries()) {
       const key = `${k.pid}:${k.func}`;
       const before = this.prevStats.get(key) ?? ZERO;
       this.prevStats.set(key, v);
@@ -202,7 +217,7 @@ class Reader {
       };
       if (d.count > 0 || d.timed > 0) reportOf(k.pid).stats.set(k.func, d);
     }
-    for (const [k, v] of this.hist.entries()) {
+    for (const [k, v] of this.histEntries()) {
       const key = `${k.pid}:${k.slot}`;
       const n = v.value - (this.prevHist.get(key) ?? 0);
       this.prevHist.set(key, v.value);
