@@ -104,6 +104,20 @@ test('-L times every function and the counts stay exact', async () => {
   }
 });
 
+test('-i: interval reports add up to the whole run', async () => {
+  const cmd = ['/bin/sh', '-c', `${prog} 1; sleep 0.6; ${prog} 1`];
+  const [whole] = await traceCommand([], cmd);
+  const parts = await traceCommand(['-i', '0.2'], cmd);
+  assert.ok(parts.length >= 3, `several reports: ${parts.length}`);
+  assert.equal(parts.filter((r) => r.final).length, 1);
+  assert.ok(parts.slice(0, -1).every((r) => !r.final && (r as Rec & { interval_s: number }).interval_s === 0.2));
+  const total: Record<string, number> = {};
+  for (const r of parts) for (const [k, v] of Object.entries(counts(r))) total[k] = (total[k] ?? 0) + v;
+  assert.deepEqual(total, counts(whole));
+  // the two loops fell in different intervals
+  assert.ok(parts.filter((r) => r.functions.calloc.count > 0).length >= 2, 'loops in separate intervals');
+});
+
 test('-p PID: only that process, from the moment of attach', async () => {
   const child = spawn(prog, ['2', 'wait'], { stdio: ['pipe', 'ignore', 'ignore'] });
   const exited = new Promise((resolve) => child.on('exit', resolve));
