@@ -101,3 +101,18 @@ export function leftoverPrograms(names: string[]): string[] {
 }
 
 export const isCI = process.env.CI === 'true';
+
+/**
+ * Programs of ours still loaded once the kernel has finished releasing them:
+ * a link's release and the program's free are deferred (RCU, work queues),
+ * so a just-exited tracer's programs can stay listed for a few milliseconds.
+ * A real leak stays; this waits up to `timeoutMs` for the list to empty.
+ */
+export async function settledLeftovers(names: string[], timeoutMs = 3000): Promise<string[]> {
+  const start = Date.now();
+  for (;;) {
+    const left = leftoverPrograms(names);
+    if (left.length === 0 || Date.now() - start > timeoutMs) return left;
+    await sleep(50);
+  }
+}

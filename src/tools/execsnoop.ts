@@ -222,7 +222,7 @@ export default defineTool<ExecsnoopOptions>({
     if (opts.timestamp) columns.push({ name: 'TIME(s)', width: 8 });
     if (opts.printUid) columns.push({ name: 'UID', width: 6 });
     columns.push({ name: 'PCOMM', width: 16 }, { name: 'PID', width: 7 }, { name: 'PPID', width: 7 },
-      { name: 'RET', width: 3, align: 'right' }, { name: 'ARGS', width: 0 });
+      { name: 'RET', width: opts.fails ? 6 : 3, align: 'right' }, { name: 'ARGS', width: 0 });
     const printer = new ColumnPrinter(columns);
     if (!opts.json) ctx.out.write(printer.header());
 

@@ -1,0 +1,233 @@
+// execsnoop end to end: real BPF programs, real execs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { RBTRACE, buildC, leftoverPrograms, runRbtrace, settledLeftovers, startRbtrace, sleep } from '../helpers.js';
+
+// Names only execsnoop's object uses (rbtrace_fork/rbtrace_exit are in every tool's).
+const OUR_PROGRAMS = [
+  'sched_exec', 'tp_enter_execve', 'tp_enter_execveat', 'tp_exit_execve', 'tp_exit_execveat',
+  'kp_enter_execve', 'kp_exit_execve', 'fe_enter_execve', 'fe_exit_execve',
+];
+
+interface Exec {
+  pid: number;
+  ppid: number;
+  uid: number;
+  comm: string;
+  ret: number;
+  errno?: string;
+  filename: string;
+  args: string[];
+  args_cut?: number[];
+  args_truncated?: boolean;
+  time: string;
+}
+
+function records(stdout: string): Exec[] {
+  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+const TRICKY_ARGS = ['two words', 'say "hi"', "it's", 'héllo wörld ✓', '', 'tab\there', 'new\nline', '$HOME', '*'];
+
+// Each attach path must give the same argv. Here: sched (the default) and
+// tracepoint (what -x uses on this kernel). The kernel matrix (test/vm)
+// sets RBTRACE_ATTACH to run them on fentry or kprobe instead.
+const FORCED = process.env.RBTRACE_ATTACH;
+for (const path of FORCED ? [FORCED] : ['sched', 'tracepoint']) {
+  test(`[${path}] sees a command with its exact argv, comm and ppid`, async () => {
+    const forty = Array.from({ length: 40 }, (_, i) => `arg${i}`);
+    const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--', '/bin/true', ...TRICKY_ARGS, ...forty]);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = records(r.stdout);
+    assert.equal(recs.length, 1, r.stdout);
+    const e = recs[0];
+    assert.deepEqual(e.args, ['/bin/true', ...TRICKY_ARGS, ...forty]);
+    assert.equal(e.comm, 'true');
+    assert.equal(e.ret, 0);
+    assert.equal(e.filename, '/bin/true');
+    assert.equal(e.uid, 0);
+    assert.ok(!Number.isNaN(Date.parse(e.time)));
+  });
+
+  test(`[${path}] a child's exec has the parent's pid as ppid`, async () => {
+    const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--', '/bin/sh', '-c', '/bin/true a; /bin/true b']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = records(r.stdout);
+    assert.equal(recs.length, 3, r.stdout);
+    const [sh, a, b] = recs;
+    assert.deepEqual(sh.args, ['/bin/sh', '-c', '/bin/true a; /bin/true b']);
+    assert.deepEqual(a.args, ['/bin/true', 'a']);
+    assert.deepEqual(b.args, ['/bin/true', 'b']);
+    assert.equal(a.ppid, sh.pid);
+    assert.equal(b.ppid, sh.pid);
+    assert.equal(a.comm, 'true');
+  });
+
+  test(`[${path}] long arguments are cut at 256 bytes and marked; --max-args limits the count`, async () => {
+    const exact = 'x'.repeat(256);
+    const long = 'y'.repeat(300);
+    const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--max-args', '4', '--', '/bin/true', exact, long, 'c', 'd', 'e']);
+    assert.equal(r.code, 0, r.stderr);
+    const [e] = records(r.stdout);
+    assert.deepEqual(e.args, ['/bin/true', exact, 'y'.repeat(256), 'c']);
+    assert.deepEqual(e.args_cut, [2]);
+    assert.equal(e.args_truncated, true);
+  });
+}
+
+test('a failed exec shows ENOENT with -x, and is hidden without it', async () => {
+  const cmd = ['--', '/bin/sh', '-c', '/nonexistent/prog 2>/dev/null; exit 0'];
+  const withX = await runRbtrace(['execsnoop', '--json', '-x', ...cmd]);
+  assert.equal(withX.code, 0, withX.stderr);
+  const failed = records(withX.stdout).filter((e) => e.ret !== 0);
+  assert.equal(failed.length, 1, withX.stdout);
+  assert.equal(failed[0].ret, -2);
+  assert.equal(failed[0].errno, 'ENOENT');
+  assert.deepEqual(failed[0].args, ['/nonexistent/prog']);
+
+  const text = await runRbtrace(['execsnoop', '-x', ...cmd]);
+  assert.match(text.stdout, /^sh\s+\d+\s+\d+\s+ENOENT \/nonexistent\/prog$/m);
+
+  const without = await runRbtrace(['execsnoop', '--json', ...cmd]);
+  assert.equal(records(without.stdout).filter((e) => e.ret !== 0).length, 0);
+});
+
+test('execveat is caught on the default and the syscall path', async () => {
+  const prog = buildC(`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+/* The strings live on the stack: the syscall paths read argv without
+ * faulting pages in, so strings in a never-touched page would read empty. */
+int main(void) {
+  char a0[] = "true", a1[] = "via-execveat";
+  char *argv[] = { a0, a1, 0 };
+  char *envp[] = { 0 };
+  syscall(SYS_execveat, AT_FDCWD, "/bin/true", argv, envp, 0);
+  return 1;
+}`, 'execveat');
+  for (const extra of [[], ['-x']]) {
+    const r = await runRbtrace(['execsnoop', '--json', ...extra, '--', prog]);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = records(r.stdout);
+    assert.deepEqual(recs.map((e) => e.args), [[prog], ['true', 'via-execveat']], `execsnoop ${extra.join(' ')}`);
+  }
+});
+
+test('text output: header, escaped control characters, -q quoting, -t and -T columns, -U', async () => {
+  const r = await runRbtrace(['execsnoop', '-t', '-T', '-U', '--', '/bin/true', 'a b', 'new\nline', '\x1b[31m']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^TIME\s+TIME\(s\)\s+UID\s+PCOMM\s+PID\s+PPID\s+RET ARGS$/);
+  assert.equal(lines.length, 2, r.stdout);
+  assert.match(lines[1], /^\d\d:\d\d:\d\d\s+\d+\.\d{3}\s+0\s+true\s+\d+\s+\d+\s+0 \/bin\/true a b new\\nline \\x1b\[31m$/);
+
+  const q = await runRbtrace(['execsnoop', '-q', '--', '/bin/true', 'a b', 'say "x"']);
+  assert.match(q.stdout, /0 "\/bin\/true" "a b" "say \\"x\\""$/m);
+});
+
+test('-n, -l and -u filter', async () => {
+  const cmd = ['--', '/bin/sh', '-c', '/bin/true alpha; /bin/echo beta >/dev/null'];
+  const byName = records((await runRbtrace(['execsnoop', '--json', '-n', '^ech', ...cmd])).stdout);
+  assert.deepEqual(byName.map((e) => e.comm), ['echo']);
+  // -l matches any argument: the shell's own command line contains 'alpha' too.
+  const byArg = records((await runRbtrace(['execsnoop', '--json', '-l', '^alph', ...cmd])).stdout);
+  assert.deepEqual(byArg.map((e) => e.args), [['/bin/true', 'alpha']]);
+  const root = records((await runRbtrace(['execsnoop', '--json', '-u', '0', ...cmd])).stdout);
+  assert.equal(root.length, 3);
+  const nobody = records((await runRbtrace(['execsnoop', '--json', '-u', 'nobody', ...cmd])).stdout);
+  assert.equal(nobody.length, 0);
+});
+
+test('-- CMD passes the exit status through, and 128+N for a signal', async () => {
+  assert.equal((await runRbtrace(['execsnoop', '--', '/bin/sh', '-c', 'exit 7'])).code, 7);
+  assert.equal((await runRbtrace(['execsnoop', '--', '/bin/sh', '-c', 'kill -TERM $$'])).code, 143);
+  assert.equal((await runRbtrace(['execsnoop', '--', '/bin/true'])).code, 0);
+});
+
+test('-p traces only that process', async () => {
+  // A shell that waits for a line on stdin, then execs; rbtrace watches its pid only.
+  const child = spawn('/bin/bash', ['-c', 'read -r _; exec /bin/echo from-victim'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const r = startRbtrace(['execsnoop', '--json', '-v', '-p', String(child.pid)]);
+  try {
+    await r.ready();
+  } catch (err) {
+    child.kill();
+    throw err;
+  }
+  execFileSync('/bin/true', ['not-the-victim']);
+  child.stdin!.write('go\n');
+  await new Promise((res) => child.on('exit', res));
+  await r.waitFor(() => r.stdout.includes('from-victim'), 10000, 'the victim exec');
+  r.signal('SIGINT');
+  const f = await r.finished;
+  assert.equal(f.code, 0, f.stderr);
+  assert.deepEqual(records(f.stdout).map((e) => e.args), [['/bin/echo', 'from-victim']]);
+});
+
+for (const [signal, extra] of [['SIGINT', []], ['SIGTERM', []], ['SIGINT', ['-x']], ['SIGTERM', ['-x']]] as const) {
+  test(`nothing stays attached after ${signal} (${extra.length ? 'syscall path' : 'sched path'})`, async () => {
+    const r = startRbtrace(['execsnoop', '-v', ...extra]);
+    await r.ready();
+    assert.ok(leftoverPrograms(OUR_PROGRAMS).length > 0, 'programs are loaded while tracing');
+    execFileSync('/bin/true');
+    r.signal(signal);
+    const f = await r.finished;
+    assert.equal(f.code, 0, f.stderr);
+    assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+  });
+}
+
+test('nothing stays attached after -- CMD ends', async () => {
+  const r = await runRbtrace(['execsnoop', '--', '/bin/true']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});
+
+test('| head -1 ends quietly with status 0', async () => {
+  // head exits after the header; rbtrace notices at its next write (the
+  // next exec) and must end with status 0 and nothing on stderr.
+  const script = `(for i in $(seq 1 200); do /bin/true $i; sleep 0.05; done) & gen=$!
+node ${RBTRACE} execsnoop | head -1
+echo "status=\${PIPESTATUS[0]}"
+kill $gen 2>/dev/null; wait`;
+  const r = spawnSync('/bin/bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60000 });
+  assert.match(r.stdout, /^PCOMM\s+PID\s+PPID\s+RET ARGS\nstatus=0\n$/, r.stdout + r.stderr);
+  assert.equal(r.stderr, '');
+  await sleep(100);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});
+
+test('bad input: one line, the right exit status, no stack trace', async () => {
+  const cases: [string[], number, RegExp, NodeJS.ProcessEnv?][] = [
+    [['execsnoop', '--bogus'], 2, /^rbtrace execsnoop: unknown option '--bogus' \(see rbtrace execsnoop --help\)$/],
+    [['no-such-tool'], 2, /^rbtrace: unknown command 'no-such-tool'/],
+    [['execsnoop', '-p', 'abc'], 2, /^rbtrace execsnoop: -p wants a process id, got 'abc'/],
+    [['execsnoop', '-p', '4000000'], 1, /^rbtrace execsnoop: no process with pid 4000000/],
+    [['execsnoop', '--max-args', '0'], 2, /^rbtrace execsnoop: --max-args wants a whole number from 1 to 128/],
+    [['execsnoop', '-d', 'soon'], 2, /^rbtrace execsnoop: -d wants a number of seconds/],
+    [['execsnoop', '-n', '('], 2, /^rbtrace execsnoop: -n: bad regular expression/],
+    [['execsnoop', '--', 'no-such-command-xyz'], 1, /^rbtrace execsnoop: command not found: no-such-command-xyz/],
+    [['execsnoop', 'ls'], 2, /^rbtrace execsnoop: unexpected argument 'ls' \(to trace a command, put it after --/],
+    [['execsnoop', '-p', '1', '--', '/bin/true'], 2, /^rbtrace execsnoop: -p and -- CMD cannot be used together/],
+    [['execsnoop', '-d', '1'], 1, /^rbtrace execsnoop: this kernel has no BTF \(\/nonexistent\/vmlinux is missing\)/, { RBTRACE_BTF_PATH: '/nonexistent/vmlinux' }],
+    [['execsnoop', '--attach', 'warp', '-d', '0'], 2, /^rbtrace execsnoop: attach path 'warp' is not one of this tool's/],
+  ];
+  for (const [args, code, re, env] of cases) {
+    const r = await runRbtrace(args, { env });
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.trimEnd(), re, args.join(' '));
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('a user without privileges gets the one-line error', () => {
+  const user = 'rbtrace-test';
+  if (spawnSync('id', ['-u', user]).status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+  const r = spawnSync('runuser', ['-u', user, '--', process.execPath, RBTRACE, 'execsnoop', '-d', '1'], { encoding: 'utf8', cwd: '/', timeout: 30000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr, 'rbtrace execsnoop: loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (run it with sudo)\n');
+});
