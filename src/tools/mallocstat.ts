@@ -115,7 +115,7 @@ function definesMalloc(path: string): boolean {
  * malloc and free must be there; the others are probed when present.
  * Names at one address (glibc: aligned_alloc and memalign) are probed once.
  */
-export function resolveAllocator(binary: string, prefix: string, latency: boolean): { probed: ProbedFunction[]; missing: string[] } {
+export function resolveAllocator(binary: string, prefix: string, latency: boolean, libGiven = false): { probed: ProbedFunction[]; missing: string[] } {
   const elf = ElfFile.open(binary);
   const byName = new Map<string, number>();
   for (const s of elf.functions()) {
@@ -127,7 +127,8 @@ export function resolveAllocator(binary: string, prefix: string, latency: boolea
   if (requiredMissing.length) {
     const hint = elf.functions().length === 0
       ? 'the file has no symbols (stripped): give the allocator library with --lib'
-      : prefix ? 'check --prefix (nm -D on the library shows its names)' : 'give the allocator with --lib (and --prefix if its names have one)';
+      : prefix || libGiven ? `is it the allocator, with these names? nm -D ${binary} shows its names (--prefix adds one)`
+        : 'give the allocator with --lib (and --prefix if its names have one)';
     throw new RbtraceError(`no ${requiredMissing.join(', ')} in ${binary}`, { hint });
   }
   const probed: ProbedFunction[] = [];
@@ -310,7 +311,7 @@ export default defineTool<MallocstatOptions>({
   },
   run(ctx, opts) {
     const binary = findAllocator({ pid: ctx.target.pid, command: ctx.target.command }, opts.lib);
-    const { probed, missing } = resolveAllocator(binary, opts.prefix, Boolean(opts.latency));
+    const { probed, missing } = resolveAllocator(binary, opts.prefix, Boolean(opts.latency), opts.lib !== undefined);
     if (missing.length) ctx.log.verbose(`not in ${binary} (not probed): ${missing.join(', ')}`);
     for (const p of probed) if (p.aliases.length) ctx.log.verbose(`${p.aliases.join(', ')}: same code as ${p.name} in ${binary}, counted as ${p.name}`);
 

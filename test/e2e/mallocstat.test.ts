@@ -2,9 +2,9 @@
 // Rust programs whose allocator calls are known exactly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, buildC, leftoverPrograms, runRbtrace, startRbtrace, sleep } from '../helpers.js';
 
@@ -162,7 +162,10 @@ fn main() {
 }
 `);
   const bin = join(dir, 'vec');
-  execFileSync('rustc', ['-O', '-o', bin, join(dir, 'vec.rs')], { stdio: 'pipe' });
+  // rustup installs into ~/.cargo/bin, which a CI shell's PATH may lack.
+  const rustc = ['rustc', join(homedir(), '.cargo/bin/rustc')].find((c) => spawnSync(c, ['--version']).status === 0);
+  assert.ok(rustc, 'rustc is needed (rustup or the rustc package)');
+  execFileSync(rustc, ['-O', '-o', bin, join(dir, 'vec.rs')], { stdio: 'pipe' });
   const realloc = async (mode: string, n: number) => (await traceCommand([], [bin, mode, String(n)]))[0].functions.realloc.count;
   const base = await realloc('grow', 0);
   const grow = await realloc('grow', 100000);
