@@ -43,3 +43,4 @@ for src in src/bpf/*.bpf.c; do
   [ -f "$header" ] || header=-
   node scripts/gen-bindings.mjs "$obj" "$header" "src/generated/$name.ts"
 done
+

@@ -212,17 +212,25 @@ int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 	return on_exit(ctx->ret);
 }
 
-/* ---- kprobe path ---- */
+/* ---- kprobe path ----
+ * ksyscall/ lets libbpf pick the arch's entry point name. We read the
+ * arguments from the user pt_regs the wrapper receives, as the fentry path
+ * does, rather than with BPF_KSYSCALL: that macro's LINUX_HAS_SYSCALL_WRAPPER
+ * extern makes libbpf load the kernel's whole BTF for every path of this
+ * object. Every kernel rbtrace runs on (5.x with BTF) has syscall wrappers on
+ * x86_64 and arm64. */
 SEC("ksyscall/execve")
-int BPF_KSYSCALL(kp_enter_execve, const char *filename, const char *const *argv)
+int BPF_KPROBE(kp_enter_execve, struct pt_regs *regs)
 {
-	return on_enter(filename, argv);
+	return on_enter((const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
+			(const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
 }
 
 SEC("ksyscall/execveat")
-int BPF_KSYSCALL(kp_enter_execveat, int fd, const char *filename, const char *const *argv)
+int BPF_KPROBE(kp_enter_execveat, struct pt_regs *regs)
 {
-	return on_enter(filename, argv);
+	return on_enter((const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+			(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
 SEC("kretsyscall/execve")

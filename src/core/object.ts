@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './package.js';
-import { libbpf, lastErrno, memoryView, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
+import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
+import { minimizedBtf } from './btf.js';
 import { RbtraceError, errnoText } from './errors.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
@@ -136,24 +137,29 @@ export class BpfObject {
   private readonly links: BpfLink[] = [];
   private loaded = false;
 
-  private constructor(ptr: Pointer, readonly path: string) {
+  private constructor(ptr: Pointer, readonly path: string, readonly btfCustomPath?: string) {
     this.ptr = ptr;
   }
 
-  /** Open build/bpf/<name>.bpf.o (or a path to any .bpf.o). */
-  static open(nameOrPath: string): BpfObject {
+  /**
+   * Open build/bpf/<name>.bpf.o (or a path to any .bpf.o). CO-RE relocates
+   * against the build's minimized BTF when it fits the running kernel
+   * (src/core/btf.ts), unless `fullBtf` is set.
+   */
+  static open(nameOrPath: string, opts: { fullBtf?: boolean } = {}): BpfObject {
     installLog();
     const path = nameOrPath.includes('/') ? nameOrPath : `${bpfObjectDir()}${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`;
     if (!existsSync(path)) {
       throw new RbtraceError(`BPF object ${path} is missing`, { hint: 'build it: npm run build' });
     }
     takeLibbpfLog();
-    const ptr = libbpf.openFile(path, null);
+    const btfCustomPath = opts.fullBtf || !path.startsWith(bpfObjectDir()) ? undefined : minimizedBtf(bpfObjectDir());
+    const ptr = libbpf.openFile(path, btfCustomPath ? objectOpenOpts({ btfCustomPath }) : null);
     if (!ptr) {
       const errno = lastErrno();
       throw new RbtraceError(`cannot open BPF object ${path}: ${errnoText(errno)}`, { details: takeLibbpfLog().join('\n') });
     }
-    return new BpfObject(ptr, path);
+    return new BpfObject(ptr, path, btfCustomPath);
   }
 
   private get handle(): Pointer {

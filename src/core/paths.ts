@@ -61,28 +61,40 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
   const skipped: { path: string; reason: string }[] = [];
   let lastError: unknown;
   for (const path of candidates) {
-    let obj: BpfObject | undefined;
-    try {
-      obj = BpfObject.open(opts.object);
-      obj.selectPrograms([...path.programs, ...(opts.alwaysLoad ?? [])]);
-      for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
-      opts.configure?.(obj);
-      obj.load();
-      const links = path.programs.map((name) => {
-        const prog = obj!.program(name);
-        if (/^(tracepoint|tp)\//.test(prog.section)) {
-          if (ensureTracefs() === 'mounted') opts.log?.('mounted tracefs (tracepoint programs read event ids from it)');
+    // First with the build's minimized BTF (when it fits this kernel); if a
+    // CO-RE relocation fails with it, once more with the kernel's own BTF.
+    for (const fullBtf of [false, true]) {
+      let obj: BpfObject | undefined;
+      try {
+        obj = BpfObject.open(opts.object, { fullBtf });
+        obj.selectPrograms([...path.programs, ...(opts.alwaysLoad ?? [])]);
+        for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
+        opts.configure?.(obj);
+        obj.load();
+        const links = path.programs.map((name) => {
+          const prog = obj!.program(name);
+          if (/^(tracepoint|tp)\//.test(prog.section)) {
+            if (ensureTracefs() === 'mounted') opts.log?.('mounted tracefs (tracepoint programs read event ids from it)');
+          }
+          return prog.attach();
+        });
+        opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
+        opts.log?.(`CO-RE against ${obj.btfCustomPath ? `the build's minimized BTF (${obj.btfCustomPath})` : 'the kernel\'s BTF'}`);
+        return { obj, path, links, skipped };
+      } catch (err) {
+        // Only a CO-RE relocation failure can be the minimized BTF's fault.
+        const coreFailure = obj?.btfCustomPath !== undefined && err instanceof RbtraceError && /CO-RE|relo/i.test(err.details ?? '');
+        obj?.close();
+        lastError = err;
+        if (coreFailure && !fullBtf) {
+          opts.log?.(`attach path ${path.name} failed with the minimized BTF, retrying with the kernel's: ${(err as Error).message}`);
+          continue;
         }
-        return prog.attach();
-      });
-      opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
-      return { obj, path, links, skipped };
-    } catch (err) {
-      obj?.close();
-      lastError = err;
-      const reason = err instanceof Error ? err.message : String(err);
-      skipped.push({ path: path.name, reason });
-      opts.log?.(`attach path ${path.name} unavailable: ${reason}`);
+        const reason = err instanceof Error ? err.message : String(err);
+        skipped.push({ path: path.name, reason });
+        opts.log?.(`attach path ${path.name} unavailable: ${reason}`);
+        break;
+      }
     }
   }
   if (candidates.length === 1 && lastError instanceof RbtraceError) {

@@ -118,3 +118,10 @@ test('every option of every tool appears in its man page, and every tool has one
   const overview = manText('rbtrace');
   for (const entry of TOOLS) assert.ok(overview.includes(`rbtrace-${entry.name}`), `rbtrace.8 lists ${entry.name}`);
 });
+
+test('FFI structs have libbpf 1.1\'s sizes (a wrong layout silently shifts fields)', async () => {
+  const { objectOpenOpts, uprobeOpts, usdtOpts } = await import('../../src/core/ffi/libbpf.js');
+  assert.equal((objectOpenOpts({}) as { sz: number }).sz, 80);
+  assert.equal((uprobeOpts({}) as { sz: number }).sz, 40);
+  assert.equal((usdtOpts() as { sz: number }).sz, 16);
+});

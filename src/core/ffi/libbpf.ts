@@ -34,6 +34,20 @@ koffi.opaque('bpf_link');
 koffi.opaque('ring_buffer');
 koffi.opaque('btf');
 
+// libbpf 1.1's struct bpf_object_open_opts (size 80 on LP64).
+const ObjectOpenOpts = koffi.struct('bpf_object_open_opts', {
+  sz: 'size_t',
+  object_name: 'const char *',
+  relaxed_maps: 'bool',
+  pin_root_path: 'const char *',
+  removed_attach_prog_fd: 'uint32_t', // `__u32 :32` in the header: keeps kconfig at offset 40
+  kconfig: 'const char *',
+  btf_custom_path: 'const char *',
+  kernel_log_buf: 'void *',
+  kernel_log_size: 'size_t',
+  kernel_log_level: 'uint32_t',
+});
+
 // libbpf 1.1's struct bpf_uprobe_opts (size 40 on LP64).
 const UprobeOpts = koffi.struct('bpf_uprobe_opts', {
   sz: 'size_t',
@@ -68,8 +82,8 @@ export const libbpf = {
   numPossibleCpus: bind<() => number>('int libbpf_num_possible_cpus(void)'),
 
   // objects
-  openFile: bind<(path: string, opts: null) => Pointer | null>(
-    'bpf_object *bpf_object__open_file(const char *path, const void *opts)'),
+  openFile: bind<(path: string, opts: object | null) => Pointer | null>(
+    'bpf_object *bpf_object__open_file(const char *path, const bpf_object_open_opts *opts)'),
   load: bind<(obj: Pointer) => number>('int bpf_object__load(bpf_object *obj)'),
   close: bind<(obj: Pointer) => void>('void bpf_object__close(bpf_object *obj)'),
   findProgram: bind<(obj: Pointer, name: string) => Pointer | null>(
@@ -161,6 +175,21 @@ export function uprobeOpts(o: { funcName?: string; retprobe?: boolean; refCtrOff
     bpf_cookie: o.cookie ?? 0n,
     retprobe: o.retprobe ?? false,
     func_name: o.funcName ?? null,
+  };
+}
+
+export function objectOpenOpts(o: { btfCustomPath?: string }): object {
+  return {
+    sz: koffi.sizeof(ObjectOpenOpts),
+    object_name: null,
+    relaxed_maps: false,
+    pin_root_path: null,
+    removed_attach_prog_fd: 0,
+    kconfig: null,
+    btf_custom_path: o.btfCustomPath ?? null,
+    kernel_log_buf: null,
+    kernel_log_size: 0,
+    kernel_log_level: 0,
   };
 }
 
