@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ExecRecord } from '../../src/tools/execsnoop.js';
 import { RBTRACE, buildC, leftoverPrograms, runRbtrace, settledLeftovers, startRbtrace, sleep } from '../helpers.js';
 
 // Names only execsnoop's object uses (rbtrace_fork/rbtrace_exit are in every tool's).
@@ -10,19 +11,7 @@ const OUR_PROGRAMS = [
   'kp_enter_execve', 'kp_exit_execve', 'fe_enter_execve', 'fe_exit_execve',
 ];
 
-interface Exec {
-  pid: number;
-  ppid: number;
-  uid: number;
-  comm: string;
-  ret: number;
-  errno?: string;
-  filename: string;
-  args: string[];
-  args_cut?: number[];
-  args_truncated?: boolean;
-  time: string;
-}
+type Exec = ExecRecord;
 
 function records(stdout: string): Exec[] {
   return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
