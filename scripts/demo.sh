@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The demo: rbtrace execsnoop watching a short burst of commands that the demo
-# itself starts (a shell loop running small programs, one of them failing).
+# The demo: rbtrace synqueue --demo reproduces the classic somaxconn
+# experiment on loopback: two slow-accepting servers (listen backlog 500 and
+# 4096, the latter capped by net.core.somaxconn), a built-in load generator
+# bursting connections at both, and the live view of their SYN and accept
+# queues: the small one fills and overflows, the large one holds. It ends by
+# itself after 12 seconds (or on Ctrl-C) and leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "rbtrace execsnoop -x -T, watching a burst of commands:" >&2
-exec ./bin/rbtrace execsnoop -x -T -- /bin/bash -c '
-  for i in 1 2 3; do
-    ls /proc/self >/dev/null
-    date +%s >/dev/null
-    /usr/bin/env printf "burst %s\n" "$i" >/dev/null
-    /no/such/program 2>/dev/null || true
-    sleep 0.2
-  done'
+exec ./bin/rbtrace synqueue --demo "$@"
