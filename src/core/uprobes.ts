@@ -7,7 +7,7 @@ import { ElfFile, demangle, normalizeFunctionQuery, stripVersion, type ElfSymbol
 import { RbtraceError } from './errors.js';
 import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';
 import type { ToolContext, LoadSpec } from './tool.js';
-import type { BpfObject, BpfLink } from './object.js';
+import { BpfObject, type BpfLink } from './object.js';
 import type { Loaded } from './paths.js';
 
 export interface ResolvedFunction {
@@ -141,4 +141,20 @@ export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & 
   });
   const userLinks = spec.attach(loaded.obj);
   return { ...loaded, userLinks };
+}
+
+/**
+ * For `rbtrace doctor`: really load `programs` of `object` and attach them
+ * with `attach` (tools pass pid = this process, so no other process ever
+ * traps), then let everything go.
+ */
+export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void {
+  const obj = BpfObject.open(object);
+  try {
+    obj.selectPrograms(programs);
+    obj.load();
+    attach(obj);
+  } finally {
+    obj.close();
+  }
 }

@@ -9,7 +9,7 @@ import { defineTool } from '../core/tool.js';
 import { RbtraceError } from '../core/errors.js';
 import { ElfFile } from '../core/elf.js';
 import { findLibrary, readComm } from '../core/process.js';
-import { findRubyBinary, loadUserProbes } from '../core/uprobes.js';
+import { findRubyBinary, loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes } from '../core/output/format.js';
@@ -104,6 +104,13 @@ export default defineTool<GcstatOptions>({
       .option('--chart', 'live chart of RSS and GC time (the default on a terminal)')
       .option('--no-chart', 'rows instead of the live chart')
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
+  },
+  probe: () => {
+    const binary = findRubyBinary({});
+    checkGcProbes(binary);
+    probeUserProbes(OBJECT_FILE, PROBES.map((p) => p.program), (o) =>
+      PROBES.forEach((p) => o.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid: process.pid })));
+    return `usdt (${binary}: ${PROVIDER}:gc__{mark,sweep}__{begin,end})`;
   },
   run(ctx, opts) {
     const intervalSec = ctx.opts.interval ?? 1;

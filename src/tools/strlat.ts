@@ -10,7 +10,7 @@ import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { UsageError } from '../core/errors.js';
 import { findLibrary } from '../core/process.js';
-import { findRubyBinary, loadUserProbes, resolveFunction, type ResolvedFunction } from '../core/uprobes.js';
+import { findRubyBinary, loadUserProbes, probeUserProbes, resolveFunction, type ResolvedFunction } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/histogram.js';
 import { formatDuration, formatCount } from '../core/output/format.js';
@@ -113,6 +113,15 @@ export default defineTool<StrlatOptions>({
       .option('-m, --milliseconds', 'histogram in milliseconds')
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex));
+  },
+  probe: () => {
+    const binary = findRubyBinary({});
+    const funcs = resolveFunction(binary, DEFAULT_FUNC);
+    probeUserProbes(OBJECT_FILE, ['strlat_entry', 'strlat_return'], (o) => funcs.forEach((f) => {
+      o.program('strlat_entry').attachUprobe({ binary, offset: f.offset, pid: process.pid });
+      o.program('strlat_return').attachUprobe({ binary, offset: f.offset, pid: process.pid, retprobe: true });
+    }));
+    return `uprobe (${binary}:${DEFAULT_FUNC})`;
   },
   run(ctx, opts) {
     const unit = unitOf(opts);
