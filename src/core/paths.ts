@@ -17,6 +17,11 @@ export interface AttachPath {
   programs: string[];
   /** fentry/fexit programs whose kernel function is chosen at run time. */
   attachTargets?: Record<string, string>;
+  /**
+   * Attach the loaded programs yourself (uprobes and USDT on a binary chosen
+   * at run time) instead of as their SEC() names say. Links belong to the object.
+   */
+  attach?: (obj: BpfObject) => BpfLink[];
   /** Why this path is (or is not) the better one, for -v. */
   note?: string;
 }
@@ -71,7 +76,7 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
         for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);
         obj.load();
-        const links = path.programs.map((name) => {
+        const links = path.attach ? path.attach(obj) : path.programs.map((name) => {
           const prog = obj!.program(name);
           if (/^(tracepoint|tp)\//.test(prog.section)) {
             if (ensureTracefs() === 'mounted') opts.log?.('mounted tracefs (tracepoint programs read event ids from it)');

@@ -124,23 +124,16 @@ export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
 }
 
 /**
- * ctx.load() for programs attached to user space: the SDK's attach paths
- * attach as SEC() says, which cannot name a binary chosen at run time, so
- * the path given to ctx.load attaches nothing and the programs are turned
- * back on (autoload) in configure, then attached here. The object is still
- * owned by the session: every link goes when it ends.
+ * ctx.load() for programs attached to user space: one attach path whose
+ * attach() puts them on the binary chosen at run time. The object is owned
+ * by the session: every link goes when it ends.
  */
 export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & { userLinks: BpfLink[] } {
   const loaded = ctx.load({
     ...spec,
-    paths: [{ name: spec.pathName, programs: [], note: spec.note }],
-    configure: (obj) => {
-      for (const p of spec.programs) obj.program(p).autoload = true;
-      spec.configure?.(obj);
-    },
+    paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: spec.attach }],
   });
-  const userLinks = spec.attach(loaded.obj);
-  return { ...loaded, userLinks };
+  return { ...loaded, userLinks: loaded.links };
 }
 
 /**
