@@ -156,7 +156,7 @@ test('-p traces only that process', async () => {
   assert.deepEqual(records(f.stdout).map((e) => e.args), [['/bin/echo', 'from-victim']]);
 });
 
-for (const [signal, extra] of [['SIGINT', []], ['SIGTERM', []], ['SIGINT', ['-x']], ['SIGTERM', ['-x']]] as const) {
+for (const [signal, extra] of [['SIGINT', []], ['SIGTERM', []], ['SIGHUP', []], ['SIGINT', ['-x']], ['SIGTERM', ['-x']], ['SIGHUP', ['-x']]] as const) {
   test(`nothing stays attached after ${signal} (${extra.length ? 'syscall path' : 'sched path'})`, async () => {
     const r = startRbtrace(['execsnoop', '-v', ...extra]);
     await r.ready();

@@ -1,0 +1,31 @@
+// The packed package installs with npm and runs with Node and libbpf only:
+// no compiler, no bpftool, no TypeScript at run time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, runRbtrace } from '../helpers.js';
+
+test('npm pack + npm install -g: an rbtrace on PATH that traces, and runs no build tool', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-pkg-'));
+  execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, stdio: 'pipe' });
+  const tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+  const prefix = join(dir, 'prefix');
+  // --prefer-offline: the dependencies are in npm's cache since `npm ci`.
+  execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { stdio: 'pipe', timeout: 180000 });
+  const installed = join(prefix, 'bin', 'rbtrace');
+  assert.equal(execFileSync(installed, ['--version'], { encoding: 'utf8' }).trim(), JSON.parse(execFileSync('npm', ['pkg', 'get', 'version'], { cwd: ROOT, encoding: 'utf8' })));
+
+  // The checkout's execsnoop watches the installed one trace a command.
+  const r = await runRbtrace(['execsnoop', '--json', '--', installed, 'execsnoop', '--json', '--', '/bin/true', 'from-installed']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const execs = lines.filter((e) => e.comm !== undefined && e.args);
+  // The inner rbtrace's own output (its record of /bin/true) is interleaved in stdout: find both views.
+  assert.ok(execs.some((e) => e.filename === installed || e.args[1] === installed), 'the installed rbtrace ran');
+  assert.ok(execs.some((e) => e.args[0] === '/bin/true' && e.args[1] === 'from-installed'), 'it traced its command');
+  const tools = execs.map((e) => e.comm as string);
+  for (const forbidden of ['clang', 'cc', 'gcc', 'bpftool', 'tsc', 'llc']) assert.ok(!tools.includes(forbidden), `ran ${forbidden}`);
+});
