@@ -92,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
     cmd.action(async (...args: unknown[]) => {
       const command = args.length > 2 ? (args[0] as string[]) : [];
       const opts = cmd.opts() as CommonOptions & Record<string, unknown>;
+      opts.json = Boolean(opts.json);
+      opts.verbose = Boolean(opts.verbose);
       opts.command = def.traces === false ? [] : commandAfterDashes(command ?? [], argv);
       exitCode = await runTool(def, opts);
     });

@@ -46,11 +46,12 @@ export function parseUint(flag: string, max = 0xffffffff) {
 
 export function addCommonOptions(cmd: Command): Command {
   return cmd
+    .usage('[options] [-- CMD ARGS...]')
     .option('-p, --pid <pid>', 'trace only this process', (v) => parsePid(v, '-p'))
     .option('-i, --interval <secs>', 'print a report every SECS seconds', parseSeconds('-i'))
     .option('-d, --duration <secs>', 'stop after SECS seconds (0: attach, then exit)', parseSeconds('-d'))
-    .option('--json', 'NDJSON on stdout: one object per line', false)
-    .option('-v, --verbose', 'say which attach path is used; full verifier log and stack traces on errors', false)
+    .option('--json', 'NDJSON on stdout: one object per line')
+    .option('-v, --verbose', 'say which attach path is used; full verifier log and stack traces on errors')
     .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)')
     .addOption(new Option('--attach <path>', 'force an attach path (fentry, kprobe, tracepoint, ...)').hideHelp())
     .argument('[command...]', 'after --: a command to start and trace, with its descendants');
