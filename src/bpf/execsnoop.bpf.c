@@ -106,7 +106,9 @@ static __always_inline int on_enter(const char *filename, const char *const *arg
 		len = bpf_probe_read_user_str(slot, EXECSNOOP_ARGSIZE, argp);
 		if (len < 0)
 			break;
-		len -= 1; /* without the NUL */
+		/* Without the NUL. Kernels before 6.2 (or so) return 0, not 1,
+		 * for an empty string: found by the kernel matrix on 6.1. */
+		len = len > 0 ? len - 1 : 0;
 		if (len == EXECSNOOP_ARGSIZE - 1) {
 			char tail[2] = {};
 			bpf_probe_read_user(tail, 2, argp + EXECSNOOP_ARGSIZE - 1);

@@ -1,7 +1,7 @@
 // A CO-RE BPF object: open, configure (.rodata filters, which programs load),
 // load (a verifier failure keeps the log), attach, close.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from './package.js';
 import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
 import { minimizedBtf } from './btf.js';
@@ -9,9 +9,9 @@ import { RbtraceError, errnoText } from './errors.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
 
-/** build/bpf/ of this package (RBTRACE_BPF_DIR overrides it). */
+/** build/bpf of this package (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
-  return process.env.RBTRACE_BPF_DIR || join(packageRoot(), 'build/bpf/');
+  return resolve(process.env.RBTRACE_BPF_DIR || join(packageRoot(), 'build/bpf'));
 }
 
 // ---- libbpf's log: kept in memory, shown when something fails ----------
@@ -148,12 +148,12 @@ export class BpfObject {
    */
   static open(nameOrPath: string, opts: { fullBtf?: boolean } = {}): BpfObject {
     installLog();
-    const path = nameOrPath.includes('/') ? nameOrPath : `${bpfObjectDir()}${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`;
+    const path = nameOrPath.includes('/') ? nameOrPath : join(bpfObjectDir(), `${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`);
     if (!existsSync(path)) {
       throw new RbtraceError(`BPF object ${path} is missing`, { hint: 'build it: npm run build' });
     }
     takeLibbpfLog();
-    const btfCustomPath = opts.fullBtf || !path.startsWith(bpfObjectDir()) ? undefined : minimizedBtf(bpfObjectDir());
+    const btfCustomPath = opts.fullBtf || dirname(path) !== resolve(bpfObjectDir()) ? undefined : minimizedBtf(bpfObjectDir());
     const ptr = libbpf.openFile(path, btfCustomPath ? objectOpenOpts({ btfCustomPath }) : null);
     if (!ptr) {
       const errno = lastErrno();

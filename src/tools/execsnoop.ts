@@ -139,7 +139,7 @@ function decodeArgs(rec: DataView): { args: string[]; cut: number[] } {
   const cut: number[] = [];
   for (let i = 0; i < count; i++) {
     const off = F.args.offset + i * DEFINES.EXECSNOOP_ARGSIZE;
-    const len = rec.getUint16(F.arg_len.offset + 2 * i, true);
+    const len = Math.min(rec.getUint16(F.arg_len.offset + 2 * i, true), DEFINES.EXECSNOOP_ARGSIZE);
     const end = Math.min(off + len, rec.byteLength);
     args.push(utf8.decode(new Uint8Array(rec.buffer, rec.byteOffset + off, Math.max(0, end - off))));
     if (rec.getUint8(F.arg_cut.offset + (i >> 3)) & (1 << (i & 7))) cut.push(i);
