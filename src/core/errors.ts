@@ -1,5 +1,6 @@
 // Errors a user sees: one line, `rbtrace <tool>: what went wrong (how to fix it)`.
 // Anything that is not an RbtraceError is a bug and shows its stack with --verbose.
+import { errnoName } from './names.js';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -37,13 +38,14 @@ export function errorLine(prefix: string, err: unknown): string {
 /** Turn a negative libbpf return value or an errno into a readable reason. */
 export function errnoText(err: number): string {
   const code = Math.abs(err);
-  const names: Record<number, string> = {
-    1: 'EPERM: operation not permitted', 2: 'ENOENT: no such file or entry', 3: 'ESRCH: no such process',
-    7: 'E2BIG: argument list too long', 9: 'EBADF: bad file descriptor', 12: 'ENOMEM: out of memory',
-    13: 'EACCES: permission denied', 14: 'EFAULT: bad address', 16: 'EBUSY: busy', 17: 'EEXIST: exists',
-    19: 'ENODEV: no such device', 22: 'EINVAL: invalid argument', 28: 'ENOSPC: no space',
-    38: 'ENOSYS: not implemented', 95: 'EOPNOTSUPP: not supported', 524: 'ENOTSUPP: not supported by this kernel',
-    4001: 'LIBBPF_ERRNO__FORMAT: bad ELF object', 4003: 'LIBBPF_ERRNO__LOAD: load failed',
+  const why: Record<number, string> = {
+    1: 'operation not permitted', 2: 'no such file or entry', 3: 'no such process', 7: 'argument list too long',
+    9: 'bad file descriptor', 12: 'out of memory', 13: 'permission denied', 14: 'bad address', 16: 'busy',
+    17: 'exists', 19: 'no such device', 22: 'invalid argument', 28: 'no space', 38: 'not implemented',
+    95: 'not supported', 524: 'not supported by this kernel',
   };
-  return names[code] ?? `errno ${code}`;
+  const libbpf: Record<number, string> = { 4001: 'LIBBPF_ERRNO__FORMAT: bad ELF object', 4003: 'LIBBPF_ERRNO__LOAD: load failed' };
+  if (libbpf[code]) return libbpf[code];
+  const name = errnoName(code);
+  return why[code] ? `${name}: ${why[code]}` : name;
 }
