@@ -7,9 +7,12 @@
  *    once per interval;
  *  - samples and counts between snapshots, per listener (keyed by the
  *    listener's struct sock address) in a per-CPU hash that user space drains:
- *      sock:sk_data_ready   on a listener = a connection joined its accept queue
- *                           (sk_ack_backlog already counts it): max lengths,
- *                           the --hist histogram;
+ *      a connection joining a listener's accept queue: max lengths, the
+ *      --hist histogram. fentry (else kprobe) on inet_csk_reqsk_queue_add()
+ *      (in every kernel with BTF), else the sock:sk_data_ready tracepoint
+ *      (6.2+; on a listener it fires once per enqueue). Without either (the
+ *      tracepoint paths on an older kernel) those programs are optional
+ *      (AttachPath.optional) and only the iterator's snapshots remain;
  *      skb:kfree_skb        with rx_sk = a listener: final-ACK overflows
  *                           (SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) and drops;
  *      tcp:tcp_retransmit_synack;
@@ -91,15 +94,18 @@ static __always_inline void sample(struct listener_stats *s, __u32 backlog, __u3
 		s->syn_max = qlen;
 }
 
-/* A connection joined the accept queue of listener sk. */
-static __always_inline int on_enqueue(const struct sock *sk)
+/* A connection joined the accept queue of listener sk. `pending` is 1 when
+ * called before the kernel counted it in sk_ack_backlog (at the entry of
+ * inet_csk_reqsk_queue_add(), which adds it whenever sk is still listening),
+ * 0 after (sk_data_ready), so both report the length with the new one. */
+static __always_inline int on_enqueue(const struct sock *sk, __u32 pending)
 {
 	struct listener_stats *s;
 	__u32 backlog, limit, qlen;
 
 	if (!is_listener(sk))
 		return 0;
-	backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	backlog = BPF_CORE_READ(sk, sk_ack_backlog) + pending;
 	limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	qlen = syn_qlen(sk);
 	s = stats_of((__u64)sk);
@@ -184,7 +190,13 @@ static __always_inline void emit(const struct sock *sk, const struct sk_buff *sk
 static __always_inline int on_kfree_skb(const struct sk_buff *skb, __u32 reason, const struct sock *sk)
 {
 	struct listener_stats *s;
-	__u32 overflow = bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	/* The reason exists from 6.4; before it, such drops have a vaguer one
+	 * (and ~0 matches no reason). Guarded: a missing enumerator would
+	 * otherwise fail the CO-RE relocation and the load. */
+	__u32 overflow = ~0U;
+
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		overflow = bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
 
 	if (!is_listener(sk))
 		return 0;
@@ -283,16 +295,29 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 }
 
 /* ---- tp_btf path (no tracefs needed) ------------------------------------ */
+/* Optional: sock:sk_data_ready is 6.2+. */
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(tpb_data_ready, const struct sock *sk)
 {
-	return on_enqueue(sk);
+	return on_enqueue(sk, 0);
 }
 
+/* Raw arguments: the 4th (rx_sk, 6.11+) may not exist, and the verifier
+ * rejects reading an argument the tracepoint does not have, so it is read
+ * only where the tracepoint's record has the field (same TRACE_EVENT); the
+ * dead branch is never verified. Before it, the socket (if any) is skb->sk. */
 SEC("tp_btf/kfree_skb")
-int BPF_PROG(tpb_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+int tpb_kfree_skb(__u64 *ctx)
 {
-	return on_kfree_skb(skb, reason, rx_sk);
+	struct sk_buff *skb = (struct sk_buff *)ctx[0];
+	__u32 reason = (__u32)ctx[2];
+	const struct sock *sk;
+
+	if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, rx_sk))
+		sk = (const struct sock *)ctx[3];
+	else
+		sk = BPF_CORE_READ(skb, sk);
+	return on_kfree_skb(skb, reason, sk);
 }
 
 SEC("tp_btf/tcp_retransmit_synack")
@@ -302,10 +327,11 @@ int BPF_PROG(tpb_synack, const struct sock *sk, const struct request_sock *req)
 }
 
 /* ---- classic tracepoint path --------------------------------------------- */
+/* Optional: sock:sk_data_ready is 6.2+. */
 SEC("tracepoint/sock/sk_data_ready")
 int tp_data_ready(struct trace_event_raw_sk_data_ready *ctx)
 {
-	return on_enqueue(ctx->skaddr);
+	return on_enqueue(ctx->skaddr, 0);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -328,7 +354,7 @@ int tp_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
 	return on_synack_retrans(ctx->skaddr);
 }
 
-/* ---- per-SYN probes: fentry, else kprobe --------------------------------- */
+/* ---- per-SYN and per-enqueue probes: fentry, else kprobe ------------------ */
 SEC("fentry/tcp_v4_conn_request")
 int BPF_PROG(fe_syn4, struct sock *sk, struct sk_buff *skb)
 {
@@ -351,4 +377,20 @@ SEC("kprobe/tcp_v6_conn_request")
 int BPF_KPROBE(kp_syn6, struct sock *sk, struct sk_buff *skb)
 {
 	return on_syn(sk, skb);
+}
+
+/* Every connection that joins an accept queue goes through here (the 3-way
+ * handshake's end in inet_csk_complete_hashdance(), TCP Fast Open in
+ * tcp_conn_request()): present and not inlined from 4.x to 6.18, so the
+ * fentry and kprobe paths need no sk_data_ready tracepoint. */
+SEC("fentry/inet_csk_reqsk_queue_add")
+int BPF_PROG(fe_enqueue, struct sock *sk, struct request_sock *req, struct sock *child)
+{
+	return on_enqueue(sk, 1);
+}
+
+SEC("kprobe/inet_csk_reqsk_queue_add")
+int BPF_KPROBE(kp_enqueue, struct sock *sk, struct request_sock *req, struct sock *child)
+{
+	return on_enqueue(sk, 1);
 }

@@ -9,6 +9,7 @@
 import { BpfObject, type BpfLink } from './object.js';
 import { RbtraceError, UsageError } from './errors.js';
 import { ensureTracefs } from './system.js';
+import { hookPresent } from './kernel-targets.js';
 
 export interface AttachPath {
   /** Shown with -v and in doctor: 'fentry', 'kprobe', 'tracepoint', 'raw_tp', 'uprobe', ... */
@@ -24,6 +25,14 @@ export interface AttachPath {
   attach?: (obj: BpfObject) => BpfLink[];
   /** Why this path is (or is not) the better one, for -v. */
   note?: string;
+  /**
+   * Programs loaded and attached only where the kernel has their hook (judged
+   * from their SEC() by kernel-targets.ts, e.g. a tracepoint newer than some
+   * kernels): a missing one is left out (said with -v) instead of failing the
+   * path. Their links follow `programs`' in Loaded.links; Loaded.optional
+   * says which loaded.
+   */
+  optional?: string[];
 }
 
 export interface LoadOptions {
@@ -46,6 +55,10 @@ export interface Loaded {
   links: BpfLink[];
   /** Why earlier paths were passed over. */
   skipped: { path: string; reason: string }[];
+  /** The path's optional programs that were loaded (absent when it has none). */
+  optional?: string[];
+  /** Its optional programs left out, with why. */
+  leftOut?: { program: string; reason: string }[];
 }
 
 export function forcedPath(explicit?: string): string | undefined {
@@ -72,11 +85,18 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
       let obj: BpfObject | undefined;
       try {
         obj = BpfObject.open(opts.object, { fullBtf });
-        obj.selectPrograms([...path.programs, ...(opts.alwaysLoad ?? [])]);
+        const optional: string[] = [];
+        const leftOut: { program: string; reason: string }[] = [];
+        for (const name of path.optional ?? []) {
+          const hook = hookPresent(obj.program(name).section);
+          if (hook.present) optional.push(name);
+          else leftOut.push({ program: name, reason: hook.missing ?? 'hook missing' });
+        }
+        obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? [])]);
         for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);
         obj.load();
-        const links = path.attach ? path.attach(obj) : path.programs.map((name) => {
+        const links = path.attach ? path.attach(obj) : [...path.programs, ...optional].map((name) => {
           const prog = obj!.program(name);
           if (/^(tracepoint|tp)\//.test(prog.section)) {
             if (ensureTracefs() === 'mounted') opts.log?.('mounted tracefs (tracepoint programs read event ids from it)');
@@ -84,8 +104,9 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
           return prog.attach();
         });
         opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
+        for (const l of leftOut) opts.log?.(`optional program ${l.program} left out: ${l.reason}`);
         opts.log?.(`CO-RE against ${obj.btfCustomPath ? `the build's minimized BTF (${obj.btfCustomPath})` : 'the kernel\'s BTF'}`);
-        return { obj, path, links, skipped };
+        return { obj, path, links, skipped, ...(path.optional ? { optional, leftOut } : {}) };
       } catch (err) {
         // Only a CO-RE relocation failure can be the minimized BTF's fault.
         const coreFailure = obj?.btfCustomPath !== undefined && err instanceof RbtraceError && /CO-RE|relo/i.test(err.details ?? '');
@@ -117,5 +138,6 @@ export function probePaths(object: string, paths: AttachPath[], configure?: (obj
   const loaded = loadWithPaths({ object, paths, configure });
   loaded.obj.close();
   const passed = loaded.skipped.map((s) => `${s.path} unavailable`).join(', ');
-  return passed ? `${loaded.path.name} (${passed})` : loaded.path.name;
+  const without = loaded.leftOut?.length ? ` without ${loaded.leftOut.map((l) => l.program).join(', ')}` : '';
+  return passed ? `${loaded.path.name}${without} (${passed})` : `${loaded.path.name}${without}`;
 }

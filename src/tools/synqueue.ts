@@ -11,7 +11,7 @@ import { defineTool, type ToolContext } from '../core/tool.js';
 import type { CommonOptions } from '../core/options.js';
 import type { BpfMap } from '../core/maps.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
-import { UsageError } from '../core/errors.js';
+import { RbtraceError, UsageError } from '../core/errors.js';
 import { readIterator, records } from '../core/iter.js';
 import { possibleCpus } from '../core/maps.js';
 import { NetstatDeltas } from '../core/netstat.js';
@@ -37,32 +37,43 @@ export interface SynqueueOptions {
   demo?: boolean;
 }
 
-const TAIL = ['tpb_data_ready', 'tpb_kfree_skb', 'tpb_synack'];
-const CLASSIC = ['tp_data_ready', 'tp_kfree_skb', 'tp_synack'];
+const TAIL = ['tpb_kfree_skb', 'tpb_synack'];
+const CLASSIC = ['tp_kfree_skb', 'tp_synack'];
 
-/** Best first. The iterator is in every path: it is the snapshot. */
+/**
+ * Best first. The iterator is in every path: it is the snapshot. fentry and
+ * kprobe see each enqueue at inet_csk_reqsk_queue_add(); the tracepoint paths
+ * through sock:sk_data_ready, which kernels before 6.2 lack: there it is
+ * optional, and the accept queue's most is what the snapshots saw (see
+ * ENQUEUE_PROGRAMS).
+ */
 export const ATTACH_PATHS: AttachPath[] = [
   {
     name: 'fentry',
-    programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', ...TAIL],
-    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) + tp_btf sk_data_ready/kfree_skb/tcp_retransmit_synack + iter/tcp',
+    programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
+    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_reqsk_queue_add (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/tcp',
   },
   {
     name: 'kprobe',
-    programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', ...CLASSIC],
-    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) + sock/skb/tcp tracepoints + iter/tcp',
+    programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
+    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_reqsk_queue_add (every enqueue) + skb/tcp tracepoints + iter/tcp',
   },
   {
     name: 'tp_btf',
     programs: ['dump_listeners', ...TAIL],
-    note: 'tp_btf sk_data_ready/kfree_skb/tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    optional: ['tpb_data_ready'],
+    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
   {
     name: 'tracepoint',
     programs: ['dump_listeners', ...CLASSIC],
-    note: 'sock:sk_data_ready, skb:kfree_skb, tcp:tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    optional: ['tp_data_ready'],
+    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
 ];
+
+/** Programs that see each connection join an accept queue (max lengths, enqueued, --hist). */
+const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
 
 /** Paths that see every SYN (so count overflows and cookies one by one). */
 const PER_SYN = new Set(['fentry', 'kprobe']);
@@ -170,7 +181,8 @@ export interface ListenerRow {
   drops: number;
   syncookies: number | null;
   synack_retrans: number;
-  enqueued: number;
+  /** null when no probe sees enqueues (tracepoint paths before 6.2). */
+  enqueued: number | null;
   /** true when overflows were inferred from sk_drops (no per-SYN probe). */
   overflows_inferred?: boolean;
 }
@@ -225,7 +237,7 @@ function drainStats(ctxMap: BpfMap): Map<string, Counted> {
  * interval, and what the probes counted in between, into one report row.
  */
 export function buildRow(now: Snapshot, prev: Snapshot | undefined, c: Counted, perSyn: boolean,
-  sys: { syncookies: number; maxSynBacklog: number }): Omit<ListenerRow, 'pid' | 'comm'> {
+  sys: { syncookies: number; maxSynBacklog: number }, seesEnqueues = true): Omit<ListenerRow, 'pid' | 'comm'> {
   const acceptMax = Math.max(c.acceptMax, now.acceptQueue, prev?.acceptQueue ?? 0);
   const synMax = Math.max(c.synMax, now.synQueue, prev?.synQueue ?? 0);
   // sk_drops counts every tcp_listendrop() on this listener (what TcpExt
@@ -259,7 +271,7 @@ export function buildRow(now: Snapshot, prev: Snapshot | undefined, c: Counted, 
     drops,
     syncookies: perSyn ? c.syncookies : null,
     synack_retrans: c.synackRetrans,
-    enqueued: c.enqueues,
+    enqueued: seesEnqueues ? c.enqueues : null,
     ...(inferred ? { overflows_inferred: true } : {}),
   };
 }
@@ -322,6 +334,16 @@ export default defineTool<SynqueueOptions>({
       rodata: { want_events: Boolean(opts.events), want_hist: Boolean(opts.hist) },
     });
     const perSyn = PER_SYN.has(loaded.path.name);
+    const seesEnqueues = [...loaded.path.programs, ...(loaded.optional ?? [])].some((p) => ENQUEUE_PROGRAMS.has(p));
+    if (!seesEnqueues) {
+      // A tracepoint path on a kernel without sock:sk_data_ready (before 6.2).
+      if (opts.hist) {
+        throw new RbtraceError(`--hist needs to see each connection join an accept queue, which attach path ${loaded.path.name} cannot on this kernel (no sock:sk_data_ready tracepoint)`,
+          { hint: 'use the fentry or kprobe path (unset RBTRACE_ATTACH / --attach), or a 6.2+ kernel' });
+      }
+      ctx.log.verbose('no sock:sk_data_ready tracepoint on this kernel: accept queue max = the most the per-interval snapshots saw, ' +
+        'enqueued = null, overflows inferred from sk_drops; exact: queue lengths now, limits, SYN queue, drops, SYN-ACK retransmits');
+    }
     const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
     const statsMap = loaded.obj.map('stats');
     const owners = new SocketOwners(1000);
@@ -360,7 +382,7 @@ export default defineTool<SynqueueOptions>({
       for (const s of mine) {
         const o = own.get(s.ino) ?? null;
         if (pids && (!o || !pids.has(o.pid))) continue;
-        const row = { ...buildRow(s, prev.get(s.sk), counted.get(s.sk) ?? emptyCounted(), perSyn, system), pid: o?.pid ?? null, comm: o?.comm ?? null };
+        const row = { ...buildRow(s, prev.get(s.sk), counted.get(s.sk) ?? emptyCounted(), perSyn, system, seesEnqueues), pid: o?.pid ?? null, comm: o?.comm ?? null };
         labels.set(s.sk, labelOf(row));
         rows.push(row as ListenerRow);
       }

@@ -1,0 +1,57 @@
+// Does the running kernel have what a BPF program hooks? Answered from the
+// program's SEC() name without loading it: the kernel's BTF for tp_btf,
+// fentry/fexit and kprobes, tracefs for classic tracepoints. Used for
+// AttachPath.optional programs (paths.ts): a program whose hook a kernel
+// lacks (e.g. sock:sk_data_ready before 6.2) is left out instead of failing
+// the whole path.
+import { libbpf, type Pointer } from './ffi/libbpf.js';
+import { tracefsMounted, tracepointExists } from './system.js';
+
+const BTF_KIND_TYPEDEF = 8;
+const BTF_KIND_FUNC = 12;
+
+let vmlinux: Pointer | null | undefined;
+
+function kernelBtf(): Pointer | null {
+  if (vmlinux === undefined) vmlinux = libbpf.btfLoadVmlinux();
+  return vmlinux;
+}
+
+/** A named type of this kind in the kernel's BTF (true when BTF cannot be read: let the load decide). */
+export function kernelBtfHas(name: string, kind: 'func' | 'typedef'): boolean {
+  const btf = kernelBtf();
+  if (!btf) return true;
+  return libbpf.btfFindByNameKind(btf, name, kind === 'func' ? BTF_KIND_FUNC : BTF_KIND_TYPEDEF) > 0;
+}
+
+/**
+ * Whether the hook named by a SEC() exists here, with the reason when it does
+ * not. Sections it does not know (iter/, uprobe/, ...) count as present.
+ */
+export function hookPresent(section: string): { present: boolean; missing?: string } {
+  const [kind, ...rest] = section.split('/');
+  switch (kind) {
+    case 'tp_btf': {
+      const name = rest.join('/');
+      return kernelBtfHas(`btf_trace_${name}`, 'typedef') ? { present: true } : { present: false, missing: `no ${name} tracepoint in the kernel's BTF` };
+    }
+    case 'tracepoint':
+    case 'tp': {
+      const [category, name] = rest;
+      if (!category || !name) return { present: true };
+      // tracefs when mounted; else BTF's btf_trace_<name> (every tracepoint has one).
+      const here = tracefsMounted() ? tracepointExists(category, name) : kernelBtfHas(`btf_trace_${name}`, 'typedef');
+      return here ? { present: true } : { present: false, missing: `no ${category}:${name} tracepoint` };
+    }
+    case 'fentry':
+    case 'fexit':
+    case 'kprobe':
+    case 'kretprobe': {
+      const func = rest.join('/');
+      if (!func) return { present: true };
+      return kernelBtfHas(func, 'func') ? { present: true } : { present: false, missing: `no kernel function ${func} in BTF` };
+    }
+    default:
+      return { present: true };
+  }
+}
