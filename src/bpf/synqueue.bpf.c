@@ -8,7 +8,7 @@
  *  - samples and counts between snapshots, per listener (keyed by the
  *    listener's struct sock address) in a per-CPU hash that user space drains:
  *      a connection joining a listener's accept queue: max lengths, the
- *      --hist histogram. fentry (else kprobe) on inet_csk_reqsk_queue_add()
+ *      --hist histogram. fentry (else kprobe) on inet_csk_complete_hashdance()
  *      (in every kernel with BTF), else the sock:sk_data_ready tracepoint
  *      (6.2+; on a listener it fires once per enqueue). Without either (the
  *      tracepoint paths on an older kernel) those programs are optional
@@ -94,20 +94,26 @@ static __always_inline void sample(struct listener_stats *s, __u32 backlog, __u3
 		s->syn_max = qlen;
 }
 
-/* A connection joined the accept queue of listener sk. `pending` is 1 when
- * called before the kernel counted it in sk_ack_backlog (at the entry of
- * inet_csk_reqsk_queue_add(), which adds it whenever sk is still listening),
- * 0 after (sk_data_ready), so both report the length with the new one. */
-static __always_inline int on_enqueue(const struct sock *sk, __u32 pending)
+/* A connection joined the accept queue of listener sk. `at_entry` when
+ * called before the kernel moved it from the SYN queue to the accept queue
+ * (entry of inet_csk_complete_hashdance(), which does so whenever sk is
+ * still listening), not after (sk_data_ready): both report the lengths as
+ * they are once it joined. */
+static __always_inline int on_enqueue(const struct sock *sk, bool at_entry)
 {
 	struct listener_stats *s;
 	__u32 backlog, limit, qlen;
 
 	if (!is_listener(sk))
 		return 0;
-	backlog = BPF_CORE_READ(sk, sk_ack_backlog) + pending;
+	backlog = BPF_CORE_READ(sk, sk_ack_backlog);
 	limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	qlen = syn_qlen(sk);
+	if (at_entry) {
+		backlog++;
+		if (qlen)
+			qlen--;
+	}
 	s = stats_of((__u64)sk);
 	if (!s)
 		return 0;
@@ -299,7 +305,7 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(tpb_data_ready, const struct sock *sk)
 {
-	return on_enqueue(sk, 0);
+	return on_enqueue(sk, false);
 }
 
 /* Raw arguments: the 4th (rx_sk, 6.11+) may not exist, and the verifier
@@ -331,7 +337,7 @@ int BPF_PROG(tpb_synack, const struct sock *sk, const struct request_sock *req)
 SEC("tracepoint/sock/sk_data_ready")
 int tp_data_ready(struct trace_event_raw_sk_data_ready *ctx)
 {
-	return on_enqueue(ctx->skaddr, 0);
+	return on_enqueue(ctx->skaddr, false);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -379,18 +385,21 @@ int BPF_KPROBE(kp_syn6, struct sock *sk, struct sk_buff *skb)
 	return on_syn(sk, skb);
 }
 
-/* Every connection that joins an accept queue goes through here (the 3-way
- * handshake's end in inet_csk_complete_hashdance(), TCP Fast Open in
- * tcp_conn_request()): present and not inlined from 4.x to 6.18, so the
- * fentry and kprobe paths need no sk_data_ready tracepoint. */
-SEC("fentry/inet_csk_reqsk_queue_add")
-int BPF_PROG(fe_enqueue, struct sock *sk, struct request_sock *req, struct sock *child)
+/* The end of every 3-way handshake (tcp_check_req()): with own_req, the
+ * request leaves the SYN queue and the child joins the accept queue
+ * (inet_csk_reqsk_queue_add(), which cannot be hooked itself: it is inlined
+ * here on 6.1; its out-of-line copy serves only TCP Fast Open, whose
+ * enqueues these probes do not see). Present and global on 4.x to 6.18,
+ * called across files, so the fentry and kprobe paths need no
+ * sk_data_ready tracepoint. */
+SEC("fentry/inet_csk_complete_hashdance")
+int BPF_PROG(fe_enqueue, struct sock *sk, struct sock *child, struct request_sock *req, bool own_req)
 {
-	return on_enqueue(sk, 1);
+	return own_req ? on_enqueue(sk, true) : 0;
 }
 
-SEC("kprobe/inet_csk_reqsk_queue_add")
-int BPF_KPROBE(kp_enqueue, struct sock *sk, struct request_sock *req, struct sock *child)
+SEC("kprobe/inet_csk_complete_hashdance")
+int BPF_KPROBE(kp_enqueue, struct sock *sk, struct sock *child, struct request_sock *req, bool own_req)
 {
-	return on_enqueue(sk, 1);
+	return own_req ? on_enqueue(sk, true) : 0;
 }

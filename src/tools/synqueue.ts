@@ -42,7 +42,7 @@ const CLASSIC = ['tp_kfree_skb', 'tp_synack'];
 
 /**
  * Best first. The iterator is in every path: it is the snapshot. fentry and
- * kprobe see each enqueue at inet_csk_reqsk_queue_add(); the tracepoint paths
+ * kprobe see each enqueue at inet_csk_complete_hashdance(); the tracepoint paths
  * through sock:sk_data_ready, which kernels before 6.2 lack: there it is
  * optional, and the accept queue's most is what the snapshots saw (see
  * ENQUEUE_PROGRAMS).
@@ -51,12 +51,12 @@ export const ATTACH_PATHS: AttachPath[] = [
   {
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
-    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_reqsk_queue_add (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/tcp',
+    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/tcp',
   },
   {
     name: 'kprobe',
     programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
-    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_reqsk_queue_add (every enqueue) + skb/tcp tracepoints + iter/tcp',
+    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/tcp',
   },
   {
     name: 'tp_btf',
@@ -344,6 +344,10 @@ export default defineTool<SynqueueOptions>({
       ctx.log.verbose('no sock:sk_data_ready tracepoint on this kernel: accept queue max = the most the per-interval snapshots saw, ' +
         'enqueued = null, overflows inferred from sk_drops; exact: queue lengths now, limits, SYN queue, drops, SYN-ACK retransmits');
     }
+    if (!kfreeSkbHasRxSk()) {
+      ctx.log.verbose('skb:kfree_skb has no rx_sk on this kernel (before 6.11): packets a listener discards are not told apart, ' +
+        'so drops = all of its sk_drops (also e.g. retransmitted SYNs of connections still in its SYN queue)');
+    }
     const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
     const statsMap = loaded.obj.map('stats');
     const owners = new SocketOwners(1000);
@@ -478,6 +482,18 @@ function descendants(root: number): number[] {
   return out;
 }
 
+
+/** Whether skb:kfree_skb names the receiving socket (rx_sk, 6.11+); true when its format cannot be read. */
+function kfreeSkbHasRxSk(): boolean {
+  for (const dir of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
+    try {
+      return /\brx_sk\b/.test(readFileSync(`${dir}/events/skb/kfree_skb/format`, 'utf8'));
+    } catch {
+      // try the next
+    }
+  }
+  return true;
+}
 
 // skb drop reasons by number, from the running kernel's tracepoint format when
 // tracefs is there (the numbering changes between kernels), else a number.

@@ -148,6 +148,15 @@ const PROGRAMS = ['dump_listeners', 'tpb_data_ready', 'tpb_kfree_skb', 'tpb_syna
 // what rbtrace says with -v, so a wrongly dropped program fails the test.
 const HAS_DATA_READY = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']
   .some((d) => existsSync(`${d}/events/sock/sk_data_ready`));
+// Before 6.11 skb:kfree_skb has no rx_sk: a listener's discarded packets
+// cannot be told from its listen drops, so drops = all of its sk_drops.
+const HAS_RX_SK = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].some((d) => {
+  try {
+    return /\brx_sk\b/.test(readFileSync(`${d}/events/skb/kfree_skb/format`, 'utf8'));
+  } catch {
+    return false;
+  }
+});
 const BLIND_NOTE = /no sock:sk_data_ready tracepoint on this kernel/;
 
 /** Whether this run's path saw each enqueue; asserts -v agrees with the kernel. */
@@ -177,7 +186,8 @@ test('backlog 8, never accepting, 40 connections: queue reaches 9 of 8 and overf
     if (seesEnqueues(f, rs[0].attach)) assert.equal(sum(fr, 'enqueued'), 9, 'nine connections joined the accept queue');
     else assert.ok(fr.every((r) => r.enqueued === null), 'enqueues unknown without sk_data_ready');
     assert.ok(sum(fr, 'overflows') >= 31, `31 SYNs (at least) found the queue full: ${sum(fr, 'overflows')}`);
-    assert.equal(sum(fr, 'drops'), sum(fr, 'overflows'), 'every drop here was an overflow');
+    if (HAS_RX_SK) assert.equal(sum(fr, 'drops'), sum(fr, 'overflows'), 'every drop here was an overflow');
+    else assert.ok(sum(fr, 'drops') >= sum(fr, 'overflows'), `each overflow is a listen drop: ${sum(fr, 'drops')} >= ${sum(fr, 'overflows')}`);
     assert.equal(fr[0].pid, full.proc.child.pid, 'owner found through /proc/PID/fd');
     assert.equal(fr[0].comm, 'sqload');
     assert.equal(fr[0].addr, '127.0.0.1');
@@ -212,8 +222,14 @@ test('half-open connections (SYN-ACKs never answered) show in the SYN queue, wit
     assert.equal(rows.at(-1)!.syn_limit, 16);
     assert.equal(max(rows, 'accept_queue_max'), 0, 'no handshake completed');
     assert.equal(sum(rows, 'overflows'), 0);
-    assert.equal(sum(rows, 'drops'), 0, 'duplicate SYNs discarded by the listener are not listen drops');
     assert.ok(sum(rows, 'synack_retrans') >= 5, `each half-open connection saw its SYN-ACK retransmitted: ${sum(rows, 'synack_retrans')}`);
+    if (HAS_RX_SK) assert.equal(sum(rows, 'drops'), 0, 'duplicate SYNs discarded by the listener are not listen drops');
+    else {
+      // Without rx_sk the retransmitted SYNs the listener discards count as
+      // drops; each one it discards makes it resend its SYN-ACK first.
+      assert.ok(sum(rows, 'drops') <= sum(rows, 'synack_retrans'), `drops ${sum(rows, 'drops')} <= SYN-ACK retransmits ${sum(rows, 'synack_retrans')}`);
+      assert.match(f.stderr, /kfree_skb has no rx_sk on this kernel/);
+    }
   } finally {
     l.proc.stop();
     other.proc.stop();
@@ -272,14 +288,21 @@ test('IPv6 listener on the classic tracepoint path, with --hist and --events', a
 
 test('--demo: the backlog-500 queue overflows, the backlog-4096 one holds, nothing left behind', async () => {
   const somax = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
-  const f = await runRbtrace(['synqueue', '--demo', '--json', '-d', '6']);
+  const f = await runRbtrace(['synqueue', '--demo', '-v', '--json', '-d', '6']);
   const rs = reports(f);
   const all = rs.flatMap((r) => r.listeners);
   const small = all.filter((r) => r.accept_limit === 500);
   const large = all.filter((r) => r.accept_limit === Math.min(4096, somax));
   assert.ok(small.length >= 3 && large.length >= 3, f.stdout);
-  assert.equal(max(small, 'accept_queue_max'), 501);
-  assert.ok(sum(small, 'overflows') > 0);
+  if (seesEnqueues(f, rs[0].attach)) {
+    assert.equal(max(small, 'accept_queue_max'), 501);
+    assert.ok(sum(small, 'overflows') > 0);
+  } else {
+    // Only the once-a-second snapshots see the queue: it may have drained
+    // below its peak at each; the system counter still shows the overflows.
+    assert.ok(max(small, 'accept_queue_max') <= 501, `${max(small, 'accept_queue_max')}`);
+    assert.ok(rs.reduce((a, r) => a + r.netstat.ListenOverflows, 0) > 0, 'ListenOverflows moved');
+  }
   assert.equal(sum(large, 'overflows'), 0);
   assert.ok(max(large, 'accept_queue_max') > 500, 'the large queue took more than the small one could');
   assert.equal(new Set(all.map((r) => r.port)).size, 2);
