@@ -25,9 +25,13 @@ BUSYBOX=/bin/busybox   # from busybox-static: no shared libraries needed
 # 1. Pick the kernel package: the signed flavour (plain name) ships vmlinuz
 #    and modules; choose the highest ABI number apt knows about.
 KPKG=${RBTRACE_VM_KPKG:-}
+find_kpkg() {
+  apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -t- -k5,5n | tail -n1
+}
 if [ -z "$KPKG" ]; then
-  KPKG=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' \
-           | awk '{print $1}' | sort -t- -k5,5n | tail -n1)
+  KPKG=$(find_kpkg)
+  # A fresh machine may have no package lists yet.
+  [ -n "$KPKG" ] || { apt-get update -qq >&2; KPKG=$(find_kpkg); }
 fi
 if [ -z "$KPKG" ]; then
   echo "setup.sh: no linux-image-6.1.0-*-amd64 package in apt (run apt-get update?)" >&2
