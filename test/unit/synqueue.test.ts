@@ -72,3 +72,11 @@ test('netstat parsing and summary', () => {
   assert.equal(formatNetstat({ ListenOverflows: 0 }), 'no listen overflows, drops or SYN cookies');
   assert.equal(formatNetstat({ ListenOverflows: 2, ListenDrops: 2, SyncookiesSent: 0 }), 'ListenOverflows +2  ListenDrops +2');
 });
+
+test('without an enqueue probe (tracepoint paths before 6.2): enqueued is null, the snapshots still give the max', () => {
+  const blind = buildRow(snap({ acceptQueue: 9, skDrops: 31 }), snap(), counts(), false, sys, false);
+  assert.equal(blind.enqueued, null);
+  assert.equal(blind.accept_queue_max, 9);
+  assert.deepEqual([blind.drops, blind.overflows, blind.overflows_inferred], [31, 31, true]);
+  assert.equal(buildRow(snap(), snap(), counts({ enqueues: 2 }), false, sys).enqueued, 2, 'seen by default');
+});
