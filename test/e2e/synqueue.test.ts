@@ -143,7 +143,7 @@ const PROGRAMS = ['dump_listeners', 'tpb_data_ready', 'tpb_kfree_skb', 'tpb_syna
   'fe_syn4', 'fe_syn6', 'fe_enqueue', 'kp_syn4', 'kp_syn6', 'kp_enqueue'];
 
 // Kernels before 6.2 have no sock:sk_data_ready: there the tracepoint paths
-// see no enqueue (the fentry/kprobe paths use inet_csk_reqsk_queue_add and
+// see no enqueue (the fentry/kprobe paths use inet_csk_complete_hashdance and
 // do). Decided from tracefs, independently of rbtrace, and checked against
 // what rbtrace says with -v, so a wrongly dropped program fails the test.
 const HAS_DATA_READY = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']
