@@ -6,7 +6,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildC, leftoverPrograms, runRbtrace, startRbtrace, sleep } from '../helpers.js';
+import { buildC, runRbtrace, startRbtrace, sleep, settledLeftovers } from '../helpers.js';
 
 const OUR_PROGRAMS = ['gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end'];
 
@@ -36,7 +36,7 @@ test('40 GC.start: at least 40 marks and 40 sweeps, histograms at exit', async (
   const hists = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.histogram);
   assert.deepEqual(hists.map((h) => h.histogram), ['mark', 'sweep']);
   assert.equal(hists[0].hist.reduce((a: number, b: { count: number }) => a + b.count, 0), total(rs, 'mark'));
-  assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
 test('RSS rises in the JSON for a script that allocates 200 MB', async () => {
@@ -91,7 +91,7 @@ get('/') { Array.new(2000) { |i| "item #{i}" }.join(',').size.to_s }
     assert.ok(total(rs, 'mark') > 0, `no GC seen: ${f.stdout}`);
     assert.ok(total(rs, 'sweep') > 0);
     assert.ok(rs.every((x) => x.rss_bytes !== null && x.rss_bytes > 10e6));
-    assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+    assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
   } finally {
     app.kill('SIGKILL');
   }

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, buildC, leftoverPrograms, runRbtrace, startRbtrace, sleep } from '../helpers.js';
+import { ROOT, buildC, runRbtrace, startRbtrace, sleep, settledLeftovers } from '../helpers.js';
 
 const OUR_PROGRAMS = ['ms_malloc', 'ms_calloc', 'ms_realloc', 'ms_reallocarray', 'ms_free', 'ms_posix_memalign', 'ms_aligned_alloc', 'ms_memalign', 'ms_return'];
 
@@ -56,7 +56,7 @@ function records(stdout: string): Rec[] {
 async function traceCommand(args: string[], cmd: string[]): Promise<Rec[]> {
   const r = await runRbtrace(['mallocstat', '--json', ...args, '--', ...cmd]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), [], 'nothing stays loaded');
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), [], 'nothing stays loaded');
   return records(r.stdout);
 }
 

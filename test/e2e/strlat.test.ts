@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { buildC, leftoverPrograms, runRbtrace, startRbtrace, sleep } from '../helpers.js';
+import { buildC, runRbtrace, startRbtrace, sleep, settledLeftovers } from '../helpers.js';
 
 const OUR_PROGRAMS = ['strlat_entry', 'strlat_return'];
 
@@ -71,7 +71,7 @@ test('a C function called exactly N times: count == N and the histogram adds up 
   assert.equal(size[0].low, 0);
   assert.equal(size[0].count, inSlot(0, 1));
   assert.ok(rep.p50_ns > 0 && rep.p99_ns >= rep.p50_ns && rep.max_ns >= rep.avg_ns);
-  assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
 test('recursion: every nested call is paired with its own return', async () => {
@@ -123,7 +123,7 @@ test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left atta
     const f = await rb.finished;
     assert.equal(f.code, 0, f.stderr);
     assert.ok(lastReport(f.stdout).count >= 200);
-    assert.deepEqual(leftoverPrograms(OUR_PROGRAMS), []);
+    assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
   } finally {
     ruby.kill('SIGKILL');
   }

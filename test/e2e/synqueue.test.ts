@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { buildC, startRbtrace, runRbtrace, leftoverPrograms, type Finished } from '../helpers.js';
+import { buildC, startRbtrace, runRbtrace, settledLeftovers, type Finished } from '../helpers.js';
 
 const WORKLOAD = String.raw`
 /* Loopback-only workload.
@@ -205,7 +205,7 @@ test('backlog 8, never accepting, 40 connections: queue reaches 9 of 8 and overf
     full.proc.stop();
     idle.proc.stop();
   }
-  assert.deepEqual(leftoverPrograms(PROGRAMS), []);
+  assert.deepEqual(await settledLeftovers(PROGRAMS), []);
 });
 
 test('half-open connections (SYN-ACKs never answered) show in the SYN queue, with SYN-ACK retransmits', async () => {
