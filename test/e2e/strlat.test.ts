@@ -1,4 +1,5 @@
 // strlat end to end: real uprobes on programs built here and on ruby.
+import type { StrlatReport } from '../../src/tools/strlat.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,19 +10,7 @@ import { buildC, runRbtrace, startRbtrace, sleep, settledLeftovers } from '../he
 
 const OUR_PROGRAMS = ['strlat_entry', 'strlat_return'];
 
-interface Report {
-  function: string;
-  count: number;
-  avg_ns: number;
-  p50_ns: number;
-  p99_ns: number;
-  max_ns: number;
-  hist: { low: number; high: number; count: number }[];
-  size_hist?: { low: number; high: number; count: number }[];
-  unmatched: number;
-  stale: number;
-  dropped: number;
-}
+type Report = StrlatReport;
 
 function lastReport(stdout: string): Report {
   const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
