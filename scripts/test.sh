@@ -7,4 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find dist/test -name '*.test.js' | sort | { if [ $# -gt 0 ]; then grep -E "$(IFS='|'; echo "$*")"; else cat; fi; })
 if [ ${#files[@]} -eq 0 ]; then echo "test.sh: no test files (did the build run?)" >&2; exit 1; fi
-exec node --test --test-concurrency=1 "${files[@]}"
+# One test run at a time per machine: e2e tests assert on system-wide BPF
+# state (no program of ours left loaded), so two runs side by side (several
+# checkouts, several engineers) would see each other's programs.
+exec 9>/tmp/rbtrace-tests.lock
+flock 9
+# The lock's fd is not passed on: a traced command must see only its own fds.
+node --test --test-concurrency=1 "${files[@]}" 9>&-

@@ -12,6 +12,7 @@ export { Session, type StopReason } from './session.js';
 export { addCommonOptions, parseSeconds, parsePositiveInt, parseUint, type CommonOptions } from './options.js';
 export { RbtraceError, UsageError, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './errors.js';
 export * from './process.js';
+export * from './gate.js';
 export * from './system.js';
 export * from './names.js';
 export * from './output/index.js';

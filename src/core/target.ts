@@ -2,7 +2,8 @@
 // rbtrace and its descendants (-- CMD ARGS). The BPF side of this lives in
 // src/bpf/include/rbtrace.bpf.h (rbtrace_wanted()).
 import type { BpfObject, BpfLink } from './object.js';
-import { checkPidExists, GatedCommand, type ExitStatus } from './process.js';
+import { checkPidExists } from './process.js';
+import { GatedCommand, type ExitStatus } from './gate.js';
 import { UsageError } from './errors.js';
 
 const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exit'];
