@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   formatLog2Hist, formatLinearHist, log2HistToJson, log2Percentile, log2Slot,
-  formatDuration, formatBytes, formatCount, escapeArg, escapeBytes, shellQuote,
+  formatDuration, formatBytes, formatCount, escapeArg, escapeBytes, shellQuote, escapeForTerminal, escapeBytesForTerminal,
   createColor, colorLevel, ndjson, renderTable, ColumnPrinter, LiveChart,
 } from '../../src/core/output/index.js';
 
@@ -140,6 +140,24 @@ test('escapeArg: control characters escaped, UTF-8 kept', () => {
   assert.equal(escapeArg('\x00\x7f'), '\\x00\\x7f');
   assert.equal(escapeArg('héllo wörld ✓ 日本 😀'), 'héllo wörld ✓ 日本 😀');
   assert.equal(escapeArg('\u009b'), '\\u009b');
+});
+
+test('escapeForTerminal: controls, C1, bidi and invisible format characters escaped', () => {
+  assert.equal(escapeForTerminal('\x1b]0;PWN\x07\x1b[31m'), '\\x1b]0;PWN\\x07\\x1b[31m');
+  assert.equal(escapeForTerminal('abc\u202Egpj.exe'), 'abc\\u202egpj.exe');
+  for (const cp of [0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200b, 0x200e, 0x200f, 0x2028, 0x2029, 0xfeff, 0x061c, 0x00ad, 0x80, 0x85, 0x9b, 0x9f]) {
+    const out = escapeForTerminal(`a${String.fromCodePoint(cp)}b`);
+    assert.equal(out, `a\\u${cp.toString(16).padStart(4, '0')}b`, `U+${cp.toString(16)}`);
+  }
+  assert.equal(escapeForTerminal('\u{E0041}'), '\\u{e0041}'); // a tag character
+  assert.equal(escapeForTerminal('\ud800x'), '\\ud800x'); // lone surrogate
+  assert.equal(escapeForTerminal('\u00a0é日本😀'), '\u00a0é日本😀');
+  assert.equal(escapeArg, escapeForTerminal);
+  // No raw control, C1 or bidi code point survives, whatever the input.
+  let all = '';
+  for (let cp = 0; cp < 0x3000; cp++) if (cp < 0xd800 || cp > 0xdfff) all += String.fromCodePoint(cp);
+  assert.doesNotMatch(escapeForTerminal(all), /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u);
+  assert.equal(escapeBytesForTerminal(Buffer.from('\x1b\u202e\u009b', 'utf8')), '\\x1b\\u202e\\u009b');
 });
 
 test('escapeBytes: invalid UTF-8 kept as \\xNN', () => {

@@ -55,30 +55,43 @@ function hex2(n: number): string {
   return '\\x' + n.toString(16).padStart(2, '0');
 }
 
+// Code points a terminal must never receive raw from the traced system:
+// controls (C0, DEL, C1: ESC starts a sequence, 0x9b is a one-byte CSI on
+// some terminals), lone surrogates, invisible format characters (Cf: the
+// bidirectional overrides and isolates U+202A-202E and U+2066-2069 that make
+// a name read backwards, zero-width spaces and joiners, U+FEFF, tag
+// characters) and the line and paragraph separators U+2028/U+2029.
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u;
+
 /** Escape one code point for terminal output, or return it unchanged if printable. */
 function escapeCodePoint(cp: number): string {
   switch (cp) {
     case 0x0a: return '\\n';
     case 0x09: return '\\t';
     case 0x0d: return '\\r';
+    // Escaped so that every escape in the output is ours: a name holding the
+    // text "\x1b" prints as "\\x1b", never as what an ESC prints as.
     case 0x5c: return '\\\\';
   }
-  // C0 controls and DEL: ESC etc. must never reach the terminal raw.
   if (cp < 0x20 || cp === 0x7f) return hex2(cp);
-  // C1 controls (0x9b is a one-byte CSI on some terminals) and lone surrogates:
-  // written as \u so they cannot be confused with the \xNN of an invalid byte.
-  if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0xd800 && cp <= 0xdfff)) {
-    return '\\u' + cp.toString(16).padStart(4, '0');
+  const ch = String.fromCodePoint(cp);
+  if ((cp >= 0x80 && cp < 0xa0) || UNSAFE.test(ch)) {
+    // \u, not \x: cannot be confused with the \xNN of a byte that is not UTF-8.
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : '\\u' + cp.toString(16).padStart(4, '0');
   }
-  return String.fromCodePoint(cp);
+  return ch;
 }
 
 /**
- * Printable form of a command-line argument (or any untrusted text): \n \t \r
- * and backslash escaped, other control characters and DEL as \xNN, valid
- * non-ASCII text (UTF-8 from the kernel, already decoded) kept as is.
+ * THE escaping function for text from the traced system on its way to a
+ * terminal (comm, paths, argv, symbol names, library paths, kernel strings):
+ * \n \t \r and backslash escaped; other C0 controls and DEL as \xNN; C1
+ * controls, lone surrogates, invisible format characters (bidi overrides and
+ * isolates, zero-width characters) and U+2028/9 as \uNNNN (\u{NNNNN} past
+ * U+FFFF); every other character, non-ASCII text included, kept as is.
+ * JSON output does not use this: JSON escaping is exact on its own.
  */
-export function escapeArg(s: string): string {
+export function escapeForTerminal(s: string): string {
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const cp = s.codePointAt(i)!;
@@ -88,13 +101,16 @@ export function escapeArg(s: string): string {
   return out;
 }
 
+/** The name execsnoop's argv printing has always used: the same function. */
+export const escapeArg = escapeForTerminal;
+
 /**
- * Like escapeArg() but from raw bytes as read from the kernel (argv, comm,
+ * escapeForTerminal() from raw bytes as read from the kernel (argv, comm,
  * paths are bytes, not text): valid UTF-8 sequences are decoded, every byte
  * that is not part of one is written as \xNN, so nothing is lost or replaced
  * with U+FFFD. NUL bytes are escaped too: cut C strings at their NUL first.
  */
-export function escapeBytes(buf: Uint8Array): string {
+export function escapeBytesForTerminal(buf: Uint8Array): string {
   let out = '';
   let i = 0;
   while (i < buf.length) {
@@ -125,10 +141,13 @@ export function escapeBytes(buf: Uint8Array): string {
   return out;
 }
 
+/** Older name of escapeBytesForTerminal(). */
+export const escapeBytes = escapeBytesForTerminal;
+
 /**
  * Quote an argument the way bcc's `execsnoop -q` does: wrap it in double
  * quotes and backslash-escape embedded double quotes (only those, as bcc).
- * Combine with escapeArg() first when the argument may hold control characters.
+ * Combine with escapeForTerminal() first when the argument may hold control characters.
  */
 export function shellQuote(s: string): string {
   return '"' + s.replace(/"/g, '\\"') + '"';
