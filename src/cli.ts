@@ -3,7 +3,8 @@
 import { packageVersion } from './core/package.js';
 import { Command, CommanderError } from 'commander';
 import { TOOLS } from './tools/registry.js';
-import { addCommonOptions, commandAfterDashes, type CommonOptions } from './core/options.js';
+import { addCommonOptions, addGlobalOptions, commandAfterDashes, refuse, type CommonOptions } from './core/options.js';
+import { escapeForTerminal } from './core/output/format.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RbtraceError, errorLine } from './core/errors.js';
 import { checkBtf, checkPrivileges } from './core/system.js';
 import { createColor } from './core/output/color.js';
@@ -22,12 +23,13 @@ function requestedTool(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** Diagnostics on stderr, one line each, escaped whole: they quote paths and names from the traced system. */
 function makeLogger(prefix: string, verbose: boolean): Logger {
   return {
     verbose: (m) => {
-      if (verbose) process.stderr.write(`${prefix}: ${m}\n`);
+      if (verbose) process.stderr.write(`${prefix}: ${escapeForTerminal(m)}\n`);
     },
-    warn: (m) => process.stderr.write(`${prefix}: ${m}\n`),
+    warn: (m) => process.stderr.write(`${prefix}: ${escapeForTerminal(m)}\n`),
   };
 }
 
@@ -63,38 +65,80 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   return session.run();
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let currentPrefix = 'rbtrace';
-  let exitCode: number = EXIT_OK;
+export interface ToolCommand {
+  cmd: Command;
+  def: ToolDefinition<any>;
+}
+
+/**
+ * rbtrace's commander program: the global options, and a subcommand per tool;
+ * the tools for which `wanted` is true get their options (their modules are
+ * imported). The fuzz test builds it with every tool to learn their flags.
+ */
+export async function buildProgram(wanted: (name: string) => boolean): Promise<{ program: Command; tools: Map<string, ToolCommand> }> {
   const program = new Command('rbtrace')
     .description('BPF tracing tools for Linux: exec, syscalls, TCP queues, Ruby and allocator latency')
     .version(packageVersion(), '-V, --version')
-    .usage('<tool> [options] [-- command args...]')
+    .usage('[global options] <tool> [options] [-- command args...]')
+    // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
+    .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({
-      outputError: (str, write) => {
-        const msg = str.trim().replace(/^error: /, '');
-        const tool = currentPrefix === 'rbtrace' ? '' : ` ${currentPrefix.replace(/^rbtrace /, '')}`;
-        write(`${currentPrefix}: ${msg} (see rbtrace${tool} --help)\n`);
-      },
-    })
-    .addHelpText('after', `\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status.`);
-
-  const wanted = requestedTool(argv);
+    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status.`);
+  addGlobalOptions(program);
+  const tools = new Map<string, ToolCommand>();
   for (const entry of TOOLS) {
     const cmd = program.command(entry.name).description(entry.summary);
-    if (entry.name !== wanted) continue;
+    if (!wanted(entry.name)) continue;
     const def = await entry.load();
-    currentPrefix = `rbtrace ${def.name}`;
-    if (def.traces !== false) addCommonOptions(cmd);
+    addGlobalOptions(cmd);
+    if (def.traces !== false) addCommonOptions(cmd, def.honours, def.whyNot);
     def.options?.(cmd);
     if (def.help) cmd.addHelpText('after', '\n' + def.help);
+    tools.set(entry.name, { cmd, def });
+  }
+  return { program, tools };
+}
+
+/**
+ * One line for a commander error: its "(Did you mean ...?)" line joined to
+ * the first, and what the user typed escaped (a value may hold a newline or
+ * an escape sequence).
+ */
+export function commanderErrorLine(prefix: string, text: string): string {
+  let msg = text.replace(/^error: /, '').replace(/\n+$/, '');
+  let suggestion = '';
+  const at = msg.lastIndexOf('\n(Did you mean ');
+  if (at >= 0) {
+    suggestion = msg.slice(at + 1).replace(/^\((.*)\)$/s, '$1').replace(/^Did/, 'did');
+    msg = msg.slice(0, at);
+  }
+  const tool = prefix === 'rbtrace' ? '' : ` ${prefix.replace(/^rbtrace /, '')}`;
+  return `${prefix}: ${escapeForTerminal(msg)}${suggestion ? `; ${escapeForTerminal(suggestion)}` : ''} (see rbtrace${tool} --help)`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let currentPrefix = 'rbtrace';
+  let exitCode: number = EXIT_OK;
+  const wanted = requestedTool(argv);
+  const { program, tools } = await buildProgram((name) => name === wanted);
+  // Subcommands made before this inherit nothing, so set the output on each.
+  for (const c of [program, ...program.commands]) {
+    c.configureOutput({ outputError: (str, write) => write(commanderErrorLine(currentPrefix, str) + '\n') });
+  }
+  for (const [name, { cmd, def }] of tools) {
+    currentPrefix = `rbtrace ${def.name}`;
     cmd.action(async (...args: unknown[]) => {
-      const command = args.length > 2 ? (args[0] as string[]) : [];
+      const operands = args.length > 2 ? (args[0] as string[]) : [];
+      const global = program.opts() as Partial<CommonOptions>;
       const opts = cmd.opts() as CommonOptions & Record<string, unknown>;
-      opts.json = Boolean(opts.json);
-      opts.verbose = Boolean(opts.verbose);
-      opts.command = def.traces === false ? [] : commandAfterDashes(command ?? [], argv);
+      // A global option counts wherever it was given: before or after the tool's name.
+      opts.json = Boolean(opts.json || global.json);
+      opts.verbose = Boolean(opts.verbose || global.verbose);
+      opts.color = opts.color !== false && global.color !== false;
+      const toolArgs = argv.slice(argv.indexOf(name) + 1);
+      const command = def.traces === false ? [] : commandAfterDashes(operands ?? [], toolArgs, cmd.options);
+      if (command.length && def.honours && !def.honours.includes('command')) refuse(def.name, 'command', def.whyNot?.command);
+      opts.command = command;
       exitCode = await runTool(def, opts);
     });
   }

@@ -1,6 +1,7 @@
 // Errors a user sees: one line, `rbtrace <tool>: what went wrong (how to fix it)`.
 // Anything that is not an RbtraceError is a bug and shows its stack with --verbose.
 import { errnoName } from './names.js';
+import { escapeForTerminal } from './output/format.js';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -29,10 +30,15 @@ export class UsageError extends RbtraceError {
   }
 }
 
+/**
+ * The one line an error prints as. Escaped whole (messages quote paths,
+ * names and values from the user or the traced system), which also keeps it
+ * one line: a newline in a value prints as \\n.
+ */
 export function errorLine(prefix: string, err: unknown): string {
-  if (err instanceof RbtraceError) return `${prefix}: ${err.message}${err.hint ? ` (${err.hint})` : ''}`;
+  if (err instanceof RbtraceError) return `${prefix}: ${escapeForTerminal(err.message)}${err.hint ? ` (${escapeForTerminal(err.hint)})` : ''}`;
   const msg = err instanceof Error ? err.message : String(err);
-  return `${prefix}: internal error: ${msg} (rerun with --verbose for the stack trace)`;
+  return `${prefix}: internal error: ${escapeForTerminal(msg)} (rerun with --verbose for the stack trace)`;
 }
 
 /** Turn a negative libbpf return value or an errno into a readable reason. */

@@ -4,7 +4,7 @@
 // into ctx.session, and returns; the CLI then runs the session to its end.
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
-import type { CommonOptions } from './options.js';
+import type { CommonOption, CommonOptions } from './options.js';
 import type { Output } from './output/stdout.js';
 import type { Session } from './session.js';
 import type { Target } from './target.js';
@@ -55,6 +55,15 @@ export interface ToolDefinition<O = Record<string, unknown>> {
   help?: string;
   /** false for commands that load nothing (doctor): no common options, no privilege check. */
   traces?: boolean;
+  /**
+   * The common tracing options (-p, -- CMD, -i, -d) this tool honours;
+   * default: all of them. Any other is refused with a usage error, never
+   * accepted and ignored. The global options (--json, -v, --no-color) are
+   * every tool's.
+   */
+  honours?: readonly CommonOption[];
+  /** Why a common option is not honoured, for its usage error. */
+  whyNot?: Partial<Record<CommonOption, string>>;
   options?(cmd: Command): void;
   /**
    * For `rbtrace doctor`: the attach path this tool would use here (really

@@ -1,11 +1,11 @@
 // rbtrace doctor: what this kernel offers, found by trying each attach kind,
 // and what each tool would use here.
-import type { Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { libbpf } from '../core/ffi/libbpf.js';
 import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/features.js';
 import { kernelRelease, privileges } from '../core/system.js';
 import { renderTable } from '../core/output/table.js';
+import { styled, term } from '../core/output/format.js';
 import { TOOLS } from './registry.js';
 
 interface DoctorReport {
@@ -22,9 +22,6 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
   name: 'doctor',
   summary: 'what this kernel offers rbtrace, and what each tool would use',
   traces: false,
-  options(cmd: Command) {
-    cmd.option('--json', 'one JSON object on stdout').option('--no-color', 'no colour');
-  },
   async run(ctx, opts) {
     const priv = privileges();
     const report: DoctorReport = {
@@ -59,10 +56,10 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
       return;
     }
     const c = ctx.color;
-    const yes = (ok: boolean) => (ok ? c.green('yes') : c.red('no'));
-    ctx.out.line(`kernel      ${report.kernel} (${report.arch})`);
-    ctx.out.line(`libbpf      ${report.libbpf}`);
-    ctx.out.line(`privileges  ${priv.root ? 'root' : 'not root'}; CAP_BPF ${yes(priv.capBpf)}, CAP_PERFMON ${yes(priv.capPerfmon)}, CAP_SYS_ADMIN ${yes(priv.capSysAdmin)}`);
+    const yes = (ok: boolean) => styled(ok ? c.green('yes') : c.red('no'));
+    ctx.out.line(term`kernel      ${report.kernel} (${report.arch})`);
+    ctx.out.line(term`libbpf      ${report.libbpf}`);
+    ctx.out.line(term`privileges  ${priv.root ? 'root' : 'not root'}; CAP_BPF ${yes(priv.capBpf)}, CAP_PERFMON ${yes(priv.capPerfmon)}, CAP_SYS_ADMIN ${yes(priv.capSysAdmin)}`);
     ctx.out.line('');
     ctx.out.write(renderTable(['FEATURE', 'OK', 'DETAIL'], report.features.map((f) => [f.name, yes(f.available), f.detail])));
     if (!priv.sufficient) {

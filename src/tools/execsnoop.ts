@@ -2,17 +2,16 @@
 // records of src/bpf/execsnoop.bpf.c (an ENTER with the argv, an EXIT with
 // the result; paired here by thread).
 import { Option, type Command } from 'commander';
-import { execFileSync } from 'node:child_process';
 import { defineTool } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
-import { parsePositiveInt } from '../core/options.js';
+import { integerParser, uidParser } from '../core/parsers.js';
 import { UsageError } from '../core/errors.js';
 import { syscallPrefix } from '../core/system.js';
 import { decodeCString } from '../core/layout.js';
 import type { BpfObject } from '../core/object.js';
 import { possibleCpus } from '../core/maps.js';
 import { errnoName } from '../core/names.js';
-import { escapeArg, shellQuote } from '../core/output/format.js';
+import { escapeForTerminal, shellQuote, styled, type Cell } from '../core/output/format.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
@@ -20,10 +19,10 @@ export interface ExecsnoopOptions {
   timestamp?: boolean;   // -t
   time?: boolean;        // -T
   fails?: boolean;       // -x
-  uid?: string;          // -u
+  uid?: number;          // -u
   printUid?: boolean;    // -U
-  name?: string;         // -n
-  line?: string;         // -l
+  name?: RegExp;         // -n
+  line?: RegExp;         // -l
   quote?: boolean;       // -q
   maxArgs: number;
 }
@@ -147,29 +146,21 @@ function decodeArgs(rec: DataView): { args: string[]; cut: number[] } {
   return { args, cut };
 }
 
-function resolveUid(text: string): number {
-  if (/^\d+$/.test(text)) return Number(text);
-  try {
-    return Number(execFileSync('id', ['-u', text], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-  } catch {
-    throw new UsageError(`-u: no such user '${text}'`, 'give a user name or a numeric uid');
-  }
-}
-
-function compileRegex(flag: string, text?: string): RegExp | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return new RegExp(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: bad regular expression '${text}': ${(err as Error).message}`);
-  }
+function regexParser(flag: string) {
+  return (text: string): RegExp => {
+    try {
+      return new RegExp(text);
+    } catch (err) {
+      throw new UsageError(`${flag}: bad regular expression '${text}': ${(err as Error).message}`);
+    }
+  };
 }
 
 /** The ARGS column: escaped (or quoted) arguments, '...' marking cuts. */
 export function formatArgs(rec: Pick<ExecRecord, 'args' | 'args_cut' | 'args_truncated'>, quote: boolean): string {
   const cut = new Set(rec.args_cut ?? []);
   const parts = rec.args.map((a, i) => {
-    const shown = quote ? shellQuote(escapeArg(a)) : escapeArg(a);
+    const shown = quote ? shellQuote(escapeForTerminal(a)) : escapeForTerminal(a);
     return cut.has(i) ? `${shown}...` : shown;
   });
   if (rec.args_truncated) parts.push('...');
@@ -184,6 +175,8 @@ function sizeScratch(obj: BpfObject): void {
 export default defineTool<ExecsnoopOptions>({
   name: 'execsnoop',
   summary: 'trace exec() calls: new programs, their arguments and results',
+  honours: ['pid', 'command', 'duration'],
+  whyNot: { interval: 'it prints each exec as it happens' },
   help: `Examples:
   rbtrace execsnoop                  every exec on the system
   rbtrace execsnoop -x -T            with failed ones, and the time of day
@@ -195,19 +188,19 @@ export default defineTool<ExecsnoopOptions>({
       .option('-t, --timestamp', 'TIME(s) column: seconds since rbtrace started')
       .option('-T, --time', 'TIME column: wall-clock time (HH:MM:SS)')
       .option('-x, --fails', 'include failed exec()s (RET shows the errno name)')
-      .option('-u, --uid <uid>', 'only execs by this user (uid or name)')
+      .addOption(new Option('-u, --uid <uid>', 'only execs by this user (name, or uid 0 to 4294967294)').argParser(uidParser('-u')))
       .option('-U, --print-uid', 'UID column')
-      .option('-n, --name <regex>', 'only commands whose name (comm) matches')
-      .option('-l, --line <regex>', 'only commands with an argument that matches')
+      .addOption(new Option('-n, --name <regex>', 'only commands whose name (comm) matches').argParser(regexParser('-n')))
+      .addOption(new Option('-l, --line <regex>', 'only commands with an argument that matches').argParser(regexParser('-l')))
       .option('-q, --quote', 'put each argument in double quotes')
-      .addOption(new Option('--max-args <n>', `arguments kept per exec (at most ${128})`).default(64).argParser(parsePositiveInt('--max-args', 128)));
+      .addOption(new Option('--max-args <n>', `arguments kept per exec (1 to ${DEFINES.EXECSNOOP_MAX_ARGS})`).default(64)
+        .argParser(integerParser('--max-args', { min: 1, max: DEFINES.EXECSNOOP_MAX_ARGS, example: '128' })));
   },
   probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
   run(ctx, opts) {
-    const uid = opts.uid !== undefined ? resolveUid(opts.uid) : -1;
-    const nameRe = compileRegex('-n', opts.name);
-    const lineRe = compileRegex('-l', opts.line);
-    if (opts.maxArgs > DEFINES.EXECSNOOP_MAX_ARGS) throw new UsageError(`--max-args is at most ${DEFINES.EXECSNOOP_MAX_ARGS}`);
+    const uid = opts.uid ?? -1;
+    const nameRe = opts.name;
+    const lineRe = opts.line;
 
     const loaded = ctx.load({
       object: OBJECT_FILE,
@@ -237,12 +230,12 @@ export default defineTool<ExecsnoopOptions>({
         ctx.out.record(r);
         return;
       }
-      const row: (string | number)[] = [];
+      const row: Cell[] = [];
       if (opts.time) row.push(new Date(session.wallTimeOf(r.ts_ns)).toTimeString().slice(0, 8));
       if (opts.timestamp) row.push(session.secondsSinceStart(r.ts_ns).toFixed(3));
       if (opts.printUid) row.push(r.uid);
       const ret = r.ret === 0 ? '0' : r.errno ?? String(r.ret);
-      row.push(escapeArg(r.comm), r.pid, r.ppid, ret, formatArgs(r, Boolean(opts.quote)));
+      row.push(r.comm, r.pid, r.ppid, ret, styled(formatArgs(r, Boolean(opts.quote)))); // formatArgs escapes
       ctx.out.write(printer.row(row));
     };
 

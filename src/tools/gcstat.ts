@@ -12,7 +12,7 @@ import { findLibrary, readComm } from '../core/process.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
-import { formatBytes } from '../core/output/format.js';
+import { formatBytes, term } from '../core/output/format.js';
 import { ColumnPrinter } from '../core/output/table.js';
 import { LiveChart } from '../core/output/chart.js';
 import type { BpfObject } from '../core/object.js';
@@ -114,7 +114,6 @@ export default defineTool<GcstatOptions>({
   },
   run(ctx, opts) {
     const intervalSec = ctx.opts.interval ?? 1;
-    if (intervalSec <= 0) throw new RbtraceError('-i must be more than 0 seconds', { exitCode: 2 });
     const binary = opts.lib !== undefined ? findLibrary(opts.lib, ctx.target.pid)
       : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
     checkGcProbes(binary);
@@ -144,7 +143,7 @@ export default defineTool<GcstatOptions>({
     let chartLines = 0;
 
     if (!ctx.out.json && !chartMode) {
-      ctx.out.line(`Tracing Ruby GC in ${binary}${pid ? ` (pid ${pid})` : ''}; RSS from /proc/PID/status. Every ${intervalSec} s; Ctrl-C to end.`);
+      ctx.out.line(term`Tracing Ruby GC in ${binary}${pid ? ` (pid ${pid})` : ''}; RSS from /proc/PID/status. Every ${intervalSec} s; Ctrl-C to end.`);
       ctx.out.write(printer.header());
     }
     const comms = new Map<number, string>();

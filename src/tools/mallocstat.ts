@@ -11,7 +11,7 @@ import { ElfFile, stripVersion } from '../core/elf.js';
 import { RbtraceError } from '../core/errors.js';
 import { executableOf, libraryMatches, libraryOfPid, pidExists, readComm, resolveCommand, systemLibrary } from '../core/process.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
-import { formatBytes, formatCount, formatDuration } from '../core/output/format.js';
+import { formatBytes, formatCount, formatDuration, term } from '../core/output/format.js';
 import { renderTable } from '../core/output/table.js';
 import { BpfObject, type BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
@@ -269,7 +269,7 @@ function functionsJson(r: Report, probed: ProbedFunction[]): Record<string, Reco
 
 function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean): string {
   let text = '';
-  if (perProcess) text += ctx.color.bold(`PID ${r.pid} (${r.comm ?? '?'})`) + '\n';
+  if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})`) + '\n';
   const anyTimed = probed.some((p) => p.timed);
   const headers = ['FUNC', 'CALLS', 'BYTES', ...(anyTimed ? ['AVG', 'MAX', 'TOTAL'] : [])];
   const rows = probed.map((p) => {

@@ -9,11 +9,12 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { UsageError } from '../core/errors.js';
+import { integerParser } from '../core/parsers.js';
 import { findLibrary } from '../core/process.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes, resolveFunction, type ResolvedFunction } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/histogram.js';
-import { formatDuration, formatCount } from '../core/output/format.js';
+import { escapeForTerminal, formatDuration, formatCount, term } from '../core/output/format.js';
 import type { BpfObject } from '../core/object.js';
 import { strlat_stats_layout, strlat_hist_layout, RODATA, ENUMS, DEFINES, OBJECT_FILE, type StrlatStats } from '../generated/strlat.js';
 
@@ -62,11 +63,8 @@ function unitOf(opts: StrlatOptions): { name: string; div: number } {
   return { name: 'nsecs', div: 1 };
 }
 
-function parseArgIndex(text: string): number {
-  const v = Number(text);
-  if (!/^[1-5]$/.test(text.trim())) throw new UsageError(`--arg wants an argument position from 1 to 5, got '${text}'`, 'e.g. --arg 2 for the second argument');
-  return v;
-}
+/** --arg: the position of a register argument the BPF side reads (PT_REGS_PARM1..5). */
+const parseArgIndex = integerParser('--arg', { min: 1, max: 5, what: 'an argument position', example: '2' });
 
 function readSnapshot(obj: BpfObject): Snapshot {
   const stats = obj.map('stats').typed(scalarLayout('u32'), strlat_stats_layout).lookup({ value: 0 })!;
@@ -152,7 +150,7 @@ export default defineTool<StrlatOptions>({
 
     const label = describeFunctions(func, funcs);
     if (!ctx.out.json) {
-      ctx.out.line(`Tracing ${label} in ${binary}${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}... ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+      ctx.out.line(term`Tracing ${label} in ${binary}${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}... ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
     }
 
     const zero: Snapshot = { stats: { count: 0, total_ns: 0, dropped: 0, stale: 0, unmatched: 0 },
@@ -192,13 +190,13 @@ export default defineTool<StrlatOptions>({
       if (ctx.opts.interval) ctx.out.line(c.bold(`\n[${new Date().toTimeString().slice(0, 8)}]`));
       else ctx.out.line();
       const text = formatLog2Hist(d.hists[ENUMS.STRLAT_HIST_UNIT], unit.name);
-      ctx.out.write(text || `     (no calls to ${func})\n`);
+      ctx.out.write(text || term`     (no calls to ${func})\n`);
       if (sizeArg) {
         const st = formatLog2Hist(d.hists[ENUMS.STRLAT_HIST_SIZE], `arg${sizeArg}`);
         if (st) ctx.out.write(`\n${st}`);
       }
       ctx.out.line();
-      ctx.out.line(`${c.bold(func)}: count ${formatCount(r.count)}, avg ${formatDuration(r.avg_ns)}, ` +
+      ctx.out.line(`${c.bold(escapeForTerminal(func))}: count ${formatCount(r.count)}, avg ${formatDuration(r.avg_ns)}, ` +
         `p50 ≤ ${formatDuration(r.p50_ns)}, p90 ≤ ${formatDuration(r.p90_ns)}, p99 ≤ ${formatDuration(r.p99_ns)}, max ${formatDuration(r.max_ns)}`);
       ctx.out.line(c.dim('(percentiles are upper bounds of log2 buckets; count, avg and max are exact)'));
       const notes: string[] = [];

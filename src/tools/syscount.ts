@@ -6,14 +6,15 @@
 import { Option, type Command } from 'commander';
 import { defineTool, type ToolContext } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
-import { parsePositiveInt, parseUint } from '../core/options.js';
+import { errnoParser, integerParser, pidParser } from '../core/parsers.js';
 import { UsageError } from '../core/errors.js';
 import type { BpfObject } from '../core/object.js';
 import type { TypedMap } from '../core/maps.js';
 import { scalarLayout } from '../core/layout.js';
-import { errnoName, errnoNumber, syscallName, syscallNumber } from '../core/names.js';
+import { errnoName, syscallName, syscallNumber } from '../core/names.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
+import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
 import { stopWhenPidExits } from '../core/pidwatch.js';
 import {
@@ -26,8 +27,8 @@ export interface SyscountOptions {
   hist?: boolean;      // --hist
   process?: boolean;   // -P
   failures?: boolean;  // -x
-  errno?: string;      // -e
-  syscall?: string;    // --syscall
+  errno?: number;      // -e
+  syscall?: number[];  // --syscall
   top?: number;        // -T
   all?: boolean;       // --all
   tid?: number;        // --tid
@@ -102,11 +103,17 @@ export function parseSyscallList(text: string): number[] {
   return nrs;
 }
 
-export function parseErrno(text: string): number {
-  const n = errnoNumber(text);
-  if (n === undefined || n === 0 || n > 4095) throw new UsageError(`-e: unknown errno '${text}'`, 'give a name such as ENOENT or a number such as 2');
-  return n;
+/** -c: a task name, as the kernel keeps it (15 bytes and a NUL). */
+export function parseComm(text: string): string {
+  if (text.length === 0) throw new UsageError('-c wants a process name', 'e.g. -c nginx');
+  return text.slice(0, 15);
 }
+
+/** -e: an errno name or number (1 to 4095). */
+export const parseErrno = errnoParser('-e');
+
+/** -T: at most the rows a report can have (every pid, with -P). */
+const MAX_TOP = 4194304;
 
 function bitmap(nrs: number[]): number[] {
   const bits = new Array<number>(DEFINES.SYSCOUNT_FILTER_BYTES).fill(0);
@@ -243,22 +250,21 @@ export default defineTool<SyscountOptions>({
       .option('--hist', 'a log2 latency histogram (ns) per syscall')
       .option('-P, --process', 'per process (pid and comm) instead of per syscall')
       .option('-x, --failures', 'only calls that failed (returned an errno)')
-      .option('-e, --errno <errno>', 'only calls that failed with this errno (name like ENOENT, or number)')
-      .option('--syscall <names>', 'only these syscalls (comma-separated names or numbers)')
-      .addOption(new Option('-T, --top <n>', 'print the top N rows (default 10; all with --strace)').argParser(parsePositiveInt('-T')))
+      .addOption(new Option('-e, --errno <errno>', 'only calls that failed with this errno (name like ENOENT, or number 1 to 4095)').argParser(parseErrno))
+      .addOption(new Option('--syscall <names>', 'only these syscalls (comma-separated names or numbers)').argParser(parseSyscallList))
+      .addOption(new Option('-T, --top <n>', 'print the top N rows (default 10; all with --strace)').argParser(integerParser('-T', { min: 1, max: MAX_TOP, example: '20' })))
       .option('--all', 'print every row')
-      .addOption(new Option('--tid <tid>', 'only this thread').argParser(parseUint('--tid')))
-      .option('-c, --comm <comm>', 'only tasks with this name (comm, first 15 characters)')
+      .addOption(new Option('--tid <tid>', 'only this thread (a thread id, 1 to 4194304)').argParser(pidParser('--tid', 'a thread id')))
+      .addOption(new Option('-c, --comm <comm>', 'only tasks with this name (comm, first 15 characters)').argParser(parseComm))
       .option('--strace', "strace -c -w's table: % time, seconds, usecs/call, calls, errors (default with -- CMD)")
       .option('--no-strace', "with -- CMD, bcc syscount's layout instead of strace's table");
   },
   probe: () => probePaths(OBJECT_FILE, pathsFor(false), (obj) => sizeMaps(obj, { byProcess: false, latency: false, hist: false })),
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
-    const onlyErrno = opts.errno !== undefined ? parseErrno(opts.errno) : 0;
-    const nrs = opts.syscall !== undefined ? parseSyscallList(opts.syscall) : undefined;
-    if (opts.comm !== undefined && opts.comm.length === 0) throw new UsageError('-c wants a process name', 'e.g. -c nginx');
-    const comm = opts.comm?.slice(0, 15);
+    const onlyErrno = opts.errno ?? 0;
+    const nrs = opts.syscall;
+    const comm = opts.comm;
 
     const paths = pathsFor(mode.latency);
     const loaded = ctx.load({
@@ -337,7 +343,7 @@ export default defineTool<SyscountOptions>({
       else text += formatSyscallTable(shown, mode.latency);
       if (mode.hist) {
         for (const r of shown) {
-          text += `\nsyscall = ${r.name}, count = ${r.count}, errors = ${r.errors}, avg = ${usecs(r.total_ns / r.count)} us\n`;
+          text += term`\nsyscall = ${r.name}, count = ${r.count}, errors = ${r.errors}, avg = ${usecs(r.total_ns / r.count)} us\n`;
           text += formatLog2Hist(r.hist!, 'nsecs');
         }
       }

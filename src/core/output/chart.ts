@@ -1,6 +1,7 @@
 // Live line charts for interval tools on a terminal (e.g. syscount -i 1 on a
 // TTY). Meant only for TTYs: callers pick tables or NDJSON when stdout is a pipe.
 import { createRequire } from 'node:module';
+import { escapeForTerminal } from './format.js';
 
 // asciichart is CommonJS without type declarations: load it through require
 // and describe the small part we use.
@@ -73,16 +74,18 @@ export class LiveChart {
     const legend = this.opts.series
       .map((s, i) => {
         const c = this.colorOf(i);
-        return c ? `${c}━━${asciichart.reset} ${s.name}` : `-- ${s.name}`;
+        return c ? `${c}━━${asciichart.reset} ${escapeForTerminal(s.name)}` : `-- ${escapeForTerminal(s.name)}`;
       })
       .join('   ');
-    if (series[0].length === 0) return `${this.opts.title}\n(no data yet)\n${legend}\n`;
+    // The title and names may quote a process (comm) or a path: escaped.
+    const title = escapeForTerminal(this.opts.title);
+    if (series[0].length === 0) return `${title}\n(no data yet)\n${legend}\n`;
     const plot = asciichart.plot(series, {
       height: this.opts.height,
       colors: this.opts.series.map((_, i) => this.colorOf(i)),
       ...(this.opts.format ? { format: this.opts.format } : {}),
     });
-    return `${this.opts.title}\n${plot}\n${legend}\n`;
+    return `${title}\n${plot}\n${legend}\n`;
   }
 
   /**

@@ -105,6 +105,45 @@ export function escapeForTerminal(s: string): string {
 export const escapeArg = escapeForTerminal;
 
 /**
+ * Text printed as is by tables, column printers and term``: the tool's own
+ * (coloured, or laid out) or already escaped. Everything else from a tool
+ * that reaches them as a string is escaped.
+ */
+export class Styled {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** Mark text as the tool's own, printed as is (see Styled). Never pass text from the traced system. */
+export function styled(text: string): Styled {
+  return new Styled(text);
+}
+
+/** A table cell, or a value in term``: strings are escaped, numbers printed, Styled text kept. */
+export type Cell = string | number | bigint | Styled | undefined;
+
+/** What a cell prints as. */
+export function cellText(v: Cell): string {
+  if (v === undefined) return '';
+  if (v instanceof Styled) return v.text;
+  return typeof v === 'string' ? escapeForTerminal(v) : String(v);
+}
+
+/**
+ * Tagged template for a line of a tool's own text with values in it:
+ * term`Tracing ${func} in ${binary}` escapes the interpolated strings (they
+ * come from the user or the traced system); numbers print as numbers and
+ * styled() text as is.
+ */
+export function term(strings: TemplateStringsArray, ...values: Cell[]): string {
+  let out = strings[0];
+  for (let i = 0; i < values.length; i++) out += cellText(values[i]) + strings[i + 1];
+  return out;
+}
+
+/**
  * escapeForTerminal() from raw bytes as read from the kernel (argv, comm,
  * paths are bytes, not text): valid UTF-8 sequences are decoded, every byte
  * that is not part of one is written as \xNN, so nothing is lost or replaced

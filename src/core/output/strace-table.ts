@@ -11,6 +11,8 @@
 // truncated to an integer, an empty errors cell for 0, and a name column at
 // least 16 wide that grows to one more than the longest name.
 
+import { escapeForTerminal } from './format.js';
+
 export interface StraceRow {
   name: string;
   calls: number;
@@ -30,7 +32,8 @@ function line(pct: number, ns: number, calls: number, errors: number, name: stri
 }
 
 /** The whole table, ending in '\n'; rows are printed in the order given (see sortStraceRows). */
-export function formatStraceTable(rows: StraceRow[]): string {
+export function formatStraceTable(rawRows: StraceRow[]): string {
+  const rows = rawRows.map((r) => ({ ...r, name: escapeForTerminal(r.name) }));
   const width = Math.max(16, ...rows.map((r) => r.name.length + 1));
   const rule = `------ ----------- ----------- --------- --------- ${'-'.repeat(width)}`;
   const total = rows.reduce((t, r) => ({ ns: t.ns + r.total_ns, calls: t.calls + r.calls, errors: t.errors + r.errors }), { ns: 0, calls: 0, errors: 0 });

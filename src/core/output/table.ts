@@ -1,9 +1,16 @@
 // Terminal tables in the style of ps(1) and bcc's summaries: a header row and
 // aligned columns separated by two spaces, no box drawing (which gets in the
 // way of grep/awk and of narrow terminals).
+//
+// Every string cell is escaped (escapeForTerminal): cells hold comm, paths,
+// symbol names from the traced system, and a table cannot know which, so it
+// assumes all. Text of the tool's own that must reach the terminal as is
+// (colours, already escaped argv) is passed as styled(text).
 import { createRequire } from 'node:module';
 import type TableType from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
+import { cellText, escapeForTerminal, type Cell } from './format.js';
+
 
 export type Align = 'left' | 'right';
 
@@ -35,7 +42,7 @@ function tableClass(): typeof TableType {
 
 export function renderTable(
   headers: string[],
-  rows: (string | number)[][],
+  rows: Cell[][],
   opts: TableOptions = {},
 ): string {
   const align = headers.map(
@@ -43,13 +50,13 @@ export function renderTable(
   );
   const Table = tableClass();
   const table = new Table({
-    head: headers.map((h) => (opts.color ? opts.color.bold(h) : h)),
+    head: headers.map((h) => (opts.color ? opts.color.bold(escapeForTerminal(h)) : escapeForTerminal(h))),
     chars: BORDERLESS,
     // padding-right 1 + the ' ' middle separator = two spaces between columns.
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 1, compact: true },
     colAligns: align,
   });
-  for (const r of rows) table.push(headers.map((_, c) => (r[c] === undefined ? '' : String(r[c]))));
+  for (const r of rows) table.push(headers.map((_, c) => cellText(r[c])));
   return table
     .toString()
     .split('\n')
@@ -93,11 +100,11 @@ export class ColumnPrinter {
     return this.row(this.columns.map((c) => c.name));
   }
 
-  /** One event line ending in '\n'. Missing values print as empty cells. */
-  row(values: (string | number | bigint | undefined)[]): string {
+  /** One event line ending in '\n'. Missing values print as empty cells; strings are escaped (see Cell). */
+  row(values: Cell[]): string {
     const last = this.columns.length - 1;
     const cells = this.columns.map((c, i) => {
-      const v = values[i] === undefined ? '' : String(values[i]);
+      const v = cellText(values[i]);
       return i === last ? v : pad(v, c.width, c.align ?? 'left');
     });
     const line = cells.join(' ');
