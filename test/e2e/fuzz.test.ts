@@ -1,0 +1,159 @@
+// Fuzzing the command line: random argument vectors over every tool's real
+// flags, learnt from the CLI's own definitions (buildProgram), with values
+// from a pool of good, bad and hostile ones. Each run must end by itself
+// (runs are forced short with -d 0.3 and killed at a timeout, a failure),
+// exit 0, 1 or 2, print no stack trace and no internal error, say a failure in
+// one escaped line on stderr, and leave none of our BPF programs loaded.
+//
+// Seeded and reproducible: the seed is printed; RBTRACE_FUZZ_SEED=N replays
+// a run, RBTRACE_FUZZ_COUNT=N changes the number of vectors (default 150).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Option } from 'commander';
+import { buildProgram } from '../../src/cli.js';
+import { BpfObject } from '../../src/core/object.js';
+import { ROOT, runRbtrace, sleep } from '../helpers.js';
+
+const SEED = Number(process.env.RBTRACE_FUZZ_SEED ?? (Date.now() % 2 ** 31));
+const COUNT = Number(process.env.RBTRACE_FUZZ_COUNT ?? 150);
+/** A run that has not ended by then hangs (the slowest real run, doctor, takes ~3 s). */
+const RUN_TIMEOUT_MS = 30000;
+/** doctor loads every tool's probe: a few seconds each time, so a few vectors only. */
+const MAX_DOCTOR = 4;
+
+/** mulberry32: small, seedable, good enough to pick arguments. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+interface Flag {
+  flag: string;
+  takesValue: boolean;
+}
+
+/** Each tool's flags, as the CLI defines them (hidden ones included: they must refuse well too). */
+async function toolFlags(): Promise<Map<string, { flags: Flag[]; duration: boolean; command: boolean }>> {
+  const { tools } = await buildProgram(() => true);
+  const out = new Map<string, { flags: Flag[]; duration: boolean; command: boolean }>();
+  for (const [name, { cmd, def }] of tools) {
+    const flags: Flag[] = [];
+    for (const o of cmd.options as readonly Option[]) {
+      for (const f of [o.short, o.long]) if (f) flags.push({ flag: f, takesValue: o.required || o.optional });
+    }
+    const honoured = def.traces === false ? [] : def.honours ?? ['pid', 'command', 'interval', 'duration'];
+    out.set(name, { flags, duration: honoured.includes('duration'), command: honoured.includes('command') });
+  }
+  return out;
+}
+
+/** Names of every BPF program in our objects: what must not stay loaded. */
+function ourProgramNames(): Set<string> {
+  const dir = join(ROOT, 'build/bpf');
+  const names = new Set<string>();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.bpf.o'))) {
+    const obj = BpfObject.open(join(dir, f));
+    try {
+      for (const p of obj.programs()) names.add(p.name.slice(0, 15));
+    } finally {
+      obj.close();
+    }
+  }
+  return names;
+}
+
+function loadedPrograms(): { id: number; name: string }[] {
+  return JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { id: number; name: string }[];
+}
+
+test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEED})`, async (t) => {
+  t.diagnostic(`fuzz seed ${SEED} (RBTRACE_FUZZ_SEED=${SEED} replays this run)`);
+  process.stdout.write(`# fuzz seed ${SEED}: RBTRACE_FUZZ_SEED=${SEED} replays this run\n`);
+  const random = rng(SEED);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const flags = await toolFlags();
+  const ours = ourProgramNames();
+  const baseline = new Set(loadedPrograms().map((p) => p.id));
+  const leftovers = () => loadedPrograms().filter((p) => ours.has(p.name) && !baseline.has(p.id));
+
+  // A process to give -p: it lives for the whole test.
+  const sleeper: ChildProcess = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const VALUES = [
+    '0', '1', '2', '0.3', '5', '-1', '-2', '1e3', '0x10', '.5', '4095', '4096', '65535', '65536', '2147484',
+    '4294967296', '99999999999999999999', '', ' ', 'abc', 'ENOENT', 'eacces', 'read,write', 'read,,', 'nosuchcall',
+    'c', 'ruby', 'malloc', 'rb_str_new', 'je_', '/bin/true', '/nonexistent/x', 'root', 'nobody', 'fentry', 'kprobe',
+    'tracepoint', 'uprobe', '^sh$', '(', '-', '--', 'a\nb', '\x1b]0;PWN\x07\x1b[31m', 'x\u202egpj', String(sleeper.pid),
+  ];
+  const COMMANDS = [['/bin/true'], ['sleep', '0.1'], ['/nonexistent-rbtrace-fuzz'], ['sh', '-c', 'exit 0']];
+  const UNKNOWN = ['--bogus', '-Z', '--jsn', '--no-colr', '--pid=1', '--duration=0.3'];
+  const GLOBAL = ['--json', '-v', '--no-color'];
+  const names = [...flags.keys()];
+  let doctors = 0;
+  const exits = [0, 0, 0];
+  const started = Date.now();
+
+  try {
+    for (let n = 0; n < COUNT; n++) {
+      let tool = pick(names);
+      if (tool === 'doctor' && doctors >= MAX_DOCTOR) tool = pick(names.filter((x) => x !== 'doctor'));
+      if (tool === 'doctor') doctors++;
+      const spec = flags.get(tool)!;
+      const argv: string[] = [];
+      if (random() < 0.2) argv.push(pick(GLOBAL));
+      argv.push(tool);
+      const nflags = Math.floor(random() * 5);
+      for (let k = 0; k < nflags; k++) {
+        if (random() < 0.08) {
+          argv.push(pick(UNKNOWN));
+          continue;
+        }
+        const f = pick(spec.flags);
+        argv.push(f.flag);
+        if (f.takesValue && random() < 0.95) argv.push(pick(VALUES));
+      }
+      if (random() < 0.05) argv.push(pick(['stray', '/bin/echo']));
+      // Never a long run: every vector that could run gets -d 0.3 last (the last -d wins).
+      if (spec.duration) argv.push('-d', '0.3');
+      if (spec.command || random() < 0.1) {
+        const r = random();
+        if (r < 0.3) argv.push('--', ...pick(COMMANDS));
+        else if (r < 0.35) argv.push('--');
+      }
+
+      const what = `vector ${n} (seed ${SEED}): rbtrace ${JSON.stringify(argv)}`;
+      const f = await runRbtrace(argv, { timeoutMs: RUN_TIMEOUT_MS });
+      assert.ok(f.signal === null, `${what}: killed by ${f.signal} (a hang)\nstderr: ${f.stderr}`);
+      assert.ok([0, 1, 2].includes(f.code ?? -1), `${what}: exit ${f.code}\nstderr: ${f.stderr}`);
+      assert.doesNotMatch(f.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${what}: a stack trace\n${f.stderr}`);
+      assert.doesNotMatch(f.stderr, /internal error/, `${what}: an internal error\n${f.stderr}`);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(f.stderr, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/, `${what}: raw control characters on stderr`);
+      exits[f.code!]++;
+      if (f.code !== 0) {
+        // Informational lines (the tool's "Tracing ..." banner, -v diagnostics) may come first; the error is one line.
+        const lines = f.stderr.trimEnd().split('\n').filter((l) => !/^(rbtrace \w+: )?Tracing /.test(l));
+        const errors = argv.includes('-v') || argv.includes('--verbose') ? lines.slice(-1) : lines;
+        assert.equal(errors.length, 1, `${what}: an error in one line\n${f.stderr}`);
+        assert.match(errors[0], /^rbtrace( \w+)?: /, `${what}: the error names rbtrace or the tool\n${f.stderr}`);
+      }
+      let left = leftovers();
+      for (let i = 0; i < 30 && left.length; i++) {
+        await sleep(100); // the kernel frees programs a little after their last fd (RCU)
+        left = leftovers();
+      }
+      assert.deepEqual(left.map((p) => p.name), [], `${what}: programs left loaded`);
+    }
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
+  t.diagnostic(`${COUNT} vectors in ${((Date.now() - started) / 1000).toFixed(1)} s: exit 0 ${exits[0]}, exit 1 ${exits[1]}, exit 2 ${exits[2]}`);
+});
