@@ -147,11 +147,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(program.helpInformation());
     return EXIT_USAGE;
   }
+  if (wanted === undefined && !argv.some((a) => ['-h', '--help', '-V', '--version'].includes(a))) {
+    process.stderr.write(`rbtrace: which tool? (rbtrace --help lists them)\n`);
+    return EXIT_USAGE;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT_OK;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
+      // 'commander.help' is `rbtrace help` (0), or the help shown for a missing tool (1: a usage error).
+      if (err.code === 'commander.help' && err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
     process.stderr.write(errorLine(currentPrefix, err) + '\n');

@@ -3,13 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { RbtraceError, UsageError } from './errors.js';
+import { RbtraceError } from './errors.js';
+import { pidParser } from './parsers.js';
 
+/** Kept for the SDK: src/core/parsers.ts's pidParser. */
 export function parsePid(text: string, flag = '-p'): number {
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${flag} wants a process id, got '${text}'`, 'give a number, e.g. -p 1234');
-  const pid = Number(text);
-  if (pid <= 0 || pid > 4194304) throw new UsageError(`${flag} ${text} is not a valid process id`, 'give a number, e.g. -p 1234');
-  return pid;
+  return pidParser(flag)(text);
 }
 
 export function pidExists(pid: number): boolean {

@@ -193,7 +193,7 @@ test('bad input: one line, the right exit status, no stack trace', async () => {
   const cases: [string[], number, RegExp, NodeJS.ProcessEnv?][] = [
     [['execsnoop', '--bogus'], 2, /^rbtrace execsnoop: unknown option '--bogus' \(see rbtrace execsnoop --help\)$/],
     [['no-such-tool'], 2, /^rbtrace: unknown command 'no-such-tool'/],
-    [['execsnoop', '-p', 'abc'], 2, /^rbtrace execsnoop: -p wants a process id, got 'abc'/],
+    [['execsnoop', '-p', 'abc'], 2, /^rbtrace execsnoop: -p wants a process id from 1 to 4194304, got 'abc'/],
     [['execsnoop', '-p', '4000000'], 1, /^rbtrace execsnoop: no process with pid 4000000/],
     [['execsnoop', '--max-args', '0'], 2, /^rbtrace execsnoop: --max-args wants a whole number from 1 to 128/],
     [['execsnoop', '-d', 'soon'], 2, /^rbtrace execsnoop: -d wants a number of seconds/],
