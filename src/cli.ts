@@ -3,7 +3,7 @@
 import { packageVersion } from './core/package.js';
 import { Command, CommanderError } from 'commander';
 import { TOOLS } from './tools/registry.js';
-import { addCommonOptions, addGlobalOptions, commandAfterDashes, refuse, type CommonOptions } from './core/options.js';
+import { addCommonOptions, addGlobalOptions, commandAfterDashes, refuse, refuseTextOnly, type CommonOptions } from './core/options.js';
 import { escapeForTerminal } from './core/output/format.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RbtraceError, errorLine } from './core/errors.js';
 import { checkBtf, checkPrivileges } from './core/system.js';
@@ -139,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       const command = def.traces === false ? [] : commandAfterDashes(operands ?? [], toolArgs, cmd.options);
       if (command.length && def.honours && !def.honours.includes('command')) refuse(def.name, 'command', def.whyNot?.command);
       opts.command = command;
+      refuseTextOnly(cmd, def.textOnly, opts.json);
       exitCode = await runTool(def, opts);
     });
   }

@@ -90,6 +90,17 @@ export function addCommonOptions(
     .argument('[command...]', honours.includes('command') ? 'after --: a command to start and trace, with its descendants' : '(none)');
 }
 
+/** Refuse, with --json, an option given on the command line that only shapes the text output. */
+export function refuseTextOnly(cmd: Command, textOnly: readonly string[] = [], json: boolean): void {
+  if (!json) return;
+  for (const name of textOnly) {
+    if (cmd.getOptionValueSource(name) !== 'cli') continue;
+    // --chart and --no-chart set the same value: name both.
+    const flag = cmd.options.filter((o) => o.attributeName() === name).map((o) => o.long ?? o.short).join('/');
+    throw new UsageError(`${flag} shapes the text output only: it does not apply with --json`, `drop ${flag} or --json`);
+  }
+}
+
 const SHORT: Record<CommonOption, string> = { pid: '-p', interval: '-i', duration: '-d', command: '-- CMD' };
 
 /** The usage error for a common option a tool does not honour. */

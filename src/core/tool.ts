@@ -64,6 +64,11 @@ export interface ToolDefinition<O = Record<string, unknown>> {
   honours?: readonly CommonOption[];
   /** Why a common option is not honoured, for its usage error. */
   whyNot?: Partial<Record<CommonOption, string>>;
+  /**
+   * The tool's options (by attribute name, e.g. 'printUid' for --print-uid)
+   * that only shape the text output: given with --json, they are refused.
+   */
+  textOnly?: readonly string[];
   options?(cmd: Command): void;
   /**
    * For `rbtrace doctor`: the attach path this tool would use here (really

@@ -177,6 +177,7 @@ export default defineTool<ExecsnoopOptions>({
   summary: 'trace exec() calls: new programs, their arguments and results',
   honours: ['pid', 'command', 'duration'],
   whyNot: { interval: 'it prints each exec as it happens' },
+  textOnly: ['timestamp', 'time', 'printUid', 'quote'],
   help: `Examples:
   rbtrace execsnoop                  every exec on the system
   rbtrace execsnoop -x -T            with failed ones, and the time of day

@@ -93,6 +93,7 @@ const ms = (ns: number) => (ns / 1e6).toFixed(2);
 export default defineTool<GcstatOptions>({
   name: 'gcstat',
   summary: 'Ruby GC mark/sweep latency (USDT) and process RSS over time',
+  textOnly: ['chart'],
   help: `Examples:
   rbtrace gcstat -- ruby app.rb           GC of one script, every second
   rbtrace gcstat -p 1234 -i 5             a running ruby, every 5 s

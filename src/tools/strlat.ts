@@ -97,6 +97,7 @@ export function describeFunctions(query: string, funcs: ResolvedFunction[]): str
 export default defineTool<StrlatOptions>({
   name: 'strlat',
   summary: 'latency histogram of a user-space function (default: Ruby rb_str_new)',
+  textOnly: ['microseconds', 'milliseconds'],
   help: `Examples:
   rbtrace strlat -- ruby app.rb                 rb_str_new latency of one script
   rbtrace strlat -p 1234 -u -i 5                a running ruby, in µs, every 5 s

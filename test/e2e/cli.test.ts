@@ -49,6 +49,10 @@ test('numbers out of range are usage errors naming the range', async () => {
 test('an option a tool cannot honour is refused', async () => {
   await usageError(['execsnoop', '-i', '1'], /^rbtrace execsnoop: -i does not apply to execsnoop: it prints each exec as it happens \(drop -i\)$/m);
   await usageError(['doctor', '-d', '1'], /^rbtrace doctor: unknown option '-d'/);
+  // Options that only shape the text are refused with --json, wherever --json is given.
+  await usageError(['execsnoop', '--json', '-T'], /^rbtrace execsnoop: --time shapes the text output only: it does not apply with --json \(drop --time or --json\)$/m);
+  await usageError(['--json', 'strlat', '-u'], /^rbtrace strlat: --microseconds shapes the text output only/);
+  await usageError(['gcstat', '--no-chart', '--json'], /^rbtrace gcstat: --chart\/--no-chart shapes the text output only/);
   await usageError(['doctor', '--', 'ls'], /^rbtrace doctor: too many arguments/);
 });
 
