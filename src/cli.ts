@@ -14,13 +14,18 @@ import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/object.js';
 
-/** Which subcommand is being run, so that only its module is imported. */
+/**
+ * Which subcommand is being run, so that only its module is imported (global
+ * options take no value, so the first operand is the tool; `help TOOL` wants
+ * TOOL's options too).
+ */
 function requestedTool(argv: string[]): string | undefined {
+  const operands: string[] = [];
   for (const a of argv) {
-    if (a === '--') return undefined;
-    if (!a.startsWith('-')) return a;
+    if (a === '--') break;
+    if (!a.startsWith('-')) operands.push(a);
   }
-  return undefined;
+  return operands[0] === 'help' ? operands[1] ?? 'help' : operands[0];
 }
 
 /** Diagnostics on stderr, one line each, escaped whole: they quote paths and names from the traced system. */

@@ -5,7 +5,7 @@
 // prctl call (or exec of a file so named), read back by the BPF programs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildC, runRbtrace, settledLeftovers } from '../helpers.js';
@@ -96,6 +96,34 @@ for (const [label, name, shown] of [['escape sequence', OSC, OSC_SHOWN], ['U+202
     assertClean(r.stderr, 'stderr');
   });
 }
+
+test('gcstat: a ruby renamed by prctl to an escape sequence is printed escaped', async () => {
+  // Fiddle calls prctl(PR_SET_NAME) from the ruby process itself, before its GCs.
+  const script = `require "fiddle"
+prctl = Fiddle::Function.new(Fiddle::Handle::DEFAULT["prctl"], [Fiddle::TYPE_INT, Fiddle::TYPE_VOIDP, Fiddle::TYPE_LONG, Fiddle::TYPE_LONG, Fiddle::TYPE_LONG], Fiddle::TYPE_INT)
+exit 3 unless prctl.call(15, ["${hex(OSC)}"].pack("H*"), 0, 0, 0).zero?
+20.times { GC.start }
+sleep 0.6`;
+  const r = await runRbtrace(['gcstat', '--no-chart', '-i', '0.25', '--', 'ruby', '--disable-gems', '-e', script]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(` ${OSC_SHOWN} `), `the escaped name is in the COMM column:\n${r.stdout}`);
+  assertClean(r.stdout, 'stdout');
+  assertClean(r.stderr, 'stderr');
+  assert.deepEqual(await settledLeftovers(['gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end']), []);
+});
+
+test('strlat: a library path holding an escape sequence and U+202E is printed escaped', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'rbtrace-escape-')), `${OSC}${RLO}`);
+  mkdirSync(dir);
+  const lib = join(dir, 'libc.so.6');
+  copyFileSync('/lib/x86_64-linux-gnu/libc.so.6', lib);
+  const r = await runRbtrace(['strlat', '--lib', lib, '--func', 'malloc', '-d', '0.3']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`/${OSC_SHOWN}${RLO_SHOWN}/libc.so.6`), r.stdout);
+  assertClean(r.stdout, 'stdout');
+  assertClean(r.stderr, 'stderr');
+  assert.deepEqual(await settledLeftovers(['strlat_entry', 'strlat_return']), []);
+});
 
 test('error lines escape what they quote: a hostile --func, a value with a newline', async () => {
   const f = await runRbtrace(['strlat', '--lib', 'c', '--func', `no_such_${OSC}`, '-d', '0.3']);
