@@ -168,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(errorLine(currentPrefix, err) + '\n');
     if (err instanceof RbtraceError && err.details) {
-      const lines = err.details.trimEnd().split('\n');
+      const lines = err.details.trimEnd().split('\n').map(escapeForTerminal);
       const shown = verboseErrors ? lines : lines.slice(-20);
       if (shown.length) process.stderr.write(`${verboseErrors ? '' : '... last lines of the log (-v shows all):\n'}${shown.join('\n')}\n`);
     }
