@@ -43,6 +43,12 @@ const volatile __s32 nr_execveat = -1;
  * -1 after it), so the exit side sees -1 for it. */
 const volatile __s32 nr_rt_sigreturn = -1;
 #define SYSCOUNT_ENOSYS 38 /* the same on every Linux arch rbtrace builds for */
+/* A new task's first return is from the clone/fork that made it (0): the
+ * parent's call, returning twice. strace counts it once; so do we. */
+const volatile __s32 nr_clone = -1;
+const volatile __s32 nr_clone3 = -1;
+const volatile __s32 nr_fork = -1;
+const volatile __s32 nr_vfork = -1;
 
 /* Per syscall number. User space sizes it to the arch's table; numbers
  * beyond it (x32, bogus numbers) go to `rare`. */
@@ -209,16 +215,21 @@ static __always_inline int on_exit(long nr, long ret)
 	 * after a call that failed with it: rarer still). */
 	if (nr == -1 && ret != -SYSCOUNT_ENOSYS)
 		nr = nr_rt_sigreturn;
+	if (ret == 0 && (nr == nr_clone || nr == nr_clone3 || nr == nr_fork || nr == nr_vfork))
+		return 0;
+	if (!wanted(id, nr))
+		return 0;
 	if (want_latency) {
 		__u64 *start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, 0);
 
-		/* No start: entered before we attached, or filtered at entry. */
-		if (!start || !*start)
-			return 0;
-		delta = bpf_ktime_get_ns() - *start;
-		*start = 0;
-	} else if (!wanted(id, nr)) {
-		return 0;
+		/* No start: entered before we attached, or the entry could not
+		 * get the task's storage (NULL when another storage operation
+		 * holds this CPU's lock, e.g. a task exiting: a thread's last
+		 * calls). Counted all the same, as count mode does; no time. */
+		if (start && *start) {
+			delta = bpf_ktime_get_ns() - *start;
+			*start = 0;
+		}
 	}
 	if (only_failed && !failed)
 		return 0;

@@ -282,6 +282,10 @@ export default defineTool<SyscountOptions>({
         nr_execve: syscallNumber('execve') ?? -1,
         nr_execveat: syscallNumber('execveat') ?? -1,
         nr_rt_sigreturn: syscallNumber('rt_sigreturn') ?? -1,
+        nr_clone: syscallNumber('clone') ?? -1,
+        nr_clone3: syscallNumber('clone3') ?? -1,
+        nr_fork: syscallNumber('fork') ?? -1,
+        nr_vfork: syscallNumber('vfork') ?? -1,
       },
       configure: (obj) => sizeMaps(obj, mode),
     });

@@ -16,8 +16,11 @@ export type AllocCounts = Record<(typeof SHIM_FUNCS)[number], number>;
 // dlsym bootstrap, which itself allocates). glibc calls malloc through the
 // PLT from inside libc (strdup, fopen...) to honour interposition, so the
 // shim sees exactly the calls a uprobe on libc's malloc sees. Counts go to
-// $RBTRACE_SHIM_OUT/<pid> at exit (not at exec or _exit: a process that
-// execs leaves no file, and its new image writes its own).
+// a new file $RBTRACE_SHIM_OUT/<pid>.<n> at exit, _exit and before an execve
+// (a shell's forked child allocates before it execs; dash calls execve and
+// _exit itself). Not seen: calls of a process killed by a signal, or that
+// execs or _exits from inside libc (execvp, exit's own _exit come after the
+// destructor).
 const SHIM_SOURCE = `
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +30,8 @@ const SHIM_SOURCE = `
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -59,12 +64,28 @@ void *memalign(size_t al, size_t n) { COUNT(MEMALIGN); return __libc_memalign(al
 __attribute__((destructor)) static void report(void) {
   const char *dir = getenv("RBTRACE_SHIM_OUT");
   char path[4096], buf[1024];
-  int len = 0;
+  int len = 0, fd = -1;
   if (!dir) return;
-  snprintf(path, sizeof(path), "%s/%d", dir, (int)getpid());
   for (int i = 0; i < N; i++) len += snprintf(buf + len, sizeof(buf) - len, "%s %lu\\n", names[i], counts[i]);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (int n = 0; fd < 0 && n < 1000; n++) { /* pid.0, then pid.1 after an exec... */
+    snprintf(path, sizeof(path), "%s/%d.%d", dir, (int)getpid(), n);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  }
   if (fd >= 0) { if (write(fd, buf, len) < 0) {} close(fd); }
+  memset(counts, 0, sizeof(counts));
+}
+/* dash ends with _exit(), which runs no destructor. */
+void _exit(int status) {
+  report();
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
+/* A forked child starts with its parent's counts: they are the parent's. */
+static void reset(void) { memset(counts, 0, sizeof(counts)); }
+__attribute__((constructor)) static void init(void) { pthread_atfork(NULL, NULL, reset); }
+int execve(const char *path, char *const argv[], char *const envp[]) {
+  report();
+  return syscall(SYS_execve, path, argv, envp);
 }
 `;
 
@@ -95,19 +116,35 @@ export interface ShimRun {
  */
 export async function runWithShim(argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string } = {}): Promise<ShimRun> {
   const out = mkdtempSync(join(tmpdir(), 'rbtrace-shim-out-'));
-  const status = await runPiped(argv, { ...opts, env: { ...process.env, ...opts.env, LD_PRELOAD: buildShim(), RBTRACE_SHIM_OUT: out } });
+  const status = await runPiped(argv, { ...opts, env: { ...process.env, ...opts.env, ...shimEnv(out) } });
   const perPid = new Map<number, AllocCounts>();
   const total = zeroCounts();
   for (const f of readdirSync(out)) {
-    const c = zeroCounts();
+    const pid = Number(f.split('.')[0]);
+    const c = perPid.get(pid) ?? zeroCounts();
     for (const line of readFileSync(join(out, f), 'utf8').trim().split('\n')) {
       const [name, n] = line.split(' ');
-      c[name as keyof AllocCounts] = Number(n);
+      c[name as keyof AllocCounts] += Number(n);
       total[name as keyof AllocCounts] += Number(n);
     }
-    perPid.set(Number(f), c);
+    perPid.set(pid, c);
   }
   return { total, perPid, status };
+}
+
+function shimEnv(out: string): NodeJS.ProcessEnv {
+  return { LD_PRELOAD: buildShim(), RBTRACE_SHIM_OUT: out };
+}
+
+/**
+ * An environment of the same size as a shim run's, without the shim, for
+ * the run the shim is compared with: perl, python and the shells copy their
+ * environment into their own structures, so two more variables are a few
+ * more mallocs (about 10 in perl). Same names' lengths, same values.
+ */
+export function shimLikeEnv(): NodeJS.ProcessEnv {
+  const env = shimEnv(mkdtempSync(join(tmpdir(), 'rbtrace-shim-out-')));
+  return { LD_NOTLOAD: env.LD_PRELOAD, RBTRACE_SHIM_OUT: '/nonexistent/' + env.RBTRACE_SHIM_OUT!.slice(13) };
 }
 
 export function zeroCounts(): AllocCounts {
