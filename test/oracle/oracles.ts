@@ -9,7 +9,8 @@ import { join } from 'node:path';
 
 /** The allocator functions mallocstat counts, as the shim names them. */
 export const SHIM_FUNCS = ['malloc', 'calloc', 'realloc', 'reallocarray', 'free', 'posix_memalign', 'aligned_alloc', 'memalign'] as const;
-export type AllocCounts = Record<(typeof SHIM_FUNCS)[number], number>;
+/** Also counted: realloc/reallocarray calls with a NULL pointer (glibc runs malloc for them). */
+export type AllocCounts = Record<(typeof SHIM_FUNCS)[number] | 'realloc_null', number>;
 
 // Every function counts itself and forwards to glibc's own entry points
 // (__libc_malloc...: exported, and at the same addresses as malloc... so no
@@ -37,16 +38,17 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
-enum { MALLOC, CALLOC, REALLOC, REALLOCARRAY, FREE, POSIX_MEMALIGN, ALIGNED_ALLOC, MEMALIGN, N };
-static const char *names[N] = { "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign" };
+enum { MALLOC, CALLOC, REALLOC, REALLOCARRAY, FREE, POSIX_MEMALIGN, ALIGNED_ALLOC, MEMALIGN, REALLOC_NULL, N };
+static const char *names[N] = { "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign", "realloc_null" };
 static unsigned long counts[N];
 #define COUNT(f) __atomic_fetch_add(&counts[f], 1, __ATOMIC_RELAXED)
 void *malloc(size_t n) { COUNT(MALLOC); return __libc_malloc(n); }
 void *calloc(size_t a, size_t b) { COUNT(CALLOC); return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { COUNT(REALLOC); return __libc_realloc(p, n); }
+void *realloc(void *p, size_t n) { COUNT(REALLOC); if (!p) COUNT(REALLOC_NULL); return __libc_realloc(p, n); }
 void *reallocarray(void *p, size_t a, size_t b) {
   size_t n;
   COUNT(REALLOCARRAY);
+  if (!p) COUNT(REALLOC_NULL);
   if (__builtin_mul_overflow(a, b, &n)) { errno = ENOMEM; return NULL; }
   return __libc_realloc(p, n);
 }
@@ -148,7 +150,7 @@ export function shimLikeEnv(): NodeJS.ProcessEnv {
 }
 
 export function zeroCounts(): AllocCounts {
-  return Object.fromEntries(SHIM_FUNCS.map((f) => [f, 0])) as AllocCounts;
+  return Object.fromEntries([...SHIM_FUNCS, 'realloc_null'].map((f) => [f, 0])) as AllocCounts;
 }
 
 /** Run a command with stdout and stderr as pipes (drained), stdin from a string or /dev/null. */
