@@ -11,6 +11,8 @@ APT_PACKAGES=(
   # tests and benchmarks: workloads and oracles
   bpftrace strace ltrace ruby ruby-dev ruby-webrick ruby-sinatra apache2-utils
   systemtap-sdt-dev python3 procps iproute2 kmod cargo
+  # oracle suite (test/oracle): real programs to compare against strace, a shim, GC.stat
+  git sqlite3 perl tar gzip
   # kernel matrix (test/vm): a stock kernel under qemu
   qemu-system-x86 busybox-static cpio
   # man pages

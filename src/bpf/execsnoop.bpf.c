@@ -44,7 +44,11 @@ RBTRACE_EXPORT_TYPE(struct exec_event, exec_event);
 
 static __always_inline bool wanted(void)
 {
-	if (!rbtrace_wanted_current())
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	/* -- CMD: the command's own exec is made while its pid is still the
+	 * gate's (pending): it is the first exec to show. */
+	if (!rbtrace_wanted(tgid) && !rbtrace_follow_pending(tgid))
 		return false;
 	if (targ_uid >= 0 && (__u32)bpf_get_current_uid_gid() != (__u32)targ_uid)
 		return false;
@@ -122,6 +126,15 @@ static __always_inline int on_enter(const char *filename, const char *const *arg
 		e->arg_len[i] = len;
 		e->args_count = i + 1;
 	}
+	/* The loop stops at the array's end: with max_args == MAX_ARGS an
+	 * argument past it is seen only here. */
+	if (i == EXECSNOOP_MAX_ARGS) {
+		const char *argp = NULL;
+
+		bpf_probe_read_user(&argp, sizeof(argp), &argv[i]);
+		if (argp)
+			e->flags |= EXEC_MORE_ARGS;
+	}
 	e->args_size = e->args_count * EXECSNOOP_ARGSIZE;
 
 	__u64 size = ARRAYS_OFFSET + (__u64)e->args_count * EXECSNOOP_ARGSIZE;
@@ -169,6 +182,18 @@ int BPF_PROG(sched_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->flags = EXEC_ARGS_RAW;
 	e->args_count = 0;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	/* What the new image's argv is not: the argv passed. An interpreter
+	 * (#! script, binfmt_misc) replaced argv[0] with its own name, optional
+	 * argument and the script's path; bprm->interp then no longer points at
+	 * bprm->filename. An exec by descriptor (fexecve, execveat) has a
+	 * filename the kernel made up: bprm->fdpath, "/dev/fd/N[/PATH]". */
+	e->interp[0] = 0;
+	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename)) {
+		e->flags |= EXEC_INTERP;
+		bpf_probe_read_kernel_str(e->interp, sizeof(e->interp), BPF_CORE_READ(bprm, interp));
+	}
+	if (BPF_CORE_READ(bprm, fdpath))
+		e->flags |= EXEC_BY_FD;
 
 	/* The kernel has just copied argv (NUL-separated) to the new stack. */
 	arg_start = BPF_CORE_READ(task, mm, arg_start);

@@ -18,6 +18,8 @@ enum exec_flags {
 	EXEC_MORE_ARGS = 1, /* argv had more than max_args entries (or the area was cut) */
 	EXEC_ARGS_RAW = 2,  /* args[] holds the new image's raw argv area (args_size
 			     * bytes, NUL-separated); user space splits and cuts it */
+	EXEC_INTERP = 4,    /* EXEC_DONE: an interpreter ran (interp): args are its argv */
+	EXEC_BY_FD = 8,     /* EXEC_DONE: file named by descriptor: filename is /dev/fd/N[/PATH] */
 };
 
 /* One record for both kinds; an exit record is sent without the arrays.
@@ -37,6 +39,7 @@ struct exec_event {
 	__u32 flags;
 	char comm[16];
 	char filename[EXECSNOOP_PATHSIZE];
+	char interp[EXECSNOOP_PATHSIZE]; /* EXEC_DONE with EXEC_INTERP only */
 	__u16 arg_len[EXECSNOOP_MAX_ARGS];
 	__u8 arg_cut[EXECSNOOP_MAX_ARGS / 8];
 	char args[EXECSNOOP_ARGS_BUF];

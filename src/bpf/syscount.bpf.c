@@ -39,12 +39,16 @@ const volatile bool filter_comm = false;    /* -c COMM */
 const volatile char targ_comm[16] = {};
 const volatile __s32 nr_execve = -1;        /* -P: refresh comm after exec */
 const volatile __s32 nr_execveat = -1;
-/* -- CMD: the pid rbtrace started, held in a shell until probes are attached.
- * Its syscalls before its first successful exec are that shell's, not the
- * command's (strace -f CMD does not see them either), so they are skipped
- * until then; the exec itself is counted, as strace counts it. */
-const volatile __u32 gate_tgid = 0;
-bool gate_passed = false;
+/* rt_sigreturn replaces the registers, the number's among them (orig_ax is
+ * -1 after it), so the exit side sees -1 for it. */
+const volatile __s32 nr_rt_sigreturn = -1;
+#define SYSCOUNT_ENOSYS 38 /* the same on every Linux arch rbtrace builds for */
+/* A new task's first return is from the clone/fork that made it (0): the
+ * parent's call, returning twice. strace counts it once; so do we. */
+const volatile __s32 nr_clone = -1;
+const volatile __s32 nr_clone3 = -1;
+const volatile __s32 nr_fork = -1;
+const volatile __s32 nr_vfork = -1;
 
 /* Per syscall number. User space sizes it to the arch's table; numbers
  * beyond it (x32, bogus numbers) go to `rare`. */
@@ -113,9 +117,10 @@ static __always_inline bool wanted(__u64 id, long nr)
 
 	if (tgid == self_tgid)
 		return false;
-	if (!rbtrace_wanted(tgid))
-		return false;
-	if (gate_tgid && tgid == gate_tgid && !READ_ONCE(gate_passed) && nr != nr_execve && nr != nr_execveat)
+	/* -- CMD: before its exec the command's pid is rbtrace's gate (a shell);
+	 * of it only the exec itself is counted, as strace -f CMD counts it. */
+	if (!rbtrace_wanted(tgid) &&
+	    !((nr == nr_execve || nr == nr_execveat) && rbtrace_follow_pending(tgid)))
 		return false;
 	if (targ_tid && (__u32)id != targ_tid)
 		return false;
@@ -204,25 +209,27 @@ static __always_inline int on_exit(long nr, long ret)
 	 * some calls (fcntl F_GETOWN, ...) return other negative values. */
 	bool failed = ret < 0 && ret >= -4095;
 
-	/* Before any other filter: the gate opens on the shell's exec even when
-	 * --syscall leaves execve out. The exec is then counted if wanted; a
-	 * failed one keeps the gate closed. */
-	if (gate_tgid && !READ_ONCE(gate_passed) && (__u32)(id >> 32) == gate_tgid) {
-		if (nr != nr_execve && nr != nr_execveat)
-			return 0;
-		if (ret == 0)
-			WRITE_ONCE(gate_passed, true);
-	}
+	/* -1 at exit: rt_sigreturn (see nr_rt_sigreturn), unless the call was
+	 * a real syscall(-1), which fails with ENOSYS (an rt_sigreturn returns
+	 * the interrupted code's register, ENOSYS only if a signal came right
+	 * after a call that failed with it: rarer still). */
+	if (nr == -1 && ret != -SYSCOUNT_ENOSYS)
+		nr = nr_rt_sigreturn;
+	if (ret == 0 && (nr == nr_clone || nr == nr_clone3 || nr == nr_fork || nr == nr_vfork))
+		return 0;
+	if (!wanted(id, nr))
+		return 0;
 	if (want_latency) {
 		__u64 *start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, 0);
 
-		/* No start: entered before we attached, or filtered at entry. */
-		if (!start || !*start)
-			return 0;
-		delta = bpf_ktime_get_ns() - *start;
-		*start = 0;
-	} else if (!wanted(id, nr)) {
-		return 0;
+		/* No start: entered before we attached, or the entry could not
+		 * get the task's storage (NULL when another storage operation
+		 * holds this CPU's lock, e.g. a task exiting: a thread's last
+		 * calls). Counted all the same, as count mode does; no time. */
+		if (start && *start) {
+			delta = bpf_ktime_get_ns() - *start;
+			*start = 0;
+		}
 	}
 	if (only_failed && !failed)
 		return 0;

@@ -6,7 +6,9 @@ import { checkPidExists } from './process.js';
 import { GatedCommand, type ExitStatus } from './gate.js';
 import { UsageError } from './errors.js';
 
-const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exit'];
+const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
+/** rbtrace_traced's value for the command's pid until its exec (RBTRACE_FOLLOW_PENDING). */
+const FOLLOW_PENDING = 2;
 
 export class Target {
   readonly pid?: number;
@@ -59,13 +61,17 @@ export class Target {
     return this.following ? FOLLOW_PROGRAMS : [];
   }
 
-  /** After load: start tracking the command's descendants. */
+  /**
+   * After load: start tracking the command. Its pid is still the gate (a
+   * shell waiting to exec it), so it goes in as pending: the BPF side starts
+   * counting, and passing tracing on to children, at its exec.
+   */
   attach(obj: BpfObject): BpfLink[] {
     if (!this.command) return [];
     const traced = obj.map('rbtrace_traced');
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, this.command.pid, true);
-    traced.updateRaw(key, new Uint8Array([1]));
+    traced.updateRaw(key, new Uint8Array([FOLLOW_PENDING]));
     return FOLLOW_PROGRAMS.map((name) => obj.program(name).attach());
   }
 

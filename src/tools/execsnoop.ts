@@ -7,11 +7,11 @@ import { probePaths, type AttachPath } from '../core/paths.js';
 import { integerParser, uidParser } from '../core/parsers.js';
 import { UsageError } from '../core/errors.js';
 import { syscallPrefix } from '../core/system.js';
-import { decodeCString } from '../core/layout.js';
 import type { BpfObject } from '../core/object.js';
 import { possibleCpus } from '../core/maps.js';
 import { errnoName } from '../core/names.js';
-import { escapeForTerminal, shellQuote, styled, type Cell } from '../core/output/format.js';
+import { escapeBytesForTerminal, escapeForTerminal, shellQuote, styled, type Cell } from '../core/output/format.js';
+import { bytesText, bytesJson } from '../core/output/json.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
@@ -37,8 +37,19 @@ export interface ExecRecord {
   comm: string;
   ret: number;
   errno?: string;
+  /** comm's exact bytes, when they are not valid UTF-8 (comm then has U+FFFD). */
+  comm_base64?: string;
   filename: string;
+  filename_base64?: string;
+  /** Default path: the file was named by a descriptor (fexecve, execveat):
+   * filename is the kernel's /dev/fd/N[/PATH] for it. */
+  filename_by_fd?: boolean;
+  /** Default path: the interpreter the kernel ran (#! script, binfmt_misc);
+   * args are then the interpreter's argv, not the argv passed. */
+  interpreter?: string;
   args: string[];
+  /** Every argument's exact bytes, when one of them is not valid UTF-8. */
+  args_base64?: string[];
   /** Which arguments were cut at the per-argument limit. */
   args_cut?: number[];
   /** argv had more entries than --max-args. */
@@ -48,10 +59,19 @@ export interface ExecRecord {
 interface PendingExec {
   pid: number;
   ts: number;
-  filename: string;
-  args: string[];
+  filename: Uint8Array;
+  args: Uint8Array[];
   cut: number[];
   more: boolean;
+  interp?: Uint8Array;
+  byFd?: boolean;
+}
+
+/** An exec to print: its JSON record, and the bytes the text view escapes. */
+interface Exec {
+  rec: ExecRecord;
+  comm: Uint8Array;
+  args: Uint8Array[];
 }
 
 function syscallTargets(prefix: string): Record<string, string> {
@@ -95,15 +115,26 @@ export function attachPaths(wantFailures: boolean): AttachPath[] {
   return wantFailures ? SYSCALL_PATHS : [SCHED_PATH, ...SYSCALL_PATHS];
 }
 
-const utf8 = new TextDecoder();
 const F = layout.fields;
+
+/** A C string's bytes, up to its NUL. */
+function cString(bytes: Uint8Array): Uint8Array {
+  const nul = bytes.indexOf(0);
+  return nul < 0 ? bytes : bytes.subarray(0, nul);
+}
+
+/** splitRawArgBytes with the arguments as text (U+FFFD for bytes that are not UTF-8). */
+export function splitRawArgs(area: Uint8Array, maxArgs: number, areaCut: boolean): { args: string[]; cut: number[]; more: boolean } {
+  const r = splitRawArgBytes(area, maxArgs, areaCut);
+  return { ...r, args: r.args.map(bytesText) };
+}
 
 /**
  * Split a raw argv area (the sched path) and apply the limits the syscall
  * paths apply in BPF: at most maxArgs arguments of at most ARGSIZE bytes.
  */
-export function splitRawArgs(area: Uint8Array, maxArgs: number, areaCut: boolean): { args: string[]; cut: number[]; more: boolean } {
-  const args: string[] = [];
+export function splitRawArgBytes(area: Uint8Array, maxArgs: number, areaCut: boolean): { args: Uint8Array[]; cut: number[]; more: boolean } {
+  const args: Uint8Array[] = [];
   const cut: number[] = [];
   let start = 0;
   let more = false;
@@ -124,7 +155,7 @@ export function splitRawArgs(area: Uint8Array, maxArgs: number, areaCut: boolean
     } else if (open) {
       cut.push(args.length);
     }
-    args.push(utf8.decode(bytes));
+    args.push(bytes.slice());
     start = nul + 1;
     if (nul === end) break;
   }
@@ -132,15 +163,15 @@ export function splitRawArgs(area: Uint8Array, maxArgs: number, areaCut: boolean
 }
 
 /** Decode the argv part of an ENTER record without touching unused bytes. */
-function decodeArgs(rec: DataView): { args: string[]; cut: number[] } {
+function decodeArgs(rec: DataView): { args: Uint8Array[]; cut: number[] } {
   const count = rec.getUint32(F.args_count.offset, true);
-  const args: string[] = [];
+  const args: Uint8Array[] = [];
   const cut: number[] = [];
   for (let i = 0; i < count; i++) {
     const off = F.args.offset + i * DEFINES.EXECSNOOP_ARGSIZE;
     const len = Math.min(rec.getUint16(F.arg_len.offset + 2 * i, true), DEFINES.EXECSNOOP_ARGSIZE);
     const end = Math.min(off + len, rec.byteLength);
-    args.push(utf8.decode(new Uint8Array(rec.buffer, rec.byteOffset + off, Math.max(0, end - off))));
+    args.push(new Uint8Array(rec.buffer, rec.byteOffset + off, Math.max(0, end - off)).slice());
     if (rec.getUint8(F.arg_cut.offset + (i >> 3)) & (1 << (i & 7))) cut.push(i);
   }
   return { args, cut };
@@ -156,11 +187,15 @@ function regexParser(flag: string) {
   };
 }
 
-/** The ARGS column: escaped (or quoted) arguments, '...' marking cuts. */
-export function formatArgs(rec: Pick<ExecRecord, 'args' | 'args_cut' | 'args_truncated'>, quote: boolean): string {
+/**
+ * The ARGS column: escaped (or quoted) arguments, '...' marking cuts. Raw
+ * bytes (as read from the kernel) show bytes that are not UTF-8 as \xNN.
+ */
+export function formatArgs(rec: { args: (string | Uint8Array)[] } & Pick<ExecRecord, 'args_cut' | 'args_truncated'>, quote: boolean): string {
   const cut = new Set(rec.args_cut ?? []);
   const parts = rec.args.map((a, i) => {
-    const shown = quote ? shellQuote(escapeForTerminal(a)) : escapeForTerminal(a);
+    const text = typeof a === 'string' ? escapeForTerminal(a) : escapeBytesForTerminal(a);
+    const shown = quote ? shellQuote(text) : text;
     return cut.has(i) ? `${shown}...` : shown;
   });
   if (rec.args_truncated) parts.push('...');
@@ -223,7 +258,7 @@ export default defineTool<ExecsnoopOptions>({
     const pending = new Map<number, PendingExec>(); // by thread id
     const session = ctx.session;
 
-    const emit = (r: ExecRecord) => {
+    const emit = ({ rec: r, comm, args }: Exec) => {
       if (r.ret !== 0 && !opts.fails) return;
       if (nameRe && !nameRe.test(r.comm)) return;
       if (lineRe && !r.args.some((a) => lineRe.test(a))) return;
@@ -236,27 +271,42 @@ export default defineTool<ExecsnoopOptions>({
       if (opts.timestamp) row.push(session.secondsSinceStart(r.ts_ns).toFixed(3));
       if (opts.printUid) row.push(r.uid);
       const ret = r.ret === 0 ? '0' : r.errno ?? String(r.ret);
-      row.push(r.comm, r.pid, r.ppid, ret, styled(formatArgs(r, Boolean(opts.quote)))); // formatArgs escapes
+      // comm and args as raw bytes: bytes that are not UTF-8 show as \xNN (both escape).
+      row.push(styled(escapeBytesForTerminal(comm)), r.pid, r.ppid, ret, styled(formatArgs({ ...r, args }, Boolean(opts.quote))));
       ctx.out.write(printer.row(row));
     };
 
     /** The printed record, from an EXIT (or DONE) record and its arguments. */
-    const exitRecord = (rec: DataView, enter: PendingExec): ExecRecord => {
+    const exitRecord = (rec: DataView, enter: PendingExec): Exec => {
       const ret = rec.getInt32(F.retval.offset, true);
       const ts = layout.read(rec, 'ts_ns');
+      const comm = cString(layout.bytes(rec, 'comm')).slice();
+      const commJson = bytesJson(comm);
+      const filename = bytesJson(enter.filename);
+      const args = enter.args.map(bytesJson);
       return {
-        time: new Date(session.wallTimeOf(ts)).toISOString(),
-        ts_ns: ts,
-        pid: rec.getUint32(F.pid.offset, true),
-        ppid: rec.getUint32(F.ppid.offset, true),
-        uid: rec.getUint32(F.uid.offset, true),
-        comm: decodeCString(layout.bytes(rec, 'comm')),
-        ret,
-        errno: ret < 0 ? errnoName(-ret) : undefined,
-        filename: enter.filename,
+        comm,
         args: enter.args,
-        args_cut: enter.cut.length ? enter.cut : undefined,
-        args_truncated: enter.more || undefined,
+        rec: {
+          time: new Date(session.wallTimeOf(ts)).toISOString(),
+          ts_ns: ts,
+          pid: rec.getUint32(F.pid.offset, true),
+          ppid: rec.getUint32(F.ppid.offset, true),
+          uid: rec.getUint32(F.uid.offset, true),
+          comm: commJson.text,
+          comm_base64: commJson.base64,
+          ret,
+          errno: ret < 0 ? errnoName(-ret) : undefined,
+          filename: filename.text,
+          filename_base64: filename.base64,
+          filename_by_fd: enter.byFd || undefined,
+          interpreter: enter.interp ? bytesText(enter.interp) : undefined,
+          args: args.map((a) => a.text),
+          // All or none: a consumer decodes one array, not a mix.
+          args_base64: args.some((a) => a.base64 !== undefined) ? enter.args.map((a) => Buffer.from(a).toString('base64')) : undefined,
+          args_cut: enter.cut.length ? enter.cut : undefined,
+          args_truncated: enter.more || undefined,
+        },
       };
     };
 
@@ -267,14 +317,16 @@ export default defineTool<ExecsnoopOptions>({
       const flags = rec.getUint32(F.flags.offset, true);
       if (kind === ENUMS.EXEC_DONE) {
         const size = rec.getUint32(F.args_size.offset, true);
-        const { args, cut, more } = splitRawArgs(layout.bytes(rec, 'args', size), opts.maxArgs, (flags & ENUMS.EXEC_MORE_ARGS) !== 0);
-        emit(exitRecord(rec, { pid, ts: 0, filename: decodeCString(layout.bytes(rec, 'filename')), args, cut, more }));
+        const { args, cut, more } = splitRawArgBytes(layout.bytes(rec, 'args', size), opts.maxArgs, (flags & ENUMS.EXEC_MORE_ARGS) !== 0);
+        const interp = flags & ENUMS.EXEC_INTERP ? cString(layout.bytes(rec, 'interp')).slice() : undefined;
+        const filename = cString(layout.bytes(rec, 'filename')).slice();
+        emit(exitRecord(rec, { pid, ts: 0, filename, args, cut, more, interp, byFd: (flags & ENUMS.EXEC_BY_FD) !== 0 }));
         return;
       }
       if (kind === ENUMS.EXEC_ENTER) {
         const { args, cut } = decodeArgs(rec);
         const more = (flags & ENUMS.EXEC_MORE_ARGS) !== 0;
-        const filename = decodeCString(layout.bytes(rec, 'filename'));
+        const filename = cString(layout.bytes(rec, 'filename')).slice();
         pending.set(tid, { pid, ts: layout.read(rec, 'ts_ns'), filename, args, cut, more });
         if (pending.size > 65536) pending.delete(pending.keys().next().value!); // execs that never returned
         return;

@@ -169,7 +169,9 @@ class Collector {
       const v = this.syscalls.lookup({ value: nr });
       if (v && v.count) now.set(nr, v);
     }
-    for (const [k, v] of this.rare.entries()) now.set(k.value, v);
+    // The key is the kernel's `long` syscall number cut to 32 bits: read it
+    // signed, so a negative number is shown as one (never as 4294967295).
+    for (const [k, v] of this.rare.entries()) now.set(k.value | 0, v);
     const rows: SyscallRow[] = [];
     for (const [nr, v] of now) {
       const p = this.prev.get(nr);
@@ -284,8 +286,12 @@ export default defineTool<SyscountOptions>({
         filter_comm: comm !== undefined,
         targ_comm: comm ?? '',
         nr_execve: syscallNumber('execve') ?? -1,
-        gate_tgid: ctx.target.following ? ctx.target.tgid ?? 0 : 0,
         nr_execveat: syscallNumber('execveat') ?? -1,
+        nr_rt_sigreturn: syscallNumber('rt_sigreturn') ?? -1,
+        nr_clone: syscallNumber('clone') ?? -1,
+        nr_clone3: syscallNumber('clone3') ?? -1,
+        nr_fork: syscallNumber('fork') ?? -1,
+        nr_vfork: syscallNumber('vfork') ?? -1,
       },
       configure: (obj) => sizeMaps(obj, mode),
     });

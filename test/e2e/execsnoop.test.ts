@@ -2,8 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ExecRecord } from '../../src/tools/execsnoop.js';
-import { RBTRACE, buildC, leftoverPrograms, runRbtrace, settledLeftovers, startRbtrace, sleep } from '../helpers.js';
+import { ROOT, RBTRACE, buildC, leftoverPrograms, runRbtrace, settledLeftovers, startRbtrace, sleep } from '../helpers.js';
 
 // Names only execsnoop's object uses (rbtrace_fork/rbtrace_exit are in every tool's).
 const OUR_PROGRAMS = [
@@ -219,4 +222,74 @@ test('a user without privileges gets the one-line error', () => {
   const r = spawnSync('runuser', ['-u', user, '--', process.execPath, RBTRACE, 'execsnoop', '-d', '1'], { encoding: 'utf8', cwd: '/', timeout: 30000 });
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr, 'rbtrace execsnoop: loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (run it with sudo)\n');
+});
+
+// Issue 10, item 3: on the syscall paths the argv loop ends at the array's
+// 128 slots, so with --max-args 128 a 129th argument went unseen.
+test('--max-args 128 marks a 129th argument on every path', async () => {
+  const args = Array.from({ length: 128 }, (_, i) => String(i + 2));
+  for (const extra of [[], ['-x']]) {
+    for (const [n, truncated] of [[128, true], [127, undefined]] as const) {
+      const r = await runRbtrace(['execsnoop', '--json', ...extra, '--max-args', '128', '--', '/bin/true', ...args.slice(0, n)]);
+      assert.equal(r.code, 0, r.stderr);
+      const [e] = records(r.stdout);
+      assert.equal(e.args.length, 128, `${extra.join(' ')} ${n + 1} args`);
+      assert.equal(e.args_truncated, truncated, `${extra.join(' ')} ${n + 1} args`);
+    }
+    const text = await runRbtrace(['execsnoop', ...extra, '--max-args', '128', '--', '/bin/true', ...args]);
+    assert.match(text.stdout, / 128 \.\.\.$/m, 'text: a lone ... at the end');
+  }
+});
+
+// Issue 10, item 4: argument bytes that are not UTF-8 came out as U+FFFD.
+test('bytes that are not UTF-8: exact in JSON (args_base64), escaped in text, on every path', async () => {
+  const py = 'import os; os.execv(b"/bin/true", [b"true", b"\\xff\\xfe", b"ok", "é".encode()])';
+  for (const extra of [[], ['-x']]) {
+    const r = await runRbtrace(['execsnoop', '--json', ...extra, '--', '/usr/bin/python3', '-c', py]);
+    assert.equal(r.code, 0, r.stderr);
+    const t = records(r.stdout).find((e) => e.comm === 'true');
+    assert.ok(t, r.stdout);
+    assert.deepEqual(t.args, ['true', '\ufffd\ufffd', 'ok', 'é']);
+    assert.deepEqual(t.args_base64?.map((a) => [...Buffer.from(a, 'base64')]), [[...Buffer.from('true')], [0xff, 0xfe], [...Buffer.from('ok')], [0xc3, 0xa9]]);
+    const python = records(r.stdout).find((e) => e.comm === 'python3');
+    assert.equal(python?.args_base64, undefined, 'valid UTF-8: no args_base64');
+
+    const text = await runRbtrace(['execsnoop', ...extra, '--', '/usr/bin/python3', '-c', py]);
+    assert.match(text.stdout, /^true\s+\d+\s+\d+\s+0 true \\xff\\xfe ok é$/m);
+  }
+  // A name that is not UTF-8: filename and comm are kept exactly too.
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-execsnoop-'));
+  const odd = Buffer.concat([Buffer.from(dir + '/t'), Buffer.from([0xe9])]);
+  execFileSync('/usr/bin/python3', ['-c', `import os,sys; os.symlink(b"/bin/true", bytes.fromhex(sys.argv[1]))`, odd.toString('hex')]);
+  const r = await runRbtrace(['execsnoop', '--json', '--', '/usr/bin/python3', '-c', `import os,sys; p=bytes.fromhex(sys.argv[1]); os.execv(p, [p])`, odd.toString('hex')]);
+  const t = records(r.stdout).at(-1)!;
+  assert.deepEqual(Buffer.from(t.filename_base64!, 'base64'), odd);
+  assert.deepEqual(Buffer.from(t.comm_base64!, 'base64'), Buffer.from([0x74, 0xe9]));
+});
+
+// Issue 10, item 5: the default path reads argv from the new image, where
+// an interpreter has replaced argv[0], and names a file opened by descriptor
+// /dev/fd/N. It says so (interpreter, filename_by_fd); -x shows what was passed.
+test('#! scripts and fexecve: the default path says what it shows, -x shows what was passed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-execsnoop-'));
+  const script = join(dir, 'script.sh');
+  writeFileSync(script, '#!/bin/sh -e\nexit 0\n', { mode: 0o755 });
+  const sched = records((await runRbtrace(['execsnoop', '--json', '--', script, 'arg1'])).stdout);
+  assert.deepEqual(sched.map((e) => [e.filename, e.interpreter, e.args]), [[script, '/bin/sh', ['/bin/sh', '-e', script, 'arg1']]]);
+  const sys = records((await runRbtrace(['execsnoop', '--json', '-x', '--', script, 'arg1'])).stdout);
+  assert.deepEqual(sys.map((e) => [e.filename, e.interpreter, e.args]), [[script, undefined, [script, 'arg1']]]);
+
+  const fexecve = 'import os; fd = os.open("/bin/true", os.O_RDONLY); os.execve(fd, ["tru", "x"], {})';
+  const byFd = records((await runRbtrace(['execsnoop', '--json', '--', '/usr/bin/python3', '-c', fexecve])).stdout).at(-1)!;
+  assert.match(byFd.filename, /^\/dev\/fd\/\d+$/);
+  assert.equal(byFd.filename_by_fd, true);
+  assert.deepEqual(byFd.args, ['tru', 'x']);
+  const passed = records((await runRbtrace(['execsnoop', '--json', '-x', '--', '/usr/bin/python3', '-c', fexecve])).stdout).at(-1)!;
+  assert.equal(passed.filename, '');
+  assert.equal(passed.filename_by_fd, undefined);
+
+  const man = readFileSync(join(ROOT, 'man/rbtrace-execsnoop.8'), 'utf8');
+  for (const field of ['interpreter', 'filename_by_fd', 'args_base64', 'filename_base64', 'comm_base64']) {
+    assert.match(man, new RegExp(`^\\.B ${field.replace(/_/g, '_')}$`, 'm'), `man page documents ${field}`);
+  }
 });

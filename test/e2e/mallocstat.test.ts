@@ -229,3 +229,19 @@ test('the man page names every long option and the JSON fields', () => {
   for (const o of longs) assert.ok(man.includes(`--${o}`), `--${o} in the man page`);
   for (const field of ['time', 'pid', 'functions', 'count', 'bytes', 'total_ns', 'sizes']) assert.match(man, new RegExp(`\\b${field}\\b`));
 });
+
+// Issue 10, item 2: counting starts at the command's execve. The gate that
+// holds the command before its exec is a bash: its allocations (about 120
+// mallocs) were counted as the command's. Oracle: the counting LD_PRELOAD
+// shim of test/oracle, which only the command's own image ever loads.
+test('-- CMD counts from the command\'s execve: /bin/true and a C program match the LD_PRELOAD shim exactly', async () => {
+  const { runWithShim } = await import('../oracle/oracles.js');
+  for (const cmd of [['/bin/true'], [prog, '1']]) {
+    const shim = await runWithShim(cmd);
+    assert.equal(shim.perPid.size, 1, 'one process, one count file');
+    const [rec] = await traceCommand([], cmd);
+    const c = counts(rec);
+    const want = { ...shim.total, aligned_alloc: shim.total.aligned_alloc + shim.total.memalign };
+    for (const fn of Object.keys(c)) assert.equal(c[fn], want[fn as keyof typeof want], `${cmd.join(' ')}: ${fn}`);
+  }
+});

@@ -137,3 +137,19 @@ test('bad input: one-line errors', async () => {
   r = await runRbtrace(['strlat', '-u', '-m', '--', prog, '1']);
   assert.equal(r.code, 2);
 });
+
+// Issue 10, item 2: with -- CMD, calls made by the gate (the bash holding
+// the command before its exec: 139 mallocs) are not the command's.
+// Oracle: the counting LD_PRELOAD shim of test/oracle.
+test('-- CMD counts from the command\'s execve: malloc calls equal the LD_PRELOAD shim\'s', async () => {
+  const { runWithShim } = await import('../oracle/oracles.js');
+  const allocs = buildC(`#include <stdlib.h>
+int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) free(malloc(32 + i)); return 0; }`, 'allocs');
+  for (const cmd of [['/bin/true'], [allocs, '500']]) {
+    const shim = await runWithShim(cmd);
+    const r = await runRbtrace(['strlat', '--json', '--lib', 'c', '--func', 'malloc', '--', ...cmd]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(lastReport(r.stdout).count, shim.total.malloc, cmd.join(' '));
+  }
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});

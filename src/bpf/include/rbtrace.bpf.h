@@ -20,11 +20,19 @@
 const volatile __u32 rbtrace_targ_tgid = 0;    /* -p PID: only this process */
 const volatile bool rbtrace_targ_follow = false; /* -- CMD: rbtrace_traced and its descendants */
 
+/* Values of rbtrace_traced. User space (src/core/target.ts) puts the
+ * command's pid in as PENDING: until its exec it is rbtrace's gate (a bash
+ * waiting to exec the command), whose calls are not the command's. The
+ * exec makes it TRACED; only TRACED processes pass their state on to the
+ * children they fork. So every figure starts at the command's execve. */
+#define RBTRACE_FOLLOW_TRACED 1
+#define RBTRACE_FOLLOW_PENDING 2
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);   /* tgid */
-	__type(value, __u8);
+	__type(value, __u8);  /* RBTRACE_FOLLOW_* */
 } rbtrace_traced SEC(".maps");
 
 struct {
@@ -34,11 +42,32 @@ struct {
 	__type(value, __u64);
 } rbtrace_lost SEC(".maps");
 
+/* -- CMD: is this process the command (or a descendant) since its exec? */
+static __always_inline bool rbtrace_follow_traced(__u32 tgid)
+{
+	__u8 *state = bpf_map_lookup_elem(&rbtrace_traced, &tgid);
+
+	return state && *state == RBTRACE_FOLLOW_TRACED;
+}
+
+/* -- CMD: is this process the command's pid before its exec (the gate)?
+ * Tools that show the exec call itself (execsnoop, syscount's execve row)
+ * take its exec calls; nothing else of it is the command's. */
+static __always_inline bool rbtrace_follow_pending(__u32 tgid)
+{
+	__u8 *state;
+
+	if (!rbtrace_targ_follow)
+		return false;
+	state = bpf_map_lookup_elem(&rbtrace_traced, &tgid);
+	return state && *state == RBTRACE_FOLLOW_PENDING;
+}
+
 /* Is this process one the user asked to trace? */
 static __always_inline bool rbtrace_wanted(__u32 tgid)
 {
 	if (rbtrace_targ_follow)
-		return bpf_map_lookup_elem(&rbtrace_traced, &tgid) != NULL;
+		return rbtrace_follow_traced(tgid);
 	if (rbtrace_targ_tgid)
 		return tgid == rbtrace_targ_tgid;
 	return true;
@@ -83,10 +112,24 @@ int BPF_PROG(rbtrace_fork, struct task_struct *parent, struct task_struct *child
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	__u8 one = 1;
+	__u8 traced = RBTRACE_FOLLOW_TRACED;
 
-	if (ptgid != ctgid && bpf_map_lookup_elem(&rbtrace_traced, &ptgid))
-		bpf_map_update_elem(&rbtrace_traced, &ctgid, &one, BPF_ANY);
+	if (ptgid != ctgid && rbtrace_follow_traced(ptgid))
+		bpf_map_update_elem(&rbtrace_traced, &ctgid, &traced, BPF_ANY);
+	return 0;
+}
+
+/* The command's exec: from here on its calls are its own. This fires inside
+ * the execve, before it returns, so the execve's own return (syscount, and
+ * execsnoop's syscall paths) already sees TRACED. */
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(rbtrace_exec, struct task_struct *task)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 *state = bpf_map_lookup_elem(&rbtrace_traced, &tgid);
+
+	if (state && *state == RBTRACE_FOLLOW_PENDING)
+		*state = RBTRACE_FOLLOW_TRACED;
 	return 0;
 }
 

@@ -21,3 +21,26 @@ export function ndjson(obj: unknown): string {
   const s = JSON.stringify(obj, replacer) ?? 'null';
   return s.replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029') + '\n';
 }
+
+// ignoreBOM: keep a leading U+FEFF (by default a decoder drops it: a lost byte).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const lossy = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Bytes from the traced system as text: U+FFFD where they are not UTF-8. */
+export function bytesText(bytes: Uint8Array): string {
+  return lossy.decode(bytes);
+}
+
+/**
+ * Bytes from the traced system (argv, paths, comm: bytes, not text) for a
+ * JSON record, losslessly: the text, and when the bytes are not valid UTF-8
+ * (the text then has U+FFFD) their exact value in base64 too. Tools put the
+ * latter in a `<field>_base64` beside the field.
+ */
+export function bytesJson(bytes: Uint8Array): { text: string; base64?: string } {
+  try {
+    return { text: utf8.decode(bytes) };
+  } catch {
+    return { text: lossy.decode(bytes), base64: Buffer.from(bytes).toString('base64') };
+  }
+}

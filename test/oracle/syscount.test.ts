@@ -1,0 +1,76 @@
+// Oracle: syscount against strace -c -f on real programs from Debian
+// packages (git, perl, python3, dash + tar + gzip), in both of syscount's
+// modes (count: exit program only; --strace: entry and exit). strace runs
+// twice: the difference between its two runs is the program's own variance.
+import { test } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runRbtrace, settledLeftovers } from '../helpers.js';
+import { straceCount, syscountMap } from './oracles.js';
+import { assertWithinVariance, makeGitRepo, tempDir } from './compare.js';
+import assert from 'node:assert/strict';
+
+interface Workload {
+  name: string;
+  argv: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Extra tolerance per syscall beyond strace's own run-to-run variance, with why. */
+  slack?: Record<string, number>;
+}
+
+const git = makeGitRepo();
+const work = tempDir('syscount');
+for (let i = 0; i < 20; i++) writeFileSync(join(work, `f${i}`), Buffer.alloc(30000, i));
+const script = join(work, 'pack.sh');
+writeFileSync(script, `#!/bin/sh\nset -e\ntar cf - -C ${work} . | gzip -c | wc -c\ngzip -c ${work}/f1 > /dev/null\n`, { mode: 0o755 });
+
+const WORKLOADS: Workload[] = [
+  // Deterministic: a single process reading objects.
+  { name: 'git log -p', argv: ['git', '-C', git.dir, 'log', '-p'], env: git.env },
+  // Signal handlers (rt_sigreturn, which the kernel reports as -1 at exit),
+  // fork (whose child returns from clone too) and exec.
+  {
+    name: 'perl: 20 handled signals, fork + exec',
+    argv: ['perl', '-e', '$SIG{USR1} = sub {}; kill USR1 => $$ for 1..20; my $p = fork; if (!$p) { exec "/bin/true" } waitpid $p, 0;'],
+  },
+  // Threads: the number of futex waits depends on how the threads interleave
+  // (ptrace slows each thread down differently: 24 to 41 seen without it,
+  // 29 to 36 with), and each new thread's stack
+  // and malloc arena are mapped with mmap/mprotect/munmap depending on
+  // whether an earlier thread's stack could be reused: up to 4 (one per thread).
+  {
+    name: 'python3: 4 threads',
+    argv: ['/usr/bin/python3', '-c', 'import threading\nts = [threading.Thread(target=sum, args=(range(200000),)) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]'],
+    slack: { futex: 16, mmap: 4, mprotect: 4, munmap: 4, madvise: 4 },
+  },
+  // A #! script running a fork+exec chain with pipes. How much gzip and wc
+  // get per read() from a pipe depends on how far ahead the writer is (ptrace
+  // slows the writer): read counts move by a few. dash's SIGCHLD handler runs
+  // once per delivered SIGCHLD, and SIGCHLDs of children that exit close
+  // together merge: rt_sigreturn and wait4 move by up to the 4 children.
+  {
+    name: '#! script: tar | gzip | wc',
+    argv: [script],
+    slack: { read: 8, write: 4, rt_sigreturn: 4, wait4: 4 },
+  },
+];
+
+for (const w of WORKLOADS) {
+  test(`syscount = strace -c -f: ${w.name}`, async () => {
+    const s1 = await straceCount(w.argv, { env: { ...process.env, ...w.env } });
+    const s2 = await straceCount(w.argv, { env: { ...process.env, ...w.env } });
+    assert.ok(s1.calls.size > 10, 'strace table parsed');
+    for (const mode of ['--strace', '--no-strace']) {
+      const r = await runRbtrace(['syscount', '--json', '--all', mode, '--', ...w.argv], { env: w.env });
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
+      const ours = syscountMap(report);
+      assertWithinVariance(`${w.name} ${mode}: calls`, ours.calls, s1.calls, s2.calls, w.slack);
+      assertWithinVariance(`${w.name} ${mode}: errors`, ours.errors, s1.errors, s2.errors, w.slack);
+    }
+  });
+}
+
+test('syscount oracle runs leave nothing attached', async () => {
+  assert.deepEqual(await settledLeftovers(['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit']), []);
+});
