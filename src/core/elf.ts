@@ -7,8 +7,8 @@
 //
 // Only what rbtrace needs: ELF64 little-endian (x86_64, aarch64, riscv64).
 // No external tools (nm, readelf) at run time.
-import { readFileSync } from 'node:fs';
 import { RbtraceError } from './errors.js';
+import { BinaryFile, openFile } from './procfiles.js';
 
 const SHT_SYMTAB = 2;
 const SHT_NOTE = 7;
@@ -73,11 +73,17 @@ export class ElfFile {
     this.parseHeaders();
   }
 
-  /** Read and parse; a one-line RbtraceError if it is not an ELF64 LE file. */
-  static open(path: string): ElfFile {
+  /**
+   * Read and parse; a one-line RbtraceError if it is not an ELF64 LE file.
+   * A path is opened as procfiles.ts opens files: regular files only, never
+   * blocking, at most MAX_BINARY_BYTES.
+   */
+  static open(file: string | BinaryFile): ElfFile {
+    const bin = typeof file === 'string' ? openFile(file) : file;
+    const path = bin.name;
     let buf: Buffer;
     try {
-      buf = readFileSync(path);
+      buf = bin.read();
     } catch (err) {
       throw new RbtraceError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
         { hint: 'check the path and permissions' });

@@ -9,6 +9,7 @@ import { defineTool } from '../core/tool.js';
 import { RbtraceError } from '../core/errors.js';
 import { ElfFile } from '../core/elf.js';
 import { findLibrary, readComm } from '../core/process.js';
+import type { BinaryFile } from '../core/procfiles.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
@@ -64,7 +65,7 @@ export function readRss(pid: number): { rss: number; peak: number } | null {
 }
 
 /** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
-export function checkGcProbes(binary: string): void {
+export function checkGcProbes(binary: string | BinaryFile): void {
   const notes = ElfFile.open(binary).sdtNotes();
   const have = new Set(notes.filter((n) => n.provider === PROVIDER).map((n) => n.name));
   const missing = PROBES.filter((p) => !have.has(p.name)).map((p) => p.name);

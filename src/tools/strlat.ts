@@ -169,7 +169,7 @@ export default defineTool<StrlatOptions>({
       const r: StrlatReport = {
         time: new Date().toISOString(),
         function: func,
-        binary,
+        binary: String(binary),
         count: s.count,
         total_ns: s.total_ns,
         avg_ns: s.count ? Math.round(s.total_ns / s.count) : 0,
