@@ -20,7 +20,7 @@
 // libbpf (uprobe binary_path, USDT): the kernel and libbpf follow that link
 // to the checked inode, with no window in which the path could be swapped.
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { RbtraceError } from './errors.js';
+import { RbtraceError, errnoText } from './errors.js';
 
 /**
  * The most rbtrace reads from one binary. The largest shared object on the
@@ -121,8 +121,9 @@ export class BinaryFile {
     try {
       fd = openSync(source, O_PATH);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new RbtraceError(`cannot open ${name}: ${code}`, { hint: code === 'ENOENT' ? 'check the path' : 'check the path and permissions' });
+      const e = err as NodeJS.ErrnoException;
+      const why = typeof e.errno === 'number' ? errnoText(e.errno) : e.message;
+      throw new RbtraceError(`cannot open ${name}: ${why}`, { hint: e.code === 'ENOENT' ? 'check the path' : 'check the path and permissions' });
     }
     try {
       const st = fstatSync(fd, { bigint: true });
