@@ -133,7 +133,7 @@ export class BinaryFile {
       }
       if (expect && (devMajor(st.dev) !== expect.major || devMinor(st.dev) !== expect.minor || st.ino !== expect.inode)) {
         throw new RbtraceError(`${name} is not the file the process maps (replaced since it was mapped)`,
-          { hint: 'run rbtrace as root, so that it can open the mapping itself through /proc/PID/map_files' });
+          { hint: 'run rbtrace as root: it then opens the mapping itself through /proc/PID/map_files' });
       }
       if (st.size > BigInt(MAX_BINARY_BYTES)) {
         throw new RbtraceError(`${name} is ${Number(st.size / 1048576n)} MiB, more than rbtrace reads (${MAX_BINARY_BYTES / 1048576} MiB)`,
@@ -191,10 +191,21 @@ export function openMapping(pid: number, m: Mapping): BinaryFile {
       if (!(err instanceof RbtraceError && err.message.startsWith('cannot open '))) throw err;
     }
     if (m.deleted) {
-      throw new RbtraceError(`${name}, mapped by process ${pid}, is deleted and /proc/${pid}/map_files cannot be opened`,
+      throw new RbtraceError(`${name}, mapped by process ${pid}, is deleted, and /proc/${pid}/map_files cannot be opened without CAP_SYS_ADMIN`,
         { hint: 'run rbtrace as root' });
     }
-    return BinaryFile.open(`/proc/${pid}/root${m.path}`, name, m);
+    // /proc/PID/maps paths are relative to the reader's root: the path under
+    // the process's root is right for a process in another mount namespace,
+    // the plain path for a chrooted one. Either must be the mapped inode.
+    try {
+      return BinaryFile.open(`/proc/${pid}/root${m.path}`, name, m);
+    } catch (err) {
+      try {
+        return BinaryFile.open(m.path, name, m);
+      } catch {
+        throw err;
+      }
+    }
   });
 }
 

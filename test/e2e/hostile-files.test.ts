@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openMapping, readMaps } from '../../src/core/procfiles.js';
 import { RBTRACE, buildC, startRbtrace, sleep, settledLeftovers, type Finished } from '../helpers.js';
 
 const NOBODY = 65534;
@@ -138,10 +139,10 @@ test('without CAP_SYS_ADMIN (no map_files): the path is checked against the mapp
   // Root without CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE cannot open /proc/PID/map_files: rbtrace falls
   // back to /proc/PID/root/<path>, which must be the mapped device and inode.
   const noAdmin = ['setpriv', '--bounding-set', '-sys_admin,-checkpoint_restore', '--inh-caps', '-sys_admin,-checkpoint_restore', '--'];
+  // Replacing the file unlinks the mapped one, which maps then shows as deleted.
   for (const [swap, why] of [
-    [`rm ${libc} && mkfifo ${libc}`, /libc\.so\.6 is a FIFO, not a regular file/],
-    [`rm ${libc} && ln -s /dev/zero ${libc}`, /libc\.so\.6 is a character device, not a regular file/],
-    [`rm ${libc} && cp /bin/true ${libc}`, /libc\.so\.6 .*is not the file the process maps/],
+    [`rm ${libc} && mkfifo ${libc}`, /libc\.so\.6 \(deleted\), mapped by process \d+, is deleted, and \/proc\/\d+\/map_files cannot be opened/],
+    [`rm ${libc} && ln -s /dev/zero ${libc}`, /libc\.so\.6 \(deleted\), mapped by process \d+, is deleted/],
   ] as const) {
     const victim = await startVictim();
     asNobody(swap);
@@ -188,3 +189,14 @@ function runWrapped(wrap: string[], args: string[]): Promise<Finished> {
     });
   });
 }
+
+test('a path that names another inode than the mapping is refused (the check behind the fallback)', () => {
+  // What a rename race between reading /proc/PID/maps and opening the path
+  // would give: the same path, another file. A range with no map_files entry
+  // sends openMapping to the path fallbacks, which must refuse it.
+  const mine = readMaps(process.pid).find((m) => /\/libc\.so\.6$/.test(m.path))!;
+  assert.ok(mine, 'this process maps libc');
+  assert.throws(() => openMapping(process.pid, { ...mine, range: '0-1', inode: mine.inode + 1n }),
+    /libc\.so\.6 is not the file the process maps \(replaced since it was mapped\)/);
+  assert.equal(String(openMapping(process.pid, mine)), mine.path, 'the real mapping opens');
+});
