@@ -4,6 +4,7 @@
 // rather than by their SEC() name.
 import { ElfFile, demangle, normalizeFunctionQuery, stripVersion, type ElfSymbol } from './elf.js';
 import { RbtraceError } from './errors.js';
+import { checkUprobePrivileges } from './system.js';
 import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';
 import { openFile, type BinaryFile } from './procfiles.js';
 import type { ToolContext, LoadSpec } from './tool.js';
@@ -129,6 +130,7 @@ export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
  * by the session: every link goes when it ends.
  */
 export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & { userLinks: BpfLink[] } {
+  checkUprobePrivileges();
   const loaded = ctx.load({
     ...spec,
     paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: spec.attach }],
@@ -142,6 +144,7 @@ export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & 
  * traps), then let everything go.
  */
 export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void {
+  checkUprobePrivileges();
   const obj = BpfObject.open(object);
   try {
     obj.selectPrograms(programs);

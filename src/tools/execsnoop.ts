@@ -202,7 +202,15 @@ export default defineTool<ExecsnoopOptions>({
       .option('-q, --quote', 'put each argument in double quotes')
       .addOption(new Option('--max-args <n>', `arguments kept per exec (at most ${128})`).default(64).argParser(parsePositiveInt('--max-args', 128)));
   },
-  probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
+  probe: () => {
+    // The default path decides whether execsnoop runs; -x (failed execs) may need more (syscall hooks).
+    const main = probePaths(OBJECT_FILE, attachPaths(false), sizeScratch);
+    try {
+      return `${main}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`;
+    } catch (err) {
+      return `${main}; -x unavailable: ${(err as Error).message}`;
+    }
+  },
   run(ctx, opts) {
     const uid = opts.uid !== undefined ? resolveUid(opts.uid) : -1;
     const nameRe = compileRegex('-n', opts.name);

@@ -5,7 +5,7 @@
 // checks its symbols, attaches, and reports per interval and at the end.
 import type { Command } from 'commander';
 import { defineTool } from '../core/tool.js';
-import { loadUserProbes } from '../core/uprobes.js';
+import { loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { ElfFile, stripVersion } from '../core/elf.js';
 import { RbtraceError } from '../core/errors.js';
 import { executableOf, givenFile, libraryMatches, libraryOfPid, pidExists, readComm, resolveCommand, systemLibrary } from '../core/process.js';
@@ -13,7 +13,7 @@ import { openFile, type BinaryFile } from '../core/procfiles.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration } from '../core/output/format.js';
 import { renderTable } from '../core/output/table.js';
-import { BpfObject, type BpfLink } from '../core/object.js';
+import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
 import { scalarLayout } from '../core/layout.js';
 import {
@@ -373,13 +373,7 @@ export default defineTool<MallocstatOptions>({
 
 /** For doctor: really load the malloc probe and attach it to the system's libc (for no process), then let go. */
 function probeUprobe(binary: BinaryFile, malloc: ProbedFunction): string {
-  const obj = BpfObject.open('mallocstat.bpf.o');
-  try {
-    obj.selectPrograms([malloc.program]);
-    obj.load();
-    obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }); // breakpoints in this process only
-  } finally {
-    obj.close();
-  }
+  // pid: this process only, so no other process ever traps.
+  probeUserProbes('mallocstat.bpf.o', [malloc.program], (obj) => obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }));
   return `uprobe (${binary}:${malloc.symbol})`;
 }
