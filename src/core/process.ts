@@ -116,7 +116,7 @@ export function findLibrary(nameOrPath: string, pid?: number): BinaryFile {
 /**
  * A path given with --lib: with -p, a path the process maps is that mapped
  * object (in the process's mount namespace); any other path is opened as
- * given. Either way a regular file, opened without blocking, size-capped.
+ * given. Either way a regular file, opened without blocking.
  */
 export function givenFile(path: string, pid?: number, flag = '--lib'): BinaryFile {
   if (pid) {

@@ -11,24 +11,17 @@
 //      (the path in the process's own mount namespace), else, for /proc/PID/exe,
 //      that link;
 //   2. with O_PATH first: no device driver's open() runs, no FIFO blocks;
-//   3. fstat: a regular file, the device and inode /proc/PID/maps shows, at
-//      most MAX_BINARY_BYTES;
+//   3. fstat: a regular file, the device and inode /proc/PID/maps shows;
 //   4. then reopened for reading through /proc/self/fd/N (O_RDONLY|O_NONBLOCK),
-//      which cannot resolve to anything but the checked inode.
+//      which cannot resolve to anything but the checked inode. elf.ts reads
+//      only the parts it needs, at most MAX_ELF_READ_BYTES of them, however
+//      large the file (a sparse 1 TB file costs nothing).
 //
 // The descriptor stays open, and /proc/self/fd/N is also the path handed to
 // libbpf (uprobe binary_path, USDT): the kernel and libbpf follow that link
 // to the checked inode, with no window in which the path could be swapped.
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { RbtraceError, errnoText } from './errors.js';
-
-/**
- * The most rbtrace reads from one binary. The largest shared object on the
- * development machine (librustc_driver, 147 MiB) fits three times over;
- * ELF files are read whole, so this also bounds the memory a hostile file
- * can make rbtrace use.
- */
-export const MAX_BINARY_BYTES = 512 * 1024 * 1024;
 
 /** open(2) flags Node has no names for (the same on x86_64, arm64, riscv64). */
 const O_PATH = 0o10000000;
@@ -74,11 +67,14 @@ export function readMaps(pid: number): Mapping[] {
 }
 
 /**
- * A file opened for rbtrace: checked (regular, size-capped, the expected
- * inode) and held open. `path` (/proc/self/fd/N) is what ElfFile and libbpf
+ * A file opened for rbtrace: checked (regular, the expected inode) and held
+ * open. `path` (/proc/self/fd/N) is what ElfFile and libbpf
  * open; `name` is what users see (the path as the process names it).
  */
 export class BinaryFile {
+  /** For reading (opened on first read): O_PATH descriptors cannot be read. */
+  private rfd = -1;
+
   private constructor(readonly name: string, private fd: number, readonly dev: bigint, readonly ino: bigint, readonly size: number) {}
 
   get path(): string {
@@ -89,26 +85,23 @@ export class BinaryFile {
     return this.name;
   }
 
-  /** Read the whole file (at most MAX_BINARY_BYTES: checked at open). */
-  read(): Buffer {
-    const rfd = openSync(this.path, constants.O_RDONLY | O_NONBLOCK | O_NOCTTY);
-    try {
-      const buf = Buffer.alloc(this.size);
-      let got = 0;
-      while (got < this.size) {
-        const n = readSync(rfd, buf, got, this.size - got, got);
-        if (n === 0) break; // truncated since: parse what is there
-        got += n;
-      }
-      return got === this.size ? buf : buf.subarray(0, got);
-    } finally {
-      closeSync(rfd);
+  /** Bytes [offset, offset+length) (fewer at the end of the file), read through the checked inode. */
+  readAt(offset: number, length: number): Buffer {
+    if (this.rfd < 0) this.rfd = openSync(this.path, constants.O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    const buf = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.rfd, buf, got, length - got, offset + got);
+      if (n === 0) break; // truncated since: what is there
+      got += n;
     }
+    return got === length ? buf : buf.subarray(0, got);
   }
 
   close(): void {
+    if (this.rfd >= 0) closeSync(this.rfd);
     if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    this.fd = this.rfd = -1;
   }
 
   /**
@@ -134,10 +127,6 @@ export class BinaryFile {
       if (expect && (devMajor(st.dev) !== expect.major || devMinor(st.dev) !== expect.minor || st.ino !== expect.inode)) {
         throw new RbtraceError(`${name} is not the file the process maps (replaced since it was mapped)`,
           { hint: 'run rbtrace as root: it then opens the mapping itself through /proc/PID/map_files' });
-      }
-      if (st.size > BigInt(MAX_BINARY_BYTES)) {
-        throw new RbtraceError(`${name} is ${Number(st.size / 1048576n)} MiB, more than rbtrace reads (${MAX_BINARY_BYTES / 1048576} MiB)`,
-          { hint: 'give a smaller binary, e.g. one with its debug info split off' });
       }
       return new BinaryFile(name, fd, st.dev, st.ino, Number(st.size));
     } catch (err) {

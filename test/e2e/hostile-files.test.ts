@@ -152,18 +152,40 @@ test('without CAP_SYS_ADMIN (no map_files): the path is checked against the mapp
   }
 });
 
-test('--lib that is not a regular file, or too large: one-line error at once', async () => {
+/**
+ * A copy of the victim grown to 1 GiB (sparse), with its .symtab (or that
+ * table's string table) claiming `claim` bytes: what a hostile library could
+ * say to make rbtrace read and parse without end.
+ */
+function craftedElf(name: string, which: 'symtab' | 'strtab' | 'none', claim = 300 * 1024 * 1024): string {
+  const buf = readFileSync(prog);
+  const shoff = Number(buf.readBigUInt64LE(0x28));
+  const shentsize = buf.readUInt16LE(0x3a);
+  const shnum = buf.readUInt16LE(0x3c);
+  for (let i = 0; i < shnum; i++) {
+    const o = shoff + i * shentsize;
+    if (buf.readUInt32LE(o + 4) !== 2 /* SHT_SYMTAB */) continue;
+    const target = which === 'symtab' ? o : shoff + buf.readUInt32LE(o + 40) * shentsize;
+    if (which !== 'none') buf.writeBigUInt64LE(BigInt(claim), target + 32);
+  }
+  const path = join(dir, name);
+  writeFileSync(path, buf);
+  execFileSync('truncate', ['-s', '1G', path]); // sparse: no disk used
+  return path;
+}
+
+test('--lib that is not a regular file, or asks for too much: one-line error at once, bounded RSS', async () => {
   const fifo = join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
-  const big = join(dir, 'big.so');
-  writeFileSync(big, '');
-  execFileSync('truncate', ['-s', '1G', big]); // sparse: no disk used
+  const zeros = join(dir, 'zeros.so');
+  writeFileSync(zeros, '');
+  execFileSync('truncate', ['-s', '1G', zeros]);
   for (const tool of ['mallocstat', 'strlat', 'gcstat']) {
     for (const [lib, why] of [
       ['/dev/zero', /--lib \/dev\/zero is a character device, not a regular file/],
       [fifo, /--lib .*fifo is a FIFO, not a regular file/],
       ['/tmp', /--lib \/tmp is a directory, not a regular file/],
-      [big, /--lib .*big\.so is 1024 MiB, more than rbtrace reads \(512 MiB\)/],
+      [zeros, /zeros\.so is not an ELF file/],
       [join(dir, 'missing.so'), /--lib: cannot open .*missing\.so: ENOENT/],
     ] as const) {
       const f = await traced([tool, '--lib', lib, ...(tool === 'strlat' ? ['--func', 'x'] : []), '-d', '1']);
@@ -171,6 +193,18 @@ test('--lib that is not a regular file, or too large: one-line error at once', a
       assert.ok(f.peakRss < MAX_RSS_BYTES, `${tool} --lib ${lib}: peak RSS ${f.peakRss}`);
     }
   }
+  for (const [file, why] of [
+    [craftedElf('many-symbols.so', 'symtab'), /many-symbols\.so has 131072\d\d symbols, more than rbtrace reads \(2000000\)/],
+    [craftedElf('huge-strtab.so', 'strtab'), /huge-strtab\.so: its headers, symbol tables and notes are more than rbtrace reads \(256 MiB\)/],
+  ] as const) {
+    const f = await traced(['strlat', '--lib', file, '--func', 'main', '-d', '1']);
+    oneLineError(f, 'strlat', why);
+    assert.ok(f.peakRss < MAX_RSS_BYTES, `${file}: peak RSS ${f.peakRss}`);
+  }
+  // A 1 GiB binary whose tables are small: only the tables are read.
+  const f = await traced(['strlat', '--json', '--lib', craftedElf('padded.so', 'none'), '--func', 'main', '-d', '0.5']);
+  assert.equal(f.code, 0, f.stderr);
+  assert.ok(f.peakRss < MAX_RSS_BYTES, `padded: peak RSS ${f.peakRss}`);
 });
 
 /** rbtrace under a wrapper command (setpriv ...), to its end. */
