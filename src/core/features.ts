@@ -3,8 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { libbpf } from './ffi/libbpf.js';
 import { BpfObject, type BpfProgram, type BpfLink } from './object.js';
-import { ensureTracefs, hasBtf, tracefsMounted } from './system.js';
+import { ensureTracefs, hasBtf, privileges, tracefsMounted, tracefsState } from './system.js';
 import { findLibrary } from './process.js';
+import { errnoText } from './errors.js';
 
 export type AttachKind = 'fentry' | 'kprobe' | 'tracepoint' | 'raw_tp' | 'tp_btf' | 'uprobe' | 'usdt' | 'iter';
 
@@ -59,7 +60,10 @@ export function probeAttachKind(kind: AttachKind): Feature {
     case 'uprobe': {
       const libc = safe(() => findLibrary('c'));
       if (!libc) return { name: 'uprobe', available: false, detail: 'no libc found to probe' };
-      return tryProgram('probe_uprobe', () => {}, (p) => p.attachUprobe({ binary: libc, func: 'getppid', pid: process.pid }));
+      const f = tryProgram('probe_uprobe', () => {}, (p) => p.attachUprobe({ binary: libc, func: 'getppid', pid: process.pid }));
+      // Measured: perf_event_open answers EACCES for uprobes without CAP_SYS_ADMIN.
+      if (!f.available && !privileges().uprobes) f.detail = `needs CAP_SYS_ADMIN (${f.detail})`;
+      return f;
     }
     case 'usdt': {
       const up = probeAttachKind('uprobe');
@@ -82,16 +86,20 @@ function tracefsNote(): string {
 
 export function probeTracefs(): Feature {
   tracefsWasMounted ??= tracefsMounted();
-  return {
-    name: 'tracefs',
-    available: tracefsMounted(),
-    detail: tracefsMounted() ? (tracefsWasMounted ? 'mounted' : 'mounted by rbtrace') : 'not mounted (rbtrace mounts it when a tracepoint path is used)',
-  };
+  const state = tracefsState();
+  const detail = state === 'readable' ? (tracefsWasMounted ? 'mounted' : 'mounted by rbtrace')
+    : state === 'root only' ? 'mounted, readable by root only: tracepoint paths need root'
+      : 'not mounted (rbtrace mounts it, as root, when a tracepoint path is used)';
+  return { name: 'tracefs', available: state === 'readable', detail };
 }
 
 export function probeRingBuffer(): Feature {
-  const ok = libbpf.probeMapType(27 /* BPF_MAP_TYPE_RINGBUF */, null) === 1;
-  return { name: 'ringbuf', available: ok, detail: ok ? 'BPF_MAP_TYPE_RINGBUF (5.8+)' : 'no ring buffer: kernel older than 5.8' };
+  // libbpf says 0 ("not supported") when the map cannot be created for any
+  // reason, EPERM included: without CAP_BPF that says nothing about the kernel.
+  if (!privileges().sufficient) return { name: 'ringbuf', available: false, detail: 'not probed: creating a BPF map needs root, or CAP_BPF' };
+  const r = libbpf.probeMapType(27 /* BPF_MAP_TYPE_RINGBUF */, null);
+  if (r < 0) return { name: 'ringbuf', available: false, detail: `not probed: ${errnoText(r)}` };
+  return { name: 'ringbuf', available: r === 1, detail: r === 1 ? 'BPF_MAP_TYPE_RINGBUF (5.8+)' : 'no ring buffer: kernel older than 5.8' };
 }
 
 export function probeBpffs(): Feature {

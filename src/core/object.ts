@@ -57,9 +57,17 @@ export class BpfLink {
   }
 }
 
+/**
+ * A binary for uprobes and USDT: a path, or a file opened by procfiles.ts
+ * (its `path` is handed to libbpf, its name shown in errors).
+ */
+export type BinaryRef = string | { readonly path: string; toString(): string };
+
+const binaryPath = (b: BinaryRef): string => (typeof b === 'string' ? b : b.path);
+
 export interface UprobeSpec {
-  /** Path of the binary or library (see findLibrary in process.ts). */
-  binary: string;
+  /** The binary or library (see findLibrary in process.ts). */
+  binary: BinaryRef;
   /** Symbol; libbpf resolves it in .dynsym then .symtab. */
   func?: string;
   /** Or a raw offset in the file. */
@@ -70,7 +78,7 @@ export interface UprobeSpec {
 }
 
 export interface UsdtSpec {
-  binary: string;
+  binary: BinaryRef;
   provider: string;
   name: string;
   pid?: number;
@@ -114,10 +122,10 @@ export class BpfProgram {
   attachUprobe(spec: UprobeSpec): BpfLink {
     const opts = uprobeOpts({ funcName: spec.func, retprobe: spec.retprobe });
     const what = `${spec.retprobe ? 'uretprobe' : 'uprobe'} ${spec.binary}:${spec.func ?? '0x' + (spec.offset ?? 0).toString(16)}`;
-    return this.link(libbpf.attachUprobeOpts(this.ptr, spec.pid ?? -1, spec.binary, spec.offset ?? 0, opts), what);
+    return this.link(libbpf.attachUprobeOpts(this.ptr, spec.pid ?? -1, binaryPath(spec.binary), spec.offset ?? 0, opts), what);
   }
   attachUsdt(spec: UsdtSpec): BpfLink {
-    return this.link(libbpf.attachUsdt(this.ptr, spec.pid ?? -1, spec.binary, spec.provider, spec.name, usdtOpts(spec.cookie ?? 0n)),
+    return this.link(libbpf.attachUsdt(this.ptr, spec.pid ?? -1, binaryPath(spec.binary), spec.provider, spec.name, usdtOpts(spec.cookie ?? 0n)),
       `usdt ${spec.binary}:${spec.provider}:${spec.name}`);
   }
 

@@ -1,10 +1,11 @@
 // Processes: validating pids, finding the libraries a process maps and
 // the commands a shell would run. Starting `-- CMD` lives in gate.ts.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import { RbtraceError } from './errors.js';
 import { pidParser } from './parsers.js';
+import { BinaryFile, openExecutable, openFile, openMapping, readMaps } from './procfiles.js';
 
 /** Kept for the SDK: src/core/parsers.ts's pidParser. */
 export function parsePid(text: string, flag = '-p'): number {
@@ -37,20 +38,9 @@ export function tgidOf(tid: number): number | undefined {
   }
 }
 
-/** Files mapped into a process, from /proc/PID/maps. */
+/** Files mapped into a process, from /proc/PID/maps (paths as that process names them). */
 export function mappedFiles(pid: number): string[] {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
-    throw new RbtraceError(`cannot read /proc/${pid}/maps`, { hint: 'is the pid right, and are you root?' });
-  }
-  const files = new Set<string>();
-  for (const line of text.split('\n')) {
-    const path = line.split(/\s+/).slice(5).join(' ');
-    if (path.startsWith('/')) files.add(path.replace(/ \(deleted\)$/, ''));
-  }
-  return [...files];
+  return [...new Set(readMaps(pid).map((m) => m.path))];
 }
 
 /** Does `path` look like library `name` ('c' -> libc.so.6, 'ruby' -> libruby-3.1.so.3.1, 'libjemalloc.so.2')? */
@@ -66,9 +56,14 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The library `name` as mapped by process `pid`, if it is. */
-export function libraryOfPid(pid: number, name: string): string | undefined {
-  return mappedFiles(pid).find((p) => libraryMatches(p, name));
+/**
+ * The library `name` as mapped by process `pid`, if it is: opened as the
+ * mapped object (procfiles.ts), so it is the file the process runs, in its
+ * own mount namespace, whatever sits at that path now.
+ */
+export function libraryOfPid(pid: number, name: string): BinaryFile | undefined {
+  const m = readMaps(pid).find((mm) => libraryMatches(mm.path, name));
+  return m ? openMapping(pid, m) : undefined;
 }
 
 /** The library `name` as the dynamic linker would find it (ldconfig's cache, then the usual directories). */
@@ -102,30 +97,43 @@ export function systemLibrary(name: string): string | undefined {
 /**
  * Resolve what a user wrote after --lib (a path, or a name such as `c`,
  * `ruby`, `libjemalloc.so.2`) to a file: for a pid, the file that process
- * maps; otherwise the system's.
+ * maps; otherwise the system's. Every file is opened checked (procfiles.ts).
  */
-export function findLibrary(nameOrPath: string, pid?: number): string {
-  if (nameOrPath.includes('/')) {
-    if (!existsSync(nameOrPath)) throw new RbtraceError(`no such file: ${nameOrPath}`, { hint: 'check the path given to --lib' });
-    return realpathSync(nameOrPath);
-  }
+export function findLibrary(nameOrPath: string, pid?: number): BinaryFile {
+  if (nameOrPath.includes('/')) return givenFile(nameOrPath, pid);
   if (pid) {
     const mapped = libraryOfPid(pid, nameOrPath);
     if (mapped) return mapped;
     const exe = executableOf(pid);
-    if (exe && libraryMatches(exe, nameOrPath)) return exe;
+    if (exe && libraryMatches(exe.name, nameOrPath)) return exe;
   }
   const found = systemLibrary(nameOrPath);
   if (!found) throw new RbtraceError(`cannot find library '${nameOrPath}'${pid ? ` in process ${pid} or on this system` : ''}`, { hint: 'give its full path with --lib' });
-  return found;
+  return openFile(found);
 }
 
-export function executableOf(pid: number): string | undefined {
-  try {
-    return realpathSync(`/proc/${pid}/exe`);
-  } catch {
-    return undefined;
+/**
+ * A path given with --lib: with -p, a path the process maps is that mapped
+ * object (in the process's mount namespace); any other path is opened as
+ * given. Either way a regular file, opened without blocking.
+ */
+export function givenFile(path: string, pid?: number, flag = '--lib'): BinaryFile {
+  if (pid) {
+    const abs = resolve(path);
+    const m = readMaps(pid).find((mm) => mm.path === abs);
+    if (m) return openMapping(pid, m);
   }
+  try {
+    return openFile(path);
+  } catch (err) {
+    if (err instanceof RbtraceError) throw new RbtraceError(`${flag}${err.message.startsWith('cannot') ? ':' : ''} ${err.message}`, { hint: err.hint ?? `check the path given to ${flag}` });
+    throw err;
+  }
+}
+
+/** The executable process `pid` runs, opened through /proc/PID/exe (the very file, in any mount namespace). */
+export function executableOf(pid: number): BinaryFile | undefined {
+  return openExecutable(pid);
 }
 
 /** Resolve a command name through PATH the way a shell would. */

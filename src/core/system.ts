@@ -39,12 +39,22 @@ export function hasCap(caps: bigint, bit: number): boolean {
   return (caps >> BigInt(bit)) & 1n ? true : false;
 }
 
+/**
+ * What this process may do, as measured on kernel 6.18 (man/rbtrace.8,
+ * PRIVILEGES): loading BPF and attaching tracepoint-less paths (raw_tp,
+ * tp_btf, iter, fentry) needs CAP_BPF and CAP_PERFMON; uprobes and USDT
+ * need CAP_SYS_ADMIN (perf_event_open answers EACCES without it); tracepoint/
+ * attach reads event ids from tracefs, which is readable by root only.
+ */
 export interface Privileges {
   root: boolean;
   capBpf: boolean;
   capPerfmon: boolean;
   capSysAdmin: boolean;
+  /** Can load BPF programs at all. */
   sufficient: boolean;
+  /** Can attach uprobes and USDT (strlat, gcstat, mallocstat). */
+  uprobes: boolean;
 }
 
 export function privileges(): Privileges {
@@ -55,13 +65,21 @@ export function privileges(): Privileges {
     capPerfmon: hasCap(caps, CAP_PERFMON),
     capSysAdmin: hasCap(caps, CAP_SYS_ADMIN),
   };
-  return { ...p, sufficient: p.capSysAdmin || (p.capBpf && p.capPerfmon) };
+  return { ...p, sufficient: p.capSysAdmin || (p.capBpf && p.capPerfmon), uprobes: p.capSysAdmin };
 }
 
 export function checkPrivileges(): void {
   if (!privileges().sufficient) {
     throw new RbtraceError('loading BPF programs needs root, or CAP_BPF and CAP_PERFMON',
       { hint: 'run it with sudo' });
+  }
+}
+
+/** uprobes and USDT: a one-line error before anything is loaded, rather than EACCES from perf_event_open. */
+export function checkUprobePrivileges(): void {
+  if (!privileges().uprobes) {
+    throw new RbtraceError('uprobes and USDT probes need CAP_SYS_ADMIN (CAP_BPF and CAP_PERFMON are not enough)',
+      { hint: 'run it as root' });
   }
 }
 
@@ -77,8 +95,31 @@ export function libbpfTracefsDir(): string {
   return existsSync('/sys/kernel/debug/tracing') ? '/sys/kernel/debug/tracing' : '/sys/kernel/tracing';
 }
 
+/** Is tracefs mounted where libbpf looks (from /proc/mounts, readable by anyone)? */
+function tracefsInMounts(): boolean {
+  try {
+    const dir = libbpfTracefsDir();
+    return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => {
+      const f = l.split(' ');
+      return f[1] === dir && f[2] === 'tracefs';
+    });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * tracefs as this process sees it: 'readable' (tracepoint ids can be read),
+ * 'root only' (mounted, but its directory is mode 0700: a non-root user
+ * cannot use tracepoint/ paths), or 'not mounted'.
+ */
+export function tracefsState(): 'readable' | 'root only' | 'not mounted' {
+  if (existsSync(`${libbpfTracefsDir()}/events`)) return 'readable';
+  return tracefsInMounts() ? 'root only' : 'not mounted';
+}
+
 export function tracefsMounted(): boolean {
-  return existsSync(`${libbpfTracefsDir()}/events`);
+  return tracefsState() === 'readable';
 }
 
 /**
@@ -86,13 +127,18 @@ export function tracefsMounted(): boolean {
  * As root we mount it (as `perf` and `bpftrace` do). Returns what was done.
  */
 export function ensureTracefs(): 'mounted' | 'already' {
-  if (tracefsMounted()) return 'already';
+  const state = tracefsState();
+  if (state === 'readable') return 'already';
   const dir = libbpfTracefsDir();
+  if (state === 'root only') {
+    throw new RbtraceError(`tracefs at ${dir} is readable by root only (tracepoint programs read event ids from it)`,
+      { hint: 'run it as root' });
+  }
   try {
     execFileSync('mount', ['-t', 'tracefs', 'nodev', dir], { stdio: 'pipe' });
   } catch (err) {
     throw new RbtraceError(`tracefs is not mounted at ${dir} and mounting it failed`,
-      { hint: `mount it: mount -t tracefs nodev ${dir}`, cause: err });
+      { hint: `mount it as root: mount -t tracefs nodev ${dir}`, cause: err });
   }
   if (!tracefsMounted()) {
     throw new RbtraceError(`tracefs mounted at ${dir} but has no events/ directory`,

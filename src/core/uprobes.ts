@@ -2,10 +2,11 @@
 // name) and its file offset with our own ELF reader, find the Ruby a target
 // runs, and load an object whose programs are attached as uprobes / USDT
 // rather than by their SEC() name.
-import { existsSync, realpathSync } from 'node:fs';
 import { ElfFile, demangle, normalizeFunctionQuery, stripVersion, type ElfSymbol } from './elf.js';
 import { RbtraceError } from './errors.js';
+import { checkUprobePrivileges } from './system.js';
 import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';
+import { openFile, type BinaryFile } from './procfiles.js';
 import type { ToolContext, LoadSpec } from './tool.js';
 import { BpfObject, type BpfLink } from './object.js';
 import type { Loaded } from './paths.js';
@@ -26,7 +27,7 @@ export interface ResolvedFunction {
  * 'ns::Class::method'; a trailing '(...)' is ignored). One entry per
  * address (aliases collapse). Throws a one-line error when nothing matches.
  */
-export function resolveFunction(binary: string, query: string): ResolvedFunction[] {
+export function resolveFunction(binary: string | BinaryFile, query: string): ResolvedFunction[] {
   const elf = ElfFile.open(binary);
   const funcs = elf.functions();
   const want = normalizeFunctionQuery(query);
@@ -69,7 +70,7 @@ function suggest(funcs: ElfSymbol[], want: string): string | undefined {
 /** Every Ruby interpreter defines this: how a statically linked ruby is recognised. */
 const RUBY_MARKER = 'ruby_run_node';
 
-function definesRuby(path: string): boolean {
+function definesRuby(path: BinaryFile): boolean {
   try {
     return ElfFile.open(path).definesFunction(RUBY_MARKER);
   } catch {
@@ -82,7 +83,7 @@ function definesRuby(path: string): boolean {
  * maps (-p) or links (-- CMD), the executable itself for a statically
  * linked ruby, else (no target, a script, a wrapper) the system's libruby.
  */
-export function findRubyBinary(target: { pid?: number; command?: { argv: string[] } }): string {
+export function findRubyBinary(target: { pid?: number; command?: { argv: string[] } }): BinaryFile {
   if (target.pid) {
     const lib = libraryOfPid(target.pid, 'ruby');
     if (lib) return lib;
@@ -93,14 +94,14 @@ export function findRubyBinary(target: { pid?: number; command?: { argv: string[
   }
   if (target.command) {
     const cmd = resolveCommand(target.command.argv[0]);
-    if (cmd && existsSync(cmd)) {
-      const exe = realpathSync(cmd);
+    if (cmd) {
       try {
+        const exe = openFile(cmd);
         const elf = ElfFile.open(exe);
         const needed = elf.needed().find((n) => libraryMatches(n, 'ruby'));
         if (needed) {
           const lib = systemLibrary(needed);
-          if (lib) return lib;
+          if (lib) return openFile(lib);
         }
         if (elf.definesFunction(RUBY_MARKER)) return exe;
       } catch {
@@ -110,7 +111,7 @@ export function findRubyBinary(target: { pid?: number; command?: { argv: string[
   }
   const lib = systemLibrary('ruby');
   if (!lib) throw new RbtraceError('cannot find libruby on this system', { hint: 'install ruby, or give the library with --lib' });
-  return lib;
+  return openFile(lib);
 }
 
 export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
@@ -129,6 +130,7 @@ export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
  * by the session: every link goes when it ends.
  */
 export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & { userLinks: BpfLink[] } {
+  checkUprobePrivileges();
   const loaded = ctx.load({
     ...spec,
     paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: spec.attach }],
@@ -142,6 +144,7 @@ export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & 
  * traps), then let everything go.
  */
 export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void {
+  checkUprobePrivileges();
   const obj = BpfObject.open(object);
   try {
     obj.selectPrograms(programs);

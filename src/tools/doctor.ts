@@ -71,6 +71,11 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     ctx.out.write(renderTable(['ATTACH', 'OK', 'DETAIL'], report.attach.map((f) => [f.name, yes(f.available), f.detail])));
     ctx.out.line('');
     ctx.out.write(renderTable(['TOOL', 'OK', 'PATH / WHY NOT'], report.tools.map((t) => [t.name, yes(t.available), t.path ?? t.detail ?? ''])));
+    const runs = report.tools.filter((t) => t.available).map((t) => t.name);
+    const not = report.tools.filter((t) => !t.available).map((t) => t.name);
+    ctx.out.line('');
+    ctx.out.line(`as ${priv.root ? 'root' : 'this user'}: ${runs.length ? `${runs.join(', ')} can run` : 'no tool can run'}` +
+      (not.length ? `; ${not.join(', ')} cannot${!priv.uprobes ? ' (uprobes and USDT need CAP_SYS_ADMIN)' : ''}` : ''));
   },
 });
 

@@ -232,7 +232,15 @@ export default defineTool<ExecsnoopOptions>({
       .addOption(new Option('--max-args <n>', `arguments kept per exec (1 to ${DEFINES.EXECSNOOP_MAX_ARGS})`).default(64)
         .argParser(integerParser('--max-args', { min: 1, max: DEFINES.EXECSNOOP_MAX_ARGS, example: '128' })));
   },
-  probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
+  probe: () => {
+    // The default path decides whether execsnoop runs; -x (failed execs) may need more (syscall hooks).
+    const main = probePaths(OBJECT_FILE, attachPaths(false), sizeScratch);
+    try {
+      return `${main}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`;
+    } catch (err) {
+      return `${main}; -x unavailable: ${(err as Error).message}`;
+    }
+  },
   run(ctx, opts) {
     const uid = opts.uid ?? -1;
     const nameRe = opts.name;

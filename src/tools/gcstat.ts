@@ -9,6 +9,7 @@ import { defineTool } from '../core/tool.js';
 import { RbtraceError } from '../core/errors.js';
 import { ElfFile } from '../core/elf.js';
 import { findLibrary, readComm } from '../core/process.js';
+import type { BinaryFile } from '../core/procfiles.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
@@ -64,7 +65,7 @@ export function readRss(pid: number): { rss: number; peak: number } | null {
 }
 
 /** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
-export function checkGcProbes(binary: string): void {
+export function checkGcProbes(binary: string | BinaryFile): void {
   const notes = ElfFile.open(binary).sdtNotes();
   const have = new Set(notes.filter((n) => n.provider === PROVIDER).map((n) => n.name));
   const missing = PROBES.filter((p) => !have.has(p.name)).map((p) => p.name);
@@ -144,7 +145,7 @@ export default defineTool<GcstatOptions>({
     let chartLines = 0;
 
     if (!ctx.out.json && !chartMode) {
-      ctx.out.line(term`Tracing Ruby GC in ${binary}${pid ? ` (pid ${pid})` : ''}; RSS from /proc/PID/status. Every ${intervalSec} s; Ctrl-C to end.`);
+      ctx.out.line(term`Tracing Ruby GC in ${binary.name}${pid ? ` (pid ${pid})` : ''}; RSS from /proc/PID/status. Every ${intervalSec} s; Ctrl-C to end.`);
       ctx.out.write(printer.header());
     }
     const comms = new Map<number, string>();

@@ -4,16 +4,16 @@
 // done in BPF (src/bpf/mallocstat.bpf.c); this file finds the allocator,
 // checks its symbols, attaches, and reports per interval and at the end.
 import type { Command } from 'commander';
-import { existsSync, realpathSync } from 'node:fs';
 import { defineTool } from '../core/tool.js';
-import { loadUserProbes } from '../core/uprobes.js';
+import { loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { ElfFile, stripVersion } from '../core/elf.js';
 import { RbtraceError } from '../core/errors.js';
-import { executableOf, libraryMatches, libraryOfPid, pidExists, readComm, resolveCommand, systemLibrary } from '../core/process.js';
+import { executableOf, givenFile, libraryMatches, libraryOfPid, pidExists, readComm, resolveCommand, systemLibrary } from '../core/process.js';
+import { openFile, type BinaryFile } from '../core/procfiles.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration, term } from '../core/output/format.js';
 import { renderTable } from '../core/output/table.js';
-import { BpfObject, type BpfLink } from '../core/object.js';
+import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
 import { scalarLayout } from '../core/layout.js';
 import {
@@ -56,12 +56,9 @@ export interface ProbedFunction {
 }
 
 /** The file holding the allocator a target uses; throws a one-line error when there is none. */
-export function findAllocator(target: { pid?: number; command?: { argv: string[] } }, lib: string | undefined): string {
+export function findAllocator(target: { pid?: number; command?: { argv: string[] } }, lib: string | undefined): BinaryFile {
   const name = lib ?? 'c';
-  if (name.includes('/')) {
-    if (!existsSync(name)) throw new RbtraceError(`no such file: ${name}`, { hint: 'check the path given to --lib' });
-    return realpathSync(name);
-  }
+  if (name.includes('/')) return givenFile(name, target.pid);
   if (target.pid) {
     const mapped = libraryOfPid(target.pid, name);
     if (mapped) return mapped;
@@ -77,14 +74,14 @@ export function findAllocator(target: { pid?: number; command?: { argv: string[]
     const cmd = resolveCommand(target.command.argv[0]);
     let elf: ElfFile | undefined;
     try {
-      elf = cmd ? ElfFile.open(realpathSync(cmd)) : undefined;
+      elf = cmd ? ElfFile.open(cmd) : undefined;
     } catch {
       elf = undefined; // a script (#!): its interpreter uses the system's libc
     }
     if (elf) {
       const needed = elf.needed();
       const libc = needed.find((n) => libraryMatches(n, 'c'));
-      if (libc) return systemLibrary(libc) ?? systemOrFail('c');
+      if (libc) return openFile(systemLibrary(libc) ?? systemOrFail('c'));
       if (needed.length === 0) {
         const hint = definesMalloc(elf.path)
           ? `its allocator is statically linked into it: trace it with --lib ${elf.path}`
@@ -93,7 +90,7 @@ export function findAllocator(target: { pid?: number; command?: { argv: string[]
       }
     }
   }
-  return systemOrFail(name);
+  return openFile(systemOrFail(name));
 }
 
 function systemOrFail(name: string): string {
@@ -102,7 +99,7 @@ function systemOrFail(name: string): string {
   return found;
 }
 
-function definesMalloc(path: string): boolean {
+function definesMalloc(path: BinaryFile | string): boolean {
   try {
     return ElfFile.open(path).definesFunction('malloc');
   } catch {
@@ -115,7 +112,7 @@ function definesMalloc(path: string): boolean {
  * malloc and free must be there; the others are probed when present.
  * Names at one address (glibc: aligned_alloc and memalign) are probed once.
  */
-export function resolveAllocator(binary: string, prefix: string, latency: boolean, libGiven = false): { probed: ProbedFunction[]; missing: string[] } {
+export function resolveAllocator(binary: BinaryFile | string, prefix: string, latency: boolean, libGiven = false): { probed: ProbedFunction[]; missing: string[] } {
   const elf = ElfFile.open(binary);
   const byName = new Map<string, number>();
   for (const s of elf.functions()) {
@@ -375,14 +372,8 @@ export default defineTool<MallocstatOptions>({
 });
 
 /** For doctor: really load the malloc probe and attach it to the system's libc (for no process), then let go. */
-function probeUprobe(binary: string, malloc: ProbedFunction): string {
-  const obj = BpfObject.open('mallocstat.bpf.o');
-  try {
-    obj.selectPrograms([malloc.program]);
-    obj.load();
-    obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }); // breakpoints in this process only
-  } finally {
-    obj.close();
-  }
+function probeUprobe(binary: BinaryFile, malloc: ProbedFunction): string {
+  // pid: this process only, so no other process ever traps.
+  probeUserProbes('mallocstat.bpf.o', [malloc.program], (obj) => obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }));
   return `uprobe (${binary}:${malloc.symbol})`;
 }

@@ -151,7 +151,7 @@ export default defineTool<StrlatOptions>({
 
     const label = describeFunctions(func, funcs);
     if (!ctx.out.json) {
-      ctx.out.line(term`Tracing ${label} in ${binary}${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}... ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+      ctx.out.line(term`Tracing ${label} in ${binary.name}${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}... ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
     }
 
     const zero: Snapshot = { stats: { count: 0, total_ns: 0, dropped: 0, stale: 0, unmatched: 0 },
@@ -168,7 +168,7 @@ export default defineTool<StrlatOptions>({
       const r: StrlatReport = {
         time: new Date().toISOString(),
         function: func,
-        binary,
+        binary: String(binary),
         count: s.count,
         total_ns: s.total_ns,
         avg_ns: s.count ? Math.round(s.total_ns / s.count) : 0,
