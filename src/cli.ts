@@ -1,5 +1,7 @@
 // rbtrace's command line: one subcommand per tool (src/tools/registry.ts).
 // Errors are one line on stderr; usage errors exit 2, runtime errors 1.
+// First: gate.ts notes the fds rbtrace was given before anything opens one.
+import { closedAtStart } from './core/gate.js';
 import { packageVersion } from './core/package.js';
 import { Command, CommanderError } from 'commander';
 import { TOOLS } from './tools/registry.js';
@@ -38,22 +40,26 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   verboseErrors = opts.verbose;
   echoLibbpfLog(Boolean(opts.verbose) && process.env.RBTRACE_LIBBPF_LOG === '1');
   const out = new Output(Boolean(opts.json));
+  // Node puts /dev/null on a closed stdout: say so now, not after a whole run.
+  if (closedAtStart(1)) throw new RbtraceError('cannot write to stdout: it is closed', { hint: 'redirect it, e.g. >/dev/null' });
   const color = createColor(process.stdout, { noColor: opts.color === false });
   const log = makeLogger(prefix, Boolean(opts.verbose));
   if (def.traces === false) {
     const target = Target.all();
     const session = new Session({ out, target, errorPrefix: prefix });
     await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
+    await out.flush();
     return EXIT_OK;
   }
   checkPrivileges();
   checkBtf();
-  const target = Target.fromOptions({ pid: opts.pid, command: opts.command });
+  const target = Target.fromOptions({ pid: opts.pid, command: opts.command, user: opts.user });
   const session = new Session({
     out, target, errorPrefix: prefix, verbose: opts.verbose,
     durationSec: opts.duration, intervalSec: opts.interval,
   });
   try {
+    await target.command?.ready;
     await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
   } catch (err) {
     session.close();

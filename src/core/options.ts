@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { parsePid } from './process.js';
+import { parseUser } from './user.js';
 
 export interface CommonOptions {
   pid?: number;
@@ -12,6 +13,8 @@ export interface CommonOptions {
   verbose: boolean;
   color: boolean;
   attach?: string;
+  /** --user: run -- CMD as this user (name or uid). */
+  user?: string;
   /** argv after `--` */
   command: string[];
 }
@@ -50,6 +53,8 @@ export function addCommonOptions(cmd: Command): Command {
     .option('-p, --pid <pid>', 'trace only this process', (v) => parsePid(v, '-p'))
     .option('-i, --interval <secs>', 'print a report every SECS seconds', parseSeconds('-i'))
     .option('-d, --duration <secs>', 'stop after SECS seconds (0: attach, then exit)', parseSeconds('-d'))
+    // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).
+    .option('--user <user>', 'run CMD (after --) as this user, name or uid: its uid, gid and groups', parseUser)
     .option('--json', 'NDJSON on stdout: one object per line')
     .option('-v, --verbose', 'say which attach path is used; full verifier log and stack traces on errors')
     .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)')
