@@ -138,13 +138,15 @@ export class GatedCommand {
     stdio[gateFd] = 'pipe';
     for (let i = 3; i < stdio.length; i++) stdio[i] ??= 'ignore';
 
-    // bash adds PWD and SHLVL to the environment when they are missing (and
-    // fixes a PWD that is not the cwd): undo that, so the command gets the
-    // environment rbtrace got.
+    // bash adds PWD to the environment when it is missing (and fixes one
+    // that is not the cwd), and drops `_` once it has run a command: undo
+    // both, so that the command gets the environment rbtrace got. (SHLVL:
+    // bash's exec keeps a value it was given; a missing one becomes 0.)
     const env = process.env;
-    const fixEnv = (['PWD', 'SHLVL'] as const).map((v) => (env[v] === undefined ? `unset ${v}` : `${v}=${shellQuote(env[v]!)}`)).join('; ');
+    const unset = env.PWD === undefined ? 'unset PWD; ' : '';
+    const keep = (['PWD', '_'] as const).filter((v) => env[v] !== undefined).map((v) => `${v}=${shellQuote(env[v]!)} `).join('');
     const closeFds = closed.map((fd) => `${fd}>&-`).join(' ');
-    const script = `printf r >&${gateFd} && read -r _ <&${gateFd} || exit 126; ${fixEnv}; exec ${gateFd}<&- ${closeFds} -a "$1" "$0" "\${@:2}"`;
+    const script = `printf r >&${gateFd} && read -r _ <&${gateFd} || exit 126; ${unset}${keep}exec ${gateFd}<&- ${closeFds} -a "$1" "$0" "\${@:2}"`;
     const bash = ['/bin/bash', '-p', '-c', script, path, ...argv];
 
     this.diesWithRbtrace = existsSync(SETPRIV);

@@ -21,7 +21,7 @@ import type { Output } from './output/stdout.js';
 import type { RingBuffer } from './ringbuf.js';
 import type { Target } from './target.js';
 import type { ExitStatus } from './gate.js';
-import { EXIT_OK, EXIT_RUNTIME, errorLine } from './errors.js';
+import { EXIT_OK, EXIT_RUNTIME, RbtraceError, errorLine } from './errors.js';
 
 export type StopReason = 'duration' | 'interrupt' | 'terminate' | 'hangup' | 'quit' | 'target-exit' | 'pipe-closed' | 'error' | 'done';
 
@@ -63,6 +63,7 @@ export class Session {
   private signalReason?: StopReason;
   private signalsSeen = 0;
   private errored = false;
+  private running = false;
   private resolveRun?: (code: number) => void;
   private readonly signalHandlers: [NodeJS.Signals, () => void][] = [];
   readonly startedAt = Date.now();
@@ -71,7 +72,10 @@ export class Session {
 
   constructor(readonly opts: SessionOptions) {
     opts.out.whenClosed(() => this.stop('pipe-closed'));
-    opts.out.whenFailed((err) => this.fail(err));
+    // Before run(), a failed write surfaces through out.flush() in the CLI.
+    opts.out.whenFailed((err) => {
+      if (this.running) this.fail(err);
+    });
   }
 
   get out(): Output {
@@ -128,13 +132,16 @@ export class Session {
     if (this.errored) return;
     this.errored = true;
     process.stderr.write(errorLine(this.opts.errorPrefix, err) + '\n');
-    if (this.opts.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    // A stack trace only for bugs, not for what the user can fix (a full disk).
+    if (this.opts.verbose && err instanceof Error && !(err instanceof RbtraceError) && err.stack) process.stderr.write(err.stack + '\n');
     this.stop('error');
   }
 
   /** Start the clock: release the command, poll, tick, wait for the end. Resolves to the exit status. */
   run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.resolveRun = resolve));
+    this.running = true;
+    if (this.out.error) this.fail(this.out.error);
     for (const [signal, reason] of STOP_SIGNALS) {
       const handler = () => this.onSignal(signal, reason);
       process.on(signal, handler);
