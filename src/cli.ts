@@ -1,7 +1,5 @@
 // rbtrace's command line: one subcommand per tool (src/tools/registry.ts).
 // Errors are one line on stderr; usage errors exit 2, runtime errors 1.
-// First: gate.ts notes the fds rbtrace was given before anything opens one.
-import { closedAtStart } from './core/gate.js';
 import { packageVersion } from './core/package.js';
 import { Command, CommanderError } from 'commander';
 import { TOOLS } from './tools/registry.js';
@@ -40,8 +38,6 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   verboseErrors = opts.verbose;
   echoLibbpfLog(Boolean(opts.verbose) && process.env.RBTRACE_LIBBPF_LOG === '1');
   const out = new Output(Boolean(opts.json));
-  // Node puts /dev/null on a closed stdout: say so now, not after a whole run.
-  if (closedAtStart(1)) throw new RbtraceError('cannot write to stdout: it is closed', { hint: 'redirect it, e.g. >/dev/null' });
   const color = createColor(process.stdout, { noColor: opts.color === false });
   const log = makeLogger(prefix, Boolean(opts.verbose));
   if (def.traces === false) {

@@ -18,8 +18,7 @@ export interface ExitStatus {
 
 /**
  * The file descriptors rbtrace was given, read before anything of ours opens
- * one. Node marks fds 3..16 close-on-exec at start-up (and replaces a closed
- * 0, 1 or 2 by /dev/null), so without this a command started by rbtrace would
+ * one. Node marks fds 3..16 close-on-exec at start-up, so without this a command started by rbtrace would
  * lose the fds it was given (`rbtrace syscount -- cmd 3<file`). bin/rbtrace
  * reads the table before any module can open an fd; Node's own fds at that
  * point are event loops (anon inodes) and pipes whose two ends are both
@@ -36,11 +35,14 @@ export interface FdEntry {
   flags: number;
 }
 
+/**
+ * fds > 2 to hand on at the same number (Node made them close-on-exec).
+ * (A closed 0, 1 or 2 cannot be told apart: Node opens /dev/null there at
+ * start-up, as libuv does for a child's ignored stdio, so the command gets
+ * /dev/null as rbtrace did.)
+ */
 interface FdSnapshot {
-  /** fds > 2 to hand on at the same number (node made them close-on-exec). */
   pass: number[];
-  /** 0..2 that were closed when rbtrace started (node put /dev/null there). */
-  closed: number[];
 }
 
 /** This process's fds now (when bin/rbtrace did not read them first: an SDK user's own entry point). */
@@ -65,8 +67,8 @@ function readFdTable(): FdEntry[] {
 }
 
 export function classifyFds(table: FdEntry[]): FdSnapshot {
-  const snap: FdSnapshot = { pass: [], closed: [] };
-  const O_ACCMODE = 3, O_RDWR = 2, O_CLOEXEC = 0o2000000;
+  const snap: FdSnapshot = { pass: [] };
+  const O_ACCMODE = 3, O_CLOEXEC = 0o2000000;
   // A pipe whose read end and write end are both here is one of Node's own
   // (libuv's wake-up pipes); an inherited pipe comes with one end (perhaps twice: 3>&1).
   const ends = new Map<string, Set<number>>();
@@ -74,21 +76,13 @@ export function classifyFds(table: FdEntry[]): FdSnapshot {
     if (fd > 2 && target.startsWith('pipe:')) ends.set(target, (ends.get(target) ?? new Set()).add(flags & O_ACCMODE));
   }
   for (const { fd, target, flags } of table) {
-    if (fd <= 2) {
-      if (target === '/dev/null' && (flags & O_ACCMODE) === O_RDWR) snap.closed.push(fd);
-      continue;
-    }
+    if (fd <= 2) continue;
     if (target.startsWith('anon_inode:')) continue;
     if ((ends.get(target)?.size ?? 0) > 1) continue;
     if (flags & O_CLOEXEC) snap.pass.push(fd);
   }
   snap.pass.sort((x, y) => x - y);
   return snap;
-}
-
-/** Was rbtrace started with this fd (0..2) closed? */
-export function closedAtStart(fd: number): boolean {
-  return STARTUP_FDS.closed.includes(fd);
 }
 
 /** POSIX single quotes: safe for any string in a shell script. */
@@ -128,7 +122,7 @@ export class GatedCommand {
     // user wrote it, so the command sees the argv it was given and no failed
     // PATH lookups show up in the trace.
     const path = resolveCommand(argv[0])!;
-    const { pass, closed } = STARTUP_FDS;
+    const { pass } = STARTUP_FDS;
     // The gate's socket goes on the first fd number the command is not given.
     let gateFd = 3;
     while (pass.includes(gateFd)) gateFd++;
@@ -145,8 +139,7 @@ export class GatedCommand {
     const env = process.env;
     const unset = env.PWD === undefined ? 'unset PWD; ' : '';
     const keep = (['PWD', '_'] as const).filter((v) => env[v] !== undefined).map((v) => `${v}=${shellQuote(env[v]!)} `).join('');
-    const closeFds = closed.map((fd) => `${fd}>&-`).join(' ');
-    const script = `printf r >&${gateFd} && read -r _ <&${gateFd} || exit 126; ${unset}${keep}exec ${gateFd}<&- ${closeFds} -a "$1" "$0" "\${@:2}"`;
+    const script = `printf r >&${gateFd} && read -r _ <&${gateFd} || exit 126; ${unset}${keep}exec ${gateFd}<&- -a "$1" "$0" "\${@:2}"`;
     const bash = ['/bin/bash', '-p', '-c', script, path, ...argv];
 
     this.diesWithRbtrace = existsSync(SETPRIV);
