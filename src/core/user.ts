@@ -9,7 +9,7 @@ const UID_MAX = 0xfffffffe;
 
 /** Syntax check for the option (a name or a number in range); looked up later. */
 export function parseUser(text: string): string {
-  const t = text.trim();
+  const t = text; // no trimming: 'x\n' is not the user x
   if (/^\d+$/.test(t)) {
     if (Number(t) > UID_MAX) throw new UsageError(`--user ${t} is not a valid uid`, `a uid is a whole number from 0 to ${UID_MAX}`);
     return t;
