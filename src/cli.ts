@@ -51,16 +51,18 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
     const target = Target.all();
     const session = new Session({ out, target, errorPrefix: prefix });
     await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
+    await out.flush();
     return EXIT_OK;
   }
   checkPrivileges();
   checkBtf();
-  const target = Target.fromOptions({ pid: opts.pid, command: opts.command });
+  const target = Target.fromOptions({ pid: opts.pid, command: opts.command, user: opts.user });
   const session = new Session({
     out, target, errorPrefix: prefix, verbose: opts.verbose,
     durationSec: opts.duration, intervalSec: opts.interval,
   });
   try {
+    await target.command?.ready;
     await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
   } catch (err) {
     session.close();

@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { integerParser, pidParser, secondsParser, MAX_TIMER_SECONDS } from './parsers.js';
+import { parseUser } from './user.js';
 
 export interface CommonOptions {
   pid?: number;
@@ -15,6 +16,8 @@ export interface CommonOptions {
   verbose: boolean;
   color: boolean;
   attach?: string;
+  /** --user: run -- CMD as this user (name or uid). */
+  user?: string;
   /** argv after `--` */
   command: string[];
 }
@@ -84,6 +87,10 @@ export function addCommonOptions(
     } else {
       cmd.addOption(new Option(FLAGS[name]).hideHelp().argParser(() => refuse(cmd.name(), name, whyNot[name])));
     }
+  }
+  if (honours.includes('command')) {
+    // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).
+    cmd.option('--user <user>', 'run CMD (after --) as this user, name or uid: its uid, gid and groups', parseUser);
   }
   return cmd
     .addOption(new Option('--attach <path>', 'force an attach path (fentry, kprobe, tracepoint, ...)').hideHelp())

@@ -1,9 +1,10 @@
-// Notice when a process traced with -p PID ends, so that a tool can print its
-// final report instead of waiting for a Ctrl-C that nobody will send (the
-// kernel has nothing more to say about a dead pid). Polls /proc: a zombie
-// (state Z or X) counts as ended, since it makes no more syscalls.
+// Notice when a process traced with -p PID ends, so that the session can
+// print its final report instead of waiting for a Ctrl-C that nobody will
+// send (the kernel has nothing more to say about a dead pid). A rule of the
+// Target (target.ts), true of every tool. Polls /proc: a zombie (state Z or
+// X) counts as ended, since it makes no more syscalls.
 import { readFileSync } from 'node:fs';
-import type { Session } from './session.js';
+import type { ExitStatus } from './gate.js';
 
 /** true while /proc/PID exists and is not a zombie. */
 export function pidAlive(pid: number): boolean {
@@ -16,17 +17,22 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/**
- * Stop the session (reason 'target-exit', exit status 0) once `pid` is gone.
- * The timer is owned by the session and does not keep Node alive.
- */
-export function stopWhenPidExits(session: Session, pid: number, onExit?: () => void, everyMs = 200): void {
-  const timer = setInterval(() => {
-    if (pidAlive(pid)) return;
-    clearInterval(timer);
-    onExit?.();
-    session.stop('target-exit');
-  }, everyMs);
-  timer.unref();
-  session.own({ close: () => clearInterval(timer) });
+export interface PidWatch {
+  /** Resolves (status 0: the status of a process we did not start is not ours to know) once `pid` is gone. */
+  exited: Promise<ExitStatus>;
+  close(): void;
+}
+
+/** Watch `pid`; the timer does not keep Node alive. */
+export function watchPid(pid: number, everyMs = 200): PidWatch {
+  let timer: NodeJS.Timeout | undefined;
+  const exited = new Promise<ExitStatus>((resolve) => {
+    timer = setInterval(() => {
+      if (pidAlive(pid)) return;
+      clearInterval(timer);
+      resolve({ status: 0, code: 0, signal: null });
+    }, everyMs);
+    timer.unref();
+  });
+  return { exited, close: () => clearInterval(timer) };
 }

@@ -1,16 +1,40 @@
 // A tracing session's lifecycle: what runs between "probes attached" and
-// "process exits", and the guarantee that every exit path detaches.
+// "process exits", and the guarantee that every exit path detaches and
+// that a command started with `-- CMD` never runs on untraced.
 //
-// Stops on: -d elapsed, SIGINT/SIGTERM/SIGHUP, the -- CMD ending, the
-// reader of stdout going away, an error, or the tool calling stop().
-// Then: drain ring buffers, print the final summary (not when stdout is
-// gone or the terminal hung up), release every resource in reverse order.
+// The rules (man/rbtrace.8, EXIT STATUS and SIGNALS), the same for every tool:
+// - The run ends when the target ends (the command exits, the -p process
+//   goes away), -d elapses, a stop signal arrives, stdout's reader goes
+//   away, a write or other error happens, or the tool calls stop().
+// - SIGINT, SIGTERM, SIGHUP, SIGQUIT without a command: stop now. With a
+//   command still running: pass the signal on to it (not a SIGINT/SIGQUIT
+//   the terminal already sent it), keep tracing until it exits, then stop
+//   with its status. A third signal kills the command (SIGKILL).
+// - Ending for any other reason while the command runs: SIGTERM to it,
+//   SIGKILL after GRACE_MS, wait for it, then stop. (If rbtrace itself is
+//   killed, the gate's parent-death signal kills the command.)
+// - Then: drain ring buffers, print the final summary (not when stdout is
+//   gone, nor on a terminal that hung up), release every resource in
+//   reverse order. Exit status: the command's if there is one (128+N for
+//   signal N), else 0; 1 after an error (a failed write included).
 import type { Output } from './output/stdout.js';
 import type { RingBuffer } from './ringbuf.js';
 import type { Target } from './target.js';
-import { EXIT_OK, EXIT_RUNTIME, errorLine } from './errors.js';
+import type { ExitStatus } from './gate.js';
+import { EXIT_OK, EXIT_RUNTIME, RbtraceError, errorLine } from './errors.js';
 
-export type StopReason = 'duration' | 'interrupt' | 'terminate' | 'hangup' | 'target-exit' | 'pipe-closed' | 'error' | 'done';
+export type StopReason = 'duration' | 'interrupt' | 'terminate' | 'hangup' | 'quit' | 'target-exit' | 'pipe-closed' | 'error' | 'done';
+
+/**
+ * The signals that end a run, and the reason each gives. SIGPIPE stays
+ * ignored, as Node has it: a reader going away shows as EPIPE on a write.
+ */
+const STOP_SIGNALS: [NodeJS.Signals, StopReason][] = [
+  ['SIGINT', 'interrupt'], ['SIGTERM', 'terminate'], ['SIGHUP', 'hangup'], ['SIGQUIT', 'quit'],
+];
+
+/** How long a command that rbtrace stops itself gets between SIGTERM and SIGKILL. */
+export const GRACE_MS = 5000;
 
 export interface Closeable {
   close(): void;
@@ -35,7 +59,11 @@ export class Session {
   private readonly finishHandlers: ((reason: StopReason) => void)[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private stopReason?: StopReason;
-  private exitCode = EXIT_OK;
+  /** The first stop signal passed on to the command: the reason, once it exits. */
+  private signalReason?: StopReason;
+  private signalsSeen = 0;
+  private errored = false;
+  private running = false;
   private resolveRun?: (code: number) => void;
   private readonly signalHandlers: [NodeJS.Signals, () => void][] = [];
   readonly startedAt = Date.now();
@@ -44,6 +72,10 @@ export class Session {
 
   constructor(readonly opts: SessionOptions) {
     opts.out.whenClosed(() => this.stop('pipe-closed'));
+    // Before run(), a failed write surfaces through out.flush() in the CLI.
+    opts.out.whenFailed((err) => {
+      if (this.running) this.fail(err);
+    });
   }
 
   get out(): Output {
@@ -87,36 +119,34 @@ export class Session {
     return (monoNs - Number(this.startedMonoNs)) / 1e9;
   }
 
-  stop(reason: StopReason, exitCode?: number): void {
+  /** End the run. The exit status is decided at the end (see the rules above). */
+  stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
-    if (exitCode !== undefined) this.exitCode = exitCode;
     // Finish on a fresh tick: stop() may be called from inside a ring buffer callback.
-    setImmediate(() => this.finish());
+    setImmediate(() => void this.finish());
   }
 
+  /** One line on stderr, exit status 1. */
   fail(err: unknown): void {
+    if (this.errored) return;
+    this.errored = true;
     process.stderr.write(errorLine(this.opts.errorPrefix, err) + '\n');
-    if (this.opts.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-    this.stop('error', EXIT_RUNTIME);
+    // A stack trace only for bugs, not for what the user can fix (a full disk).
+    if (this.opts.verbose && err instanceof Error && !(err instanceof RbtraceError) && err.stack) process.stderr.write(err.stack + '\n');
+    this.stop('error');
   }
 
   /** Start the clock: release the command, poll, tick, wait for the end. Resolves to the exit status. */
   run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.resolveRun = resolve));
-    const trap = (signal: NodeJS.Signals, reason: StopReason) => {
-      const handler = () => {
-        // Pass SIGTERM/SIGHUP on to the command we started; SIGINT from a
-        // terminal already reached it through the process group.
-        if (signal !== 'SIGINT') this.opts.target.command?.kill(signal);
-        this.stop(reason);
-      };
+    this.running = true;
+    if (this.out.error) this.fail(this.out.error);
+    for (const [signal, reason] of STOP_SIGNALS) {
+      const handler = () => this.onSignal(signal, reason);
       process.on(signal, handler);
       this.signalHandlers.push([signal, handler]);
-    };
-    trap('SIGINT', 'interrupt');
-    trap('SIGTERM', 'terminate');
-    trap('SIGHUP', 'hangup');
+    }
 
     for (const rb of this.ringBuffers) rb.start(10, (err) => this.fail(err));
 
@@ -134,17 +164,60 @@ export class Session {
       this.timers.push(setTimeout(() => this.stop('duration'), durationSec * 1000 + (intervalSec !== undefined ? 50 : 0)));
     }
 
-    const exited = this.opts.target.exited;
-    if (exited) {
-      exited.then((st) => {
-        if (!this.stopReason) this.stop('target-exit', st.status);
-        else if (this.stopReason === 'interrupt' || this.stopReason === 'terminate') this.exitCode = st.status;
+    // The target ending ends the run, for every tool alike: the command's
+    // exit, or the -p process going away.
+    const target = this.opts.target;
+    const watch = target.watchExit();
+    if (watch) {
+      this.own(watch);
+      watch.exited.then(() => {
+        if (target.pid !== undefined) this.verbose(`process ${target.pid} ended`);
+        this.stop(this.signalReason ?? 'target-exit');
       });
     }
-    this.opts.target.release();
+    target.release();
     // Tests (and humans with -v) wait for this line before starting a workload.
-    if (this.opts.verbose) process.stderr.write(`${this.opts.errorPrefix}: probes attached, tracing\n`);
+    this.verbose('probes attached, tracing');
     return done;
+  }
+
+  private verbose(message: string): void {
+    if (this.opts.verbose) process.stderr.write(`${this.opts.errorPrefix}: ${message}\n`);
+  }
+
+  /**
+   * A stop signal. Without a running command: stop. With one: pass it on and
+   * trace on until the command exits (its exit stops the run), so that
+   * rbtrace never leaves it running untraced, and reports with its status.
+   */
+  private onSignal(signal: NodeJS.Signals, reason: StopReason): void {
+    const cmd = this.opts.target.command;
+    if (!cmd?.running) {
+      this.stop(reason);
+      return;
+    }
+    this.signalsSeen++;
+    this.signalReason ??= reason;
+    const name = cmd.argv[0];
+    if (this.signalsSeen >= 3) {
+      process.stderr.write(`${this.opts.errorPrefix}: killing ${name} (pid ${cmd.pid}): third signal\n`);
+      cmd.kill('SIGKILL');
+      return;
+    }
+    if (this.stopReason) return; // already stopping it with SIGTERM
+    // Ctrl-C and Ctrl-\ went to the terminal's whole foreground process
+    // group, the command included: do not deliver them twice.
+    const fromKeyboard = this.signalsSeen === 1 && (signal === 'SIGINT' || signal === 'SIGQUIT') && cmd.inTerminalForeground();
+    if (!fromKeyboard) cmd.kill(signal);
+    if (this.signalsSeen === 1) {
+      const note = setTimeout(() => {
+        if (cmd.running && !this.stopReason) {
+          process.stderr.write(`${this.opts.errorPrefix}: ${name} (pid ${cmd.pid}) still runs after ${signal}: tracing until it exits (a third signal kills it)\n`);
+        }
+      }, 1000);
+      note.unref();
+      this.timers.push(note);
+    }
   }
 
   private safely(fn: () => void): void {
@@ -155,20 +228,31 @@ export class Session {
     }
   }
 
-  private finish(): void {
+  private async finish(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    for (const rb of this.ringBuffers) {
-      rb.stop();
-      if (this.stopReason !== 'pipe-closed') this.safely(() => rb.consume());
+    // rbtrace ends before the command (-d, stdout gone, an error): stop it
+    // and wait for it, so that it does not run on untraced.
+    const cmd = this.opts.target.command;
+    let cmdStatus: ExitStatus | undefined;
+    if (cmd) {
+      if (cmd.running) this.verbose(`stopping ${cmd.argv[0]} (pid ${cmd.pid}) with SIGTERM`);
+      cmdStatus = await cmd.stop('SIGTERM', GRACE_MS);
     }
     const reason = this.stopReason!;
-    if (reason !== 'pipe-closed' && reason !== 'hangup' && !this.out.isClosed) {
+    for (const rb of this.ringBuffers) {
+      rb.stop();
+      if (!this.out.isClosed) this.safely(() => rb.consume());
+    }
+    // After a hangup a summary is still worth writing to a file or a pipe, not to the dead terminal.
+    if (!this.out.isClosed && !(reason === 'hangup' && this.out.isTTY)) {
       for (const fn of this.finishHandlers) this.safely(() => fn(reason));
     }
+    // Write errors of files arrive a tick after the write: wait for them before deciding the status.
+    await this.out.flush().catch(() => {});
     this.close();
     for (const [signal, handler] of this.signalHandlers) process.off(signal, handler);
     // A reader that went away is not a failure (`| head` is normal use).
-    this.resolveRun?.(reason === 'pipe-closed' ? EXIT_OK : this.exitCode);
+    this.resolveRun?.(this.errored ? EXIT_RUNTIME : cmdStatus?.status ?? EXIT_OK);
   }
 
   /** Release everything now (also the path taken on a start-up error). */

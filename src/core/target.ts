@@ -5,6 +5,8 @@ import type { BpfObject, BpfLink } from './object.js';
 import { checkPidExists } from './process.js';
 import { GatedCommand, type ExitStatus } from './gate.js';
 import { UsageError } from './errors.js';
+import { watchPid, type PidWatch } from './pidwatch.js';
+import { RunAs } from './user.js';
 
 const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
 /** rbtrace_traced's value for the command's pid until its exec (RBTRACE_FOLLOW_PENDING). */
@@ -28,16 +30,19 @@ export class Target {
     return new Target(pid);
   }
 
-  /** Starts the command held before exec; call release() once probes are attached. */
-  static command(argv: string[]): Target {
-    return new Target(undefined, new GatedCommand(argv));
+  /** Starts the command held before exec (as `user`, if given); call release() once probes are attached. */
+  static command(argv: string[], user?: string): Target {
+    return new Target(undefined, new GatedCommand(argv, user === undefined ? undefined : RunAs.lookup(user)));
   }
 
-  static fromOptions(opts: { pid?: number; command?: string[] }): Target {
+  static fromOptions(opts: { pid?: number; command?: string[]; user?: string }): Target {
     if (opts.pid !== undefined && opts.command?.length) {
       throw new UsageError('-p and -- CMD cannot be used together', 'trace a running process with -p, or start one with -- CMD');
     }
-    if (opts.command?.length) return Target.command(opts.command);
+    if (opts.user !== undefined && !opts.command?.length) {
+      throw new UsageError('--user applies to a command started with -- CMD', 'e.g. rbtrace execsnoop --user nobody -- make');
+    }
+    if (opts.command?.length) return Target.command(opts.command, opts.user);
     if (opts.pid !== undefined) return Target.pid(opts.pid);
     return Target.all();
   }
@@ -82,5 +87,16 @@ export class Target {
 
   get exited(): Promise<ExitStatus> | undefined {
     return this.command?.exited;
+  }
+
+  /**
+   * The end of the target, for every tool alike: the command's exit (with
+   * its status), or the -p process going away (status 0). undefined when
+   * tracing the whole system. close() the watch when the session ends.
+   */
+  watchExit(): PidWatch | undefined {
+    if (this.command) return { exited: this.command.exited, close: () => {} };
+    if (this.pid !== undefined) return watchPid(this.pid);
+    return undefined;
   }
 }

@@ -16,7 +16,6 @@ import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
 import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
-import { stopWhenPidExits } from '../core/pidwatch.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,
@@ -364,10 +363,6 @@ export default defineTool<SyscountOptions>({
       if (opts.interval !== undefined && reason === 'duration' && Date.now() - lastReport < 250) return;
       report(false);
     });
-    if (ctx.target.pid !== undefined) {
-      const pid = ctx.target.pid;
-      stopWhenPidExits(session, pid, () => ctx.log.verbose(`process ${pid} ended`));
-    }
     if (onlyErrno) ctx.log.verbose(`only calls failing with ${errnoName(onlyErrno)}`);
   },
 });
