@@ -202,6 +202,7 @@ export default defineTool<ExecsnoopOptions>({
       .option('-q, --quote', 'put each argument in double quotes')
       .addOption(new Option('--max-args <n>', `arguments kept per exec (at most ${128})`).default(64).argParser(parsePositiveInt('--max-args', 128)));
   },
+  kernels: { best: '5.10 sched (-x: fentry)', fallback: '5.10 kprobe, tracepoint' },
   probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
   run(ctx, opts) {
     const uid = opts.uid !== undefined ? resolveUid(opts.uid) : -1;
