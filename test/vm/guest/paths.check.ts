@@ -25,9 +25,20 @@ const jsonLines = (s: string) => s.split('\n').filter((l) => l.startsWith('{')).
 
 // ---- execsnoop: every path records the exact argv -----------------------------
 const ARGS = ['two words', '', "it's", 'new\nline', 'x'.repeat(40)];
+// 5.10's BTF gives __x64_sys_execveat's argument as a pointer to a forward
+// declaration of pt_regs, so the verifier lets no fentry program read it:
+// there the fentry path is not offered, and must fail for that reason.
+const FENTRY_EXECVEAT_FWD = /^5\.10\./.test(KERNEL);
 for (const path of ['sched', 'fentry', 'kprobe', 'tracepoint']) {
-  test(`${KERNEL} execsnoop [${path}]: one exec, its exact argv`, async () => {
+  const unoffered = path === 'fentry' && FENTRY_EXECVEAT_FWD;
+  test(`${KERNEL} execsnoop [${path}]: ${unoffered ? 'not offered (execveat\'s BTF)' : 'one exec, its exact argv'}`, async () => {
     const r = await runRbtrace(['execsnoop', '--json', '-v', '--attach', path, '--', '/bin/true', ...ARGS], { timeoutMs: 120000 });
+    if (unoffered) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /func '__x64_sys_execveat' arg0 type FWD is not a struct/);
+      assert.equal(r.stdout, '');
+      return;
+    }
     ok(r, 'execsnoop');
     assert.match(r.stderr, new RegExp(`attach path: ${path}\\b`));
     const recs = jsonLines(r.stdout);
@@ -132,7 +143,11 @@ for (const path of ['fentry', 'kprobe', 'tp_btf', 'tracepoint']) {
       } else {
         assert.ok(rows.every((x: { enqueued: number | null }) => x.enqueued === null), 'no sk_data_ready: enqueues unknown, not 0');
       }
-      assert.ok(rows.reduce((a: number, x: { overflows: number }) => a + x.overflows, 0) >= 1, 'the 6th connection on overflows');
+      // The 6th connection on is refused: at its SYN (an overflow) or, when
+      // its SYN came before the queue filled, at its final ACK (a listen
+      // drop; an overflow only where kfree_skb has reasons, 6.4+).
+      const refused = rows.reduce((a: number, x: { overflows: number; drops: number }) => a + x.overflows + x.drops, 0);
+      assert.ok(refused >= 5, `5 connections refused (overflows + drops): ${refused}\n${f.stdout}`);
     } finally {
       load.stdin!.end();
     }
