@@ -99,8 +99,8 @@ main() {
     # what a run needs (node_modules, which builds do not touch, is linked).
     SNAP=$OUT/snap
     mkdir -p "$SNAP/build"
-    cp -r bin dist man package.json "$SNAP/"
-    cp -r build/bpf "$SNAP/build/"
+    cp -rp bin dist man package.json "$SNAP/"   # -p: bin/rbtrace picks dist/bundle or dist/src by mtime
+    cp -rp build/bpf "$SNAP/build/"
     ln -s "$REPO/node_modules" "$SNAP/node_modules"
     : > "$OUT/plan"
     TOTAL_TIMEOUT=300   # boot, doctor, margin

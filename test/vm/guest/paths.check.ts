@@ -173,7 +173,10 @@ test(`${KERNEL} strlat [uprobe]: a function called exactly 777 times`, async () 
 const ALLOCS = buildC(`
 #include <stdlib.h>
 int main(int argc, char **argv) {
-  for (int i = 0; i < atoi(argv[1]); i++) free(malloc(16 + i));
+  for (int i = 0; i < atoi(argv[1]); i++) {
+    void *volatile p = malloc(16 + i); /* volatile: the compiler may not drop the pair */
+    free(p);
+  }
   return 0;
 }`, 'allocvm');
 test(`${KERNEL} mallocstat [uprobe]: 500 more malloc and free than with 0 loops`, async () => {
