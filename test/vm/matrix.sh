@@ -31,6 +31,7 @@ set -euo pipefail
 # Everything runs from main(), so that bash has read the whole file before a
 # long run starts (editing a running script otherwise changes what it does).
 main() {
+  local ALL_ARGS=("$@")
 
   HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   REPO=$(cd "$HERE/../.." && pwd)
@@ -61,7 +62,7 @@ main() {
   # Several kernels: run this script once per kernel, one after the other, and
   # add up. Each prints its own report; the last line is the total.
   if [[ "$KERNELS" == *,* ]] && [ -z "$REPORT" ]; then
-    local k all_p=0 all_f=0 rc=0 line args=("$@")
+    local k all_p=0 all_f=0 rc=0 line args=("${ALL_ARGS[@]}")
     for k in ${KERNELS//,/ }; do
       # the last --kernel wins
       line=$(bash "${BASH_SOURCE[0]}" "${args[@]}" --kernel "$k" | tee /dev/stderr | tail -n1) || rc=1
