@@ -271,7 +271,7 @@ export default defineTool<SyscountOptions>({
     const path = probePaths(OBJECT_FILE, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
     return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
   },
-  kernels: { best: '6.9 fentry (x64_sys_call)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
+  kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
     const onlyErrno = opts.errno !== undefined ? parseErrno(opts.errno) : 0;

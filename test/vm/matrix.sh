@@ -62,16 +62,20 @@ main() {
   # Several kernels: run this script once per kernel, one after the other, and
   # add up. Each prints its own report; the last line is the total.
   if [[ "$KERNELS" == *,* ]] && [ -z "$REPORT" ]; then
-    local k all_p=0 all_f=0 rc=0 line args=("${ALL_ARGS[@]}")
+    local k all_p=0 all_f=0 rc=0 line args=("${ALL_ARGS[@]}") log
+    log=$(mktemp)
     for k in ${KERNELS//,/ }; do
-      # the last --kernel wins
-      line=$(bash "${BASH_SOURCE[0]}" "${args[@]}" --kernel "$k" | tee /dev/stderr | tail -n1) || rc=1
+      # the last --kernel wins; its report goes to stdout as it comes
+      bash "${BASH_SOURCE[0]}" "${args[@]}" --kernel "$k" 2>&1 | tee "$log"
+      [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+      line=$(tail -n1 "$log")
       if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
         all_p=$((all_p + BASH_REMATCH[1])); all_f=$((all_f + BASH_REMATCH[2]))
       else
-        all_f=$((all_f + 1)); echo "  kernel $k: no result line" >&2
+        all_f=$((all_f + 1)); echo "  kernel $k: no result line"
       fi
-    done 2>&1
+    done
+    rm -f "$log"
     echo "$all_p passed, $all_f failed"
     [ "$rc" = 0 ] && [ "$all_f" = 0 ]
     return
