@@ -316,9 +316,12 @@ SEC("tp_btf/kfree_skb")
 int tpb_kfree_skb(__u64 *ctx)
 {
 	struct sk_buff *skb = (struct sk_buff *)ctx[0];
-	__u32 reason = (__u32)ctx[2];
+	__u32 reason = 0;
 	const struct sock *sk;
 
+	/* reason is 5.17+ (5.10: kfree_skb(skb, location), no 3rd argument). */
+	if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, reason))
+		reason = (__u32)ctx[2];
 	if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, rx_sk))
 		sk = (const struct sock *)ctx[3];
 	else
@@ -345,13 +348,17 @@ int tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 {
 	const struct sk_buff *skb = ctx->skbaddr;
 	const struct sock *sk;
+	__u32 reason = 0;
 
 	/* rx_sk appeared in 6.11; before it, the socket (if any) is skb->sk. */
 	if (bpf_core_field_exists(ctx->rx_sk))
 		sk = BPF_CORE_READ(ctx, rx_sk);
 	else
 		sk = BPF_CORE_READ(skb, sk);
-	return on_kfree_skb(skb, ctx->reason, sk);
+	/* reason is 5.17+: before it, a drop has none (0, as not_specified). */
+	if (bpf_core_field_exists(ctx->reason))
+		reason = BPF_CORE_READ(ctx, reason);
+	return on_kfree_skb(skb, reason, sk);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_synack")

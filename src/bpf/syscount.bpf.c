@@ -15,9 +15,11 @@
  * errors, which costs more than the tracepoints that every kernel with
  * kprobes also has.
  *
- * Count mode loads only the exit program (it sees the number and the result);
- * latency (-L, --hist, --strace) adds the entry program, which stores a start
- * time per thread.
+ * Count mode loads only an exit program (it sees the number and the result)
+ * that uses no latency map (*_count: neither start map is created); latency
+ * (-L, --hist, --strace) adds the entry program, which stores a start time
+ * per thread: in task-local storage (5.11+), else (5.10) in a hash keyed by
+ * thread id (the tbh_ and rth_ programs, see the end of this file).
  *
  * Filters are `const volatile` (.rodata): the verifier sees them as constants
  * and prunes the branches of filters that are off.
@@ -135,14 +137,19 @@ static __always_inline bool wanted(__u64 id, long nr)
 	return true;
 }
 
-static __always_inline int on_enter(long nr)
+/* Where a thread's entry time lives; a compile-time constant of each program. */
+enum start_store { START_TASK, START_TID, START_NONE };
+static __always_inline __u64 *start_slot(enum start_store store, bool create);
+static __always_inline void start_done(enum start_store store);
+
+static __always_inline int on_enter(long nr, enum start_store store)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 *start;
 
 	if (!wanted(id, nr))
 		return 0;
-	start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	start = start_slot(store, true);
 	if (start)
 		*start = bpf_ktime_get_ns();
 	return 0;
@@ -201,7 +208,7 @@ static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
 	}
 }
 
-static __always_inline int on_exit(long nr, long ret)
+static __always_inline int on_exit(long nr, long ret, enum start_store store)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 delta = 0;
@@ -219,17 +226,18 @@ static __always_inline int on_exit(long nr, long ret)
 		return 0;
 	if (!wanted(id, nr))
 		return 0;
-	if (want_latency) {
-		__u64 *start = bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0, 0);
+	if (want_latency && store != START_NONE) {
+		__u64 *start = start_slot(store, false);
 
 		/* No start: entered before we attached, or the entry could not
-		 * get the task's storage (NULL when another storage operation
-		 * holds this CPU's lock, e.g. a task exiting: a thread's last
-		 * calls). Counted all the same, as count mode does; no time. */
+		 * get the thread's slot (task storage is NULL when another storage
+		 * operation holds this CPU's lock, e.g. a task exiting: a thread's
+		 * last calls). Counted all the same, as count mode does; no time. */
 		if (start && *start) {
 			delta = bpf_ktime_get_ns() - *start;
 			*start = 0;
 		}
+		start_done(store);
 	}
 	if (only_failed && !failed)
 		return 0;
@@ -259,26 +267,26 @@ static __always_inline int on_exit(long nr, long ret)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tb_enter, struct pt_regs *regs, long id)
 {
-	return on_enter(id);
+	return on_enter(id, START_TASK);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tb_exit, struct pt_regs *regs, long ret)
 {
-	return on_exit((long)regs->NR_FIELD, ret);
+	return on_exit((long)regs->NR_FIELD, ret, START_TASK);
 }
 
 /* ---- raw_tp path ---- */
 SEC("raw_tp/sys_enter")
 int BPF_PROG(rt_enter, struct pt_regs *regs, long id)
 {
-	return on_enter(id);
+	return on_enter(id, START_TASK);
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(rt_exit, struct pt_regs *regs, long ret)
 {
-	return on_exit((long)BPF_CORE_READ(regs, NR_FIELD), ret);
+	return on_exit((long)BPF_CORE_READ(regs, NR_FIELD), ret, START_TASK);
 }
 
 /* ---- fentry path: x64_sys_call(const struct pt_regs *regs, unsigned int nr),
@@ -287,11 +295,94 @@ int BPF_PROG(rt_exit, struct pt_regs *regs, long ret)
 SEC("fentry")
 int BPF_PROG(fe_enter, const struct pt_regs *regs, unsigned int nr)
 {
-	return on_enter(nr);
+	return on_enter(nr, START_TASK);
 }
 
 SEC("fexit")
 int BPF_PROG(fe_exit, const struct pt_regs *regs, unsigned int nr, long ret)
 {
-	return on_exit(nr, ret);
+	return on_exit(nr, ret, START_TASK);
+}
+
+/* ---- Count mode: exit programs that touch no start map, so count mode
+ * creates none (user space turns autocreate off for both). ---- */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tb_count, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)regs->NR_FIELD, ret, START_NONE);
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(rt_count, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)BPF_CORE_READ(regs, NR_FIELD), ret, START_NONE);
+}
+
+SEC("fexit")
+int BPF_PROG(fe_count, const struct pt_regs *regs, unsigned int nr, long ret)
+{
+	return on_exit(nr, ret, START_NONE);
+}
+
+/* ---- Latency without task storage (5.10: BPF_MAP_TYPE_TASK_STORAGE and
+ * bpf_get_current_task_btf() are 5.11+): entry times in a hash keyed by
+ * thread id, as bcc's syscount keeps them. The entry is deleted at exit; a
+ * thread that never returns (exit, exit_group, killed) leaves one behind, so
+ * it is an LRU hash: stale entries go first when it fills. Only the tracepoint
+ * paths need it (fentry on x64_sys_call is 6.9+). ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} starts_tid SEC(".maps");
+
+static __always_inline __u64 *start_slot(enum start_store store, bool create)
+{
+	__u32 tid;
+	__u64 *p, zero = 0;
+
+	if (store == START_TASK)
+		return bpf_task_storage_get(&starts, bpf_get_current_task_btf(), 0,
+					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (store != START_TID)
+		return NULL;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	p = bpf_map_lookup_elem(&starts_tid, &tid);
+	if (p || !create)
+		return p;
+	bpf_map_update_elem(&starts_tid, &tid, &zero, BPF_ANY);
+	return bpf_map_lookup_elem(&starts_tid, &tid);
+}
+
+static __always_inline void start_done(enum start_store store)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (store == START_TID)
+		bpf_map_delete_elem(&starts_tid, &tid);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(tbh_enter, struct pt_regs *regs, long id)
+{
+	return on_enter(id, START_TID);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tbh_exit, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)regs->NR_FIELD, ret, START_TID);
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(rth_enter, struct pt_regs *regs, long id)
+{
+	return on_enter(id, START_TID);
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(rth_exit, struct pt_regs *regs, long ret)
+{
+	return on_exit((long)BPF_CORE_READ(regs, NR_FIELD), ret, START_TID);
 }

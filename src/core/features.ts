@@ -102,6 +102,13 @@ export function probeRingBuffer(): Feature {
   return { name: 'ringbuf', available: r === 1, detail: r === 1 ? 'BPF_MAP_TYPE_RINGBUF (5.8+)' : 'no ring buffer: kernel older than 5.8' };
 }
 
+let taskStorage: boolean | undefined;
+/** BPF_MAP_TYPE_TASK_STORAGE (and bpf_get_current_task_btf()): Linux 5.11+. */
+export function hasTaskStorage(): boolean {
+  taskStorage ??= libbpf.probeMapType(29 /* BPF_MAP_TYPE_TASK_STORAGE */, null) === 1;
+  return taskStorage;
+}
+
 export function probeBpffs(): Feature {
   const mounts = safe(() => readFileSync('/proc/mounts', 'utf8')) ?? '';
   const ok = /\sbpf\s/.test(mounts);

@@ -38,6 +38,15 @@ export class BpfMap {
     const err = libbpf.mapSetMaxEntries(this.ptr, n);
     if (err < 0) throw new RbtraceError(`cannot resize map ${this.name}: ${errnoText(err)}`);
   }
+  /**
+   * Before load: false leaves the map uncreated (a map of a type this kernel
+   * lacks, used only by programs not loaded; a loaded program that uses it
+   * fails to load).
+   */
+  set autocreate(on: boolean) {
+    const err = libbpf.mapSetAutocreate(this.ptr, on);
+    if (err < 0) throw new RbtraceError(`cannot set autocreate of map ${this.name}: ${errnoText(err)}`);
+  }
   get perCpu(): boolean {
     return PERCPU_TYPES.has(this.type);
   }

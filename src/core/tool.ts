@@ -75,6 +75,11 @@ export interface ToolDefinition<O = Record<string, unknown>> {
    * loading and attaching it), or throw saying why it cannot run.
    */
   probe?(): string;
+  /**
+   * For doctor's MIN KERNEL column: the oldest kernel (and why) of the best
+   * attach path, and of the fallback the tool can still run on.
+   */
+  kernels?: { best: string; fallback?: string };
   run(ctx: ToolContext, opts: O & CommonOptions): Promise<void> | void;
 }
 

@@ -15,7 +15,7 @@ interface DoctorReport {
   privileges: ReturnType<typeof privileges>;
   features: Feature[];
   attach: Feature[];
-  tools: { name: string; available: boolean; path?: string; detail?: string }[];
+  tools: { name: string; available: boolean; path?: string; detail?: string; min_kernel?: { best: string; fallback?: string } }[];
 }
 
 export default defineTool<{ json?: boolean; color?: boolean }>({
@@ -45,9 +45,9 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
         }
         if (!def.probe) continue;
         try {
-          report.tools.push({ name: def.name, available: true, path: def.probe() });
+          report.tools.push({ name: def.name, available: true, path: def.probe(), ...minKernel(def) });
         } catch (err) {
-          report.tools.push({ name: def.name, available: false, detail: (err as Error).message });
+          report.tools.push({ name: def.name, available: false, detail: (err as Error).message, ...minKernel(def) });
         }
       }
     }
@@ -70,7 +70,9 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     ctx.out.line('');
     ctx.out.write(renderTable(['ATTACH', 'OK', 'DETAIL'], report.attach.map((f) => [f.name, yes(f.available), f.detail])));
     ctx.out.line('');
-    ctx.out.write(renderTable(['TOOL', 'OK', 'PATH / WHY NOT'], report.tools.map((t) => [t.name, yes(t.available), t.path ?? t.detail ?? ''])));
+    ctx.out.write(renderTable(['TOOL', 'OK', 'PATH / WHY NOT', 'MIN KERNEL: BEST / FALLBACK'],
+      report.tools.map((t) => [t.name, yes(t.available), t.path ?? t.detail ?? '', minKernelCell(t.min_kernel)])));
+    ctx.out.line(`MIN KERNEL: the oldest kernel each path needs; tested on ${TESTED_KERNELS} (test/vm), nothing older than ${TESTED_KERNELS.split(', ')[0]}.`);
     const runs = report.tools.filter((t) => t.available).map((t) => t.name);
     const not = report.tools.filter((t) => !t.available).map((t) => t.name);
     ctx.out.line('');
@@ -78,6 +80,19 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
       (not.length ? `; ${not.join(', ')} cannot${!priv.uprobes ? ' (uprobes and USDT need CAP_SYS_ADMIN)' : ''}` : ''));
   },
 });
+
+// ---- MIN KERNEL column (issue 13) ----
+/** The kernels the kernel matrix (test/vm) runs, oldest first. */
+const TESTED_KERNELS = '5.10, 6.1, 6.12';
+
+function minKernel(def: { kernels?: { best: string; fallback?: string } }): { min_kernel?: { best: string; fallback?: string } } {
+  return def.kernels ? { min_kernel: def.kernels } : {};
+}
+
+function minKernelCell(k: { best: string; fallback?: string } | undefined): string {
+  if (!k) return '';
+  return k.fallback ? `${k.best} / ${k.fallback}` : k.best;
+}
 
 function safeVersion(): string {
   try {

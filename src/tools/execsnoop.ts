@@ -241,6 +241,7 @@ export default defineTool<ExecsnoopOptions>({
       return `${main}; -x unavailable: ${(err as Error).message}`;
     }
   },
+  kernels: { best: '5.10 sched (-x: fentry)', fallback: '5.10 kprobe, tracepoint' },
   run(ctx, opts) {
     const uid = opts.uid ?? -1;
     const nameRe = opts.name;

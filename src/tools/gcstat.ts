@@ -11,6 +11,7 @@ import { ElfFile } from '../core/elf.js';
 import { findLibrary, readComm } from '../core/process.js';
 import type { BinaryFile } from '../core/procfiles.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../core/uprobes.js';
+import { hasBpfCookie, PerProcessUsdt, PER_PROCESS_POLL_MS } from '../core/usdt-pids.js';
 import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes, term } from '../core/output/format.js';
@@ -107,12 +108,17 @@ export default defineTool<GcstatOptions>({
       .option('--no-chart', 'rows instead of the live chart')
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
   },
+  kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt per process' },
   probe: () => {
     const binary = findRubyBinary({});
     checkGcProbes(binary);
-    probeUserProbes(OBJECT_FILE, PROBES.map((p) => p.program), (o) =>
+    // Without BPF cookies libbpf attaches only with a pid, and this process
+    // maps no libruby: load the programs, and say how gcstat attaches.
+    const global = hasBpfCookie();
+    probeUserProbes(OBJECT_FILE, PROBES.map((p) => p.program), (o) => global &&
       PROBES.forEach((p) => o.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid: process.pid })));
-    return `usdt (${binary}: ${PROVIDER}:gc__{mark,sweep}__{begin,end})`;
+    return `usdt (${binary}: ${PROVIDER}:gc__{mark,sweep}__{begin,end})` +
+      (global ? '' : `; without -p: per process (no BPF cookies: 5.15+), new rubies attached within ${PER_PROCESS_POLL_MS} ms`);
   },
   run(ctx, opts) {
     const intervalSec = ctx.opts.interval ?? 1;
@@ -122,14 +128,30 @@ export default defineTool<GcstatOptions>({
     // -p: let the kernel filter by pid. -- CMD: not exec'd yet, so every
     // process mapping libruby, filtered in BPF to the command and its children.
     const pid = ctx.target.pid;
+    // No pid to give and no BPF cookies (before 5.15): per process, below.
+    const perProcess = pid === undefined && !hasBpfCookie();
+    const attachTo = (o: BpfObject, p: number | undefined) =>
+      PROBES.map((pr) => o.program(pr.program).attachUsdt({ binary, provider: PROVIDER, name: pr.name, pid: p }));
     const { obj } = loadUserProbes(ctx, {
       object: OBJECT_FILE,
       pathName: 'usdt',
       note: 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobes with semaphores)',
       programs: PROBES.map((p) => p.program),
       rodataSpec: RODATA,
-      attach: (o) => PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid })),
+      attach: (o) => (perProcess ? [] : attachTo(o, pid)),
     });
+    if (perProcess) {
+      ctx.log.verbose(`no BPF cookies on this kernel (5.15+), so USDT in a shared library attaches per process: each ruby mapping ${binary} now, ` +
+        `and new ones within ${PER_PROCESS_POLL_MS} ms of mapping it (GCs before that are not seen)`);
+      const traced = ctx.target.following ? obj.map('rbtrace_traced').typed(scalarLayout('u32'), scalarLayout('u8')) : undefined;
+      new PerProcessUsdt({
+        binary: binary.path, // /proc/self/fd/N: its realpath is the path processes map
+        attach: (p) => attachTo(obj, p),
+        // -- CMD: the command and its descendants, as the fork tracker knows them.
+        candidates: traced ? () => [...traced.entries()].map(([k]) => k.value) : undefined,
+        log: (line) => ctx.log.verbose(line),
+      }).start(ctx.session);
+    }
 
     const chartMode = !ctx.out.json && (opts.chart ?? ctx.out.isTTY) && ctx.out.isTTY;
     const printer = new ColumnPrinter([

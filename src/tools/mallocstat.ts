@@ -300,6 +300,7 @@ export default defineTool<MallocstatOptions>({
       .option('--lib <lib>', 'the allocator: a library name or path (default: the libc the target uses)')
       .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '');
   },
+  kernels: { best: '5.10 uprobe' },
   probe: () => {
     // doctor: can a uprobe program on libc's malloc load and attach here?
     const binary = findAllocator({}, undefined);

@@ -113,6 +113,7 @@ export default defineTool<StrlatOptions>({
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex));
   },
+  kernels: { best: '5.10 uprobe' },
   probe: () => {
     const binary = findRubyBinary({});
     const funcs = resolveFunction(binary, DEFAULT_FUNC);

@@ -303,6 +303,7 @@ export default defineTool<SynqueueOptions>({
       .option('--events', 'one line per overflow or drop instead of the table')
       .addOption(new Option('--demo', 'run two slow local servers (backlog 500 and 4096) and a load generator, and watch them'));
   },
+  kernels: { best: '5.10 fentry', fallback: '5.10 kprobe, tp_btf, tracepoint (per-enqueue on tp: sk_data_ready 6.2+)' },
   probe: () => probePaths(OBJECT_FILE, ATTACH_PATHS, configureMaps),
   run(ctx, opts) {
     if (opts.ipv4 && opts.ipv6) throw new UsageError('-4 and -6 exclude each other', 'give one, or neither for both');

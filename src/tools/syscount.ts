@@ -7,6 +7,7 @@ import { Option, type Command } from 'commander';
 import { defineTool, type ToolContext } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
 import { errnoParser, integerParser, pidParser } from '../core/parsers.js';
+import { hasTaskStorage } from '../core/features.js';
 import { UsageError } from '../core/errors.js';
 import type { BpfObject } from '../core/object.js';
 import type { TypedMap } from '../core/maps.js';
@@ -35,24 +36,32 @@ export interface SyscountOptions {
   strace?: boolean;    // --strace / --no-strace (default: on with -- CMD)
 }
 
-/** Which programs a path loads: count mode needs only the exit side. */
-function pathsFor(latency: boolean): AttachPath[] {
-  const both = (enter: string, exit: string) => (latency ? [enter, exit] : [exit]);
+/**
+ * Which programs a path loads. Count mode needs only the exit side, in its
+ * *_count variant that uses no start map. Latency keeps each thread's entry
+ * time in task storage (5.11+) or, without it (5.10), in a hash keyed by
+ * thread id (the *h_* programs): see syscount.bpf.c.
+ */
+function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
+  const both = (enter: string, exit: string, count: string) => {
+    if (!latency) return [count];
+    return taskStorage ? [enter, exit] : [enter.replace('_', 'h_'), exit.replace('_', 'h_')];
+  };
   return [
     {
       name: 'fentry',
-      programs: both('fe_enter', 'fe_exit'),
-      attachTargets: latency ? { fe_enter: 'x64_sys_call', fe_exit: 'x64_sys_call' } : { fe_exit: 'x64_sys_call' },
+      programs: latency ? ['fe_enter', 'fe_exit'] : ['fe_count'],
+      attachTargets: latency ? { fe_enter: 'x64_sys_call', fe_exit: 'x64_sys_call' } : { fe_count: 'x64_sys_call' },
       note: 'fentry/fexit on x64_sys_call, the dispatcher of native syscalls on x86_64 since Linux 6.9; other tasks keep the fast syscall path',
     },
     {
       name: 'tp_btf',
-      programs: both('tb_enter', 'tb_exit'),
+      programs: both('tb_enter', 'tb_exit', 'tb_count'),
       note: 'raw_syscalls sys_enter/sys_exit as BTF-typed tracepoints (no kprobe path: a kretprobe per syscall costs more than these)',
     },
     {
       name: 'raw_tp',
-      programs: both('rt_enter', 'rt_exit'),
+      programs: both('rt_enter', 'rt_exit', 'rt_count'),
       note: 'raw_syscalls sys_enter/sys_exit raw tracepoints (no tracefs needed)',
     },
   ];
@@ -127,8 +136,12 @@ function syscallSlots(): number {
   return Math.min(1024, max + 1);
 }
 
-function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>): void {
+function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
   const slots = syscallSlots();
+  // Only the start map the loaded programs use is created: none in count
+  // mode, and never task storage where the kernel has none (5.10).
+  obj.map('starts').autocreate = mode.latency && taskStorage;
+  obj.map('starts_tid').autocreate = mode.latency && !taskStorage;
   obj.map('syscalls').maxEntries = slots;
   obj.map('hists').maxEntries = mode.hist ? slots : 1;
   // Unused maps shrink to one entry (hashes are preallocated).
@@ -260,14 +273,24 @@ export default defineTool<SyscountOptions>({
       .option('--strace', "strace -c -w's table: % time, seconds, usecs/call, calls, errors (default with -- CMD)")
       .option('--no-strace', "with -- CMD, bcc syscount's layout instead of strace's table");
   },
-  probe: () => probePaths(OBJECT_FILE, pathsFor(false), (obj) => sizeMaps(obj, { byProcess: false, latency: false, hist: false })),
+  // Latency mode: the one whose start map depends on the kernel.
+  probe: () => {
+    const taskStorage = hasTaskStorage();
+    const path = probePaths(OBJECT_FILE, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
+    return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
+  },
+  kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
     const onlyErrno = opts.errno ?? 0;
     const nrs = opts.syscall;
     const comm = opts.comm;
 
-    const paths = pathsFor(mode.latency);
+    const taskStorage = hasTaskStorage();
+    if (mode.latency && !taskStorage) {
+      ctx.log.verbose('no task storage on this kernel (BPF_MAP_TYPE_TASK_STORAGE is 5.11+): entry times go in a hash keyed by thread id');
+    }
+    const paths = pathsFor(mode.latency, taskStorage);
     const loaded = ctx.load({
       object: OBJECT_FILE,
       paths,
@@ -292,7 +315,7 @@ export default defineTool<SyscountOptions>({
         nr_fork: syscallNumber('fork') ?? -1,
         nr_vfork: syscallNumber('vfork') ?? -1,
       },
-      configure: (obj) => sizeMaps(obj, mode),
+      configure: (obj) => sizeMaps(obj, mode, taskStorage),
     });
     if (loaded.path.name !== 'fentry') {
       ctx.log.verbose('fentry needs x64_sys_call (x86_64, Linux 6.9+); elsewhere no single kernel function sees every syscall, so the raw_syscalls tracepoints are used');

@@ -19,6 +19,11 @@ test('doctor --json: kernel facts, attach kinds, and a working path for every to
   const tools = d.tools.map((t: { name: string }) => t.name).sort();
   assert.deepEqual(tools, TOOLS.filter((t) => t.name !== 'doctor').map((t) => t.name).sort());
   for (const t of d.tools) assert.equal(t.available, true, `${t.name}: ${t.detail}`);
+  // MIN KERNEL: every tool says the oldest kernel of its best path ("5.10 ...", "6.9 ...").
+  for (const t of d.tools) assert.match(t.min_kernel?.best ?? '', /^\d+\.\d+ \S/, t.name);
+  const table = await runRbtrace(['doctor']);
+  assert.match(table.stdout, /MIN KERNEL: BEST \/ FALLBACK/);
+  assert.match(table.stdout, /^syscount .* 6\.9 fentry .* \/ 5\.10 tp_btf/m);
   // Nothing doctor tried stays loaded.
   assert.doesNotMatch(execFileSync('bpftool', ['prog', 'list'], { encoding: 'utf8' }), /probe_(fentry|kprobe|tracepoint|raw_tp|tp_btf|uprobe|iter)/);
 });

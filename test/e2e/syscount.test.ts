@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildC, leftoverPrograms, runRbtrace, startRbtrace } from '../helpers.js';
 
-const OUR_PROGRAMS = ['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit'];
+const OUR_PROGRAMS = ['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit', 'tb_count', 'rt_count', 'fe_count', 'tbh_enter', 'tbh_exit', 'rth_enter', 'rth_exit'];
 
 // One program, several behaviours (argv[1]); getppid and a failing chdir are
 // calls that neither the dynamic loader nor libc start-up make.

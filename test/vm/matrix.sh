@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Kernel matrix (issue 7): run rbtrace's end-to-end tests on Debian's stock
-# 6.1 kernel (kprobes, fentry, BTF) under qemu, with the attach path forced in
-# turn to fentry, kprobe and tracepoint (RBTRACE_ATTACH), and report per path.
-# One VM boot runs every group. Builds nothing: run `npm run build` first.
+# Kernel matrix (issues 7, 13): run rbtrace's end-to-end tests on Debian's
+# stock kernels (5.10, 6.1, 6.12: kprobes, fentry, BTF) under qemu, and
+# report per group. One VM boot per kernel runs every group. Builds nothing:
+# run `npm run build` first.
 #
-#   test/vm/matrix.sh                 # subset: execsnoop + synqueue e2e, per path
+#   test/vm/matrix.sh --ci --kernel 5.10,6.1,6.12   # what CI runs (ci.sh): per kernel, one
+#                                     # exact check per tool x attach path (test/vm/guest/paths.check.ts)
+#   test/vm/matrix.sh                 # subset: execsnoop + synqueue e2e, forced to fentry, kprobe, tracepoint
 #   test/vm/matrix.sh --full          # every e2e file (see below), per path
 #   test/vm/matrix.sh --self-test     # proves a broken fentry program is caught
-#   options: --paths fentry,kprobe,tracepoint   --group-timeout SECS
+#   options: --kernel 5.10|6.1|6.12[,...] (default 6.1; a list runs each in turn)
+#            --paths fentry,kprobe,tracepoint   --group-timeout SECS
 #            --files "dist/test/e2e/a.test.js ..." (instead of the subset)
 #
 # Also checks `rbtrace doctor --json` in the guest: fentry and kprobe must be
-# available there. Exit status 0 only if every group passed (and doctor).
-# The last line is always "N passed, N failed" (doctor counts as one check).
+# available there (and with --ci, every tool). Exit status 0 only if every
+# group passed (and doctor). The last line is always "N passed, N failed"
+# (doctor counts as one check; with several kernels, the sum).
 #
 # --full: a file runs under forced path P only if its tool offers P (asked
 # from `rbtrace TOOL` itself: a forced unknown path lists the tool's paths);
@@ -27,12 +31,14 @@ set -euo pipefail
 # Everything runs from main(), so that bash has read the whole file before a
 # long run starts (editing a running script otherwise changes what it does).
 main() {
+  local ALL_ARGS=("$@")
 
   HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   REPO=$(cd "$HERE/../.." && pwd)
   cd "$REPO"
 
   MODE=subset
+  KERNELS=${RBTRACE_VM_KERNEL:-6.1}
   PATHS=fentry,kprobe,tracepoint
   GROUP_TIMEOUT=
   FILES=
@@ -40,30 +46,57 @@ main() {
   while [ $# -gt 0 ]; do
     case "$1" in
       --full) MODE=full; shift ;;
+      --ci) MODE=ci; shift ;;
+      --kernel) KERNELS=$2; shift 2 ;;
       --self-test) MODE=selftest; shift ;;
       --paths) PATHS=$2; shift 2 ;;
       --group-timeout) GROUP_TIMEOUT=$2; shift 2 ;;
       --files) FILES=$2; shift 2 ;;
       --report) REPORT=$(cd "$2" && pwd); shift 2 ;;
-      -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) echo "matrix.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
   done
   IFS=, read -r -a PATH_LIST <<< "$PATHS"
 
+  # Several kernels: run this script once per kernel, one after the other, and
+  # add up. Each prints its own report; the last line is the total.
+  if [[ "$KERNELS" == *,* ]] && [ -z "$REPORT" ]; then
+    local k all_p=0 all_f=0 rc=0 line args=("${ALL_ARGS[@]}") log
+    log=$(mktemp)
+    for k in ${KERNELS//,/ }; do
+      # the last --kernel wins; its report goes to stdout as it comes
+      bash "${BASH_SOURCE[0]}" "${args[@]}" --kernel "$k" 2>&1 | tee "$log"
+      [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+      line=$(tail -n1 "$log")
+      if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        all_p=$((all_p + BASH_REMATCH[1])); all_f=$((all_f + BASH_REMATCH[2]))
+      else
+        all_f=$((all_f + 1)); echo "  kernel $k: no result line"
+      fi
+    done
+    rm -f "$log"
+    echo "$all_p passed, $all_f failed"
+    [ "$rc" = 0 ] && [ "$all_f" = 0 ]
+    return
+  fi
+  SERIES=$KERNELS
+
   if [ -n "$REPORT" ]; then
     OUT=$REPORT
     MODE=$(cat "$OUT/mode")
+    SERIES=$(cat "$OUT/kernel" 2>/dev/null || echo 6.1)
     read -r VMRC WALL < "$OUT/vm.status" || { VMRC=?; WALL=?; }
-    . "$HERE/cache/current.env"
+    . "$HERE/cache/$SERIES.env"
   else
     for f in bin/rbtrace dist/src/cli.js build/bpf/execsnoop.bpf.o dist/test/e2e/execsnoop.test.js; do
       [ -e "$f" ] || { echo "matrix.sh: $f missing (run npm run build first)" >&2; exit 2; }
     done
 
-    OUT=$HERE/cache/matrix/$(date +%Y%m%d-%H%M%S)
+    OUT=$HERE/cache/matrix/$(date +%Y%m%d-%H%M%S)-$SERIES
     mkdir -p "$OUT"
     echo "$MODE" > "$OUT/mode"
+    echo "$SERIES" > "$OUT/kernel"
 
     # The guest reads the files live over 9p, and this working tree is shared:
     # a rebuild on the host mid-run (new bundle chunk names) would break tests
@@ -71,8 +104,8 @@ main() {
     # what a run needs (node_modules, which builds do not touch, is linked).
     SNAP=$OUT/snap
     mkdir -p "$SNAP/build"
-    cp -r bin dist man package.json "$SNAP/"
-    cp -r build/bpf "$SNAP/build/"
+    cp -rp bin dist man package.json "$SNAP/"   # -p: bin/rbtrace picks dist/bundle or dist/src by mtime
+    cp -rp build/bpf "$SNAP/build/"
     ln -s "$REPO/node_modules" "$SNAP/node_modules"
     : > "$OUT/plan"
     TOTAL_TIMEOUT=300   # boot, doctor, margin
@@ -114,6 +147,11 @@ main() {
     }
 
     case "$MODE" in
+      ci)
+        : "${GROUP_TIMEOUT:=2400}"
+        [ -n "$FILES" ] || FILES=dist/test/vm/guest/paths.check.js
+        add_group "paths-$SERIES" - - - "$GROUP_TIMEOUT" $FILES
+        ;;
       subset)
         : "${GROUP_TIMEOUT:=1500}"
         [ -n "$FILES" ] || FILES="dist/test/e2e/execsnoop.test.js dist/test/e2e/synqueue.test.js"
@@ -160,12 +198,12 @@ main() {
     esac
 
     # shellcheck disable=SC1091
-    [ -f "$HERE/cache/current.env" ] || "$HERE/setup.sh"
-    . "$HERE/cache/current.env"
+    [ -f "$HERE/cache/$SERIES.env" ] || "$HERE/setup.sh" --kernel "$SERIES"
+    . "$HERE/cache/$SERIES.env"
     echo "matrix.sh: $MODE on $KVER ($PKGVER), $(wc -l < "$OUT/plan") groups, results in ${OUT#"$REPO"/}" >&2
     START=$(date +%s)
     set +e
-    "$HERE/run.sh" --timeout "$TOTAL_TIMEOUT" -- bash "$HERE/matrix-guest.sh" "$OUT" "$SNAP" 2>&1 | sed 's/^/  vm: /' >&2
+    "$HERE/run.sh" --kernel "$SERIES" --timeout "$TOTAL_TIMEOUT" -- bash "$HERE/matrix-guest.sh" "$OUT" "$SNAP" 2>&1 | sed 's/^/  vm: /' >&2
     VMRC=${PIPESTATUS[0]}
     set -e
     WALL=$(( $(date +%s) - START ))
@@ -220,17 +258,18 @@ main() {
 
   echo
   echo "kernel matrix ($MODE) on $KVER ($PKGVER), wall ${WALL}s, vm exit $VMRC; raw results: ${OUT#"$REPO"/}"
-  # doctor: fentry and kprobe must be available on this kernel
+  # doctor: fentry and kprobe must be available on this kernel (--ci: and every tool)
   if [ -s "$OUT/doctor.json" ] && node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const a = Object.fromEntries(r.attach.map((x) => [x.name, x]));
     const bad = ["fentry", "kprobe"].filter((n) => !a[n] || !a[n].available);
-    console.log("  doctor: " + r.attach.map((x) => `${x.name} ${x.available ? "yes" : "NO"}`).join(", "));
+    if (process.argv[2] === "ci") bad.push(...r.tools.filter((t) => !t.available).map((t) => t.name));
+    console.log(`  doctor (${process.argv[3]}): ` + r.attach.map((x) => `${x.name} ${x.available ? "yes" : "NO"}`).join(", "));
     for (const t of r.tools) console.log(`    ${t.name}: ${t.available ? t.path : "UNAVAILABLE: " + t.detail}`);
-    process.exit(bad.length ? 1 : 0);' "$OUT/doctor.json"; then
+    process.exit(bad.length ? 1 : 0);' "$OUT/doctor.json" "$MODE" "$SERIES"; then
     PASSED=$((PASSED + 1))
   else
-    echo "  doctor: FAILED: fentry and kprobe not both available (see $OUT/doctor.json, doctor.err)"
+    echo "  doctor ($SERIES): FAILED: fentry and kprobe not both available$([ "$MODE" = ci ] && echo ', or a tool unavailable') (see $OUT/doctor.json, doctor.err)"
     FAILED=$((FAILED + 1))
   fi
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Run one command as root inside Debian's stock 6.1 kernel (kprobes, fentry,
-# BTF) under qemu/TCG, with the host's / shared read-only and the repo shared
+# Run one command as root inside one of Debian's stock kernels (5.10, 6.1 or
+# 6.12: kprobes, fentry, BTF) under qemu/TCG, with the host's / shared read-only and the repo shared
 # read-write. The command's stdout/stderr come out on ours, its exit status is
 # ours.
 #
-#   test/vm/run.sh [--timeout SECS] [--env NAME]... [--rw PATH]... [--mem SIZE]
-#                  [--smp N] [--keep-log] -- CMD ARGS...
+#   test/vm/run.sh [--kernel 5.10|6.1|6.12] [--timeout SECS] [--env NAME]...
+#                  [--rw PATH]... [--mem SIZE] [--smp N] [--keep-log] -- CMD ARGS...
 #
+# --kernel: default 6.1 (or RBTRACE_VM_KERNEL); setup.sh downloads and caches
+# each on first use.
 # Inside the guest: cwd = the directory run.sh was called from; env = PATH,
 # HOME=/root, LANG, TERM, every RBTRACE_* and CI variable, plus --env NAMEs.
 # Writable: the repo checkout (and --rw paths; 9p, so changes land on the
@@ -23,12 +25,14 @@ TIMEOUT=${RBTRACE_VM_TIMEOUT:-1800}
 MEM=${RBTRACE_VM_MEM:-4G}
 SMP=${RBTRACE_VM_SMP:-2}
 KEEP_LOG=
+KERNEL_SERIES=${RBTRACE_VM_KERNEL:-6.1}
 ENV_NAMES=()
 RW_PATHS=("$REPO")
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    --kernel) KERNEL_SERIES=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --env) ENV_NAMES+=("$2"); shift 2 ;;
     --rw) RW_PATHS+=("$(cd "$2" && pwd)"); shift 2 ;;
@@ -42,11 +46,12 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 
-if [ ! -f "$HERE/cache/current.env" ]; then
-  "$HERE/setup.sh"
+case "$KERNEL_SERIES" in 5.10|6.1|6.12) ;; *) echo "run.sh: --kernel $KERNEL_SERIES: not one of 5.10, 6.1, 6.12" >&2; exit 2 ;; esac
+if [ ! -f "$HERE/cache/$KERNEL_SERIES.env" ]; then
+  "$HERE/setup.sh" --kernel "$KERNEL_SERIES"
 fi
 # shellcheck disable=SC1091
-. "$HERE/cache/current.env"
+. "$HERE/cache/$KERNEL_SERIES.env"
 [ -f "$KERNEL" ] && [ -f "$INITRD" ] || { echo "run.sh: run test/vm/setup.sh first" >&2; exit 125; }
 
 J=$(mktemp -d /tmp/rbtrace-vm.XXXXXX)

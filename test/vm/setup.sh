@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Download Debian's stock 6.1 kernel (kprobes, fentry, BTF) and build a busybox
-# initramfs that mounts the host's filesystem over virtio-9p. Idempotent:
-# re-running only redoes what is missing. Everything goes to test/vm/cache/
-# (gitignored).
+# Download one of Debian's stock kernels (kprobes, fentry, BTF) and build a
+# busybox initramfs that mounts the host's filesystem over virtio-9p.
+# Idempotent: re-running only redoes what is missing. Everything goes to
+# test/vm/cache/ (gitignored), per kernel; run.sh reads cache/<kernel>.env.
 #
-#   test/vm/setup.sh            # newest linux-image-6.1.0-N-amd64 from apt
-#   RBTRACE_VM_KPKG=linux-image-6.1.0-50-amd64 test/vm/setup.sh   # pin one
+#   test/vm/setup.sh                  # --kernel 6.1 (the default)
+#   test/vm/setup.sh --kernel 5.10    # Debian 11's 5.10 LTS, from bullseye-security
+#   test/vm/setup.sh --kernel 6.12    # Debian 12's 6.12, from bookworm-security
+#   RBTRACE_VM_KPKG=linux-image-6.1.0-50-amd64 test/vm/setup.sh   # pin a package
+#
+# Packages: 6.1 linux-image-6.1.0-N-amd64 (bookworm), 6.12
+# linux-image-6.12.N+deb12-amd64-unsigned (bookworm-security), 5.10
+# linux-image-5.10.0-N-amd64 (bullseye-security: not in this host's apt
+# sources, so it is looked up and downloaded with a private sources list and
+# package lists under cache/apt-bullseye/; the host's apt state is not
+# touched). The newest ABI apt knows is taken.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,6 +24,8 @@ mkdir -p "$CACHE"
 missing=
 command -v qemu-system-x86_64 >/dev/null || missing+=" qemu-system-x86"
 command -v cpio >/dev/null || missing+=" cpio"
+command -v xz >/dev/null || missing+=" xz-utils"
+command -v zstd >/dev/null || missing+=" zstd"
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=" busybox-static"
 if [ -n "$missing" ]; then
   echo "setup.sh: installing:$missing" >&2
@@ -22,28 +33,54 @@ if [ -n "$missing" ]; then
 fi
 BUSYBOX=/bin/busybox   # from busybox-static: no shared libraries needed
 
-# 1. Pick the kernel package: the signed flavour (plain name) ships vmlinuz
-#    and modules; choose the highest ABI number apt knows about.
+KERNEL_SERIES=6.1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel) KERNEL_SERIES=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    *) echo "setup.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# 1. Pick the kernel package (vmlinuz and modules in one .deb); the highest
+#    ABI number / version apt knows about.
+APT_OPTS=()
+case "$KERNEL_SERIES" in
+  6.1) PATTERN='^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
+  6.12) PATTERN='^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' ;;
+  5.10)
+    PATTERN='^linux-image-5\.10\.0-[0-9]+-amd64$'
+    # bullseye-security for this lookup and download only: own sources list,
+    # package lists and cache (nothing under /etc/apt or /var/lib/apt changes).
+    APTDIR=$CACHE/apt-bullseye
+    mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
+    echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bullseye-security main' > "$APTDIR/sources.list"
+    APT_OPTS=(-o "Dir::Etc::sourcelist=$APTDIR/sources.list" -o Dir::Etc::sourceparts=- \
+      -o "Dir::State::lists=$APTDIR/lists" -o "Dir::Cache=$APTDIR/cache" -o APT::Get::List-Cleanup=0)
+    ;;
+  *) echo "setup.sh: --kernel $KERNEL_SERIES: not one of 5.10, 6.1, 6.12" >&2; exit 2 ;;
+esac
 KPKG=${RBTRACE_VM_KPKG:-}
 find_kpkg() {
-  apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -t- -k5,5n | tail -n1
+  apt-cache "${APT_OPTS[@]}" search --names-only "$PATTERN" | awk '{print $1}' | sort -V | tail -n1
 }
 if [ -z "$KPKG" ]; then
   KPKG=$(find_kpkg)
-  # A fresh machine may have no package lists yet.
-  [ -n "$KPKG" ] || { apt-get update -qq >&2; KPKG=$(find_kpkg); }
+  # A fresh machine (or the private bullseye lists) may have no package lists yet.
+  [ -n "$KPKG" ] || { apt-get "${APT_OPTS[@]}" update -qq >&2; KPKG=$(find_kpkg); }
 fi
 if [ -z "$KPKG" ]; then
-  echo "setup.sh: no linux-image-6.1.0-*-amd64 package in apt (run apt-get update?)" >&2
+  echo "setup.sh: no package matching $PATTERN in apt (run apt-get update?)" >&2
   exit 1
 fi
 KVER=${KPKG#linux-image-}            # e.g. 6.1.0-56-amd64
-PKGVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/ {print $2}')
+KVER=${KVER%-unsigned}               # 6.12.117+deb12-amd64
+PKGVER=$(apt-cache "${APT_OPTS[@]}" policy "$KPKG" | awk '/Candidate:/ {print $2}')
 
 DEB=$(ls "$CACHE"/"${KPKG}"_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$DEB" ]; then
   echo "setup.sh: downloading $KPKG $PKGVER" >&2
-  (cd "$CACHE" && apt-get download "$KPKG" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+  (cd "$CACHE" && apt-get "${APT_OPTS[@]}" download "$KPKG" 2>&1 | grep -v 'unsandboxed' >&2 || true)
   DEB=$(ls "$CACHE"/"${KPKG}"_*.deb 2>/dev/null | head -n1 || true)
   [ -n "$DEB" ] || { echo "setup.sh: apt-get download $KPKG failed" >&2; exit 1; }
 fi
@@ -74,7 +111,19 @@ resolve() {
   if is_builtin "$m"; then return 0; fi
   f=$(modfile "$m")
   [ -n "$f" ] || { echo "setup.sh: module $m not found in $KPKG" >&2; exit 1; }
-  case "$f" in *.ko) ;; *) echo "setup.sh: compressed module $f not supported" >&2; exit 1;; esac
+  # Compressed modules (6.12's are .ko.xz): decompressed once next to the
+  # kernel, since the initramfs's busybox insmod takes plain .ko files.
+  case "$f" in
+    *.ko) ;;
+    *.ko.xz|*.ko.zst)
+      local plain=$KROOT/plain-modules/$m.ko
+      if [ ! -s "$plain" ]; then
+        mkdir -p "$KROOT/plain-modules"
+        case "$f" in *.xz) xz -dc "$f" ;; *) zstd -qdc "$f" ;; esac > "$plain.tmp"
+        mv "$plain.tmp" "$plain"
+      fi
+      f=$plain ;;
+  esac
   deps=$(tr '\0' '\n' < "$f" | sed -n 's/^depends=//p' | head -n1 | tr ',' ' ')
   for d in $deps; do resolve "$d"; done
   ORDER+=("$f")
@@ -105,8 +154,9 @@ if [ ! -f "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$STAMP" ]; t
   echo "$STAMP" > "$INITRD.stamp"
 fi
 
-# 4. Tell run.sh what to boot.
-cat > "$CACHE/current.env.tmp" <<EOF
+# 4. Tell run.sh what to boot (cache/<series>.env; current.env = the last set up).
+cat > "$CACHE/$KERNEL_SERIES.env.tmp" <<EOF
+KERNEL_SERIES=$KERNEL_SERIES
 KPKG=$KPKG
 PKGVER=$PKGVER
 KVER=$KVER
@@ -114,5 +164,6 @@ KERNEL=$KROOT/boot/vmlinuz-$KVER
 INITRD=$INITRD
 MODDIR=$MODDIR
 EOF
-mv "$CACHE/current.env.tmp" "$CACHE/current.env"
+cp "$CACHE/$KERNEL_SERIES.env.tmp" "$CACHE/current.env"
+mv "$CACHE/$KERNEL_SERIES.env.tmp" "$CACHE/$KERNEL_SERIES.env"
 echo "setup.sh: ready: $KPKG $PKGVER (modules: $(printf '%s ' "${ORDER[@]##*/}"))" >&2

@@ -132,6 +132,7 @@ export const libbpf = {
   mapValueSize: bind<(map: Pointer) => number>('uint32_t bpf_map__value_size(const bpf_map *map)'),
   mapMaxEntries: bind<(map: Pointer) => number>('uint32_t bpf_map__max_entries(const bpf_map *map)'),
   mapSetMaxEntries: bind<(map: Pointer, n: number) => number>('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
+  mapSetAutocreate: bind<(map: Pointer, autocreate: boolean) => number>('int bpf_map__set_autocreate(bpf_map *map, bool autocreate)'),
   mapInitialValue: bind<(map: Pointer, size: [number | null]) => Pointer | null>(
     'void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
   mapLookupElem: bind<(fd: number, key: Uint8Array, value: Uint8Array) => number>(
@@ -161,6 +162,7 @@ export const libbpf = {
   // feature probes
   probeProgType: bind<(type: number, opts: null) => number>('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
   probeMapType: bind<(type: number, opts: null) => number>('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
+  probeHelper: bind<(progType: number, helperId: number, opts: null) => number>('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),
 };
 
 /** errno left by the last FFI call. */
