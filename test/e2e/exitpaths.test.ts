@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync, type StdioOptions } from 'node:child_pr
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RBTRACE, Running, buildC, sleep } from '../helpers.js';
+import { RBTRACE, Running, buildC, sleep, type Finished } from '../helpers.js';
 
 const TOOLS = ['execsnoop', 'syscount'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -39,6 +39,21 @@ function livePids(argv: string[]): number[] {
     }
   }
   return found;
+}
+
+/**
+ * rbtrace's end: its exit, plus a moment for its output to drain. Not the
+ * pipes' close: a command that rbtrace wrongly left running holds them open,
+ * and that must fail the test, not hang it.
+ */
+async function ended(r: Running): Promise<Finished> {
+  const exited = new Promise<void>((resolve) => {
+    if (r.child.exitCode !== null || r.child.signalCode !== null) resolve();
+    else r.child.once('exit', () => resolve());
+  });
+  await exited;
+  await Promise.race([r.finished, sleep(2000)]);
+  return { code: r.child.exitCode, signal: r.child.signalCode as NodeJS.Signals | null, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** rbtrace's probes are attached (-v says so): note the programs it holds now. */
@@ -157,7 +172,7 @@ for (const tool of TOOLS) {
       const r = start([tool, '-v']);
       await ready(r);
       r.signal(sig);
-      const f = await r.finished;
+      const f = await ended(r);
       assert.equal(f.code, 0, f.stderr);
       if (tool === 'syscount') assert.match(f.stdout, /SYSCALL +COUNT/, 'the final report is printed (stdout is a pipe, not a terminal)');
       await checkClean(tool, r);
@@ -169,7 +184,7 @@ for (const tool of TOOLS) {
       await ready(r);
       await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
       r.signal(sig);
-      const f = await r.finished;
+      const f = await ended(r);
       assert.equal(f.code, 128 + signo, f.stderr);
       if (tool === 'syscount') assert.match(f.stdout, /clock_nanosleep|syscall/, 'the final report is printed');
       await checkClean(tool, r, cmd);
@@ -182,7 +197,7 @@ for (const tool of TOOLS) {
     await ready(r);
     await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
     process.kill(-r.child.pid!, 'SIGINT');
-    const f = await r.finished;
+    const f = await ended(r);
     assert.equal(f.code, 130, f.stderr);
     await checkClean(tool, r, cmd);
   });
@@ -197,7 +212,7 @@ for (const tool of TOOLS) {
       assert.equal(r.child.exitCode, null, 'still running after SIGPIPE');
       if (withCmd) assert.equal(livePids(cmd).length, 1, 'the command still runs');
       r.signal('SIGINT');
-      const f = await r.finished;
+      const f = await ended(r);
       assert.equal(f.code, withCmd ? 130 : 0, f.stderr);
       await checkClean(tool, r, cmd);
     }
@@ -210,7 +225,7 @@ for (const tool of TOOLS) {
     r.child.stdout!.destroy();
     if (tool === 'execsnoop') execFileSync('/bin/true'); // an event to write
     else r.signal('SIGINT'); // syscount writes its report at the end
-    let f = await r.finished;
+    let f = await ended(r);
     assert.equal(f.code, 0, f.stderr);
     assert.deepEqual(errorLines(tool, f.stderr), [], 'a reader going away is not an error');
     await checkClean(tool, r);
@@ -229,7 +244,7 @@ for (const tool of TOOLS) {
       await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
       r.signal('SIGINT');
     }
-    f = await r.finished;
+    f = await ended(r);
     assert.equal(f.code, tool === 'execsnoop' ? 143 : 130, f.stderr);
     assert.deepEqual(errorLines(tool, f.stderr), []);
     await checkClean(tool, r, cmd);
@@ -242,7 +257,7 @@ for (const tool of TOOLS) {
       await ready(r);
       if (withCmd) await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
       r.signal('SIGINT');
-      const f = await r.finished;
+      const f = await ended(r);
       assert.equal(f.code, withCmd ? 130 : 0, f.stderr);
       assert.deepEqual(errorLines(tool, f.stderr), []);
       await checkClean(tool, r, cmd);
@@ -259,7 +274,7 @@ for (const tool of TOOLS) {
         if (withCmd) await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
         r.signal('SIGINT');
       }
-      const f = await r.finished;
+      const f = await ended(r);
       assert.equal(f.code, 1, f.stderr);
       assert.deepEqual(errorLines(tool, f.stderr), [
         `rbtrace ${tool}: cannot write to stdout: no space left on device (ENOSPC) (free some space, or write elsewhere)`,
@@ -272,7 +287,7 @@ for (const tool of TOOLS) {
   test(`${tool}: -d ends the run; a command still running gets SIGTERM (exit 143)`, async () => {
     const cmd = ['sleep', marker()];
     const r = start([tool, '-d', '1', '--', ...cmd]);
-    const f = await r.finished;
+    const f = await ended(r);
     assert.equal(f.code, 143, f.stderr);
     await checkClean(tool, r, cmd, false);
   });
@@ -284,7 +299,7 @@ test('SIGKILL to rbtrace: the kernel kills the command (parent-death signal)', a
   await ready(r);
   await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
   r.signal('SIGKILL');
-  await r.finished;
+  await ended(r);
   const t0 = Date.now();
   while (livePids(cmd).length && Date.now() - t0 < 5000) await sleep(50);
   assert.deepEqual(livePids(cmd), [], 'the command died with rbtrace');
@@ -302,7 +317,7 @@ test('Ctrl-C when CMD ignores SIGINT: rbtrace traces on until CMD ends, with its
   assert.equal(r.child.exitCode, null, 'rbtrace still runs');
   assert.equal(livePids(cmd).length, 1, 'the command still runs, traced');
   r.signal('SIGTERM');
-  const f = await r.finished;
+  const f = await ended(r);
   assert.equal(f.code, 143, f.stderr);
   assert.match(f.stdout, /clock_nanosleep/, 'the final report');
   await checkClean('syscount', r, cmd);
@@ -318,7 +333,7 @@ test('a third signal kills a command that ignores them all (exit 137)', async ()
   await sleep(300);
   assert.equal(livePids(cmd).length, 1, 'two signals: still running');
   r.signal('SIGHUP');
-  const f = await r.finished;
+  const f = await ended(r);
   assert.equal(f.code, 137, f.stderr);
   assert.match(f.stderr, /killing \/bin\/sh \(pid \d+\): third signal/);
   await checkClean('execsnoop', r, cmd);
@@ -338,7 +353,7 @@ test('a real terminal: Ctrl-C reaches CMD once (not passed on a second time), ex
   await r.waitFor(() => { try { return readFileSync(ready, 'utf8') !== ''; } catch { return false; } }, 20000, 'the command\'s trap');
   samplers.get(r)!();
   child.stdin!.write('\x03');
-  const f = await r.finished;
+  const f = await ended(r);
   child.stdin!.destroy();
   const got = readFileSync(count, 'utf8').split('\n').filter(Boolean).length;
   assert.equal(got, 1, `the command's SIGINT handler ran once (output: ${f.stdout})`);
@@ -352,7 +367,12 @@ test('-p on a process that exits: every tool ends with its final report (mallocs
     const r = start([tool, '-v', '-p', String(child.pid)]);
     await ready(r);
     child.stdin!.end('go\n');
-    const f = await r.finished;
+    // Bounded: a tool that does not stop must fail the test, not hang it.
+    const f = await Promise.race([ended(r), sleep(20000).then(() => undefined)]);
+    if (!f) {
+      r.signal('SIGKILL');
+      assert.fail(`${tool} -p still runs 20 s after its process ended`);
+    }
     assert.equal(f.code, 0, f.stderr);
     assert.match(f.stderr, new RegExp(`process ${child.pid} ended`));
     assert.ok(f.stdout.length > 0, `${tool} printed its final report`);
