@@ -2,7 +2,7 @@
 // before it runs a single instruction of its own; and make sure it never
 // outlives rbtrace untraced.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { RbtraceError, UsageError } from './errors.js';
@@ -101,6 +101,34 @@ const SETPRIV = '/usr/bin/setpriv';
  * and a parent-death signal: if rbtrace dies without stopping the command
  * (SIGKILL, a crash), the kernel kills the command too.
  */
+/**
+ * The kernel execs an ELF file or a `#!` script; anything else fails with
+ * ENOEXEC, and bash's `exec` then runs the file as a shell script in the gate
+ * itself: no exec happens, so counting (which starts at the command's exec)
+ * never would. Refuse it, as strace does ("Exec format error").
+ */
+function checkExecFormat(name: string, path: string): void {
+  const head = Buffer.alloc(4);
+  let n = 0;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      n = readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return; // unreadable (execute-only): let the kernel decide at exec
+  }
+  const elf = n === 4 && head[0] === 0x7f && head.toString('latin1', 1, 4) === 'ELF';
+  const script = n >= 2 && head[0] === 0x23 && head[1] === 0x21; // "#!"
+  if (!elf && !script) {
+    throw new RbtraceError(`cannot run ${name}: exec format error (neither an ELF binary nor a #! script)`, {
+      hint: 'add a #! line, or run it through its interpreter: -- sh SCRIPT',
+    });
+  }
+}
+
 export class GatedCommand {
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
@@ -122,6 +150,7 @@ export class GatedCommand {
     // user wrote it, so the command sees the argv it was given and no failed
     // PATH lookups show up in the trace.
     const path = resolveCommand(argv[0])!;
+    checkExecFormat(argv[0], path);
     const { pass } = STARTUP_FDS;
     // The gate's socket goes on the first fd number the command is not given.
     let gateFd = 3;

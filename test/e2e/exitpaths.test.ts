@@ -386,3 +386,13 @@ test('write errors of a tool that loads nothing: doctor > /dev/full is exit 1, o
   assert.equal(r.status, 1);
   assert.equal(r.stderr, 'rbtrace doctor: cannot write to stdout: no space left on device (ENOSPC) (free some space, or write elsewhere)\n');
 });
+
+test('-- CMD that is neither ELF nor #!: refused with one line (bash would run it in the gate, untraced)', async () => {
+  const script = join(DIR, 'no-shebang.sh');
+  writeFileSync(script, 'echo ran\n', { mode: 0o755 });
+  const r = spawnSync(process.execPath, [RBTRACE, 'syscount', '--', script], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, '', 'the script must not run');
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /exec format error/);
+});
