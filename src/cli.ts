@@ -12,6 +12,7 @@ import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/object.js';
+import { RunReport } from './core/report/run.js';
 
 /** Which subcommand is being run, so that only its module is imported. */
 function requestedTool(argv: string[]): string | undefined {
@@ -46,6 +47,8 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
     await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
     return EXIT_OK;
   }
+  // Assertion names and the baseline are checked before anything is loaded.
+  const report = RunReport.prepare({ tool: def.name, opts, command: opts.command, pid: opts.pid }, def.figures);
   checkPrivileges();
   checkBtf();
   const target = Target.fromOptions({ pid: opts.pid, command: opts.command });
@@ -54,13 +57,14 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
     durationSec: opts.duration, intervalSec: opts.interval,
   });
   try {
-    await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
+    await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }, report?.collector), opts);
   } catch (err) {
     session.close();
     target.command?.kill('SIGKILL');
     throw err;
   }
-  return session.run();
+  const status = await session.run();
+  return report ? report.finish(status, prefix, Boolean(opts.verbose)) : status;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -78,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         write(`${currentPrefix}: ${msg} (see rbtrace${tool} --help)\n`);
       },
     })
-    .addHelpText('after', `\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status.`);
+    .addHelpText('after', `\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
 
   const wanted = requestedTool(argv);
   for (const entry of TOOLS) {

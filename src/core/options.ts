@@ -3,8 +3,9 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { parsePid } from './process.js';
+import { addReportOptions, type ReportOptions } from './report/options.js';
 
-export interface CommonOptions {
+export interface CommonOptions extends ReportOptions {
   pid?: number;
   interval?: number;
   duration?: number;
@@ -45,7 +46,7 @@ export function parseUint(flag: string, max = 0xffffffff) {
 }
 
 export function addCommonOptions(cmd: Command): Command {
-  return cmd
+  return addReportOptions(cmd)
     .usage('[options] [-- CMD ARGS...]')
     .option('-p, --pid <pid>', 'trace only this process', (v) => parsePid(v, '-p'))
     .option('-i, --interval <secs>', 'print a report every SECS seconds', parseSeconds('-i'))

@@ -14,6 +14,7 @@ import { possibleCpus } from '../core/maps.js';
 import { errnoName } from '../core/names.js';
 import { escapeArg, shellQuote } from '../core/output/format.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
+import { EXECSNOOP } from './figures.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
 export interface ExecsnoopOptions {
@@ -202,6 +203,7 @@ export default defineTool<ExecsnoopOptions>({
       .option('-q, --quote', 'put each argument in double quotes')
       .addOption(new Option('--max-args <n>', `arguments kept per exec (at most ${128})`).default(64).argParser(parsePositiveInt('--max-args', 128)));
   },
+  figures: EXECSNOOP,
   probe: () => `${probePaths(OBJECT_FILE, attachPaths(false), sizeScratch)}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`,
   run(ctx, opts) {
     const uid = opts.uid !== undefined ? resolveUid(opts.uid) : -1;
@@ -233,6 +235,7 @@ export default defineTool<ExecsnoopOptions>({
       if (r.ret !== 0 && !opts.fails) return;
       if (nameRe && !nameRe.test(r.comm)) return;
       if (lineRe && !r.args.some((a) => lineRe.test(a))) return;
+      ctx.report({ execs: [{ comm: r.comm, result: r.errno ?? (r.ret === 0 ? 'ok' : String(r.ret)), count: 1 }] });
       if (opts.json) {
         ctx.out.record(r);
         return;

@@ -15,6 +15,7 @@ import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/histogram.js';
 import { formatDuration, formatCount } from '../core/output/format.js';
 import type { BpfObject } from '../core/object.js';
+import { STRLAT } from './figures.js';
 import { strlat_stats_layout, strlat_hist_layout, RODATA, ENUMS, DEFINES, OBJECT_FILE, type StrlatStats } from '../generated/strlat.js';
 
 export interface StrlatOptions {
@@ -114,6 +115,7 @@ export default defineTool<StrlatOptions>({
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex));
   },
+  figures: STRLAT,
   probe: () => {
     const binary = findRubyBinary({});
     const funcs = resolveFunction(binary, DEFAULT_FUNC);
@@ -183,6 +185,7 @@ export default defineTool<StrlatOptions>({
         stale: s.stale,
         unmatched: s.unmatched,
       };
+      ctx.report(r);
       if (ctx.out.json) {
         ctx.out.record(r);
         return;

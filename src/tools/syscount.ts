@@ -16,6 +16,7 @@ import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
 import { stopWhenPidExits } from '../core/pidwatch.js';
+import { SYSCOUNT } from './figures.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,
@@ -252,6 +253,7 @@ export default defineTool<SyscountOptions>({
       .option('--strace', "strace -c -w's table: % time, seconds, usecs/call, calls, errors (default with -- CMD)")
       .option('--no-strace', "with -- CMD, bcc syscount's layout instead of strace's table");
   },
+  figures: SYSCOUNT,
   probe: () => probePaths(OBJECT_FILE, pathsFor(false), (obj) => sizeMaps(obj, { byProcess: false, latency: false, hist: false })),
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
@@ -301,7 +303,9 @@ export default defineTool<SyscountOptions>({
       const time = new Date(now);
       const stamp = periodic && !opts.json ? `[${time.toTimeString().slice(0, 8)}]\n` : '';
       if (mode.byProcess) {
-        const { shown, omitted } = topRows(collector.processRows(), mode.latency, mode.top);
+        const all = collector.processRows();
+        ctx.report({ processes: all.map((r) => ({ ...r, total_ns: mode.latency ? r.total_ns : undefined })) });
+        const { shown, omitted } = topRows(all, mode.latency, mode.top);
         if (opts.json) {
           ctx.out.record({
             time: time.toISOString(), interval_s: intervalS,
@@ -318,6 +322,7 @@ export default defineTool<SyscountOptions>({
         ? (() => { const s = sortStraceRows(rows.map((r) => ({ ...r, calls: r.count }))); const k = Number.isFinite(mode.top) ? s.slice(0, mode.top) : s; return { shown: k, omitted: s.length - k.length }; })()
         : topRows(rows, mode.latency, mode.top);
       if (mode.hist) for (const r of shown) r.hist = collector.histOf(r.nr);
+      ctx.report({ syscalls: rows.map((r) => ({ ...r, total_ns: mode.latency ? r.total_ns : undefined })) });
       if (opts.json) {
         const total = rows.reduce((t, r) => ({ count: t.count + r.count, errors: t.errors + r.errors, total_ns: t.total_ns + r.total_ns }), { count: 0, errors: 0, total_ns: 0 });
         ctx.out.record({
