@@ -75,7 +75,7 @@ export function compareHistograms(before: number[], after: number[]): Comparison
   }
   const variance = (pairs / 12) * ((n + 1) - tieSum / (n * (n - 1)));
   // Everything in one bucket on both sides: no evidence of any difference.
-  const p = variance > 0 ? erfc(Math.abs(u - pairs / 2) / Math.sqrt(variance) / Math.SQRT2) : 1;
+  const p = variance > 0 ? Math.min(1, erfc(Math.abs(u - pairs / 2) / Math.sqrt(variance) / Math.SQRT2)) : 1;
   const changed = p < ALPHA && Math.abs(delta) >= MIN_EFFECT;
   return { ...base, cliffs_delta: delta, p_value: p, verdict: changed ? (delta > 0 ? 'higher' : 'lower') : 'no-change' };
 }
