@@ -92,8 +92,8 @@ function verdictText(h: HistChange): string {
     case 'too-few-samples': return `${n}: too few samples to judge (at least ${MIN_SAMPLES} per side)`;
     case 'no-change': return `${n}: no significant change (Mann-Whitney p = ${h.p_value.toPrecision(2)}, Cliff's delta ${h.cliffs_delta.toFixed(2)})`;
     default: {
-      const word = h.verdict === 'higher' ? (time ? 'slower' : 'higher') : time ? 'faster' : 'lower';
-      return `${n}: shifted ${h.verdict} (${word}): Mann-Whitney p ${h.p_value < 1e-12 ? '< 1e-12' : `= ${h.p_value.toPrecision(2)}`}, Cliff's delta ${h.cliffs_delta > 0 ? '+' : ''}${h.cliffs_delta.toFixed(2)}`;
+      const word = time ? ` (${h.verdict === 'higher' ? 'slower' : 'faster'})` : '';
+      return `${n}: shifted ${h.verdict}${word}: Mann-Whitney p ${h.p_value < 1e-12 ? '< 1e-12' : `= ${h.p_value.toPrecision(2)}`}, Cliff's delta ${h.cliffs_delta > 0 ? '+' : ''}${h.cliffs_delta.toFixed(2)}`;
     }
   }
 }

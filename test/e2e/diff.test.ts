@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { buildC, runRbtrace, settledLeftovers } from '../helpers.js';
+import { ROOT, buildC, runRbtrace, settledLeftovers } from '../helpers.js';
 import { EXIT_ASSERT } from '../../src/core/report/run.js';
 
 const PROG = `
@@ -206,4 +207,36 @@ test('--save into a directory that does not exist: refused before tracing', asyn
   const r = await runRbtrace(['mallocstat', '--save', '/nonexistent/dir/run.json', '--', prog, '1']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^rbtrace mallocstat: --save: cannot write in \/nonexistent\/dir \(.*\)\n$/);
+});
+
+test('docs/measure-change-measure.md: the Rust example, built from the page, gives the figures it quotes', async () => {
+  const page = readFileSync(join(ROOT, 'docs/measure-change-measure.md'), 'utf8');
+  const source = (name: string) => page.match(new RegExp('```rust ' + name.replace('.', '\\.') + '\\n([\\s\\S]*?)```'))![1];
+  // rustup installs into ~/.cargo/bin, which a CI shell's PATH may lack; Debian's is in /usr/bin.
+  const rustc = ['rustc', join(homedir(), '.cargo/bin/rustc')].find((c) => spawnSync(c, ['--version']).status === 0);
+  assert.ok(rustc, 'rustc is needed (scripts/setup.sh installs cargo)');
+  for (const name of ['before', 'after']) {
+    writeFileSync(file(`${name}.rs`), source(`${name}.rs`));
+    execFileSync(rustc, ['-O', '-o', file(name), file(`${name}.rs`)], { stdio: 'pipe' });
+  }
+  await save('before.json', ['mallocstat', '--', file('before')]);
+  await save('after.json', ['mallocstat', '--', file('after')]);
+  const rows = await diffJson('before.json', 'after.json');
+  assert.equal(rows.filter((r) => r.label !== '')[0].label, 'realloc', 'the biggest change first (after the whole run\'s figures)');
+  // 5 reallocs per row (capacity 4 -> 128) x 10,000 rows, gone; the runtime's own stay.
+  const realloc = fieldOf(rows, 'realloc', 'count')!;
+  assert.equal(realloc.change, -50000);
+  assert.ok(realloc.after <= 10, `start-up reallocs: ${realloc.after}`);
+  assert.equal(fieldOf(rows, 'malloc', 'count')!.change, 0);
+  const text = await runRbtrace(['diff', file('before.json'), file('after.json')]);
+  assert.match(text.stdout, new RegExp(`^realloc\\s+count\\s+${(50000 + realloc.after).toLocaleString('en-US')}\\s+${realloc.after}\\s+-50,000\\s+-\\d+\\.\\d%$`, 'm'));
+
+  const caught = await runRbtrace(['mallocstat', '--assert', 'realloc.count <= 1000', '--', file('before')]);
+  assert.equal(caught.code, EXIT_ASSERT, caught.stderr);
+  assert.match(caught.stderr, /^rbtrace mallocstat: assertion failed: realloc\.count <= 1000 \(realloc\.count = 50,0\d\d\)$/m);
+  const fixed = await runRbtrace(['mallocstat', '--assert', 'realloc.count <= 1000', '--', file('after')]);
+  assert.equal(fixed.code, 0, fixed.stderr);
+  const regressed = await runRbtrace(['mallocstat', '--baseline', file('after.json'), '--max-regression', '10', '--', file('before')]);
+  assert.equal(regressed.code, EXIT_ASSERT);
+  assert.match(regressed.stderr, /regression: realloc\.count \d+ -> 50,0\d\d \(\+\d+\.\d%; at most \+10% allowed\)/);
 });
