@@ -46,7 +46,7 @@ export function parseUint(flag: string, max = 0xffffffff) {
 }
 
 export function addCommonOptions(cmd: Command): Command {
-  return addReportOptions(cmd)
+  return addReportOptions(cmd
     .usage('[options] [-- CMD ARGS...]')
     .option('-p, --pid <pid>', 'trace only this process', (v) => parsePid(v, '-p'))
     .option('-i, --interval <secs>', 'print a report every SECS seconds', parseSeconds('-i'))
@@ -55,7 +55,7 @@ export function addCommonOptions(cmd: Command): Command {
     .option('-v, --verbose', 'say which attach path is used; full verifier log and stack traces on errors')
     .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)')
     .addOption(new Option('--attach <path>', 'force an attach path (fentry, kprobe, tracepoint, ...)').hideHelp())
-    .argument('[command...]', 'after --: a command to start and trace, with its descendants');
+    .argument('[command...]', 'after --: a command to start and trace, with its descendants'));
 }
 
 /**
