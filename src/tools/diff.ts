@@ -99,7 +99,7 @@ function verdictText(h: HistChange): string {
 }
 
 function renderText(a: SavedRun, b: SavedRun, rows: RowChange[], all: boolean, color: ChalkInstance): string {
-  const noun = a.schema.rows?.noun ?? 'figure';
+  const noun = a.schema.rows?.noun ?? 'run';
   let out = `${color.bold(`rbtrace ${a.tool}`)}: before ${describeRun(files[0], a)}\n${' '.repeat(a.tool.length + 9)}after  ${describeRun(files[1], b)}\n`;
   const optsA = JSON.stringify(a.options);
   const optsB = JSON.stringify(b.options);
