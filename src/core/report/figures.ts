@@ -82,9 +82,16 @@ function setPath(obj: Row, path: string, value: unknown): void {
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
+// The fields a spec merges itself, computed once per spec: execsnoop merges per event.
+const specialFields = new WeakMap<FieldSpec, Set<string>>();
+
 /** Merge `delta` into `into` (both one level: a row, or the top level). */
-function mergeLevel(into: Row, delta: Row, spec: FieldSpec, skip: Set<string>): void {
-  const special = new Set([...(spec.counts ?? []), ...(spec.durations ?? []), ...(spec.maxima ?? []), ...Object.keys(spec.histograms ?? {}), ...skip]);
+function mergeLevel(into: Row, delta: Row, spec: FieldSpec, skip?: string): void {
+  let special = specialFields.get(spec);
+  if (!special) {
+    special = new Set([...(spec.counts ?? []), ...(spec.durations ?? []), ...(spec.maxima ?? []), ...Object.keys(spec.histograms ?? {})]);
+    specialFields.set(spec, special);
+  }
   for (const f of [...(spec.counts ?? []), ...(spec.durations ?? [])]) {
     const d = getPath(delta, f);
     if (d !== undefined && d !== null) setPath(into, f, num(getPath(into, f)) + num(d));
@@ -98,7 +105,7 @@ function mergeLevel(into: Row, delta: Row, spec: FieldSpec, skip: Set<string>): 
     if (d !== undefined) setPath(into, f, addSlots(toSlots(getPath(into, f)), toSlots(d)));
   }
   // Anything else (names, limits, current queue lengths): the latest value.
-  for (const [k, v] of Object.entries(delta)) if (!special.has(k) && !special.has(k.split('.')[0])) into[k] = v;
+  for (const k in delta) if (k !== skip && !special.has(k)) into[k] = delta[k];
 }
 
 /** The label of a row: its key fields' values joined with ':' (e.g. 127.0.0.1:8080). */
@@ -112,7 +119,11 @@ export class FigureCollector {
   private readonly rows = new Map<string, Row>();
   private reported = false;
 
-  constructor(readonly schema: FigureSchema) {}
+  private readonly topSpec: FieldSpec;
+
+  constructor(readonly schema: FigureSchema) {
+    this.topSpec = schema.top ?? {};
+  }
 
   get hasFigures(): boolean {
     return this.reported;
@@ -123,8 +134,7 @@ export class FigureCollector {
     const delta = obj as Figures;
     this.reported = true;
     const rs = this.schema.rows;
-    const skip = new Set(rs ? [rs.array] : []);
-    mergeLevel(this.top, delta, this.schema.top ?? {}, skip);
+    mergeLevel(this.top, delta, this.topSpec, rs?.array);
     if (!rs) return;
     const list = delta[rs.array];
     if (!Array.isArray(list)) return;
@@ -133,7 +143,7 @@ export class FigureCollector {
       let into = this.rows.get(label);
       if (!into) this.rows.set(label, (into = {}));
       // Pids and other non-key identities of a merged row are not kept.
-      mergeLevel(into, r, rs, new Set());
+      mergeLevel(into, r, rs);
     }
   }
 
