@@ -13,6 +13,7 @@ import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/object.js';
+import { RunReport } from './core/report/run.js';
 
 /**
  * Which subcommand is being run, so that only its module is imported (global
@@ -54,6 +55,8 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
     await out.flush();
     return EXIT_OK;
   }
+  // Assertion names and the baseline are checked before anything is loaded.
+  const report = RunReport.prepare({ tool: def.name, opts, command: opts.command, pid: opts.pid }, def.figures);
   checkPrivileges();
   checkBtf();
   const target = Target.fromOptions({ pid: opts.pid, command: opts.command, user: opts.user });
@@ -63,13 +66,14 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   });
   try {
     await target.command?.ready;
-    await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }), opts);
+    await def.run(createContext({ tool: def.name, out, color, log, target, session, opts }, report?.collector), opts);
   } catch (err) {
     session.close();
     target.command?.kill('SIGKILL');
     throw err;
   }
-  return session.run();
+  const status = await session.run();
+  return report ? report.finish(status, prefix, Boolean(opts.verbose)) : status;
 }
 
 export interface ToolCommand {
@@ -90,7 +94,7 @@ export async function buildProgram(wanted: (name: string) => boolean): Promise<{
     // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
     .enablePositionalOptions()
     .exitOverride()
-    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status.`);
+    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
   addGlobalOptions(program);
   const tools = new Map<string, ToolCommand>();
   for (const entry of TOOLS) {

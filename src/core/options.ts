@@ -7,8 +7,9 @@ import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { integerParser, pidParser, secondsParser, MAX_TIMER_SECONDS } from './parsers.js';
 import { parseUser } from './user.js';
+import { addReportOptions, type ReportOptions } from './report/options.js';
 
-export interface CommonOptions {
+export interface CommonOptions extends ReportOptions {
   pid?: number;
   interval?: number;
   duration?: number;
@@ -92,9 +93,9 @@ export function addCommonOptions(
     // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).
     cmd.option('--user <user>', 'run CMD (after --) as this user, name or uid: its uid, gid and groups', parseUser);
   }
-  return cmd
+  return addReportOptions(cmd
     .addOption(new Option('--attach <path>', 'force an attach path (fentry, kprobe, tracepoint, ...)').hideHelp())
-    .argument('[command...]', honours.includes('command') ? 'after --: a command to start and trace, with its descendants' : '(none)');
+    .argument('[command...]', honours.includes('command') ? 'after --: a command to start and trace, with its descendants' : '(none)'));
 }
 
 /** Refuse, with --json, an option given on the command line that only shapes the text output. */

@@ -11,6 +11,7 @@ import type { Target } from './target.js';
 import { loadWithPaths, type AttachPath, type Loaded } from './paths.js';
 import type { BpfObject } from './object.js';
 import { RingBuffer, lostEvents } from './ringbuf.js';
+import type { FigureCollector, FigureSchema } from './report/figures.js';
 
 export interface Logger {
   /** Only with -v. */
@@ -45,6 +46,12 @@ export interface ToolContext {
   load(spec: LoadSpec): Loaded;
   /** A ring buffer of a loaded object, polled by the session. */
   ringBuffer(obj: BpfObject, mapName: string, onRecord: (record: DataView) => void): RingBuffer;
+  /**
+   * Hand over figures for --save/--assert/--baseline, whatever the view: what
+   * happened since the previous call (a delta), shaped as ToolDefinition.figures
+   * describes. Merged over the run in src/core/report; a no-op when unused.
+   */
+  report(delta: object): void;
 }
 
 export interface ToolDefinition<O = Record<string, unknown>> {
@@ -81,6 +88,8 @@ export interface ToolDefinition<O = Record<string, unknown>> {
    */
   kernels?: { best: string; fallback?: string };
   run(ctx: ToolContext, opts: O & CommonOptions): Promise<void> | void;
+  /** The shape of the figures the tool passes to ctx.report() with these options (docs/SDK.md). */
+  figures?(opts: O & CommonOptions): FigureSchema;
 }
 
 export function defineTool<O>(def: ToolDefinition<O>): ToolDefinition<O> {
@@ -88,9 +97,10 @@ export function defineTool<O>(def: ToolDefinition<O>): ToolDefinition<O> {
 }
 
 /** The ToolContext the CLI hands to a tool. */
-export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer'>): ToolContext {
+export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'report'>, figures?: FigureCollector): ToolContext {
   const ctx: ToolContext = {
     ...base,
+    report: (delta) => figures?.add(delta),
     load(spec) {
       const loaded = loadWithPaths({
         object: spec.object,

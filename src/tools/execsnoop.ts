@@ -13,6 +13,7 @@ import { errnoName } from '../core/names.js';
 import { escapeBytesForTerminal, escapeForTerminal, shellQuote, styled, type Cell } from '../core/output/format.js';
 import { bytesText, bytesJson } from '../core/output/json.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
+import { EXECSNOOP } from './figures.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
 export interface ExecsnoopOptions {
@@ -242,6 +243,7 @@ export default defineTool<ExecsnoopOptions>({
     }
   },
   kernels: { best: '5.10 sched (-x: fentry)', fallback: '5.10 kprobe, tracepoint' },
+  figures: EXECSNOOP,
   run(ctx, opts) {
     const uid = opts.uid ?? -1;
     const nameRe = opts.name;
@@ -271,6 +273,7 @@ export default defineTool<ExecsnoopOptions>({
       if (r.ret !== 0 && !opts.fails) return;
       if (nameRe && !nameRe.test(r.comm)) return;
       if (lineRe && !r.args.some((a) => lineRe.test(a))) return;
+      ctx.report({ execs: [{ comm: r.comm, result: r.errno ?? (r.ret === 0 ? 'ok' : String(r.ret)), count: 1 }] });
       if (opts.json) {
         ctx.out.record(r);
         return;

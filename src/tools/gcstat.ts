@@ -18,6 +18,7 @@ import { formatBytes, term } from '../core/output/format.js';
 import { ColumnPrinter } from '../core/output/table.js';
 import { LiveChart } from '../core/output/chart.js';
 import type { BpfObject } from '../core/object.js';
+import { GCSTAT, gcstatDelta } from './figures.js';
 import { gc_key_layout, gc_stat_layout, gc_hist_layout, RODATA, ENUMS, OBJECT_FILE, type GcStat } from '../generated/gcstat.js';
 
 export interface GcstatOptions {
@@ -109,6 +110,7 @@ export default defineTool<GcstatOptions>({
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt per process' },
+  figures: GCSTAT,
   probe: () => {
     const binary = findRubyBinary({});
     checkGcProbes(binary);
@@ -184,6 +186,7 @@ export default defineTool<GcstatOptions>({
         if (!rss && e.mark.count === 0 && e.sweep.count === 0) continue; // target gone, nothing to say
         rows.push({ time: now.toISOString(), pid: p, comm: comms.get(p) ?? '?', ...e, rss_bytes: rss?.rss ?? null, rss_peak_bytes: rss?.peak ?? null });
       }
+      ctx.report(gcstatDelta(rows));
       if (ctx.out.json) {
         for (const r of rows) ctx.out.record(r);
         return;
@@ -221,6 +224,7 @@ export default defineTool<GcstatOptions>({
       const hmap = obj.map('hists').typed(scalarLayout('u32'), gc_hist_layout);
       for (const [phase, k] of [['mark', ENUMS.GC_MARK], ['sweep', ENUMS.GC_SWEEP]] as const) {
         const slots = hmap.lookup({ value: k })?.slots ?? [];
+        ctx.report({ phases: [{ phase, hist: slots }] });
         if (ctx.out.json) {
           ctx.out.record({ time: new Date().toISOString(), histogram: phase, unit: 'usecs', hist: log2HistToJson(slots) });
           continue;

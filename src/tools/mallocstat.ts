@@ -15,6 +15,7 @@ import { formatBytes, formatCount, formatDuration, term } from '../core/output/f
 import { renderTable } from '../core/output/table.js';
 import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
+import { MALLOCSTAT, mallocstatDelta } from './figures.js';
 import { scalarLayout } from '../core/layout.js';
 import {
   ms_key_layout, ms_stats_layout, ms_hist_key_layout, ms_comm_layout,
@@ -301,6 +302,7 @@ export default defineTool<MallocstatOptions>({
       .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '');
   },
   kernels: { best: '5.10 uprobe' },
+  figures: MALLOCSTAT,
   probe: () => {
     // doctor: can a uprobe program on libc's malloc load and attach here?
     const binary = findAllocator({}, undefined);
@@ -343,6 +345,7 @@ export default defineTool<MallocstatOptions>({
     const report = (final: boolean) => {
       const now = new Date();
       let reports = reader.read();
+      for (const r of reports) ctx.report(mallocstatDelta(r, probed));
       if (!perProcess && reports.length === 0) reports = [{ pid: 0, stats: new Map(), sizes: new Array(DEFINES.MALLOCSTAT_SLOTS).fill(0) }];
       const empty = reports.every((r) => r.stats.size === 0);
       if (final && intervals > 0 && empty) return; // nothing since the last interval's report

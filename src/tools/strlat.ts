@@ -16,6 +16,7 @@ import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/histogram.js';
 import { escapeForTerminal, formatDuration, formatCount, term } from '../core/output/format.js';
 import type { BpfObject } from '../core/object.js';
+import { STRLAT } from './figures.js';
 import { strlat_stats_layout, strlat_hist_layout, RODATA, ENUMS, DEFINES, OBJECT_FILE, type StrlatStats } from '../generated/strlat.js';
 
 export interface StrlatOptions {
@@ -114,6 +115,7 @@ export default defineTool<StrlatOptions>({
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex));
   },
   kernels: { best: '5.10 uprobe' },
+  figures: STRLAT,
   probe: () => {
     const binary = findRubyBinary({});
     const funcs = resolveFunction(binary, DEFAULT_FUNC);
@@ -183,6 +185,7 @@ export default defineTool<StrlatOptions>({
         stale: s.stale,
         unmatched: s.unmatched,
       };
+      ctx.report(r);
       if (ctx.out.json) {
         ctx.out.record(r);
         return;

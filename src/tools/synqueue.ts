@@ -25,6 +25,7 @@ import {
   hist_value_layout as histLayout, RODATA, ENUMS, OBJECT_FILE,
 } from '../generated/synqueue.js';
 import { SynqueueDemo } from './synqueue-demo.js';
+import { SYNQUEUE } from './figures.js';
 
 export interface SynqueueOptions {
   port?: number[];
@@ -304,6 +305,7 @@ export default defineTool<SynqueueOptions>({
       .addOption(new Option('--demo', 'run two slow local servers (backlog 500 and 4096) and a load generator, and watch them'));
   },
   kernels: { best: '5.10 fentry', fallback: '5.10 kprobe, tp_btf, tracepoint (per-enqueue on tp: sk_data_ready 6.2+)' },
+  figures: SYNQUEUE,
   probe: () => probePaths(OBJECT_FILE, ATTACH_PATHS, configureMaps),
   run(ctx, opts) {
     if (opts.ipv4 && opts.ipv6) throw new UsageError('-4 and -6 exclude each other', 'give one, or neither for both');
@@ -392,6 +394,7 @@ export default defineTool<SynqueueOptions>({
         rows.push(row as ListenerRow);
       }
       rows.sort((a, b) => a.port - b.port || a.addr.localeCompare(b.addr));
+      ctx.report({ listeners: rows });
       prev = now;
       lastReport = Date.now();
       view.show(rows, net, final);

@@ -17,6 +17,7 @@ import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
 import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
+import { SYSCOUNT } from './figures.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,
@@ -280,6 +281,7 @@ export default defineTool<SyscountOptions>({
     return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
   },
   kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
+  figures: SYSCOUNT,
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
     const onlyErrno = opts.errno ?? 0;
@@ -335,7 +337,9 @@ export default defineTool<SyscountOptions>({
       const time = new Date(now);
       const stamp = periodic && !opts.json ? `[${time.toTimeString().slice(0, 8)}]\n` : '';
       if (mode.byProcess) {
-        const { shown, omitted } = topRows(collector.processRows(), mode.latency, mode.top);
+        const all = collector.processRows();
+        ctx.report({ processes: all.map((r) => ({ ...r, total_ns: mode.latency ? r.total_ns : undefined })) });
+        const { shown, omitted } = topRows(all, mode.latency, mode.top);
         if (opts.json) {
           ctx.out.record({
             time: time.toISOString(), interval_s: intervalS,
@@ -352,6 +356,7 @@ export default defineTool<SyscountOptions>({
         ? (() => { const s = sortStraceRows(rows.map((r) => ({ ...r, calls: r.count }))); const k = Number.isFinite(mode.top) ? s.slice(0, mode.top) : s; return { shown: k, omitted: s.length - k.length }; })()
         : topRows(rows, mode.latency, mode.top);
       if (mode.hist) for (const r of shown) r.hist = collector.histOf(r.nr);
+      ctx.report({ syscalls: rows.map((r) => ({ ...r, total_ns: mode.latency ? r.total_ns : undefined })) });
       if (opts.json) {
         const total = rows.reduce((t, r) => ({ count: t.count + r.count, errors: t.errors + r.errors, total_ns: t.total_ns + r.total_ns }), { count: 0, errors: 0, total_ns: 0 });
         ctx.out.record({

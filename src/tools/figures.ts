@@ -1,0 +1,68 @@
+// Each tool's final figures, as --save writes them and --assert and
+// `rbtrace diff` read them: which array holds the rows, what identifies a row
+// across runs, which fields are counts, durations (ns), maxima and
+// histograms. The tools hand deltas to ctx.report() in these shapes; the
+// merging lives in src/core/report. Kept apart from the tools' own files so
+// that their changes to the figures stay in one reviewable place.
+import type { FigureSchema } from '../core/report/figures.js';
+
+export const SYSCOUNT = (opts: { process?: boolean }): FigureSchema => (opts.process
+  ? { rows: { array: 'processes', key: ['comm'], noun: 'process name', counts: ['count', 'errors'], durations: ['total_ns'] } }
+  : { rows: { array: 'syscalls', key: ['name'], noun: 'syscall', counts: ['count', 'errors'], durations: ['total_ns'], histograms: { hist: { unit: 'ns' } } } });
+
+export const MALLOCSTAT = (opts: { perProcess?: boolean }): FigureSchema => ({
+  rows: {
+    array: 'functions', key: opts.perProcess ? ['comm', 'name'] : ['name'], noun: 'function',
+    counts: ['count', 'bytes', 'timed'], durations: ['total_ns'], maxima: ['max_ns'],
+  },
+  top: { histograms: { sizes: { unit: 'bytes' } } },
+});
+
+export const STRLAT = (): FigureSchema => ({
+  top: {
+    counts: ['count', 'dropped', 'stale', 'unmatched'], durations: ['total_ns'], maxima: ['max_ns'],
+    histograms: { hist: { unit: 'ns' }, size_hist: { unit: 'arg' } },
+  },
+});
+
+export const GCSTAT = (): FigureSchema => ({
+  rows: { array: 'phases', key: ['phase'], noun: 'GC phase', counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: 'usecs' } } },
+  top: { maxima: ['rss_peak_bytes'] },
+});
+
+export const SYNQUEUE = (): FigureSchema => ({
+  rows: {
+    array: 'listeners', key: ['addr', 'port', 'netns'], noun: 'listener',
+    counts: ['overflows', 'drops', 'syncookies', 'synack_retrans', 'enqueued'], maxima: ['accept_queue_max', 'syn_queue_max'],
+  },
+  primary: 'overflows',
+});
+
+export const EXECSNOOP = (): FigureSchema => ({
+  rows: { array: 'execs', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
+});
+
+interface PhaseStats { count: number; total_ns: number; max_ns: number }
+
+/** gcstat: one interval's rows (one per pid) summed per phase. */
+export function gcstatDelta(rows: { mark: PhaseStats; sweep: PhaseStats; rss_peak_bytes: number | null }[]) {
+  const phase = (name: 'mark' | 'sweep') => ({
+    phase: name,
+    count: rows.reduce((a, r) => a + r[name].count, 0),
+    total_ns: rows.reduce((a, r) => a + r[name].total_ns, 0),
+    max_ns: rows.reduce((a, r) => Math.max(a, r[name].max_ns), 0),
+  });
+  return { phases: [phase('mark'), phase('sweep')], rss_peak_bytes: rows.reduce((a, r) => Math.max(a, r.rss_peak_bytes ?? 0), 0) };
+}
+
+/** mallocstat: one report (all processes, or one with -P) as rows per function. */
+export function mallocstatDelta(
+  r: { comm?: string; stats: Map<number, { count: number; bytes: number; timed: number; total_ns: number; max_ns: number }>; sizes: number[] },
+  probed: { id: number; name: string; timed: boolean }[],
+) {
+  const functions = probed.map((p) => {
+    const s = r.stats.get(p.id) ?? { count: 0, bytes: 0, timed: 0, total_ns: 0, max_ns: 0 };
+    return { name: p.name, comm: r.comm, count: s.count, bytes: s.bytes, ...(p.timed ? { timed: s.timed, total_ns: s.total_ns, max_ns: s.max_ns } : {}) };
+  });
+  return { functions, sizes: r.sizes };
+}
