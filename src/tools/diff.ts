@@ -174,9 +174,8 @@ export default defineTool<DiffOptions>({
       .usage('[options] BEFORE.json AFTER.json')
       .argument('<before>', 'a run saved with --save')
       .argument('<after>', 'a later run of the same tool')
-      .option('--json', 'one JSON document on stdout')
+      // --json (one JSON document), -v and --no-color are the global options.
       .option('--all', 'also the rows and figures that did not change')
-      .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)')
       .hook('preAction', (c) => {
         files = c.args.slice(0, 2);
       });
