@@ -171,7 +171,7 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
 
       const what = `vector ${n} (seed ${SEED}): rbtrace ${JSON.stringify(argv)}`;
       const f = await runRbtrace(argv, { timeoutMs: RUN_TIMEOUT_MS, env: { RBTRACE_FUZZ_MARK: MARK } });
-      assert.ok(f.signal === null, `${what}: killed by ${f.signal} (a hang)\nstderr: ${f.stderr}`);
+      assert.ok(f.signal === null, `${what}: killed by ${f.signal} (a hang)\nstderr: ${f.stderr}\nstdout: ${f.stdout.slice(0, 2000)}`);
       assert.ok([0, 1, 2].includes(f.code ?? -1), `${what}: exit ${f.code}\nstderr: ${f.stderr}`);
       assert.doesNotMatch(f.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${what}: a stack trace\n${f.stderr}`);
       assert.doesNotMatch(f.stderr, /internal error/, `${what}: an internal error\n${f.stderr}`);
