@@ -48,7 +48,7 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   }
   checkPrivileges();
   checkBtf();
-  const target = Target.fromOptions({ pid: opts.pid, command: opts.command });
+  const target = Target.fromOptions({ pid: opts.pid, command: opts.command, cgroup: opts.cgroup });
   const session = new Session({
     out, target, errorPrefix: prefix, verbose: opts.verbose,
     durationSec: opts.duration, intervalSec: opts.interval,

@@ -4,12 +4,34 @@
 import { closeSync, readSync } from 'node:fs';
 import { libbpf } from './ffi/libbpf.js';
 import { RbtraceError, errnoText } from './errors.js';
+import { inNetns } from './netns.js';
 import type { BpfLink } from './object.js';
 
 /** Run an attached iterator once and return everything it wrote. */
 export function readIterator(link: BpfLink): Buffer {
+  return readIteratorFd(createIterator(link));
+}
+
+/**
+ * Run a network iterator (iter/tcp, iter/udp, ...) over another network
+ * namespace: the iterator walks the namespace its creator is in, so it is
+ * created with this thread inside `netnsPath` (src/core/netns.ts) and read
+ * back here. Returns the namespace's inode with the bytes.
+ */
+export function readIteratorIn(link: BpfLink, netnsPath: string): { inode: number; data: Buffer } {
+  const { inode, value: fd } = inNetns(netnsPath, () => createIterator(link));
+  return { inode, data: readIteratorFd(fd) };
+}
+
+/** A fresh iterator fd (the program runs as it is read; see readIteratorFd). */
+export function createIterator(link: BpfLink): number {
   const fd = libbpf.iterCreate(link.fd);
   if (fd < 0) throw new RbtraceError(`cannot create iterator (${link.description}): ${errnoText(fd)}`);
+  return fd;
+}
+
+/** Read an iterator fd to its end, and close it. */
+export function readIteratorFd(fd: number): Buffer {
   const chunks: Buffer[] = [];
   try {
     const buf = Buffer.alloc(64 * 1024);

@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { parsePid } from './process.js';
+import { resolveCgroupDir, type CgroupDir } from './cgroup.js';
 
 export interface CommonOptions {
   pid?: number;
@@ -12,6 +13,8 @@ export interface CommonOptions {
   verbose: boolean;
   color: boolean;
   attach?: string;
+  /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
+  cgroup?: CgroupDir;
   /** argv after `--` */
   command: string[];
 }
@@ -48,6 +51,7 @@ export function addCommonOptions(cmd: Command): Command {
   return cmd
     .usage('[options] [-- CMD ARGS...]')
     .option('-p, --pid <pid>', 'trace only this process', (v) => parsePid(v, '-p'))
+    .option('--cgroup <dir>', 'trace only tasks in this cgroup v2 directory (and below it)', (v) => resolveCgroupDir(v))
     .option('-i, --interval <secs>', 'print a report every SECS seconds', parseSeconds('-i'))
     .option('-d, --duration <secs>', 'stop after SECS seconds (0: attach, then exit)', parseSeconds('-d'))
     .option('--json', 'NDJSON on stdout: one object per line')
