@@ -133,3 +133,14 @@ export function escapeBytes(buf: Uint8Array): string {
 export function shellQuote(s: string): string {
   return '"' + s.replace(/"/g, '\\"') + '"';
 }
+
+/**
+ * Every string from the traced system (comm, paths, names) on its way to a
+ * terminal: escapeArg(), plus the bidirectional controls (U+202A-U+202E,
+ * U+2066-U+2069) that reorder what a terminal shows.
+ * STUB for h5-netns: h3-cli is adding the real escapeForTerminal with this
+ * name and signature; the lead keeps h3's.
+ */
+export function escapeForTerminal(s: string): string {
+  return escapeArg(s).replace(/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g, (ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0'));
+}
