@@ -12,7 +12,7 @@
 // was created in (an iterator fd, /proc/thread-self/net/* contents read
 // there), which is the point.
 import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { setns, CLONE_NEWNET } from './ffi/netns.js';
+import { setns, CLONE_NEWNET } from './ffi/libc.js';
 import { RbtraceError, UsageError, errnoText } from './errors.js';
 
 export interface Netns {

@@ -8,7 +8,7 @@
 // namespace), and that namespace's TcpExt counters and SYN sysctls are read
 // while there. The probes' per-listener counts need no such care: they fire
 // in every namespace and are keyed by the listener's struct sock address.
-import { createIterator, readIteratorFd, records } from '../core/iter.js';
+import { createIterator, readIteratorFd, IterBuffer } from '../core/iter.js';
 import { inNetns, listNetns, ownNetnsInode, type Netns } from '../core/netns.js';
 import { readNetCounters } from '../core/netstat.js';
 import { SocketOwners } from '../core/sockowners.js';
@@ -49,19 +49,49 @@ interface NetnsState {
   counters: Map<string, number>;
 }
 
-const skKey = (dv: DataView, offset: number) => dv.getBigUint64(offset, true).toString(16);
+const NONE = emptyCounted();
+
+/**
+ * A listener's key: its struct sock address, cut to its low 53 bits so that
+ * it is a plain number (cheaper Map keys than strings at 10,000 listeners).
+ * Sockets live in the kernel's direct map, whose addresses differ well
+ * within those bits (the top ones are the same for all of them).
+ */
+const skKey = (dv: DataView, offset: number): number =>
+  (dv.getUint32(offset + 4, true) & 0x1fffff) * 4294967296 + dv.getUint32(offset, true);
+
+/**
+ * A listener between intervals: its snapshot now, and the figures of the
+ * previous snapshot that buildRow() needs. Kept and updated in place, so a
+ * steady node costs no new object per listener per interval.
+ */
+interface Entry extends Snapshot {
+  /** Not in the previous snapshot (born during the interval). */
+  fresh: boolean;
+  prevAcceptQueue: number;
+  prevSynQueue: number;
+  prevSkDrops: number;
+  /** Snapshot number that last saw it. */
+  gen: number;
+}
 
 export class SynqueueCollector {
-  private prev = new Map<string, Snapshot>();
+  private readonly entries = new Map<number, Entry>();
+  private gen = 0;
+  /** entries in report order (port, address, namespace); rebuilt only when listeners come or go. */
+  private ordered: Entry[] = [];
+  private changed = true;
   private readonly spaces = new Map<number, NetnsState>();
   private readonly owners = new SocketOwners(1000);
   private readonly containers = new Map<number, { cgroup: string | undefined; container: string | null }>();
+  private readonly scratch = new IterBuffer();
+  private readonly prevScratch = { acceptQueue: 0, synQueue: 0, skDrops: 0 };
   /** sk -> the label views use for it (--hist, --events): address:port, and the namespace when not rbtrace's own. */
-  readonly labels = new Map<string, string>();
+  readonly labels = new Map<number, string>();
   private readonly ownNetns = ownNetnsInode();
 
   constructor(private readonly o: CollectorOptions) {
-    this.prev = this.snapshot().listeners;
+    this.snapshot();
   }
 
   /** The namespaces to walk now: every one with a process (or named), or those of --netns. */
@@ -71,9 +101,12 @@ export class SynqueueCollector {
     return this.o.netns.map((n) => all.get(n.inode) ?? n);
   }
 
-  /** Every listener of every namespace now, and each namespace's counters and sysctls. */
-  private snapshot(): { listeners: Map<string, Snapshot>; sysctls: Map<number, SynSysctls>; deltas: Map<number, Record<string, number>> } {
-    const listeners = new Map<string, Snapshot>();
+  /**
+   * Update every listener of every namespace to now (entries), and return
+   * each namespace's sysctls and counter deltas.
+   */
+  private snapshot(): { sysctls: Map<number, SynSysctls>; deltas: Map<number, Record<string, number>> } {
+    const gen = ++this.gen;
     const sysctls = new Map<number, SynSysctls>();
     const deltas = new Map<number, Record<string, number>>();
     const seen = new Set<number>();
@@ -89,37 +122,59 @@ export class SynqueueCollector {
         continue; // the namespace went away with its last process
       }
       const { inode, value } = got;
-      if (seen.has(inode)) {
-        readIteratorFd(value.fd); // closes it
-        continue;
-      }
+      const data = readIteratorFd(value.fd, this.scratch); // also closes it
+      if (seen.has(inode)) continue;
       seen.add(inode);
-      this.parse(readIteratorFd(value.fd), inode, listeners);
+      this.parse(data, inode, gen);
       sysctls.set(inode, value.sys);
       const state = this.spaces.get(inode);
       deltas.set(inode, netstatDelta(state?.counters, value.counters));
       this.spaces.set(inode, { name: ns.name ?? null, pid: ns.pid ?? null, counters: value.counters });
     }
     for (const inode of this.spaces.keys()) if (!seen.has(inode)) this.spaces.delete(inode);
-    return { listeners, sysctls, deltas };
+    for (const [sk, e] of this.entries) {
+      if (e.gen !== gen) {
+        this.entries.delete(sk);
+        this.labels.delete(sk);
+        this.changed = true;
+      }
+    }
+    return { sysctls, deltas };
   }
 
-  private parse(data: Buffer, netns: number, into: Map<string, Snapshot>): void {
+  private parse(data: Buffer, netns: number, gen: number): void {
     const F = infoLayout.fields;
-    for (const rec of records(data, infoLayout.size)) {
-      const sk = skKey(rec, F.sk.offset);
-      const family = rec.getUint32(F.family.offset, true);
-      const a = F.addr.offset;
-      const bytes = new Uint8Array(rec.buffer, rec.byteOffset + a, 16);
-      into.set(sk, {
-        sk, netns, family,
-        ino: rec.getUint32(F.ino.offset, true) + rec.getUint32(F.ino.offset + 4, true) * 4294967296,
-        addr: formatAddr(family, bytes),
-        port: rec.getUint32(F.port.offset, true),
-        acceptQueue: rec.getUint32(F.accept_queue.offset, true),
-        acceptLimit: rec.getUint32(F.accept_limit.offset, true),
-        synQueue: rec.getUint32(F.syn_queue.offset, true),
-        skDrops: rec.getUint32(F.sk_drops.offset, true),
+    const size = infoLayout.size;
+    const dv = new DataView(data.buffer, data.byteOffset, data.length);
+    for (let at = 0; at + size <= data.length; at += size) {
+      const sk = skKey(dv, at + F.sk.offset);
+      const ino = dv.getUint32(at + F.ino.offset, true) + dv.getUint32(at + F.ino.offset + 4, true) * 4294967296;
+      const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
+      const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
+      const skDrops = dv.getUint32(at + F.sk_drops.offset, true);
+      const e = this.entries.get(sk);
+      if (e !== undefined && e.ino === ino && e.netns === netns) {
+        // The same listener: shift now to previous (address and port do not change).
+        e.prevAcceptQueue = e.acceptQueue;
+        e.prevSynQueue = e.synQueue;
+        e.prevSkDrops = e.skDrops;
+        e.fresh = false;
+        e.acceptQueue = acceptQueue;
+        e.acceptLimit = dv.getUint32(at + F.accept_limit.offset, true);
+        e.synQueue = synQueue;
+        e.skDrops = skDrops;
+        e.gen = gen;
+        continue;
+      }
+      const family = dv.getUint32(at + F.family.offset, true);
+      this.labels.delete(sk);
+      this.changed = true;
+      this.entries.set(sk, {
+        sk, netns, family, ino,
+        addr: formatAddr(family, new Uint8Array(data.buffer, data.byteOffset + at + F.addr.offset, 16)),
+        port: dv.getUint32(at + F.port.offset, true),
+        acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
+        fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,
       });
     }
   }
@@ -146,32 +201,36 @@ export class SynqueueCollector {
   collect(final = false): SynqueueReport {
     const snap = this.snapshot();
     const counted = drainStats(this.o.statsMap);
-    const mine: Snapshot[] = [];
-    for (const s of snap.listeners.values()) if (this.selected(s)) mine.push(s);
-    const own = this.owners.lookup(mine.map((s) => s.ino));
+    if (this.changed) {
+      // A steady node keeps its listeners: sort them when that changes, not every interval.
+      this.ordered = [...this.entries.values()].sort((a, b) => a.port - b.port || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0) || a.netns - b.netns);
+      this.changed = false;
+    }
+    const mine: Entry[] = [];
+    for (const e of this.ordered) if (this.selected(e)) mine.push(e);
+    this.owners.update(mine.map((e) => e.ino));
     const pids = this.o.wantedPids?.();
     const rows: ListenerRow[] = [];
     const perNs = new Map<number, number>();
     const livePids = new Set<number>();
-    for (const s of mine) {
-      const o = own.get(s.ino) ?? null;
+    const prev = this.prevScratch;
+    for (const e of mine) {
+      const o = this.owners.get(e.ino);
       if (pids && (!o || !pids.has(o.pid))) continue;
       const c = o ? this.containerOf(o.pid) : undefined;
       if (o) livePids.add(o.pid);
       if (this.o.cgroup !== undefined && !cgroupUnder(c?.cgroup, this.o.cgroup)) continue;
-      const sys = snap.sysctls.get(s.netns)!;
-      rows.push({
-        ...buildRow(s, this.prev.get(s.sk), counted.get(s.sk) ?? emptyCounted(), this.o.perSyn, sys, this.o.seesEnqueues),
-        netns: s.netns, pid: o?.pid ?? null, comm: o?.comm ?? null, container: c?.container ?? null,
-      } as ListenerRow);
-      perNs.set(s.netns, (perNs.get(s.netns) ?? 0) + 1);
-      if (!this.labels.has(s.sk)) {
-        this.labels.set(s.sk, formatListener(s.addr, s.port, s.family) + (s.netns !== this.ownNetns ? ` (netns ${s.netns})` : ''));
+      prev.acceptQueue = e.prevAcceptQueue;
+      prev.synQueue = e.prevSynQueue;
+      prev.skDrops = e.prevSkDrops;
+      rows.push(buildRow(e, e.fresh ? undefined : prev, counted.get(e.sk) ?? NONE, this.o.perSyn,
+        snap.sysctls.get(e.netns)!, this.o.seesEnqueues, o, c?.container ?? null));
+      perNs.set(e.netns, (perNs.get(e.netns) ?? 0) + 1);
+      if (!this.labels.has(e.sk)) {
+        this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
       }
     }
     for (const pid of this.containers.keys()) if (!livePids.has(pid)) this.containers.delete(pid);
-    rows.sort((a, b) => a.port - b.port || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0) || a.netns - b.netns);
-    this.prev = snap.listeners;
 
     const namespaces: NetnsSummary[] = [];
     const total: Record<string, number> = Object.fromEntries(NETSTAT.map((n) => [n, 0]));
@@ -195,8 +254,8 @@ function netstatDelta(last: Map<string, number> | undefined, now: Map<string, nu
 }
 
 /** Drain the per-CPU stats map: listener -> counts since the last drain. */
-function drainStats(ctxMap: BpfMap): Map<string, Counted> {
-  const out = new Map<string, Counted>();
+function drainStats(ctxMap: BpfMap): Map<number, Counted> {
+  const out = new Map<number, Counted>();
   const slot = (statsLayout.size + 7) & ~7;
   for (const [k, v] of ctxMap.drainRaw()) {
     const key = skKey(new DataView(k.buffer, k.byteOffset, k.byteLength), 0);

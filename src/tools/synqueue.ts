@@ -14,6 +14,7 @@ import { defineTool } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
 import { resolveNetnsArg, type Netns } from '../core/netns.js';
+import { releaseFreedMemory } from '../core/memory.js';
 import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue-model.js';
 import { SynqueueCollector, skKey } from './synqueue-collect.js';
 import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue-proc.js';
@@ -180,12 +181,16 @@ export default defineTool<SynqueueOptions>({
       wantedPids, cgroup: ctx.target.cgroup?.relative,
     });
     const labels = collector.labels;
+    releaseFreedMemory(); // libbpf's load-time BTF parsing
+
     let lastReport = Date.now();
 
     const report = (final: boolean): void => {
       const r = collector.collect(final);
       lastReport = Date.now();
       view.show(r);
+      // The /proc scans and iterator reads leave freed C memory behind (see memory.ts).
+      releaseFreedMemory();
     };
 
     const view = makeView(ctx, opts, perSyn);

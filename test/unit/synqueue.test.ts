@@ -34,7 +34,7 @@ test('SYN queue limit follows tcp_syncookies', () => {
 });
 
 const snap = (o: Partial<Parameters<typeof buildRow>[0]> = {}) => ({
-  sk: 'ffff1', ino: 1, netns: 1, family: 2, addr: '127.0.0.1', port: 8080, acceptQueue: 0, acceptLimit: 8, synQueue: 0, skDrops: 0, ...o,
+  sk: 1, ino: 1, netns: 1, family: 2, addr: '127.0.0.1', port: 8080, acceptQueue: 0, acceptLimit: 8, synQueue: 0, skDrops: 0, ...o,
 });
 const counts = (o = {}) => ({ enqueues: 0, overflows: 0, drops: 0, syncookies: 0, synackRetrans: 0, syns: 0, freed: 0, acceptMax: 0, synMax: 0, ...o });
 const sys = { syncookies: 1, maxSynBacklog: 2048 };
