@@ -141,7 +141,7 @@ export function resolveNetnsArg(text: string, flag = '--netns'): Netns {
   try {
     netns.inode = inNetns(netns.path, () => undefined).inode;
   } catch (err) {
-    throw new UsageError(`${flag} ${text}: not a network namespace (${(err as Error).message})`, 'give /run/netns/NAME, /proc/PID/ns/net or an inode from lsns -t net');
+    throw new UsageError(`${flag} ${text}: not a network namespace (${(err as Error).message.replace(/^.*?: (?=E[A-Z]+:)/, '')})`, 'give /run/netns/NAME, /proc/PID/ns/net or an inode from lsns -t net');
   }
   return netns;
 }
