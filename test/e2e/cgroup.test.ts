@@ -61,47 +61,10 @@ function startPair(n: number): { inside: ChildProcess; outside: ChildProcess; do
 
 const skip = !isCI && !MOUNT && 'no cgroup v2 mounted';
 
-test('syscount --cgroup: exactly the getppid calls of the process in the directory', { skip }, async () => {
-  mkdirSync(DIR, { recursive: true });
-  const N = 3000;
-  const { inside, outside, done } = startPair(N);
-  const r = startRbtrace(['syscount', '--json', '-v', '-P', '--cgroup', DIR]);
-  await r.ready();
-  inside.stdin!.end('g');
-  outside.stdin!.end('g');
-  await done;
-  await sleep(100);
-  r.signal('SIGINT');
-  const f = await r.finished;
-  assert.equal(f.code, 0, f.stderr);
-  const recs = f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  const procsSeen = recs.flatMap((x) => x.processes ?? []);
-  assert.deepEqual([...new Set(procsSeen.map((p: { pid: number }) => p.pid))], [inside.pid], `only the process in ${DIR}: ${JSON.stringify(procsSeen)}`);
-  const g = await runRbtrace(['syscount', '--json', '-d', '0']); // the tool still starts without --cgroup
-  assert.equal(g.code, 0, g.stderr);
-
-  // Per syscall: getppid counted exactly N times (the outside copy made N more).
-  const s = startPair(N);
-  const r2 = startRbtrace(['syscount', '--json', '-v', '--cgroup', DIR]);
-  await r2.ready();
-  s.inside.stdin!.end('g');
-  s.outside.stdin!.end('g');
-  await s.done;
-  await sleep(100);
-  r2.signal('SIGINT');
-  const f2 = await r2.finished;
-  assert.equal(f2.code, 0, f2.stderr);
-  const counts = f2.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-    .flatMap((x) => x.syscalls ?? []).filter((c: { name: string }) => c.name === 'getppid');
-  assert.equal(counts.reduce((a: number, c: { count: number }) => a + c.count, 0), N);
-  assert.deepEqual(await settledLeftovers(['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit']), []);
-});
-
-test('mallocstat --cgroup (uprobes): exactly the mallocs of the process in the directory', { skip }, async () => {
-  mkdirSync(DIR, { recursive: true });
-  const N = 2000;
-  const { inside, outside, done } = startPair(N);
-  const r = startRbtrace(['mallocstat', '--json', '-v', '--cgroup', DIR]);
+/** rbtrace ARGS attached, then a pair released (one copy inside DIR): rbtrace's NDJSON records once both ended. */
+async function traceDuringPair(args: string[], n: number): Promise<{ records: any[]; insidePid: number }> {
+  const { inside, outside, done } = startPair(n);
+  const r = startRbtrace([...args, '--json', '-v', '--cgroup', DIR]);
   await r.ready();
   inside.stdin!.end('g');
   outside.stdin!.end('g');
@@ -110,10 +73,30 @@ test('mallocstat --cgroup (uprobes): exactly the mallocs of the process in the d
   r.signal('SIGINT');
   const f = await r.finished;
   assert.equal(f.code, 0, f.stderr);
-  const recs = f.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((x) => x.functions);
+  return { records: f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)), insidePid: inside.pid! };
+}
+
+test('syscount --cgroup: exactly the getppid calls of the process in the directory', { skip }, async () => {
+  mkdirSync(DIR, { recursive: true });
+  const N = 3000;
+  const perProcess = await traceDuringPair(['syscount', '-P'], N);
+  const seen = perProcess.records.flatMap((x) => x.processes ?? []);
+  assert.deepEqual([...new Set(seen.map((p: { pid: number }) => p.pid))], [perProcess.insidePid], `only the process in ${DIR}: ${JSON.stringify(seen)}`);
+  // Per syscall: getppid counted exactly N times (the outside copy made N more).
+  const perCall = await traceDuringPair(['syscount'], N);
+  const getppid = perCall.records.flatMap((x) => x.syscalls ?? []).filter((c: { name: string }) => c.name === 'getppid');
+  assert.equal(getppid.reduce((a: number, c: { count: number }) => a + c.count, 0), N);
+  assert.deepEqual(await settledLeftovers(['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit']), []);
+});
+
+test('mallocstat --cgroup (uprobes): exactly the mallocs of the process in the directory', { skip }, async () => {
+  mkdirSync(DIR, { recursive: true });
+  const N = 2000;
+  const { records } = await traceDuringPair(['mallocstat'], N);
+  const recs = records.filter((x) => x.functions);
   const malloc = recs.reduce((a, x) => a + (x.functions.malloc?.count ?? 0), 0);
   const free = recs.reduce((a, x) => a + (x.functions.free?.count ?? 0), 0);
-  assert.deepEqual([malloc, free], [N, N], `one process's ${N} malloc/free pairs, not the other's: ${f.stdout}`);
+  assert.deepEqual([malloc, free], [N, N], `one process's ${N} malloc/free pairs, not the other's: ${JSON.stringify(recs)}`);
   assert.deepEqual(await settledLeftovers(['ms_malloc', 'ms_free', 'ms_return']), []);
 });
 
@@ -136,4 +119,26 @@ test('--cgroup without cgroup v2 mounted: a one-line error, not silence', { skip
   });
   assert.match(f.stderr, /^rbtrace syscount: --cgroup needs cgroup v2, and none is mounted \(cgroup layout: \w+\) \(.+\)\n$/);
   assert.equal(f.code, 1);
+});
+
+test('synqueue --cgroup: only listeners whose owner is in the directory', { skip }, async () => {
+  mkdirSync(DIR, { recursive: true });
+  // Two python3 listeners on kernel-chosen ports; the first moved into DIR.
+  const py = 'import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(4)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()';
+  const start = async () => {
+    const c = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
+    procs.push(c);
+    const port = await new Promise<number>((resolve) => c.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    return { c, port };
+  };
+  const a = await start();
+  const b = await start();
+  writeFileSync(join(DIR, 'cgroup.procs'), String(a.c.pid));
+  const f = await runRbtrace(['synqueue', '--json', '-d', '1.2', '--port', `${a.port},${b.port}`, '--cgroup', DIR]);
+  assert.equal(f.code, 0, f.stderr);
+  const rows = f.stdout.trim().split('\n').map((l) => JSON.parse(l)).flatMap((r) => r.listeners);
+  assert.ok(rows.length > 0, f.stdout);
+  assert.deepEqual([...new Set(rows.map((r: { port: number; pid: number }) => `${r.port}/${r.pid}`))], [`${a.port}/${a.c.pid}`]);
+  a.c.stdin!.end();
+  b.c.stdin!.end();
 });
