@@ -197,6 +197,7 @@ export default defineTool<SynqueueOptions>({
 
     if (opts.events) {
       const EF = eventLayout.fields;
+      const narrowed = Boolean(opts.netns || ctx.target.cgroup);
       ctx.ringBuffer(loaded.obj, 'events', (rec) => {
         const e = eventLayout.decode(rec);
         const port = e.lport;
@@ -204,6 +205,9 @@ export default defineTool<SynqueueOptions>({
         if (opts.ipv4 && e.family === AF_INET6) return;
         if (opts.ipv6 && e.family !== AF_INET6) return;
         const sk = skKey(rec, EF.sk.offset);
+        // --netns and --cgroup select listeners by namespace and owner, which
+        // the collector knows: an event counts once its listener was selected.
+        if (narrowed && !labels.has(sk)) return;
         const laddr = formatAddr(e.family, e.laddr);
         view.event({
           time: new Date(ctx.session.wallTimeOf(e.ts_ns)).toISOString(),
