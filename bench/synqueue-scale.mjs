@@ -10,7 +10,8 @@
 // Targets: at most 30 ms of CPU per interval in every view, at most 120 MB RSS.
 //
 //   node bench/synqueue-scale.mjs [--listeners N] [--netns K] [--baseline PATH/bin/rbtrace] [--views table,json,...]
-//   (as root, after npm run build)
+//   (as root, after npm run build; on a shared machine under the test lock:
+//    flock /tmp/rbtrace-tests.lock node bench/synqueue-scale.mjs, as it loads BPF programs)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
