@@ -41,6 +41,8 @@ export interface CollectorOptions {
   wantedPids?: () => Set<number> | undefined;
   /** --cgroup: the owner's cgroup v2 path must be this directory or below (as /proc/PID/cgroup shows paths). */
   cgroup?: string;
+  /** Keep `labels` (for --hist and --events; 10,000 strings not worth making otherwise). */
+  labels?: boolean;
 }
 
 interface NetnsState {
@@ -226,7 +228,7 @@ export class SynqueueCollector {
       rows.push(buildRow(e, e.fresh ? undefined : prev, counted.get(e.sk) ?? NONE, this.o.perSyn,
         snap.sysctls.get(e.netns)!, this.o.seesEnqueues, o, c?.container ?? null));
       perNs.set(e.netns, (perNs.get(e.netns) ?? 0) + 1);
-      if (!this.labels.has(e.sk)) {
+      if (this.o.labels && !this.labels.has(e.sk)) {
         this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
       }
     }

@@ -178,7 +178,7 @@ export default defineTool<SynqueueOptions>({
     const collector = new SynqueueCollector({
       iterLink, statsMap: loaded.obj.map('stats'), attach: loaded.path.name, perSyn, seesEnqueues,
       netns: opts.netns, ports, family: opts.ipv4 ? 'ipv4' : opts.ipv6 ? 'ipv6' : undefined,
-      wantedPids, cgroup: ctx.target.cgroup?.relative,
+      wantedPids, cgroup: ctx.target.cgroup?.relative, labels: Boolean(opts.hist || opts.events),
     });
     const labels = collector.labels;
     releaseFreedMemory(); // libbpf's load-time BTF parsing
