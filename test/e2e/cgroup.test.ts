@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildC, startRbtrace, runRbtrace, settledLeftovers, sleep, isCI } from '../helpers.js';
+import { RBTRACE, buildC, startRbtrace, runRbtrace, settledLeftovers, sleep, isCI } from '../helpers.js';
 
 // Waits for a byte on stdin, then N getppid() (a call neither the loader
 // nor libc's start-up makes) and N malloc/free pairs, then exits.
@@ -113,7 +113,7 @@ test('--cgroup without cgroup v2 mounted: a one-line error, not silence', { skip
   // A private mount namespace where the v2 hierarchy is unmounted.
   const f = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const c = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
-      `umount -l ${MOUNT} && exec "${process.execPath}" "${join(process.cwd(), 'bin/rbtrace')}" syscount --cgroup ${MOUNT} -d 1`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      `umount -l ${MOUNT} && exec "${process.execPath}" "${RBTRACE}" syscount --cgroup ${MOUNT} -d 1`], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     c.on('close', (code) => resolve({ code, stderr }));
