@@ -177,11 +177,15 @@ async function measure(bin, view) {
     await sleep(INTERVALS * 1000);
     c1 = cpuOf(pid);
     rss = hwmOf(pid);
+    // A tool that cannot keep up may overrun -d by minutes (the old table
+    // mode did): give it 10 s to finish, then stop it.
+    const late = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 10000);
+    await done;
+    clearTimeout(late);
   } catch (e) {
     await done;
     throw new Error(`rbtrace ${view} ended early: ${err.slice(-2000)} ${out.slice(-2000)}`);
   }
-  await done;
   if (tty) reports = Number(/reports (\d+)/.exec(out)?.[1] ?? 0);
   return { cpu: (c1 - c0) / INTERVALS, rss, reports };
 }
