@@ -59,7 +59,7 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   const report = RunReport.prepare({ tool: def.name, opts, command: opts.command, pid: opts.pid }, def.figures);
   checkPrivileges();
   checkBtf();
-  const target = Target.fromOptions({ pid: opts.pid, command: opts.command, user: opts.user });
+  const target = Target.fromOptions({ pid: opts.pid, command: opts.command, user: opts.user, cgroup: opts.cgroup });
   const session = new Session({
     out, target, errorPrefix: prefix, verbose: opts.verbose,
     durationSec: opts.duration, intervalSec: opts.interval,

@@ -4,7 +4,9 @@ export { defineTool, type ToolDefinition, type ToolContext, type LoadSpec, type 
 export { BpfObject, BpfProgram, BpfLink, bpfObjectDir, type UprobeSpec, type UsdtSpec } from './object.js';
 export { BpfMap, TypedMap, possibleCpus, sumValues, readPerCpuCounter } from './maps.js';
 export { RingBuffer, lostEvents } from './ringbuf.js';
-export { readIterator, records } from './iter.js';
+export { readIterator, readIteratorIn, records } from './iter.js';
+export { listNetns, inNetns, type Netns } from './netns.js';
+export { cgroupLayout, resolveCgroupDir, cgroupOfPid, containerOf, type CgroupDir } from './cgroup.js';
 export { StructLayout, scalarLayout, decodeCString, type FieldSpec } from './layout.js';
 export { loadWithPaths, probePaths, forcedPath, type AttachPath, type Loaded } from './paths.js';
 export { Target } from './target.js';

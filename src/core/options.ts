@@ -8,6 +8,7 @@ import { UsageError } from './errors.js';
 import { integerParser, pidParser, secondsParser, MAX_TIMER_SECONDS } from './parsers.js';
 import { parseUser } from './user.js';
 import { addReportOptions, type ReportOptions } from './report/options.js';
+import { resolveCgroupDir, type CgroupDir } from './cgroup.js';
 
 export interface CommonOptions extends ReportOptions {
   pid?: number;
@@ -19,6 +20,8 @@ export interface CommonOptions extends ReportOptions {
   attach?: string;
   /** --user: run -- CMD as this user (name or uid). */
   user?: string;
+  /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
+  cgroup?: CgroupDir;
   /** argv after `--` */
   command: string[];
 }
@@ -89,6 +92,7 @@ export function addCommonOptions(
       cmd.addOption(new Option(FLAGS[name]).hideHelp().argParser(() => refuse(cmd.name(), name, whyNot[name])));
     }
   }
+  cmd.option('--cgroup <dir>', 'trace only tasks in this cgroup v2 directory (and below it)', (v) => resolveCgroupDir(v));
   if (honours.includes('command')) {
     // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).
     cmd.option('--user <user>', 'run CMD (after --) as this user, name or uid: its uid, gid and groups', parseUser);

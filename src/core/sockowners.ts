@@ -1,8 +1,15 @@
 // Which process owns a socket: scan /proc/PID/fd for links to "socket:[INO]",
-// as ss -p and lsof do. A socket shared by several processes (a forking
-// server's listener) is reported with its lowest pid. The scan is not cheap
-// on a busy machine, so SocketOwners caches and rescans only for inodes it
-// has not seen yet, and at most once per `minRescanMs`.
+// as ss -p and lsof do. Socket inodes are global (sockfs), so this works for
+// sockets of every network namespace. A socket shared by several processes
+// (a forking server's listener) is reported with its lowest pid.
+//
+// The scan is what costs on a busy machine (one readlink per open fd: a node
+// with 10,000 listeners has at least 10,000), so SocketOwners caches owners
+// by inode and, when it meets inodes it does not know, rescans
+// incrementally: every process's fd directory is listed (one readdir each),
+// but only fds it has not seen before in that process are readlink'ed. A
+// full rescan (an fd number closed and reused for another socket) happens
+// only for inodes still unknown after that, at most every `fullRescanMs`.
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 
 export interface SocketOwner {
@@ -12,39 +19,10 @@ export interface SocketOwner {
 
 /** inode -> owner, for every socket any process has open (only those in `want`, if given). */
 export function scanSocketOwners(want?: Set<number>): Map<number, SocketOwner> {
-  const out = new Map<number, SocketOwner>();
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  pids.sort((a, b) => Number(a) - Number(b));
-  for (const p of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${p}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (!m) continue;
-      const ino = Number(m[1]);
-      if (out.has(ino) || (want && !want.has(ino))) continue;
-      out.set(ino, { pid: Number(p), comm: readComm(p) });
-    }
-  }
-  return out;
+  return new OwnerScanner().scan(want, true);
 }
 
-function readComm(pid: string): string {
+function readComm(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
@@ -52,26 +30,114 @@ function readComm(pid: string): string {
   }
 }
 
+const SOCKET_LINK = /^socket:\[(\d+)\]$/;
+
+/** Remembers, per process, the fds it has already read (fd -> socket inode, or 0 for anything else). */
+class OwnerScanner {
+  private readonly fdsOf = new Map<number, Map<string, number>>();
+
+  scan(want: Set<number> | undefined, full: boolean): Map<number, SocketOwner> {
+    const out = new Map<number, SocketOwner>();
+    let pids: number[];
+    try {
+      pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
+    } catch {
+      return out;
+    }
+    const alive = new Set<number>();
+    for (const pid of pids) {
+      alive.add(pid);
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue; // gone, or not ours to read
+      }
+      let known = this.fdsOf.get(pid);
+      if (!known || full) {
+        known = new Map();
+        this.fdsOf.set(pid, known);
+      }
+      let comm: string | undefined;
+      for (const fd of fds) {
+        let ino = known.get(fd);
+        if (ino === undefined) {
+          ino = 0;
+          try {
+            const m = SOCKET_LINK.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+            if (m) ino = Number(m[1]);
+          } catch {
+            continue; // closed meanwhile
+          }
+          known.set(fd, ino);
+        }
+        if (!ino || out.has(ino) || (want && !want.has(ino))) continue;
+        comm ??= readComm(pid);
+        out.set(ino, { pid, comm });
+      }
+      if (known.size > fds.length) {
+        const open = new Set(fds);
+        for (const fd of known.keys()) if (!open.has(fd)) known.delete(fd);
+      }
+    }
+    for (const pid of this.fdsOf.keys()) if (!alive.has(pid)) this.fdsOf.delete(pid);
+    return out;
+  }
+}
+
 export class SocketOwners {
   private readonly known = new Map<number, SocketOwner | null>();
+  private readonly scanner = new OwnerScanner();
   private lastScan = 0;
+  // The first scan reads every fd anyway: no full one right after it.
+  private lastFull = Date.now();
 
-  constructor(private readonly minRescanMs = 2000) {}
+  constructor(private readonly minRescanMs = 2000, private readonly fullRescanMs = 10000) {}
 
-  /** Owners of these inodes (null: no process has it open, or it was not found). */
+  /**
+   * Owners of these inodes (null: no process has it open, or it was not
+   * found). Inodes not asked for are forgotten: call it with every socket
+   * of interest at once.
+   */
   lookup(inodes: number[]): Map<number, SocketOwner | null> {
-    const missing = inodes.filter((i) => i && !this.known.has(i));
-    if (missing.length && Date.now() - this.lastScan >= this.minRescanMs) this.rescan(new Set(missing));
+    const missing = new Set<number>();
+    for (const i of inodes) if (i && !this.known.has(i)) missing.add(i);
+    if (missing.size && Date.now() - this.lastScan >= this.minRescanMs) this.rescan(missing);
     const out = new Map<number, SocketOwner | null>();
     for (const i of inodes) out.set(i, this.known.get(i) ?? null);
+    if (this.known.size > out.size) for (const i of this.known.keys()) if (!out.has(i)) this.known.delete(i);
     return out;
   }
 
-  /** Forget the cache (e.g. when a pid filter needs fresh owners). */
-  rescan(want?: Set<number>): void {
+  /**
+   * The same as lookup() without building a result: make the owners of these
+   * inodes known (get() answers), and forget those of inodes not given.
+   */
+  update(inodes: number[]): void {
+    let missing: Set<number> | undefined;
+    for (const i of inodes) if (i && !this.known.has(i)) (missing ??= new Set()).add(i);
+    if (missing && Date.now() - this.lastScan >= this.minRescanMs) this.rescan(missing);
+    if (this.known.size > inodes.length * 2 + 64) {
+      const keep = new Set(inodes);
+      for (const i of this.known.keys()) if (!keep.has(i)) this.known.delete(i);
+    }
+  }
+
+  /** The owner of a socket known to update() (null: none, or not found). */
+  get(inode: number): SocketOwner | null {
+    return this.known.get(inode) ?? null;
+  }
+
+  /** Look for these inodes' owners now (incrementally; fully when some are still missing and it is time). */
+  rescan(want: Set<number>): void {
     this.lastScan = Date.now();
-    const found = scanSocketOwners(want);
-    for (const i of want ?? []) this.known.set(i, found.get(i) ?? null);
-    if (!want) for (const [i, o] of found) this.known.set(i, o);
+    const found = this.scanner.scan(want, false);
+    let stillMissing = false;
+    for (const i of want) if (!found.has(i)) stillMissing = true;
+    if (stillMissing && Date.now() - this.lastFull >= this.fullRescanMs) {
+      this.lastFull = Date.now();
+      for (const [i, o] of this.scanner.scan(want, true)) found.set(i, o);
+    }
+    for (const i of want) this.known.set(i, found.get(i) ?? null);
   }
 }

@@ -1,7 +1,11 @@
 // What to trace: everything, one process (-p PID), or a command started by
-// rbtrace and its descendants (-- CMD ARGS). The BPF side of this lives in
-// src/bpf/include/rbtrace.bpf.h (rbtrace_wanted()).
+// rbtrace and its descendants (-- CMD ARGS); and, with any of these, only
+// tasks in one cgroup v2 directory (--cgroup DIR). The BPF side of this
+// lives in src/bpf/include/rbtrace.bpf.h (rbtrace_wanted()).
+import { closeSync, openSync } from 'node:fs';
 import type { BpfObject, BpfLink } from './object.js';
+import { RbtraceError } from './errors.js';
+import type { CgroupDir } from './cgroup.js';
 import { checkPidExists } from './process.js';
 import { GatedCommand, type ExitStatus } from './gate.js';
 import { UsageError } from './errors.js';
@@ -15,6 +19,8 @@ const FOLLOW_PENDING = 2;
 export class Target {
   readonly pid?: number;
   readonly command?: GatedCommand;
+  /** --cgroup DIR (set by fromOptions). */
+  cgroup?: CgroupDir;
 
   private constructor(pid?: number, command?: GatedCommand) {
     this.pid = pid;
@@ -35,16 +41,16 @@ export class Target {
     return new Target(undefined, new GatedCommand(argv, user === undefined ? undefined : RunAs.lookup(user)));
   }
 
-  static fromOptions(opts: { pid?: number; command?: string[]; user?: string }): Target {
+  static fromOptions(opts: { pid?: number; command?: string[]; user?: string; cgroup?: CgroupDir }): Target {
     if (opts.pid !== undefined && opts.command?.length) {
       throw new UsageError('-p and -- CMD cannot be used together', 'trace a running process with -p, or start one with -- CMD');
     }
     if (opts.user !== undefined && !opts.command?.length) {
       throw new UsageError('--user applies to a command started with -- CMD', 'e.g. rbtrace execsnoop --user nobody -- make');
     }
-    if (opts.command?.length) return Target.command(opts.command, opts.user);
-    if (opts.pid !== undefined) return Target.pid(opts.pid);
-    return Target.all();
+    const t = opts.command?.length ? Target.command(opts.command, opts.user) : opts.pid !== undefined ? Target.pid(opts.pid) : Target.all();
+    t.cgroup = opts.cgroup;
+    return t;
   }
 
   /** The process id filters apply to (the command's, once started). */
@@ -58,7 +64,11 @@ export class Target {
 
   /** .rodata values for rbtrace.bpf.h. */
   rodata(): Record<string, unknown> {
-    return { rbtrace_targ_tgid: this.pid ?? 0, rbtrace_targ_follow: this.following };
+    return { rbtrace_targ_tgid: this.pid ?? 0, rbtrace_targ_follow: this.following, ...this.cgroupRodata() };
+  }
+
+  private cgroupRodata(): Record<string, unknown> {
+    return this.cgroup ? { rbtrace_targ_cgroup: true } : {};
   }
 
   /** Programs to load besides the tool's own. */
@@ -72,12 +82,32 @@ export class Target {
    * counting, and passing tracing on to children, at its exec.
    */
   attach(obj: BpfObject): BpfLink[] {
+    if (this.cgroup) this.attachCgroup(obj);
     if (!this.command) return [];
     const traced = obj.map('rbtrace_traced');
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, this.command.pid, true);
     traced.updateRaw(key, new Uint8Array([FOLLOW_PENDING]));
     return FOLLOW_PROGRAMS.map((name) => obj.program(name).attach());
+  }
+
+  /** --cgroup: the directory goes into rbtrace_cgroup by fd (the map keeps its own reference). */
+  private attachCgroup(obj: BpfObject): void {
+    const dir = this.cgroup!;
+    let fd: number;
+    try {
+      fd = openSync(dir.path, 'r');
+    } catch (err) {
+      throw new RbtraceError(`--cgroup ${dir.path}: cannot open it: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    try {
+      const key = new Uint8Array(4);
+      const value = new Uint8Array(4);
+      new DataView(value.buffer).setUint32(0, fd, true);
+      obj.map('rbtrace_cgroup').updateRaw(key, value);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Let the command run (probes are in place). */

@@ -109,7 +109,7 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
         force: base.opts.attach,
         log: (line) => base.log.verbose(line),
         configure: (obj) => {
-          if (spec.rodata || base.target.following || base.target.pid) {
+          if (spec.rodata || base.target.following || base.target.pid || base.target.cgroup) {
             if (!spec.rodataSpec) throw new Error(`${spec.object}: rodata given without its RODATA table`);
             obj.setRodata(spec.rodataSpec, { ...base.target.rodata(), ...spec.rodata });
           }

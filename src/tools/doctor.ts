@@ -5,8 +5,10 @@ import { libbpf } from '../core/ffi/libbpf.js';
 import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/features.js';
 import { kernelRelease, privileges } from '../core/system.js';
 import { renderTable } from '../core/output/table.js';
-import { styled, term } from '../core/output/format.js';
+import { escapeForTerminal, styled, term } from '../core/output/format.js';
 import { TOOLS } from './registry.js';
+import { cgroupLayout, type CgroupLayout } from '../core/cgroup.js';
+import { listNetns } from '../core/netns.js';
 
 interface DoctorReport {
   kernel: string;
@@ -16,6 +18,10 @@ interface DoctorReport {
   features: Feature[];
   attach: Feature[];
   tools: { name: string; available: boolean; path?: string; detail?: string; min_kernel?: { best: string; fallback?: string } }[];
+  /** cgroup layout (for --cgroup): v1, v2, hybrid or none, and where v2 is mounted. */
+  cgroups: CgroupLayout;
+  /** Network namespaces seen (those with a process rbtrace may inspect, and ip netns names): synqueue walks each. */
+  network_namespaces: number;
 }
 
 export default defineTool<{ json?: boolean; color?: boolean }>({
@@ -32,6 +38,8 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
       features: [probeBtf(), probeTracefs(), probeRingBuffer(), probeBpffs()],
       attach: [],
       tools: [],
+      cgroups: cgroupLayout(),
+      network_namespaces: listNetns().size,
     };
     if (priv.sufficient && report.features[0].available) {
       report.attach = ATTACH_KINDS.map(probeAttachKind);
@@ -60,6 +68,8 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     ctx.out.line(term`kernel      ${report.kernel} (${report.arch})`);
     ctx.out.line(term`libbpf      ${report.libbpf}`);
     ctx.out.line(term`privileges  ${priv.root ? 'root' : 'not root'}; CAP_BPF ${yes(priv.capBpf)}, CAP_PERFMON ${yes(priv.capPerfmon)}, CAP_SYS_ADMIN ${yes(priv.capSysAdmin)}`);
+    ctx.out.line(cgroupsLine(report.cgroups));
+    ctx.out.line(`netns       ${report.network_namespaces} network namespace${report.network_namespaces === 1 ? '' : 's'} seen (synqueue walks each)`);
     ctx.out.line('');
     ctx.out.write(renderTable(['FEATURE', 'OK', 'DETAIL'], report.features.map((f) => [f.name, yes(f.available), f.detail])));
     if (!priv.sufficient) {
@@ -92,6 +102,11 @@ function minKernel(def: { kernels?: { best: string; fallback?: string } }): { mi
 function minKernelCell(k: { best: string; fallback?: string } | undefined): string {
   if (!k) return '';
   return k.fallback ? `${k.best} / ${k.fallback}` : k.best;
+}
+
+function cgroupsLine(l: CgroupLayout): string {
+  const where = l.v2Mount ? `, v2 at ${escapeForTerminal(l.v2Mount)}` : ', no cgroup v2: --cgroup cannot work';
+  return `cgroups     ${l.kind}${where}`;
 }
 
 function safeVersion(): string {

@@ -34,7 +34,7 @@ test('SYN queue limit follows tcp_syncookies', () => {
 });
 
 const snap = (o: Partial<Parameters<typeof buildRow>[0]> = {}) => ({
-  sk: 'ffff1', ino: 1, family: 2, addr: '127.0.0.1', port: 8080, acceptQueue: 0, acceptLimit: 8, synQueue: 0, skDrops: 0, ...o,
+  sk: 1, ino: 1, netns: 1, family: 2, addr: '127.0.0.1', port: 8080, acceptQueue: 0, acceptLimit: 8, synQueue: 0, skDrops: 0, ...o,
 });
 const counts = (o = {}) => ({ enqueues: 0, overflows: 0, drops: 0, syncookies: 0, synackRetrans: 0, syns: 0, freed: 0, acceptMax: 0, synMax: 0, ...o });
 const sys = { syncookies: 1, maxSynBacklog: 2048 };
@@ -79,4 +79,51 @@ test('without an enqueue probe (tracepoint paths before 6.2): enqueued is null, 
   assert.equal(blind.accept_queue_max, 9);
   assert.deepEqual([blind.drops, blind.overflows, blind.overflows_inferred], [31, 31, true]);
   assert.equal(buildRow(snap(), snap(), counts({ enqueues: 2 }), false, sys).enqueued, 2, 'seen by default');
+});
+
+test('containers from cgroup paths', async () => {
+  const { containerOf, cgroupLayout, cgroupUnder } = await import('../../src/core/cgroup.js');
+  const id = 'a'.repeat(64);
+  assert.equal(containerOf(`/system.slice/docker-${id}.scope`), id);
+  assert.equal(containerOf(`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234abcd_5678_90ab_cdef_1234567890ab.slice/cri-containerd-${id}.scope`), id);
+  assert.equal(containerOf(`/machine.slice/libpod-${id}.scope/container`), id);
+  assert.equal(containerOf(`/docker/${id}`), id);
+  assert.equal(containerOf('/kubepods/besteffort/pod1234abcd-5678-90ab-cdef-1234567890ab'), 'pod1234abcd-5678-90ab-cdef-1234567890ab');
+  assert.equal(containerOf('/user.slice/user-0.slice/session-1.scope'), null);
+  assert.equal(containerOf(undefined), null);
+  assert.ok(cgroupUnder('/a/b/c', '/a/b') && cgroupUnder('/a/b', '/a/b') && !cgroupUnder('/a/bc', '/a/b') && cgroupUnder('/x', '/'));
+  const hybrid = '30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n';
+  assert.deepEqual(cgroupLayout(hybrid), { kind: 'hybrid', v2Mount: '/sys/fs/cgroup/unified', v1Mounts: ['/sys/fs/cgroup/memory'] });
+  assert.equal(cgroupLayout('31 1 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n').kind, 'v2');
+  assert.equal(cgroupLayout('').kind, 'none');
+});
+
+test('top listeners: overflows, drops, then fill; partial selection equals a full sort', async () => {
+  const { topRows, compareByImportance } = await import('../../src/tools/synqueue-model.js');
+  const rows = Array.from({ length: 500 }, (_, i) => ({
+    ...buildRow(snap({ port: 1000 + i, acceptQueue: (i * 7) % 13, acceptLimit: 10 }), undefined, counts({ overflows: i % 37 === 0 ? i : 0 }), true, sys),
+  }));
+  const full = [...rows].sort(compareByImportance);
+  assert.deepEqual(topRows(rows, 20).map((r) => r.port), full.slice(0, 20).map((r) => r.port));
+  assert.equal(topRows(rows, 20)[0].overflows, 481);
+  assert.deepEqual(topRows(rows, 0), []);
+  assert.equal(topRows(rows, 1000).length, 500);
+});
+
+test('the table escapes names from the system and marks namespaces only when several show', async () => {
+  const { renderTableReport } = await import('../../src/tools/synqueue.js');
+  const { Chalk } = await import('chalk');
+  const ctx = { color: new Chalk({ level: 0 }) };
+  const row = (netns: number, comm: string) => ({ ...buildRow(snap({ netns }), undefined, counts(), true, sys, true, { pid: 42, comm }) });
+  const rep = (rows: ReturnType<typeof row>[]) => ({ time: '', attach: 'x', listeners: rows, netstat: {}, namespaces: [
+    { netns: 1, name: 'blue\u001b[31m', pid: 1, listeners: 1, netstat: {} }, { netns: 2, name: null, pid: 2, listeners: 1, netstat: {} }] });
+  const one = renderTableReport(ctx, rep([row(1, 'evil\u001b]0;PWN\u0007\u202e')]), true);
+  assert.ok(!/[\u001b\u0007\u202e]/.test(one), one);
+  assert.match(one, /evil\\x1b\]0;PWN\\x07\\u202e/);
+  assert.match(one, /^LISTEN\s+PID\s+COMM/m);
+  const two = renderTableReport(ctx, rep([row(1, 'a'), row(2, 'b')]), true);
+  assert.match(two, /^NETNS\s+LISTEN/m);
+  assert.match(two, /^blue\\x1b\[31m\s+127\.0\.0\.1:8080/m);
+  const cut = renderTableReport(ctx, rep([row(1, 'a'), row(2, 'b')]), true, 1);
+  assert.match(cut, /\(1 more listeners: --all shows every one/);
 });

@@ -2,6 +2,8 @@
  *
  *  - target filtering: `-p PID` (targ_tgid) and `-- CMD` (targ_follow: the
  *    spawned command and every descendant, tracked through fork/exit);
+ *  - cgroup filtering: `--cgroup DIR` (targ_cgroup: only tasks in that cgroup
+ *    v2 directory or below it);
  *  - lost-event accounting: ring buffers have no loss notification, so every
  *    failed reserve is counted in rbtrace_lost, which user space reports.
  *
@@ -42,6 +44,27 @@ struct {
 	__type(value, __u64);
 } rbtrace_lost SEC(".maps");
 
+/* --cgroup DIR. User space puts the directory's fd in slot 0 of
+ * rbtrace_cgroup (src/core/target.ts). bpf_current_task_under_cgroup() is
+ * in every tracing program type since 4.9 (so on 5.10 too, unlike walking
+ * cgroup ancestors by hand, whose fields changed in 6.0) and checks the v2
+ * cgroup of the current task against the directory and all below it in one
+ * ancestor lookup. An empty slot (the moment between attach and the map
+ * update) answers < 0: not wanted. */
+const volatile bool rbtrace_targ_cgroup = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rbtrace_cgroup SEC(".maps");
+
+static __always_inline bool rbtrace_cgroup_wanted(void)
+{
+	return !rbtrace_targ_cgroup || bpf_current_task_under_cgroup(&rbtrace_cgroup, 0) == 1;
+}
+
 /* -- CMD: is this process the command (or a descendant) since its exec? */
 static __always_inline bool rbtrace_follow_traced(__u32 tgid)
 {
@@ -63,9 +86,12 @@ static __always_inline bool rbtrace_follow_pending(__u32 tgid)
 	return state && *state == RBTRACE_FOLLOW_PENDING;
 }
 
-/* Is this process one the user asked to trace? */
+/* Is this process one the user asked to trace? `tgid` is the current task's
+ * (the cgroup check is of the current task). */
 static __always_inline bool rbtrace_wanted(__u32 tgid)
 {
+	if (!rbtrace_cgroup_wanted())
+		return false;
 	if (rbtrace_targ_follow)
 		return rbtrace_follow_traced(tgid);
 	if (rbtrace_targ_tgid)

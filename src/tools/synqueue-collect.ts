@@ -1,0 +1,283 @@
+// synqueue's collector: one call, one typed report (SynqueueReport) for the
+// interval since the last call. Reused by anything that wants the figures
+// without the views (the exporter).
+//
+// Per interval and per network namespace (every namespace that has a
+// process, or those given with --netns): the iter/tcp program is run from
+// inside that namespace (src/core/netns.ts: an iterator walks its creator's
+// namespace), and that namespace's TcpExt counters and SYN sysctls are read
+// while there. The probes' per-listener counts need no such care: they fire
+// in every namespace and are keyed by the listener's struct sock address.
+import { createIterator, readIteratorFd, IterBuffer } from '../core/iter.js';
+import { inNetns, listNetns, ownNetnsInode, type Netns } from '../core/netns.js';
+import { readNetCounters } from '../core/netstat.js';
+import { SocketOwners } from '../core/sockowners.js';
+import { cgroupOfPid, cgroupUnder, containerOf } from '../core/cgroup.js';
+import { possibleCpus, type BpfMap } from '../core/maps.js';
+import type { BpfLink } from '../core/object.js';
+import { listener_info_layout as infoLayout, listener_stats_layout as statsLayout } from '../generated/synqueue.js';
+import {
+  AF_INET6, buildRow, emptyCounted, formatAddr, formatListener,
+  type Counted, type ListenerRow, type NetnsSummary, type Snapshot, type SynqueueReport, type SynSysctls,
+} from './synqueue-model.js';
+import { readSynSysctls } from './synqueue-proc.js';
+
+export const NETSTAT = ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'SyncookiesRecv', 'SyncookiesFailed'];
+
+export interface CollectorOptions {
+  iterLink: BpfLink;
+  statsMap: BpfMap;
+  /** The attach path's name (goes into each report). */
+  attach: string;
+  /** Whether the path sees every SYN (fentry, kprobe). */
+  perSyn: boolean;
+  /** Whether the path sees each enqueue. */
+  seesEnqueues: boolean;
+  /** --netns: only these namespaces (by inode; path used while no process is in one). */
+  netns?: Netns[];
+  ports?: Set<number>;
+  family?: 'ipv4' | 'ipv6';
+  /** -p / -- CMD: owners a listener must have (asked each interval). */
+  wantedPids?: () => Set<number> | undefined;
+  /** --cgroup: the owner's cgroup v2 path must be this directory or below (as /proc/PID/cgroup shows paths). */
+  cgroup?: string;
+  /** Keep `labels` (for --hist and --events; 10,000 strings not worth making otherwise). */
+  labels?: boolean;
+}
+
+interface NetnsState {
+  name: string | null;
+  pid: number | null;
+  counters: Map<string, number>;
+}
+
+const NONE = emptyCounted();
+
+/**
+ * A listener's key: its struct sock address, cut to its low 53 bits so that
+ * it is a plain number (cheaper Map keys than strings at 10,000 listeners).
+ * Sockets live in the kernel's direct map, whose addresses differ well
+ * within those bits (the top ones are the same for all of them).
+ */
+const skKey = (dv: DataView, offset: number): number =>
+  (dv.getUint32(offset + 4, true) & 0x1fffff) * 4294967296 + dv.getUint32(offset, true);
+
+/**
+ * A listener between intervals: its snapshot now, and the figures of the
+ * previous snapshot that buildRow() needs. Kept and updated in place, so a
+ * steady node costs no new object per listener per interval.
+ */
+interface Entry extends Snapshot {
+  /** Not in the previous snapshot (born during the interval). */
+  fresh: boolean;
+  prevAcceptQueue: number;
+  prevSynQueue: number;
+  prevSkDrops: number;
+  /** Snapshot number that last saw it. */
+  gen: number;
+}
+
+export class SynqueueCollector {
+  private readonly entries = new Map<number, Entry>();
+  private gen = 0;
+  /** entries in report order (port, address, namespace); rebuilt only when listeners come or go. */
+  private ordered: Entry[] = [];
+  private changed = true;
+  private readonly spaces = new Map<number, NetnsState>();
+  private readonly owners = new SocketOwners(1000);
+  private readonly containers = new Map<number, { cgroup: string | undefined; container: string | null }>();
+  private readonly scratch = new IterBuffer();
+  private readonly prevScratch = { acceptQueue: 0, synQueue: 0, skDrops: 0 };
+  /** sk -> the label views use for it (--hist, --events): address:port, and the namespace when not rbtrace's own. */
+  readonly labels = new Map<number, string>();
+  private readonly ownNetns = ownNetnsInode();
+
+  constructor(private readonly o: CollectorOptions) {
+    this.snapshot();
+  }
+
+  /** The namespaces to walk now: every one with a process (or named), or those of --netns. */
+  private namespaces(): Netns[] {
+    const all = listNetns();
+    if (!this.o.netns) return [...all.values()];
+    return this.o.netns.map((n) => all.get(n.inode) ?? n);
+  }
+
+  /**
+   * Update every listener of every namespace to now (entries), and return
+   * each namespace's sysctls and counter deltas.
+   */
+  private snapshot(): { sysctls: Map<number, SynSysctls>; deltas: Map<number, Record<string, number>> } {
+    const gen = ++this.gen;
+    const sysctls = new Map<number, SynSysctls>();
+    const deltas = new Map<number, Record<string, number>>();
+    const seen = new Set<number>();
+    for (const ns of this.namespaces()) {
+      let got;
+      try {
+        got = inNetns(ns.path, () => ({
+          fd: createIterator(this.o.iterLink),
+          counters: readNetCounters('/proc/thread-self/net/netstat'),
+          sys: readSynSysctls(),
+        }));
+      } catch {
+        continue; // the namespace went away with its last process
+      }
+      const { inode, value } = got;
+      const data = readIteratorFd(value.fd, this.scratch); // also closes it
+      if (seen.has(inode)) continue;
+      seen.add(inode);
+      this.parse(data, inode, gen);
+      sysctls.set(inode, value.sys);
+      const state = this.spaces.get(inode);
+      deltas.set(inode, netstatDelta(state?.counters, value.counters));
+      this.spaces.set(inode, { name: ns.name ?? null, pid: ns.pid ?? null, counters: value.counters });
+    }
+    for (const inode of this.spaces.keys()) if (!seen.has(inode)) this.spaces.delete(inode);
+    for (const [sk, e] of this.entries) {
+      if (e.gen !== gen) {
+        this.entries.delete(sk);
+        this.labels.delete(sk);
+        this.changed = true;
+      }
+    }
+    return { sysctls, deltas };
+  }
+
+  private parse(data: Buffer, netns: number, gen: number): void {
+    const F = infoLayout.fields;
+    const size = infoLayout.size;
+    const dv = new DataView(data.buffer, data.byteOffset, data.length);
+    for (let at = 0; at + size <= data.length; at += size) {
+      const sk = skKey(dv, at + F.sk.offset);
+      const ino = dv.getUint32(at + F.ino.offset, true) + dv.getUint32(at + F.ino.offset + 4, true) * 4294967296;
+      const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
+      const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
+      const skDrops = dv.getUint32(at + F.sk_drops.offset, true);
+      const e = this.entries.get(sk);
+      if (e !== undefined && e.ino === ino && e.netns === netns) {
+        // The same listener: shift now to previous (address and port do not change).
+        e.prevAcceptQueue = e.acceptQueue;
+        e.prevSynQueue = e.synQueue;
+        e.prevSkDrops = e.skDrops;
+        e.fresh = false;
+        e.acceptQueue = acceptQueue;
+        e.acceptLimit = dv.getUint32(at + F.accept_limit.offset, true);
+        e.synQueue = synQueue;
+        e.skDrops = skDrops;
+        e.gen = gen;
+        continue;
+      }
+      const family = dv.getUint32(at + F.family.offset, true);
+      this.labels.delete(sk);
+      this.changed = true;
+      this.entries.set(sk, {
+        sk, netns, family, ino,
+        addr: formatAddr(family, new Uint8Array(data.buffer, data.byteOffset + at + F.addr.offset, 16)),
+        port: dv.getUint32(at + F.port.offset, true),
+        acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
+        fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,
+      });
+    }
+  }
+
+  private selected(s: Snapshot): boolean {
+    if (this.o.ports && !this.o.ports.has(s.port)) return false;
+    if (this.o.family === 'ipv4' && s.family === AF_INET6) return false;
+    if (this.o.family === 'ipv6' && s.family !== AF_INET6) return false;
+    return true;
+  }
+
+  /** The owner's cgroup and container, cached per pid (a process does not change container). */
+  private containerOf(pid: number): { cgroup: string | undefined; container: string | null } {
+    let c = this.containers.get(pid);
+    if (!c) {
+      const cgroup = cgroupOfPid(pid);
+      c = { cgroup, container: containerOf(cgroup) };
+      this.containers.set(pid, c);
+    }
+    return c;
+  }
+
+  /** The report for the interval since the last call. */
+  collect(final = false): SynqueueReport {
+    const snap = this.snapshot();
+    const counted = drainStats(this.o.statsMap);
+    if (this.changed) {
+      // A steady node keeps its listeners: sort them when that changes, not every interval.
+      this.ordered = [...this.entries.values()].sort((a, b) => a.port - b.port || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0) || a.netns - b.netns);
+      this.changed = false;
+    }
+    const mine: Entry[] = [];
+    for (const e of this.ordered) if (this.selected(e)) mine.push(e);
+    this.owners.update(mine.map((e) => e.ino));
+    const pids = this.o.wantedPids?.();
+    const rows: ListenerRow[] = [];
+    const perNs = new Map<number, number>();
+    const livePids = new Set<number>();
+    const prev = this.prevScratch;
+    for (const e of mine) {
+      const o = this.owners.get(e.ino);
+      if (pids && (!o || !pids.has(o.pid))) continue;
+      const c = o ? this.containerOf(o.pid) : undefined;
+      if (o) livePids.add(o.pid);
+      if (this.o.cgroup !== undefined && !cgroupUnder(c?.cgroup, this.o.cgroup)) continue;
+      prev.acceptQueue = e.prevAcceptQueue;
+      prev.synQueue = e.prevSynQueue;
+      prev.skDrops = e.prevSkDrops;
+      rows.push(buildRow(e, e.fresh ? undefined : prev, counted.get(e.sk) ?? NONE, this.o.perSyn,
+        snap.sysctls.get(e.netns)!, this.o.seesEnqueues, o, c?.container ?? null));
+      perNs.set(e.netns, (perNs.get(e.netns) ?? 0) + 1);
+      if (this.o.labels && !this.labels.has(e.sk)) {
+        this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
+      }
+    }
+    for (const pid of this.containers.keys()) if (!livePids.has(pid)) this.containers.delete(pid);
+
+    const namespaces: NetnsSummary[] = [];
+    const total: Record<string, number> = Object.fromEntries(NETSTAT.map((n) => [n, 0]));
+    for (const [inode, st] of this.spaces) {
+      const netstat = snap.deltas.get(inode)!;
+      for (const n of NETSTAT) total[n] += netstat[n];
+      namespaces.push({ netns: inode, name: st.name, pid: st.pid, listeners: perNs.get(inode) ?? 0, netstat });
+    }
+    return { time: new Date().toISOString(), attach: this.o.attach, ...(final ? { final: true } : {}), listeners: rows, netstat: total, namespaces };
+  }
+}
+
+/** TcpExt deltas (names without the group); zero for a namespace seen for the first time. */
+function netstatDelta(last: Map<string, number> | undefined, now: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of NETSTAT) {
+    const k = `TcpExt.${n}`;
+    out[n] = last ? Math.max(0, (now.get(k) ?? 0) - (last.get(k) ?? 0)) : 0;
+  }
+  return out;
+}
+
+/** Drain the per-CPU stats map: listener -> counts since the last drain. */
+function drainStats(ctxMap: BpfMap): Map<number, Counted> {
+  const out = new Map<number, Counted>();
+  const slot = (statsLayout.size + 7) & ~7;
+  for (const [k, v] of ctxMap.drainRaw()) {
+    const key = skKey(new DataView(k.buffer, k.byteOffset, k.byteLength), 0);
+    const c = emptyCounted();
+    const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+    for (let cpu = 0; cpu < possibleCpus(); cpu++) {
+      const s = statsLayout.decode(dv, cpu * slot);
+      c.enqueues += s.enqueues;
+      c.overflows += s.overflows;
+      c.drops += s.drops;
+      c.syncookies += s.syncookies;
+      c.synackRetrans += s.synack_retrans;
+      c.syns += s.syns;
+      c.freed += s.freed;
+      c.acceptMax = Math.max(c.acceptMax, s.accept_max);
+      c.synMax = Math.max(c.synMax, s.syn_max);
+    }
+    out.set(key, c);
+  }
+  return out;
+}
+
+export { skKey };
