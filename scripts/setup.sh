@@ -11,6 +11,8 @@ APT_PACKAGES=(
   # tests and benchmarks: workloads and oracles
   bpftrace strace ltrace ruby ruby-dev ruby-webrick ruby-sinatra apache2-utils
   systemtap-sdt-dev python3 procps iproute2 kmod cargo
+  # rbtrace exporter: a real Prometheus scrapes it in test/e2e/prometheus.test.ts
+  prometheus
   # kernel matrix (test/vm): a stock kernel under qemu
   qemu-system-x86 busybox-static cpio
   # man pages

@@ -73,10 +73,10 @@ export const ATTACH_PATHS: AttachPath[] = [
 ];
 
 /** Programs that see each connection join an accept queue (max lengths, enqueued, --hist). */
-const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
+export const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
 
 /** Paths that see every SYN (so count overflows and cookies one by one). */
-const PER_SYN = new Set(['fentry', 'kprobe']);
+export const PER_SYN = new Set(['fentry', 'kprobe']);
 
 const NETSTAT = ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'SyncookiesRecv', 'SyncookiesFailed']
   .map((n) => `TcpExt.${n}`);
@@ -130,7 +130,7 @@ export function synLimit(acceptLimit: number, syncookies: number, maxSynBacklog:
   return acceptLimit;
 }
 
-function readSysctl(name: string, fallback: number): number {
+export function readSysctl(name: string, fallback: number): number {
   try {
     return Number(readFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').trim());
   } catch {

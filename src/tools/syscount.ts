@@ -16,6 +16,7 @@ import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
 import { stopWhenPidExits } from '../core/pidwatch.js';
+import { readSyscallTotals } from './syscount-collect.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,
@@ -36,7 +37,7 @@ export interface SyscountOptions {
 }
 
 /** Which programs a path loads: count mode needs only the exit side. */
-function pathsFor(latency: boolean): AttachPath[] {
+export function pathsFor(latency: boolean): AttachPath[] {
   const both = (enter: string, exit: string) => (latency ? [enter, exit] : [exit]);
   return [
     {
@@ -121,7 +122,7 @@ function syscallSlots(): number {
   return Math.min(1024, max + 1);
 }
 
-function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>): void {
+export function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>): void {
   const slots = syscallSlots();
   obj.map('syscalls').maxEntries = slots;
   obj.map('hists').maxEntries = mode.hist ? slots : 1;
@@ -157,12 +158,7 @@ class Collector {
   }
 
   syscallRows(): SyscallRow[] {
-    const now = new Map<number, ScStats>();
-    for (let nr = 0; nr < this.slots; nr++) {
-      const v = this.syscalls.lookup({ value: nr });
-      if (v && v.count) now.set(nr, v);
-    }
-    for (const [k, v] of this.rare.entries()) now.set(k.value, v);
+    const now = readSyscallTotals(this.syscalls, this.rare, this.slots);
     const rows: SyscallRow[] = [];
     for (const [nr, v] of now) {
       const p = this.prev.get(nr);
