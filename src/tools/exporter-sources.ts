@@ -149,7 +149,7 @@ export function synqueueSource(log: Log): Source {
         ({ name, type: 'counter', help, samples: ts.map((t) => ({ labels: t.labels, value: f(t) })) });
       return [
         counter('rbtrace_listen_overflows', 'Connections refused because the accept queue was full, per TCP listener.', (t) => t.overflows),
-        counter('rbtrace_listen_drops', 'Other packets the listener dropped (its share of TcpExt ListenDrops), per TCP listener.', (t) => t.drops),
+        counter('rbtrace_listen_drops', 'Packets the listener dropped, overflows included (its share of TcpExt ListenDrops), per TCP listener.', (t) => t.drops),
         counter('rbtrace_listen_synack_retransmits', 'SYN-ACKs retransmitted for connections in the SYN queue, per TCP listener.', (t) => t.synackRetrans),
         gauge('rbtrace_listen_accept_queue_length', 'Connections waiting in the accept queue now.', (g) => g.aq),
         gauge('rbtrace_listen_accept_queue_max', 'Longest accept queue seen since the previous collection.', (g) => g.aqMax),
@@ -244,8 +244,8 @@ export function gcstatSource(log: Log): Source {
       for (const pid of [...pids].sort((a, b) => a - b)) {
         const r = readRss(pid);
         if (!r) { pids.delete(pid); comms.delete(pid); continue; } // gone: its series goes too
-        if (!comms.has(pid)) comms.set(pid, readComm(pid));
-        rss.push({ labels: { pid: String(pid), comm: comms.get(pid) ?? '' }, value: r.rss });
+        // The name now (a process may rename itself after its first GC).
+        rss.push({ labels: { pid: String(pid), comm: readComm(pid) }, value: r.rss });
       }
       const histograms = (['mark', 'sweep'] as const).map((phase) => {
         const slots = hists.lookup({ value: phase === 'mark' ? gcGen.ENUMS.GC_MARK : gcGen.ENUMS.GC_SWEEP })?.slots ?? [];

@@ -1,0 +1,98 @@
+// Helpers for the exporter's end-to-end tests: start it on a free loopback
+// port, scrape it, and parse the text format back into values.
+import { createServer } from 'node:net';
+import { startRbtrace, type Running } from './helpers.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Exporter {
+  run: Running;
+  port: number;
+  url: string;
+}
+
+/** Start `rbtrace exporter -v` on a free port; resolves once it listens (probes may still be attaching). */
+export async function startExporter(args: string[] = []): Promise<Exporter> {
+  const port = await freePort();
+  const run = startRbtrace(['exporter', '-v', '--listen', `127.0.0.1:${port}`, ...args]);
+  await run.waitFor(() => /listening on/.test(run.stderr), 20000, 'the exporter to listen');
+  return { run, port, url: `http://127.0.0.1:${port}` };
+}
+
+export async function attached(e: Exporter): Promise<void> {
+  await e.run.waitFor(() => /probes attached \(/.test(e.run.stderr), 30000, 'the exporter to attach');
+}
+
+export async function get(url: string, accept?: string): Promise<{ status: number; type: string; body: string }> {
+  const r = await fetch(url, { headers: accept ? { accept } : {} });
+  return { status: r.status, type: r.headers.get('content-type') ?? '', body: await r.text() };
+}
+
+export type Labels = Record<string, string>;
+export interface Series { name: string; labels: Labels; value: number }
+
+/** Parse one label set `{a="x",b="y\\"z"}` (text format escapes: \\ \" \n). */
+function parseLabels(text: string): Labels {
+  const labels: Labels = {};
+  let i = 0;
+  while (i < text.length) {
+    const eq = text.indexOf('=', i);
+    const name = text.slice(i, eq);
+    let j = eq + 2; // past ="
+    let value = '';
+    while (text[j] !== '"') {
+      if (text[j] === '\\') {
+        const c = text[j + 1];
+        value += c === 'n' ? '\n' : c;
+        j += 2;
+      } else {
+        value += text[j++];
+      }
+    }
+    labels[name] = value;
+    i = j + 1;
+    if (text[i] === ',') i++;
+  }
+  return labels;
+}
+
+export function parseMetrics(body: string): Series[] {
+  const out: Series[] = [];
+  for (const line of body.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
+    out.push({ name: m[1], labels: m[2] ? parseLabels(m[2]) : {}, value: m[3] === '+Inf' ? Infinity : Number(m[3]) });
+  }
+  return out;
+}
+
+/** The value of the one series with this name and (at least) these labels; undefined when absent. */
+export function valueOf(series: Series[], name: string, labels: Labels = {}): number | undefined {
+  const hits = series.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (hits.length > 1) throw new Error(`${name} ${JSON.stringify(labels)}: ${hits.length} series`);
+  return hits[0]?.value;
+}
+
+export async function scrape(e: Exporter): Promise<Series[]> {
+  const r = await get(`${e.url}/metrics`);
+  if (r.status !== 200) throw new Error(`scrape: ${r.status} ${r.body}`);
+  return parseMetrics(r.body);
+}
+
+/** BPF programs the exporter loads (for the nothing-left-attached checks). */
+export const EXPORTER_PROGRAMS = [
+  'tb_exit', 'rt_exit', 'fe_exit', // syscount
+  'dump_listeners', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready', 'tp_kfree_skb', 'tp_synack', 'tp_data_ready', // synqueue
+  'tp_exit_execve', 'tp_exit_execveat', 'kp_exit_execve', 'fe_exit_execve', // execsnoop
+  'gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end', // gcstat
+];
