@@ -83,6 +83,7 @@ export function syscountSource(log: Log): Source {
 // ---- synqueue ---------------------------------------------------------------
 
 interface ListenerState {
+  key: string;
   labels: { addr: string; port: string; netns: string };
   overflows: number;
   drops: number;
@@ -120,17 +121,17 @@ export function synqueueSource(log: Log): Source {
       const now = snapshotListeners(iterLink);
       const counted = drainListenerCounts(statsMap);
       const sys = { syncookies: readSysctl('net.ipv4.tcp_syncookies', 1), maxSynBacklog: readSysctl('net.ipv4.tcp_max_syn_backlog', 1024) };
-      const gauges = new Map<string, { labels: ListenerState['labels']; aq: number; aqMax: number; aqLimit: number; sq: number; sqMax: number; sqLimit: number }>();
+      const gauges = new Map<string, { key: string; labels: ListenerState['labels']; aq: number; aqMax: number; aqLimit: number; sq: number; sqMax: number; sqLimit: number }>();
       for (const s of now.values()) {
         const row = buildRow(s, prev.get(s.sk), counted.get(s.sk) ?? emptyCounts(), perSyn, sys, seesEnqueues);
         const labels = { addr: row.addr, port: String(row.port), netns };
         const key = `${row.addr}|${row.port}`;
         let t = totals.get(key);
-        if (!t) totals.set(key, (t = { labels, overflows: 0, drops: 0, synackRetrans: 0 }));
+        if (!t) totals.set(key, (t = { key, labels, overflows: 0, drops: 0, synackRetrans: 0 }));
         t.overflows += row.overflows;
         t.drops += row.drops;
         t.synackRetrans += row.synack_retrans;
-        const g = gauges.get(key) ?? { labels, aq: 0, aqMax: 0, aqLimit: 0, sq: 0, sqMax: 0, sqLimit: 0 };
+        const g = gauges.get(key) ?? { key, labels, aq: 0, aqMax: 0, aqLimit: 0, sq: 0, sqMax: 0, sqLimit: 0 };
         g.aq += row.accept_queue;
         g.aqMax = Math.max(g.aqMax, row.accept_queue_max);
         g.aqLimit += row.accept_limit;
@@ -144,9 +145,9 @@ export function synqueueSource(log: Log): Source {
       const gs = [...gauges.values()];
       const ts = [...totals.values()];
       const gauge = (name: string, help: string, f: (g: (typeof gs)[number]) => number): MetricFamily =>
-        ({ name, type: 'gauge', help, samples: gs.map((g) => ({ labels: g.labels, value: f(g) })) });
+        ({ name, type: 'gauge', help, samples: gs.map((g) => ({ labels: g.labels, value: f(g), key: g.key })) });
       const counter = (name: string, help: string, f: (t: ListenerState) => number): MetricFamily =>
-        ({ name, type: 'counter', help, samples: ts.map((t) => ({ labels: t.labels, value: f(t) })) });
+        ({ name, type: 'counter', help, samples: ts.map((t) => ({ labels: t.labels, value: f(t), key: t.key })) });
       return [
         counter('rbtrace_listen_overflows', 'Connections refused because the accept queue was full, per TCP listener.', (t) => t.overflows),
         counter('rbtrace_listen_drops', 'Packets the listener dropped, overflows included (its share of TcpExt ListenDrops), per TCP listener.', (t) => t.drops),

@@ -54,7 +54,7 @@ export class Gatherer {
   private readonly lastCounter = new Map<string, Map<string, number>>();
   private cached?: { at: number; families: MetricFamily[] };
 
-  constructor(private readonly sources: Source[], private readonly maxSeries: number) {}
+  constructor(private readonly sources: Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => []) {}
 
   gather(): MetricFamily[] {
     const now = Date.now();
@@ -78,6 +78,7 @@ export class Gatherer {
         samples: this.sources.map((s) => ({ labels: { tool: s.tool, attach_path: s.path }, value: 1 })),
       },
       { name: 'rbtrace_exporter_collect_seconds', type: 'gauge', unit: 'seconds', help: 'Time the last reading of the BPF maps took.', samples: [{ labels: {}, value: seconds }] },
+      ...this.own(),
     );
     this.cached = { at: Date.now(), families };
     return families;
@@ -96,10 +97,10 @@ export class Gatherer {
     const before = this.lastCounter.get(family) ?? new Map<string, number>();
     const after = new Map<string, number>();
     const out = samples.map((s) => {
-      const key = seriesKey(s.labels);
+      const key = seriesKey(s);
       const value = Math.max(s.value, before.get(key) ?? 0);
       after.set(key, value);
-      return { labels: s.labels, value };
+      return { labels: s.labels, value, key };
     });
     // Series absent now are forgotten: if they come back, they start again (a new series).
     this.lastCounter.set(family, after);
@@ -132,8 +133,11 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     checkBtf();
 
     const sources: Source[] = [];
-    const gatherer = new Gatherer(sources, opts.maxSeries);
-    const server = new MetricsServer(() => gatherer.gather(), (err) => ctx.log.warn(`collection failed: ${(err as Error).message}`));
+    const gatherer = new Gatherer(sources, opts.maxSeries, () => [{
+      name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',
+      samples: Object.entries(server.byFormat).map(([format, value]) => ({ labels: { format }, value })),
+    }]);
+    const server: MetricsServer = new MetricsServer(() => gatherer.gather(), (err) => ctx.log.warn(`collection failed: ${(err as Error).message}`));
     const closeAll = () => {
       server.close();
       for (const s of sources.splice(0).reverse()) {

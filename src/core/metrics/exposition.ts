@@ -10,11 +10,14 @@ export type Labels = Record<string, string>;
 export interface Sample {
   labels: Labels;
   value: number;
+  /** Identity of the series within its family, when the source has one cheaper than its labels (see seriesKey). */
+  key?: string;
 }
 
 /** Cumulative buckets (count of observations <= le), as Prometheus wants them. */
 export interface HistogramSample {
   labels: Labels;
+  key?: string;
   buckets: { le: number; count: number }[];
   count: number;
   sum: number;

@@ -4,8 +4,12 @@
 // series that goes away (listener closed, process ended) frees its slot.
 import type { Labels } from './exposition.js';
 
-export function seriesKey(labels: Labels): string {
-  return JSON.stringify(Object.entries(labels));
+/** A series' identity in its family: the source's key, else its label values (names are the family's, in a fixed order). */
+export function seriesKey(series: { labels: Labels; key?: string }): string {
+  if (series.key !== undefined) return series.key;
+  let k = '';
+  for (const name in series.labels) k += series.labels[name] + '\u0000';
+  return k;
 }
 
 /** Dropped keys are remembered up to this many per family so each is counted once; past it, each sighting counts. */
@@ -24,8 +28,8 @@ export class SeriesLimiter {
    * first (so a shown series never disappears because of a newcomer), then
    * newcomers while there is room. Series absent now are forgotten.
    */
-  filter<T extends { labels: Labels }>(present: T[]): T[] {
-    const keyed = present.map((p) => ({ p, key: seriesKey(p.labels) }));
+  filter<T extends { labels: Labels; key?: string }>(present: T[]): T[] {
+    const keyed = present.map((p) => ({ p, key: seriesKey(p) }));
     const now = new Set(keyed.map((k) => k.key));
     for (const k of this.admitted) if (!now.has(k)) this.admitted.delete(k);
     for (const k of this.droppedKeys) if (!now.has(k)) this.droppedKeys.delete(k);

@@ -24,6 +24,8 @@ export class MetricsServer {
   private readonly server: Server;
   ready = false;
   scrapes = 0;
+  /** Scrapes answered, per format: what scrapers asked for. */
+  readonly byFormat = { text: 0, openmetrics: 0 };
 
   constructor(private readonly gather: () => MetricFamily[], private readonly onError: (err: unknown) => void) {
     this.server = createServer((req, res) => {
@@ -52,6 +54,7 @@ export class MetricsServer {
       const om = wantsOpenMetrics(req.headers.accept);
       try {
         this.scrapes++;
+        this.byFormat[om ? 'openmetrics' : 'text']++;
         body = render(this.gather(), om);
       } catch (err) {
         this.onError(err);
