@@ -1,7 +1,7 @@
 // Helpers for the exporter's end-to-end tests: start it on a free loopback
 // port, scrape it, and parse the text format back into values.
 import { createServer } from 'node:net';
-import { startRbtrace, type Running } from './helpers.js';
+import { buildC, startRbtrace, type Running } from './helpers.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -96,3 +96,70 @@ export const EXPORTER_PROGRAMS = [
   'tp_exit_execve', 'tp_exit_execveat', 'kp_exit_execve', 'fe_exit_execve', // execsnoop
   'gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end', // gcstat
 ];
+
+/**
+ * The known work of the exporter tests, one C program:
+ *   calls OK BAD EXECS PATH   OK sysfs(2) calls, BAD failing with EINVAL, EXECS execve(PATH) (ENOEXEC)
+ *   listen BACKLOG            listen on 127.0.0.1, print the port, never accept; hold until stdin EOF
+ *   connect PORT N            N non-blocking connects, then exit
+ */
+export function buildWorkload(): string {
+  return buildC(String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static struct sockaddr_in lo(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	return a;
+}
+
+int main(int argc, char **argv)
+{
+	if (!strcmp(argv[1], "calls")) {
+		/* sysfs(2): a syscall nothing else on the machine makes. */
+		int ok = atoi(argv[2]), bad = atoi(argv[3]), execs = atoi(argv[4]);
+		for (int i = 0; i < ok; i++) syscall(SYS_sysfs, 3);
+		for (int i = 0; i < bad; i++) syscall(SYS_sysfs, 1, "no-such-fs");
+		char *args[] = { argv[5], NULL }, *env[] = { NULL };
+		for (int i = 0; i < execs; i++) execve(argv[5], args, env); /* ENOEXEC: not a binary */
+		return 0;
+	}
+	if (!strcmp(argv[1], "listen")) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = lo(0);
+		socklen_t len = sizeof a;
+		if (bind(s, (void *)&a, len) || listen(s, atoi(argv[2]))) { perror("listen"); return 1; }
+		getsockname(s, (void *)&a, &len);
+		printf("%d\n", ntohs(a.sin_port));
+		fflush(stdout);
+		char b[64];
+		while (read(0, b, sizeof b) > 0) {}
+		return 0;
+	}
+	if (!strcmp(argv[1], "connect")) {
+		/* Non-blocking connects, then exit: SYNs the full queue dropped are
+		 * never retransmitted, so the overflow count is final. */
+		int n = atoi(argv[3]);
+		for (int i = 0; i < n; i++) {
+			int c = socket(AF_INET, SOCK_STREAM, 0);
+			struct sockaddr_in a = lo(atoi(argv[2]));
+			fcntl(c, F_SETFL, O_NONBLOCK);
+			if (connect(c, (void *)&a, sizeof a) && errno != EINPROGRESS) { perror("connect"); return 1; }
+		}
+		usleep(200000);
+		return 0;
+	}
+	return 99;
+}
+`, 'exprog');
+}

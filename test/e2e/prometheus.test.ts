@@ -9,53 +9,12 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildC, isCI, settledLeftovers, sleep } from '../helpers.js';
-import { EXPORTER_PROGRAMS, attached, freePort, startExporter, type Exporter } from '../exporter-helpers.js';
+import { isCI, settledLeftovers, sleep } from '../helpers.js';
+import { EXPORTER_PROGRAMS, attached, buildWorkload, freePort, startExporter, type Exporter } from '../exporter-helpers.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 
-const PROG = buildC(String.raw`
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof a;
-	if (!strcmp(argv[1], "sysfs")) {
-		for (int i = 0; i < atoi(argv[2]); i++) syscall(SYS_sysfs, 3);
-		for (int i = 0; i < atoi(argv[3]); i++) syscall(SYS_sysfs, 1, "no-such-fs");
-		return 0;
-	}
-	if (!strcmp(argv[1], "listen")) {
-		int s = socket(AF_INET, SOCK_STREAM, 0);
-		if (bind(s, (void *)&a, len) || listen(s, 8)) { perror("listen"); return 1; }
-		getsockname(s, (void *)&a, &len);
-		printf("%d\n", ntohs(a.sin_port));
-		fflush(stdout);
-		char b[64];
-		while (read(0, b, sizeof b) > 0) {}
-		return 0;
-	}
-	a.sin_port = htons(atoi(argv[2]));
-	for (int i = 0; i < atoi(argv[3]); i++) {
-		int c = socket(AF_INET, SOCK_STREAM, 0);
-		fcntl(c, F_SETFL, O_NONBLOCK);
-		if (connect(c, (void *)&a, len) && errno != EINPROGRESS) { perror("connect"); return 1; }
-	}
-	usleep(200000);
-	return 0;
-}
-`, 'promprog');
+const PROG = buildWorkload();
 
 const storage = mkdtempSync(join(tmpdir(), 'rbtrace-prometheus-'));
 let prom: ChildProcess | undefined;
@@ -143,8 +102,8 @@ test('Prometheus scrapes the exporter every second; PromQL returns the exact sys
   assert.equal(await until('up{job="rbtrace"}', 1), 1, `${JSON.stringify(await targetsNow())}\n${promLog}`);
 
   const [N, M] = [4321, 87];
-  execFileSync(PROG, ['sysfs', String(N), String(M)]);
-  listener = spawn(PROG, ['listen'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  execFileSync(PROG, ['calls', String(N), String(M), '0', '/nonexistent']);
+  listener = spawn(PROG, ['listen', '8'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = Number(await new Promise<string>((resolve) => listener!.stdout!.setEncoding('utf8').once('data', resolve)));
   execFileSync(PROG, ['connect', String(port), '40']);
 

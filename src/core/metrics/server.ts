@@ -26,6 +26,8 @@ export class MetricsServer {
   scrapes = 0;
   /** Scrapes answered, per format: what scrapers asked for. */
   readonly byFormat = { text: 0, openmetrics: 0 };
+  /** Rendered documents of a reading: scrapes that share a reading share its text too. */
+  private readonly rendered = new WeakMap<MetricFamily[], { text?: string; openmetrics?: string }>();
 
   constructor(private readonly gather: () => MetricFamily[], private readonly onError: (err: unknown) => void) {
     this.server = createServer((req, res) => {
@@ -55,7 +57,11 @@ export class MetricsServer {
       try {
         this.scrapes++;
         this.byFormat[om ? 'openmetrics' : 'text']++;
-        body = render(this.gather(), om);
+        const families = this.gather();
+        const docs = this.rendered.get(families) ?? {};
+        const format = om ? 'openmetrics' : 'text';
+        body = docs[format] ??= render(families, om);
+        this.rendered.set(families, docs);
       } catch (err) {
         this.onError(err);
         res.writeHead(500, { 'Content-Type': 'text/plain' }).end('rbtrace exporter: collection failed (see its log)\n');
