@@ -46,6 +46,9 @@ function lostOf(loaded: Loaded): () => number {
 
 // ---- syscount ---------------------------------------------------------------
 
+/** (syscall, errno) pairs counted in the kernel: a busy host shows a few hundred. */
+const ERRNO_PAIRS = 4096;
+
 export function syscountSource(log: Log): Source {
   const loaded = loadWithPaths({
     object: syscountGen.OBJECT_FILE,
@@ -53,6 +56,7 @@ export function syscountSource(log: Log): Source {
     log,
     configure: (obj) => {
       sizeSyscountMaps(obj, { byProcess: false, latency: false, hist: false });
+      obj.map('errnos').maxEntries = ERRNO_PAIRS;
       obj.setRodata(syscountGen.RODATA, {
         self_tgid: process.pid,
         want_errnos: true,

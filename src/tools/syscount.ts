@@ -128,6 +128,7 @@ export function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency
   obj.map('hists').maxEntries = mode.hist ? slots : 1;
   // Unused maps shrink to one entry (hashes are preallocated).
   if (!mode.byProcess) obj.map('procs').maxEntries = 1;
+  obj.map('errnos').maxEntries = 1; // only the exporter counts per errno (it resizes this)
 }
 
 function sub(a: number, b: number | undefined): number {

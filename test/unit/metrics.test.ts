@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { escapeLabelValue, log2Buckets, render, wantsOpenMetrics, type MetricFamily } from '../../src/core/metrics/exposition.js';
 import { SeriesLimiter } from '../../src/core/metrics/limit.js';
 import { parseListen } from '../../src/core/metrics/server.js';
-import { parseTools } from '../../src/tools/exporter.js';
+import { Gatherer, parseTools } from '../../src/tools/exporter.js';
 import { execResult } from '../../src/tools/exporter-sources.js';
 
 test('label values: backslash, double quote and line feed are escaped, nothing else', () => {
@@ -86,4 +86,25 @@ test('exec results: ok or the errno name', () => {
   assert.equal(execResult(0), 'ok');
   assert.equal(execResult(-2), 'ENOENT');
   assert.equal(execResult(-8), 'ENOEXEC');
+});
+
+test('a counter reading below the last shown value shows the last value; a vanished series starts again', () => {
+  let values: [string, number][] = [['a', 5], ['b', 7]];
+  const source = {
+    tool: 't', path: 'p', lost: () => 0, close: () => {},
+    collect: (): MetricFamily[] => [{ name: 'x', type: 'counter', help: 'h', samples: values.map(([k, v]) => ({ labels: { k }, value: v })) }],
+  };
+  const g = new Gatherer([source], 10);
+  const shown = () => Object.fromEntries(g.gather().find((f) => f.name === 'x')!.samples!.map((s) => [s.labels.k, s.value]));
+  assert.deepEqual(shown(), { a: 5, b: 7 });
+  values = [['a', 4], ['b', 8]];
+  const t = Date.now();
+  while (Date.now() - t < 250) { /* past the coalescing window */ }
+  assert.deepEqual(shown(), { a: 5, b: 8 });
+  values = [['b', 9]];
+  while (Date.now() - t < 500) { /* again */ }
+  assert.deepEqual(shown(), { b: 9 });
+  values = [['a', 1], ['b', 9]];
+  while (Date.now() - t < 750) { /* again */ }
+  assert.deepEqual(shown(), { a: 1, b: 9 });
 });
