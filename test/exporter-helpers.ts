@@ -1,6 +1,8 @@
 // Helpers for the exporter's end-to-end tests: start it on a free loopback
 // port, scrape it, and parse the text format back into values.
 import { createServer } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { buildC, startRbtrace, type Running } from './helpers.js';
 
 export async function freePort(): Promise<number> {
@@ -89,13 +91,33 @@ export async function scrape(e: Exporter): Promise<Series[]> {
   return parseMetrics(r.body);
 }
 
-/** BPF programs the exporter loads (for the nothing-left-attached checks). */
-export const EXPORTER_PROGRAMS = [
-  'tb_exit', 'rt_exit', 'fe_exit', // syscount
-  'dump_listeners', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready', 'tp_kfree_skb', 'tp_synack', 'tp_data_ready', // synqueue
-  'tp_exit_execve', 'tp_exit_execveat', 'kp_exit_execve', 'fe_exit_execve', // execsnoop
-  'gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end', // gcstat
-];
+/**
+ * Ids of the BPF programs a process holds (prog fds, and the programs of its
+ * link fds), from /proc/PID/fdinfo: other people's tools on this machine load
+ * programs with the same names, so "nothing left" is checked by id.
+ */
+export function programIdsOf(pid: number): number[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info = '';
+    try { info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'); } catch { continue; }
+    const m = /^prog_id:\s*(\d+)/m.exec(info);
+    if (m) ids.add(Number(m[1]));
+  }
+  return [...ids];
+}
+
+/** Of these program ids, the ones still loaded, after the kernel's deferred release (up to timeoutMs). */
+export async function stillLoaded(ids: number[], timeoutMs = 3000): Promise<number[]> {
+  const start = Date.now();
+  for (;;) {
+    const loaded = new Set((JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { id: number }[]).map((p) => p.id));
+    const left = ids.filter((id) => loaded.has(id));
+    if (left.length === 0 || Date.now() - start > timeoutMs) return left;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 
 /**
  * The known work of the exporter tests, one C program:

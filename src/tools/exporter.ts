@@ -15,6 +15,7 @@ import { parsePositiveInt } from '../core/options.js';
 import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
+import { releaseFreedHeap } from '../core/ffi/malloc.js';
 import { SOURCES, SOURCE_NAMES, type Source, type SourceName } from './exporter-sources.js';
 
 export interface ExporterOptions {
@@ -54,14 +55,28 @@ export class Gatherer {
   private readonly lastCounter = new Map<string, Map<string, number>>();
   private cached?: { at: number; families: MetricFamily[] };
 
-  constructor(private readonly sources: Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => []) {}
+  private readonly errors = new Map<string, number>();
+
+  constructor(private readonly sources: Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => [],
+    private readonly onError: (tool: string, err: unknown) => void = () => {}) {}
 
   gather(): MetricFamily[] {
     const now = Date.now();
     if (this.cached && now - this.cached.at < COALESCE_MS) return this.cached.families;
     const started = process.hrtime.bigint();
     const families: MetricFamily[] = [];
-    for (const s of this.sources) for (const f of s.collect()) families.push(this.bound(f));
+    for (const s of this.sources) {
+      // One tool failing to read (a map gone wrong) must not take the others' figures with it.
+      let got: MetricFamily[];
+      try {
+        got = s.collect();
+      } catch (err) {
+        this.errors.set(s.tool, (this.errors.get(s.tool) ?? 0) + 1);
+        this.onError(s.tool, err);
+        continue;
+      }
+      for (const f of got) families.push(this.bound(f));
+    }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     families.push(
       {
@@ -74,10 +89,15 @@ export class Gatherer {
         samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: s.lost() })),
       },
       {
+        name: 'rbtrace_exporter_collect_errors', type: 'counter', help: 'Readings of a tool\'s maps that failed (its figures were left out of that scrape), per tool.',
+        samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: this.errors.get(s.tool) ?? 0 })),
+      },
+      {
         name: 'rbtrace_exporter_tool_info', type: 'gauge', help: 'Tools whose probes are attached (1), with the attach path each uses.',
         samples: this.sources.map((s) => ({ labels: { tool: s.tool, attach_path: s.path }, value: 1 })),
       },
       { name: 'rbtrace_exporter_collect_seconds', type: 'gauge', unit: 'seconds', help: 'Time the last reading of the BPF maps took.', samples: [{ labels: {}, value: seconds }] },
+      ...processFamilies(),
       ...this.own(),
     );
     this.cached = { at: Date.now(), families };
@@ -108,6 +128,17 @@ export class Gatherer {
   }
 }
 
+/** The usual process_* families of an exporter (Prometheus client conventions), and Node's heap. */
+function processFamilies(): MetricFamily[] {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return [
+    { name: 'process_cpu_seconds', type: 'counter', help: 'User and system CPU time of the exporter.', samples: [{ labels: {}, value: (cpu.user + cpu.system) / 1e6 }] },
+    { name: 'process_resident_memory_bytes', type: 'gauge', unit: 'bytes', help: 'Resident set size of the exporter.', samples: [{ labels: {}, value: mem.rss }] },
+    { name: 'nodejs_heap_used_bytes', type: 'gauge', unit: 'bytes', help: 'V8 heap in use (of process_resident_memory_bytes).', samples: [{ labels: {}, value: mem.heapUsed }] },
+  ];
+}
+
 export default defineTool<ExporterOptions>({
   name: 'exporter',
   summary: "the tools' figures as Prometheus metrics on /metrics, as a long-running daemon",
@@ -136,7 +167,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     const gatherer = new Gatherer(sources, opts.maxSeries, () => [{
       name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',
       samples: Object.entries(server.byFormat).map(([format, value]) => ({ labels: { format }, value })),
-    }]);
+    }], (tool, err) => ctx.log.warn(`${tool}: reading its maps failed: ${(err as Error).message}`));
     const server: MetricsServer = new MetricsServer(() => gatherer.gather(), (err) => ctx.log.warn(`collection failed: ${(err as Error).message}`));
     const closeAll = () => {
       server.close();
@@ -187,6 +218,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       throw err;
     }
 
+    if (process.env.RBTRACE_NO_TRIM !== '1') releaseFreedHeap();
     server.ready = true;
     process.stderr.write(`rbtrace exporter: probes attached (${sources.map((s) => `${s.tool}: ${s.path}`).join(', ')}), serving http://${opts.listen}/metrics\n`);
     let lastScrapes = 0;

@@ -9,8 +9,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isCI, settledLeftovers, sleep } from '../helpers.js';
-import { EXPORTER_PROGRAMS, attached, buildWorkload, freePort, startExporter, type Exporter } from '../exporter-helpers.js';
+import { isCI, sleep } from '../helpers.js';
+import { attached, buildWorkload, freePort, programIdsOf, stillLoaded, startExporter, type Exporter } from '../exporter-helpers.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 
@@ -124,7 +124,8 @@ test('Prometheus scrapes the exporter every second; PromQL returns the exact sys
   const samplesScraped = await waitValue(base, 'scrape_samples_scraped{job="rbtrace"}');
   assert.ok(samplesScraped > 100, `samples per scrape: ${samplesScraped}`);
 
+  const ids = programIdsOf(exp.run.child.pid!);
   exp.run.signal('SIGTERM');
   assert.equal((await exp.run.finished).code, 0);
-  assert.deepEqual(await settledLeftovers(EXPORTER_PROGRAMS), []);
+  assert.deepEqual(await stillLoaded(ids), []);
 });
