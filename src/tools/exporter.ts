@@ -154,7 +154,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)
       .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}; gcstat is skipped with a warning where there is no ruby)`)
       .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)))
-      .option('-v, --verbose', 'say which attach path each tool uses, and log collection errors with their stack');
+      .option('-v, --verbose', 'say which attach path each tool uses, and why others were passed over');
   },
   async run(ctx, opts) {
     const listen = parseListen(opts.listen);
