@@ -13,6 +13,8 @@ APT_PACKAGES=(
   systemtap-sdt-dev python3 procps iproute2 kmod cargo
   # oracle suite (test/oracle): real programs to compare against strace, a shim, GC.stat
   git sqlite3 perl tar gzip
+  # rbtrace exporter: a real Prometheus scrapes it in test/e2e/prometheus.test.ts
+  prometheus
   # kernel matrix (test/vm): a stock kernel under qemu
   qemu-system-x86 busybox-static cpio
   # man pages

@@ -51,6 +51,8 @@ const volatile __s32 nr_clone = -1;
 const volatile __s32 nr_clone3 = -1;
 const volatile __s32 nr_fork = -1;
 const volatile __s32 nr_vfork = -1;
+/* rbtrace exporter: also count failures per (syscall, errno) in `errnos`. */
+const volatile bool want_errnos = false;
 
 /* Per syscall number. User space sizes it to the arch's table; numbers
  * beyond it (x32, bogus numbers) go to `rare`. */
@@ -94,6 +96,16 @@ struct {
 	__type(value, __u64); /* bpf_ktime_get_ns() at entry; 0: none */
 } starts SEC(".maps");
 
+/* want_errnos: failures per (syscall, errno); a few hundred pairs occur on a
+ * busy system. Per-CPU values, summed by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct sc_errno_key);
+	__type(value, __u64);
+} errnos SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct sc_errno_key, sc_errno_key);
 RBTRACE_EXPORT_TYPE(struct sc_proc_stats, sc_proc_stats);
 RBTRACE_EXPORT_TYPE(struct sc_hist, sc_hist);
 
@@ -208,6 +220,20 @@ static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
 	}
 }
 
+static __always_inline void add_errno(long nr, long err)
+{
+	struct sc_errno_key key = { .nr = (__u32)nr, .err = (__u32)err };
+	__u64 *n = bpf_map_lookup_elem(&errnos, &key), zero = 0;
+
+	if (!n) {
+		bpf_map_update_elem(&errnos, &key, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&errnos, &key);
+		if (!n)
+			return; /* map full */
+	}
+	(*n)++;
+}
+
 static __always_inline int on_exit(long nr, long ret, enum start_store store)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -244,6 +270,8 @@ static __always_inline int on_exit(long nr, long ret, enum start_store store)
 	if (only_errno && ret != -only_errno)
 		return 0;
 
+	if (want_errnos && failed)
+		add_errno(nr, -ret);
 	if (by_process)
 		add_proc(id >> 32, nr, ret, failed, delta);
 	else

@@ -33,4 +33,10 @@ struct sc_hist {
 	__u64 slots[SYSCOUNT_HIST_SLOTS];
 };
 
+/* The exporter: failures per (syscall, errno), when want_errnos is set. */
+struct sc_errno_key {
+	__u32 nr;
+	__u32 err; /* positive errno */
+};
+
 #endif

@@ -26,8 +26,8 @@ export interface GcstatOptions {
   lib?: string;
 }
 
-const PROVIDER = 'ruby';
-const PROBES = [
+export const PROVIDER = 'ruby';
+export const PROBES = [
   { program: 'gc_mark_begin', name: 'gc__mark__begin' },
   { program: 'gc_mark_end', name: 'gc__mark__end' },
   { program: 'gc_sweep_begin', name: 'gc__sweep__begin' },
@@ -79,7 +79,7 @@ export function checkGcProbes(binary: string | BinaryFile): void {
 
 const emptyPhase = (): PhaseStats => ({ count: 0, total_ns: 0, max_ns: 0 });
 
-function drainStats(obj: BpfObject, comms: Map<number, string>): Map<number, { mark: PhaseStats; sweep: PhaseStats }> {
+export function drainStats(obj: BpfObject, comms: Map<number, string>): Map<number, { mark: PhaseStats; sweep: PhaseStats }> {
   const byPid = new Map<number, { mark: PhaseStats; sweep: PhaseStats }>();
   for (const [k, v] of obj.map('stats').typed(gc_key_layout, gc_stat_layout).drain()) {
     let e = byPid.get(k.pid);

@@ -76,10 +76,10 @@ export const ATTACH_PATHS: AttachPath[] = [
 ];
 
 /** Programs that see each connection join an accept queue (max lengths, enqueued, --hist). */
-const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
+export const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
 
 /** Paths that see every SYN (so count overflows and cookies one by one). */
-const PER_SYN = new Set(['fentry', 'kprobe']);
+export const PER_SYN = new Set(['fentry', 'kprobe']);
 
 function collectNetns(text: string, prev: Netns[] = []): Netns[] {
   const ns = resolveNetnsArg(text);

@@ -18,6 +18,7 @@ import { renderTable } from '../core/output/table.js';
 import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
 import { SYSCOUNT } from './figures.js';
+import { readSyscallTotals } from './syscount-collect.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,
@@ -43,7 +44,7 @@ export interface SyscountOptions {
  * time in task storage (5.11+) or, without it (5.10), in a hash keyed by
  * thread id (the *h_* programs): see syscount.bpf.c.
  */
-function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
+export function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
   const both = (enter: string, exit: string, count: string) => {
     if (!latency) return [count];
     return taskStorage ? [enter, exit] : [enter.replace('_', 'h_'), exit.replace('_', 'h_')];
@@ -137,7 +138,16 @@ function syscallSlots(): number {
   return Math.min(1024, max + 1);
 }
 
-function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
+/** The syscall numbers syscount.bpf.c treats specially (execve for -- CMD, rt_sigreturn's -1, fork's second return). */
+export function syscallNumbersRodata(): Record<string, number> {
+  const nr = (name: string) => syscallNumber(name) ?? -1;
+  return {
+    nr_execve: nr('execve'), nr_execveat: nr('execveat'), nr_rt_sigreturn: nr('rt_sigreturn'),
+    nr_clone: nr('clone'), nr_clone3: nr('clone3'), nr_fork: nr('fork'), nr_vfork: nr('vfork'),
+  };
+}
+
+export function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
   const slots = syscallSlots();
   // Only the start map the loaded programs use is created: none in count
   // mode, and never task storage where the kernel has none (5.10).
@@ -147,6 +157,7 @@ function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hi
   obj.map('hists').maxEntries = mode.hist ? slots : 1;
   // Unused maps shrink to one entry (hashes are preallocated).
   if (!mode.byProcess) obj.map('procs').maxEntries = 1;
+  obj.map('errnos').maxEntries = 1; // only the exporter counts per errno (it resizes this)
 }
 
 function sub(a: number, b: number | undefined): number {
@@ -177,14 +188,7 @@ class Collector {
   }
 
   syscallRows(): SyscallRow[] {
-    const now = new Map<number, ScStats>();
-    for (let nr = 0; nr < this.slots; nr++) {
-      const v = this.syscalls.lookup({ value: nr });
-      if (v && v.count) now.set(nr, v);
-    }
-    // The key is the kernel's `long` syscall number cut to 32 bits: read it
-    // signed, so a negative number is shown as one (never as 4294967295).
-    for (const [k, v] of this.rare.entries()) now.set(k.value | 0, v);
+    const now = readSyscallTotals(this.syscalls, this.rare, this.slots);
     const rows: SyscallRow[] = [];
     for (const [nr, v] of now) {
       const p = this.prev.get(nr);
@@ -309,13 +313,7 @@ export default defineTool<SyscountOptions>({
         syscall_bitmap: bitmap(nrs ?? []),
         filter_comm: comm !== undefined,
         targ_comm: comm ?? '',
-        nr_execve: syscallNumber('execve') ?? -1,
-        nr_execveat: syscallNumber('execveat') ?? -1,
-        nr_rt_sigreturn: syscallNumber('rt_sigreturn') ?? -1,
-        nr_clone: syscallNumber('clone') ?? -1,
-        nr_clone3: syscallNumber('clone3') ?? -1,
-        nr_fork: syscallNumber('fork') ?? -1,
-        nr_vfork: syscallNumber('vfork') ?? -1,
+        ...syscallNumbersRodata(),
       },
       configure: (obj) => sizeMaps(obj, mode, taskStorage),
     });

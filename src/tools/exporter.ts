@@ -1,0 +1,238 @@
+// rbtrace exporter: one long-running process that keeps the chosen tools'
+// BPF programs attached and serves their figures as Prometheus metrics.
+//
+// It does not use Session's -d/-i model (a session ends; a daemon does not,
+// and SIGHUP must not stop it): it owns its sources and its HTTP server, and
+// on SIGTERM/SIGINT closes both, which detaches every program. Collection
+// happens when scraped (coalesced: parallel scrapes share one reading), plus
+// a background reading when nobody has scraped for a while, so the BPF hash
+// maps that are drained on read never fill.
+import { Option, type Command } from 'commander';
+import { defineTool } from '../core/tool.js';
+import { UsageError } from '../core/errors.js';
+import { checkBtf, checkPrivileges } from '../core/system.js';
+import { parsePositiveInt } from '../core/options.js';
+import { MetricsServer, parseListen } from '../core/metrics/server.js';
+import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
+import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
+import { releaseFreedHeap } from '../core/ffi/malloc.js';
+import { SOURCES, SOURCE_NAMES, type Source, type SourceName } from './exporter-sources.js';
+
+export interface ExporterOptions {
+  listen: string;
+  tools?: string;
+  maxSeries: number;
+  verbose?: boolean;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:9435';
+const DEFAULT_TOOLS: SourceName[] = ['syscount', 'synqueue', 'execsnoop', 'gcstat'];
+/** Tools that may be missing from a default start (no ruby installed): warned about, not fatal. */
+const OPTIONAL_BY_DEFAULT = new Set<SourceName>(['gcstat']);
+/** Parallel scrapes within this many ms share one reading of the maps. */
+const COALESCE_MS = 200;
+/** A reading at least this often even without scrapes (drained maps must not fill). */
+const BACKGROUND_MS = 30_000;
+
+export function parseTools(text: string): SourceName[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--tools wants at least one tool', `from: ${SOURCE_NAMES.join(', ')}`);
+  for (const n of names) {
+    if (n === 'mallocstat' || n === 'strlat') throw new UsageError(`--tools: ${n} is not exported yet (it costs a trap per call)`, `pick from: ${SOURCE_NAMES.join(', ')}`);
+    if (!(SOURCE_NAMES as readonly string[]).includes(n)) throw new UsageError(`--tools: unknown tool '${n}'`, `pick from: ${SOURCE_NAMES.join(', ')}`);
+  }
+  return [...new Set(names)] as SourceName[];
+}
+
+/**
+ * Everything a scrape shows, built from the sources' families: the series
+ * limit applied per family, counters held monotonic (a reading below the
+ * last shown value, which a torn per-CPU read could give, shows the last
+ * value), and the exporter's own families.
+ */
+export class Gatherer {
+  private readonly limiters = new Map<string, SeriesLimiter>();
+  private readonly lastCounter = new Map<string, Map<string, number>>();
+  private cached?: { at: number; families: MetricFamily[] };
+
+  private readonly errors = new Map<string, number>();
+
+  constructor(private readonly sources: Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => [],
+    private readonly onError: (tool: string, err: unknown) => void = () => {}) {}
+
+  gather(): MetricFamily[] {
+    const now = Date.now();
+    if (this.cached && now - this.cached.at < COALESCE_MS) return this.cached.families;
+    const started = process.hrtime.bigint();
+    const families: MetricFamily[] = [];
+    for (const s of this.sources) {
+      // One tool failing to read (a map gone wrong) must not take the others' figures with it.
+      let got: MetricFamily[];
+      try {
+        got = s.collect();
+      } catch (err) {
+        this.errors.set(s.tool, (this.errors.get(s.tool) ?? 0) + 1);
+        this.onError(s.tool, err);
+        continue;
+      }
+      for (const f of got) families.push(this.bound(f));
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    families.push(
+      {
+        name: 'rbtrace_exporter_dropped_series', type: 'counter',
+        help: 'Series left out because their family reached --max-series (each counted once while it exists).',
+        samples: [...this.limiters].map(([family, l]) => ({ labels: { family }, value: l.dropped })),
+      },
+      {
+        name: 'rbtrace_exporter_lost_events', type: 'counter', help: 'Events the BPF side could not pass on (ring buffer full), per tool.',
+        samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: s.lost() })),
+      },
+      {
+        name: 'rbtrace_exporter_collect_errors', type: 'counter', help: 'Readings of a tool\'s maps that failed (its figures were left out of that scrape), per tool.',
+        samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: this.errors.get(s.tool) ?? 0 })),
+      },
+      {
+        name: 'rbtrace_exporter_tool_info', type: 'gauge', help: 'Tools whose probes are attached (1), with the attach path each uses.',
+        samples: this.sources.map((s) => ({ labels: { tool: s.tool, attach_path: s.path }, value: 1 })),
+      },
+      { name: 'rbtrace_exporter_collect_seconds', type: 'gauge', unit: 'seconds', help: 'Time the last reading of the BPF maps took.', samples: [{ labels: {}, value: seconds }] },
+      ...processFamilies(),
+      ...this.own(),
+    );
+    this.cached = { at: Date.now(), families };
+    return families;
+  }
+
+  private bound(f: MetricFamily): MetricFamily {
+    let limiter = this.limiters.get(f.name);
+    if (!limiter) this.limiters.set(f.name, (limiter = new SeriesLimiter(this.maxSeries)));
+    if (f.histograms) return { ...f, histograms: limiter.filter(f.histograms) };
+    let samples = limiter.filter(f.samples ?? []);
+    if (f.type === 'counter') samples = this.monotonic(f.name, samples);
+    return { ...f, samples };
+  }
+
+  private monotonic(family: string, samples: Sample[]): Sample[] {
+    const before = this.lastCounter.get(family) ?? new Map<string, number>();
+    const after = new Map<string, number>();
+    const out = samples.map((s) => {
+      const key = seriesKey(s);
+      const value = Math.max(s.value, before.get(key) ?? 0);
+      after.set(key, value);
+      return { labels: s.labels, value, key };
+    });
+    // Series absent now are forgotten: if they come back, they start again (a new series).
+    this.lastCounter.set(family, after);
+    return out;
+  }
+}
+
+/** The usual process_* families of an exporter (Prometheus client conventions), and Node's heap. */
+function processFamilies(): MetricFamily[] {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return [
+    { name: 'process_cpu_seconds', type: 'counter', help: 'User and system CPU time of the exporter.', samples: [{ labels: {}, value: (cpu.user + cpu.system) / 1e6 }] },
+    { name: 'process_resident_memory_bytes', type: 'gauge', unit: 'bytes', help: 'Resident set size of the exporter.', samples: [{ labels: {}, value: mem.rss }] },
+    { name: 'nodejs_heap_used_bytes', type: 'gauge', unit: 'bytes', help: 'V8 heap in use (of process_resident_memory_bytes).', samples: [{ labels: {}, value: mem.heapUsed }] },
+  ];
+}
+
+export default defineTool<ExporterOptions>({
+  name: 'exporter',
+  summary: "the tools' figures as Prometheus metrics on /metrics, as a long-running daemon",
+  traces: false,
+  help: `Examples:
+  sudo rbtrace exporter                       syscount, synqueue, execsnoop, gcstat on 127.0.0.1:9435
+  curl -s localhost:9435/metrics
+  sudo rbtrace exporter --listen 0.0.0.0:9435 --tools synqueue,syscount
+Runs until SIGTERM or SIGINT (which detach everything); SIGHUP is logged and ignored.
+Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the source tree.`,
+  options(cmd: Command) {
+    cmd
+      .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)
+      .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}; gcstat is skipped with a warning where there is no ruby)`)
+      .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)))
+      .option('-v, --verbose', 'say which attach path each tool uses, and why others were passed over');
+  },
+  async run(ctx, opts) {
+    const listen = parseListen(opts.listen);
+    const explicit = opts.tools !== undefined;
+    const tools = explicit ? parseTools(opts.tools!) : DEFAULT_TOOLS;
+    checkPrivileges();
+    checkBtf();
+
+    const sources: Source[] = [];
+    const gatherer = new Gatherer(sources, opts.maxSeries, () => [{
+      name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',
+      samples: Object.entries(server.byFormat).map(([format, value]) => ({ labels: { format }, value })),
+    }], (tool, err) => ctx.log.warn(`${tool}: reading its maps failed: ${(err as Error).message}`));
+    const server: MetricsServer = new MetricsServer(() => gatherer.gather(), (err) => ctx.log.warn(`collection failed: ${(err as Error).message}`));
+    const closeAll = () => {
+      server.close();
+      for (const s of sources.splice(0).reverse()) {
+        try { s.close(); } catch { /* keep detaching the rest */ }
+      }
+    };
+    // Listening first: a scrape during attach gets 503, not "connection refused".
+    await server.listen(listen);
+    ctx.log.verbose(`listening on ${opts.listen}; attaching ${tools.join(', ')}`);
+
+    let stopping: ((signal: string) => void) | undefined;
+    let stopSignal: string | undefined;
+    const stopped = new Promise<string>((resolve) => (stopping = resolve));
+    const stop = (signal: string) => { stopSignal ??= signal; stopping!(signal); };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onHup = () => ctx.log.warn('SIGHUP: nothing to reload; still running (SIGTERM stops the exporter)');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
+    const untrap = () => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
+    };
+
+    try {
+      for (const name of tools) {
+        // Let the event loop answer scrapes (503) between two loads.
+        await new Promise((r) => setImmediate(r));
+        if (stopSignal) break; // SIGTERM during attach: detach what is attached and go
+        try {
+          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`));
+          sources.push(source);
+          ctx.log.verbose(`${name}: attached (${source.path})`);
+        } catch (err) {
+          if (!explicit && OPTIONAL_BY_DEFAULT.has(name)) {
+            ctx.log.warn(`${name} left out: ${(err as Error).message}`);
+            continue;
+          }
+          throw err;
+        }
+      }
+    } catch (err) {
+      untrap();
+      closeAll();
+      throw err;
+    }
+
+    if (process.env.RBTRACE_NO_TRIM !== '1') releaseFreedHeap();
+    server.ready = true;
+    process.stderr.write(`rbtrace exporter: probes attached (${sources.map((s) => `${s.tool}: ${s.path}`).join(', ')}), serving http://${opts.listen}/metrics\n`);
+    let lastScrapes = 0;
+    const background = setInterval(() => {
+      if (server.scrapes === lastScrapes) {
+        try { gatherer.gather(); } catch (err) { ctx.log.warn(`collection failed: ${(err as Error).message}`); }
+      }
+      lastScrapes = server.scrapes;
+    }, BACKGROUND_MS);
+
+    const signal = await stopped;
+    clearInterval(background);
+    untrap();
+    closeAll();
+    ctx.log.verbose(`${signal}: every probe detached`);
+  },
+});
