@@ -153,10 +153,11 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     cmd
       .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)
       .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}; gcstat is skipped with a warning where there is no ruby)`)
-      .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)))
-      .option('-v, --verbose', 'say which attach path each tool uses, and why others were passed over');
+      .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)));
+    // -v (which attach path each tool uses, and why others were passed over) is a global option.
   },
   async run(ctx, opts) {
+    if (ctx.opts.json) throw new UsageError('--json does not apply to exporter: its output is /metrics, in the Prometheus text format', 'drop --json');
     const listen = parseListen(opts.listen);
     const explicit = opts.tools !== undefined;
     const tools = explicit ? parseTools(opts.tools!) : DEFAULT_TOOLS;
