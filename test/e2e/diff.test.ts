@@ -103,7 +103,9 @@ test('strlat: 1 ms against 4 ms naps, drawn on one log2 scale and judged slower;
   const text = await runRbtrace(['diff', file('nap1.json'), file('nap4.json')]);
   assert.match(text.stdout, /^hist \(ns\): before 60, after 60 samples: shifted higher \(slower\): Mann-Whitney p /m);
   assert.match(text.stdout, /^\s+(524288 -> 1048575|1048576 -> 2097151)\s+:\s+\d+\s+0\s+\|\*+\s*\|\s+\|$/m);
-  assert.match(text.stdout, /^\s+p99\s+.*\+\d+\.\d%$/m);
+  // p50, not p99: one 1 ms nap that overslept past 2 ms under load puts the
+  // before side's p99 in the after side's bucket (seen in CI: p99 unchanged).
+  assert.match(text.stdout, /^\s+p50\s+.*\+\d+\.\d%$/m);
 
   const same = (await diffJson('nap15a.json', 'nap15b.json'))[0].histograms[0];
   assert.equal(same.verdict, 'no-change', JSON.stringify(same));
