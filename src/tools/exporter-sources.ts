@@ -15,6 +15,8 @@ import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbers
 import { readErrnoTotals, readSyscallTotals, syscountMaps } from './syscount-collect.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from './synqueue.js';
 import { SynqueueCollector } from './synqueue-collect.js';
+import { Target } from '../core/target.js';
+import type { CgroupDir } from '../core/cgroup.js';
 import { SYSCALL_PATHS as EXEC_PATHS } from './execsnoop.js';
 import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from './gcstat.js';
 import * as syscountGen from '../generated/syscount.js';
@@ -49,7 +51,7 @@ function lostOf(loaded: Loaded): () => number {
 /** (syscall, errno) pairs counted in the kernel: a busy host shows a few hundred. */
 const ERRNO_PAIRS = 4096;
 
-export function syscountSource(log: Log): Source {
+export function syscountSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({
     object: syscountGen.OBJECT_FILE,
     paths: syscountPaths(false),
@@ -61,9 +63,11 @@ export function syscountSource(log: Log): Source {
         self_tgid: process.pid,
         want_errnos: true,
         ...syscallNumbersRodata(),
+        ...scope.rodata(),
       });
     },
   });
+  scope.attach(loaded.obj);
   const maps = syscountMaps(loaded.obj);
   return {
     tool: 'syscount',
@@ -97,7 +101,7 @@ interface ListenerState {
  * synqueue's own collector (synqueue-collect.ts): every network namespace
  * with a process in it, each listener's row as `rbtrace synqueue` shows it.
  */
-export function synqueueSource(log: Log): Source {
+export function synqueueSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({ object: synqueueGen.OBJECT_FILE, paths: SYNQUEUE_PATHS, log });
   const collector = new SynqueueCollector({
     iterLink: loaded.links[loaded.path.programs.indexOf('dump_listeners')],
@@ -105,6 +109,9 @@ export function synqueueSource(log: Log): Source {
     attach: loaded.path.name,
     perSyn: PER_SYN.has(loaded.path.name),
     seesEnqueues: [...loaded.path.programs, ...(loaded.optional ?? [])].some((p) => ENQUEUE_PROGRAMS.has(p)),
+    // --cgroup: listeners whose owner is in the directory (decided in user
+    // space, as `rbtrace synqueue --cgroup` does: its probes run in softirq).
+    cgroup: scope.cgroup?.relative,
   });
   collector.collect(); // the first reading sets the baseline
   // Counters per label set: listeners sharing addr:port in one namespace
@@ -173,13 +180,17 @@ export function execResult(retval: number): string {
   return retval === 0 ? 'ok' : errnoName(-retval);
 }
 
-export function execsnoopSource(log: Log): Source {
+export function execsnoopSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({
     object: execGen.OBJECT_FILE,
     paths: EXEC_EXIT_PATHS,
     log,
-    configure: (obj) => { obj.map('scratch').maxEntries = possibleCpus(); },
+    configure: (obj) => {
+      obj.map('scratch').maxEntries = possibleCpus();
+      obj.setRodata(execGen.RODATA, scope.rodata());
+    },
   });
+  scope.attach(loaded.obj);
   const F = execGen.exec_event_layout.fields;
   const counts = new Map<string, number>();
   const rb = new RingBuffer(loaded.obj.map('events'), (rec) => {
@@ -209,7 +220,7 @@ export function execsnoopSource(log: Log): Source {
 /** Slots of the GC histogram always shown: le up to 2^21 us (about 2 s). */
 const GC_MIN_SLOTS = 21;
 
-export function gcstatSource(log: Log): Source {
+export function gcstatSource(log: Log, scope: Target): Source {
   const binary = findRubyBinary({});
   checkGcProbes(binary);
   const programs = GC_PROBES.map((p) => p.program);
@@ -221,7 +232,9 @@ export function gcstatSource(log: Log): Source {
       name: 'usdt', programs, note: `USDT ${GC_PROVIDER}:gc__{mark,sweep}__{begin,end} in ${binary}, every process`,
       attach: (o) => GC_PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: GC_PROVIDER, name: p.name })),
     }],
+    configure: (obj) => obj.setRodata(gcGen.RODATA, scope.rodata()),
   });
+  scope.attach(loaded.obj);
   const hists = loaded.obj.map('hists').typed(scalarLayout('u32'), gcGen.gc_hist_layout);
   const comms = new Map<number, string>();
   const pids = new Set<number>();
@@ -256,7 +269,18 @@ export function gcstatSource(log: Log): Source {
   };
 }
 
-export const SOURCES: Record<SourceName, (log: Log) => Source> = {
+/**
+ * What every source traces: all processes, or with --cgroup only the tasks
+ * in one cgroup v2 directory (rbtrace.bpf.h's filter: rodata before load,
+ * the directory's fd into rbtrace_cgroup after).
+ */
+export function exporterScope(cgroup?: CgroupDir): Target {
+  const scope = Target.all();
+  scope.cgroup = cgroup;
+  return scope;
+}
+
+export const SOURCES: Record<SourceName, (log: Log, scope: Target) => Source> = {
   syscount: syscountSource,
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,

@@ -16,12 +16,15 @@ import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
 import { releaseFreedHeap } from '../core/ffi/malloc.js';
-import { SOURCES, SOURCE_NAMES, type Source, type SourceName } from './exporter-sources.js';
+import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter-sources.js';
+import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
 
 export interface ExporterOptions {
   listen: string;
   tools?: string;
   maxSeries: number;
+  /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
+  cgroup?: CgroupDir;
   verbose?: boolean;
 }
 
@@ -153,6 +156,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     cmd
       .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)
       .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}; gcstat is skipped with a warning where there is no ruby)`)
+      .option('--cgroup <dir>', 'only tasks in this cgroup v2 directory and below (a container, a pod, a systemd unit); synqueue: listeners whose owner is there', (v) => resolveCgroupDir(v))
       .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)));
     // -v (which attach path each tool uses, and why others were passed over) is a global option.
   },
@@ -164,6 +168,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     checkPrivileges();
     checkBtf();
 
+    const scope = exporterScope(opts.cgroup);
     const sources: Source[] = [];
     const gatherer = new Gatherer(sources, opts.maxSeries, () => [{
       name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',
@@ -202,7 +207,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
         await new Promise((r) => setImmediate(r));
         if (stopSignal) break; // SIGTERM during attach: detach what is attached and go
         try {
-          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`));
+          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`), scope);
           sources.push(source);
           ctx.log.verbose(`${name}: attached (${source.path})`);
         } catch (err) {

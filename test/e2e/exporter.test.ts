@@ -10,7 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runRbtrace, sleep } from '../helpers.js';
@@ -246,5 +246,36 @@ test('SIGTERM while attaching detaches what was attached; bad --listen and a tak
   } finally {
     holder.run.signal('SIGTERM');
     await holder.run.finished;
+  }
+});
+
+test('--cgroup DIR: only the calls of a process in that cgroup v2 directory are counted, exactly', async () => {
+  const mount = execFileSync('findmnt', ['-n', '-o', 'TARGET', '-t', 'cgroup2'], { encoding: 'utf8' }).trim().split('\n')[0];
+  assert.ok(mount, 'a cgroup v2 mount (findmnt -t cgroup2)');
+  const cg = join(mount, `rbtrace-exporter-${process.pid}`);
+  mkdirSync(cg);
+  const e = await startExporter(['--tools', 'syscount', '--cgroup', cg]);
+  try {
+    await attached(e);
+    const before = await scrape(e);
+    // The same program twice: 300 sysfs calls inside the directory (the shell
+    // moves itself in, then execs it), 500 outside.
+    execFileSync('/bin/sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec "$0" calls 300 0 0 "$1"`, PROG, NOT_A_BINARY]);
+    execFileSync(PROG, ['calls', '500', '0', '0', NOT_A_BINARY]);
+    await sleep(250);
+    const afterRun = await scrape(e);
+    assert.equal(delta(before, afterRun, 'rbtrace_syscalls_total', { syscall: 'sysfs' }), 300);
+    e.run.signal('SIGTERM');
+    assert.equal((await e.run.finished).code, 0);
+  } finally {
+    if (e.run.child.exitCode === null) e.run.signal('SIGKILL');
+    for (let i = 0; i < 60; i++) {
+      try {
+        rmdirSync(cg);
+        break;
+      } catch {
+        await sleep(50);
+      }
+    }
   }
 });
