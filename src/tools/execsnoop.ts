@@ -13,7 +13,7 @@ import { errnoName } from '../core/names.js';
 import { escapeBytesForTerminal, escapeForTerminal, shellQuote, styled, type Cell } from '../core/output/format.js';
 import { bytesText, bytesJson } from '../core/output/json.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
-import { EXECSNOOP } from './figures.js';
+import { EXECSNOOP } from './common/figures.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
 export interface ExecsnoopOptions {

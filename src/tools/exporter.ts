@@ -16,7 +16,7 @@ import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
 import { releaseFreedHeap } from '../core/ffi/malloc.js';
-import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter-sources.js';
+import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
 
 export interface ExporterOptions {

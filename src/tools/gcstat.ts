@@ -18,7 +18,7 @@ import { formatBytes, term } from '../core/output/format.js';
 import { ColumnPrinter } from '../core/output/table.js';
 import { LiveChart } from '../core/output/chart.js';
 import type { BpfObject } from '../core/object.js';
-import { GCSTAT, gcstatDelta } from './figures.js';
+import { GCSTAT, gcstatDelta } from './common/figures.js';
 import { gc_key_layout, gc_stat_layout, gc_hist_layout, RODATA, ENUMS, OBJECT_FILE, type GcStat } from '../generated/gcstat.js';
 
 export interface GcstatOptions {

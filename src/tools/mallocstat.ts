@@ -15,7 +15,7 @@ import { formatBytes, formatCount, formatDuration, term } from '../core/output/f
 import { renderTable } from '../core/output/table.js';
 import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
-import { MALLOCSTAT, mallocstatDelta } from './figures.js';
+import { MALLOCSTAT, mallocstatDelta } from './common/figures.js';
 import { scalarLayout } from '../core/layout.js';
 import {
   ms_key_layout, ms_stats_layout, ms_hist_key_layout, ms_comm_layout,

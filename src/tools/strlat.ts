@@ -16,7 +16,7 @@ import { scalarLayout } from '../core/layout.js';
 import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/histogram.js';
 import { escapeForTerminal, formatDuration, formatCount, term } from '../core/output/format.js';
 import type { BpfObject } from '../core/object.js';
-import { STRLAT } from './figures.js';
+import { STRLAT } from './common/figures.js';
 import { strlat_stats_layout, strlat_hist_layout, RODATA, ENUMS, DEFINES, OBJECT_FILE, type StrlatStats } from '../generated/strlat.js';
 
 export interface StrlatOptions {

@@ -6,26 +6,26 @@
 // namespace, plus what the probes of src/bpf/synqueue.bpf.c counted per
 // listener since the last report (the longest queues seen, overflows, drops,
 // SYN cookies, SYN-ACK retransmits), plus each namespace's TcpExt deltas.
-// The pieces: synqueue-model.ts (the report type, pure), synqueue-collect.ts
-// (one call, one report), synqueue-proc.ts (/proc and tracefs readers),
-// synqueue-views.ts (table, chart, JSON, events, --hist). See man rbtrace-synqueue.
+// The pieces: synqueue/model.ts (the report type, pure), synqueue/collect.ts
+// (one call, one report), synqueue/proc.ts (/proc and tracefs readers),
+// synqueue/views.ts (table, chart, JSON, events, --hist). See man rbtrace-synqueue.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
 import { resolveNetnsArg, type Netns } from '../core/netns.js';
 import { releaseFreedMemory } from '../core/memory.js';
-import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue-model.js';
-import { SynqueueCollector, skKey } from './synqueue-collect.js';
-import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue-proc.js';
-import { makeView, printHist } from './synqueue-views.js';
+import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue/model.js';
+import { SynqueueCollector, skKey } from './synqueue/collect.js';
+import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue/proc.js';
+import { makeView, printHist } from './synqueue/views.js';
 import { sq_event_layout as eventLayout, RODATA, ENUMS, OBJECT_FILE } from '../generated/synqueue.js';
-import { SynqueueDemo } from './synqueue-demo.js';
-import { SYNQUEUE } from './figures.js';
+import { SynqueueDemo } from './synqueue/demo.js';
+import { SYNQUEUE } from './common/figures.js';
 
-export { formatAddr, formatListener, parsePorts, synLimit, buildRow, type ListenerRow, type SynqueueReport } from './synqueue-model.js';
-export { formatNetstat, renderTableReport } from './synqueue-views.js';
-export { SynqueueCollector } from './synqueue-collect.js';
+export { formatAddr, formatListener, parsePorts, synLimit, buildRow, type ListenerRow, type SynqueueReport } from './synqueue/model.js';
+export { formatNetstat, renderTableReport } from './synqueue/views.js';
+export { SynqueueCollector } from './synqueue/collect.js';
 
 export interface SynqueueOptions {
   port?: number[];

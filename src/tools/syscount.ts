@@ -17,8 +17,8 @@ import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
 import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
-import { SYSCOUNT } from './figures.js';
-import { readSyscallTotals } from './syscount-collect.js';
+import { SYSCOUNT } from './common/figures.js';
+import { readSyscallTotals } from './syscount/collect.js';
 import {
   sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
   type ScStats, type ScProcStats,

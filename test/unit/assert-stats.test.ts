@@ -13,7 +13,7 @@ import { FigureCollector } from '../../src/core/report/figures.js';
 import { makeDocument, readDocument, writeDocument } from '../../src/core/report/document.js';
 import { findRegressions } from '../../src/core/report/run.js';
 import { UsageError } from '../../src/core/errors.js';
-import { STRLAT, SYSCOUNT, SYNQUEUE } from '../../src/tools/figures.js';
+import { STRLAT, SYSCOUNT, SYNQUEUE } from '../../src/tools/common/figures.js';
 import { formatLog2Pair } from '../../src/tools/diff.js';
 
 /** Cliff's delta by enumerating every pair of samples: the definition. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { checkAssertions, describeOutcome, evaluate, parseAssertion } from '../../src/core/report/assert.js';
 import { FigureCollector } from '../../src/core/report/figures.js';
 import { UsageError } from '../../src/core/errors.js';
-import { MALLOCSTAT, STRLAT, SYNQUEUE, SYSCOUNT } from '../../src/tools/figures.js';
+import { MALLOCSTAT, STRLAT, SYNQUEUE, SYSCOUNT } from '../../src/tools/common/figures.js';
 
 function usage(fn: () => unknown): string {
   try {

@@ -6,7 +6,7 @@ import { escapeLabelValue, log2Buckets, render, wantsOpenMetrics, type MetricFam
 import { SeriesLimiter } from '../../src/core/metrics/limit.js';
 import { parseListen } from '../../src/core/metrics/server.js';
 import { Gatherer, parseTools } from '../../src/tools/exporter.js';
-import { execResult } from '../../src/tools/exporter-sources.js';
+import { execResult } from '../../src/tools/exporter/sources.js';
 
 test('label values: backslash, double quote and line feed are escaped, nothing else', () => {
   assert.equal(escapeLabelValue('a"b\\c\nd'), 'a\\"b\\\\c\\nd');

@@ -99,7 +99,7 @@ test('containers from cgroup paths', async () => {
 });
 
 test('top listeners: overflows, drops, then fill; partial selection equals a full sort', async () => {
-  const { topRows, compareByImportance } = await import('../../src/tools/synqueue-model.js');
+  const { topRows, compareByImportance } = await import('../../src/tools/synqueue/model.js');
   const rows = Array.from({ length: 500 }, (_, i) => ({
     ...buildRow(snap({ port: 1000 + i, acceptQueue: (i * 7) % 13, acceptLimit: 10 }), undefined, counts({ overflows: i % 37 === 0 ? i : 0 }), true, sys),
   }));

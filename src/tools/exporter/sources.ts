@@ -1,29 +1,29 @@
 // The exporter's sources: one per tool, each loading that tool's BPF object
 // once (through the SDK's attach-path fallback) and turning what the tool's
 // maps hold into metric families. The readings themselves live in the
-// tools' collector modules (syscount-collect.ts, synqueue-collect.ts, ...).
+// tools' collector modules (syscount/collect.ts, synqueue/collect.ts, ...).
 import { statSync } from 'node:fs';
-import { loadWithPaths, type Loaded } from '../core/paths.js';
-import { RingBuffer, lostEvents } from '../core/ringbuf.js';
-import { possibleCpus } from '../core/maps.js';
-import { errnoName, syscallName } from '../core/names.js';
-import { syscallNumber } from '../core/names.js';
-import { findRubyBinary } from '../core/uprobes.js';
-import { readComm } from '../core/process.js';
-import { log2Buckets, type MetricFamily, type Sample } from '../core/metrics/exposition.js';
-import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbersRodata } from './syscount.js';
-import { readErrnoTotals, readSyscallTotals, syscountMaps } from './syscount-collect.js';
-import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from './synqueue.js';
-import { SynqueueCollector } from './synqueue-collect.js';
-import { Target } from '../core/target.js';
-import type { CgroupDir } from '../core/cgroup.js';
-import { SYSCALL_PATHS as EXEC_PATHS } from './execsnoop.js';
-import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from './gcstat.js';
-import * as syscountGen from '../generated/syscount.js';
-import * as synqueueGen from '../generated/synqueue.js';
-import * as execGen from '../generated/execsnoop.js';
-import * as gcGen from '../generated/gcstat.js';
-import { scalarLayout } from '../core/layout.js';
+import { loadWithPaths, type Loaded } from '../../core/paths.js';
+import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
+import { possibleCpus } from '../../core/maps.js';
+import { errnoName, syscallName } from '../../core/names.js';
+import { syscallNumber } from '../../core/names.js';
+import { findRubyBinary } from '../../core/uprobes.js';
+import { readComm } from '../../core/process.js';
+import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/exposition.js';
+import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbersRodata } from '../syscount.js';
+import { readErrnoTotals, readSyscallTotals, syscountMaps } from '../syscount/collect.js';
+import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
+import { SynqueueCollector } from '../synqueue/collect.js';
+import { Target } from '../../core/target.js';
+import type { CgroupDir } from '../../core/cgroup.js';
+import { SYSCALL_PATHS as EXEC_PATHS } from '../execsnoop.js';
+import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from '../gcstat.js';
+import * as syscountGen from '../../generated/syscount.js';
+import * as synqueueGen from '../../generated/synqueue.js';
+import * as execGen from '../../generated/execsnoop.js';
+import * as gcGen from '../../generated/gcstat.js';
+import { scalarLayout } from '../../core/layout.js';
 
 export interface Source {
   tool: string;
@@ -98,7 +98,7 @@ interface ListenerState {
 }
 
 /**
- * synqueue's own collector (synqueue-collect.ts): every network namespace
+ * synqueue's own collector (synqueue/collect.ts): every network namespace
  * with a process in it, each listener's row as `rbtrace synqueue` shows it.
  */
 export function synqueueSource(log: Log, scope: Target): Source {

@@ -2,17 +2,17 @@
 // NDJSON, one line per event, and the --hist histograms on exit. Every
 // string that comes from the system (comm, container, namespace names, drop
 // reasons) goes through escapeForTerminal() before a terminal sees it.
-import type { ToolContext } from '../core/tool.js';
-import type { CommonOptions } from '../core/options.js';
-import { possibleCpus, type BpfMap } from '../core/maps.js';
-import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
-import { ColumnPrinter, type Align } from '../core/output/table.js';
+import type { ToolContext } from '../../core/tool.js';
+import type { CommonOptions } from '../../core/options.js';
+import { possibleCpus, type BpfMap } from '../../core/maps.js';
+import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
+import { ColumnPrinter, type Align } from '../../core/output/table.js';
 import type { ChalkInstance } from 'chalk';
-import { escapeForTerminal as esc } from '../core/output/format.js';
-import { LiveChart } from '../core/output/chart.js';
-import { hist_value_layout as histLayout } from '../generated/synqueue.js';
-import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './synqueue-model.js';
-import { skKey } from './synqueue-collect.js';
+import { escapeForTerminal as esc } from '../../core/output/format.js';
+import { LiveChart } from '../../core/output/chart.js';
+import { hist_value_layout as histLayout } from '../../generated/synqueue.js';
+import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './model.js';
+import { skKey } from './collect.js';
 
 export interface SynqueueViewOptions {
   chart?: boolean;

@@ -1,7 +1,7 @@
 // What synqueue reads from /proc and tracefs besides its BPF maps: sysctls,
 // the process tree (for -- CMD), and what this kernel's skb:kfree_skb offers.
 import { readFileSync, readdirSync } from 'node:fs';
-import type { SynSysctls } from './synqueue-model.js';
+import type { SynSysctls } from './model.js';
 
 function readSysctl(name: string, fallback: number): number {
   try {

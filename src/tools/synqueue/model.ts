@@ -2,11 +2,11 @@
 // probes count for it between snapshots, and the typed report one interval
 // gives (the contract of every view, the JSON records and the exporter).
 // Pure: unit-tested without BPF.
-import { UsageError } from '../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 
 export const AF_INET6 = 10;
 
-/** One listener as the iterator saw it (sk: its struct sock address, as skKey() in synqueue-collect.ts makes it). */
+/** One listener as the iterator saw it (sk: its struct sock address, as skKey() in synqueue/collect.ts makes it). */
 export interface Snapshot {
   sk: number;
   ino: number;

@@ -2,10 +2,10 @@
 // tool (which reports differences between two reads) and the exporter (which
 // reports them as counters). Kept apart from syscount.ts so the exporter does
 // not import the tool's views.
-import type { BpfObject } from '../core/object.js';
-import type { TypedMap } from '../core/maps.js';
-import { scalarLayout } from '../core/layout.js';
-import { sc_stats_layout, sc_errno_key_layout, type ScStats, type ScErrnoKey } from '../generated/syscount.js';
+import type { BpfObject } from '../../core/object.js';
+import type { TypedMap } from '../../core/maps.js';
+import { scalarLayout } from '../../core/layout.js';
+import { sc_stats_layout, sc_errno_key_layout, type ScStats, type ScErrnoKey } from '../../generated/syscount.js';
 
 const u32 = scalarLayout('u32');
 const u64 = scalarLayout('u64');

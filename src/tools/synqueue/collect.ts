@@ -8,19 +8,19 @@
 // namespace), and that namespace's TcpExt counters and SYN sysctls are read
 // while there. The probes' per-listener counts need no such care: they fire
 // in every namespace and are keyed by the listener's struct sock address.
-import { createIterator, readIteratorFd, IterBuffer } from '../core/iter.js';
-import { inNetns, listNetns, ownNetnsInode, type Netns } from '../core/netns.js';
-import { readNetCounters } from '../core/netstat.js';
-import { SocketOwners } from '../core/sockowners.js';
-import { cgroupOfPid, cgroupUnder, containerOf } from '../core/cgroup.js';
-import { possibleCpus, type BpfMap } from '../core/maps.js';
-import type { BpfLink } from '../core/object.js';
-import { listener_info_layout as infoLayout, listener_stats_layout as statsLayout } from '../generated/synqueue.js';
+import { createIterator, readIteratorFd, IterBuffer } from '../../core/iter.js';
+import { inNetns, listNetns, ownNetnsInode, type Netns } from '../../core/netns.js';
+import { readNetCounters } from '../../core/netstat.js';
+import { SocketOwners } from '../../core/sockowners.js';
+import { cgroupOfPid, cgroupUnder, containerOf } from '../../core/cgroup.js';
+import { possibleCpus, type BpfMap } from '../../core/maps.js';
+import type { BpfLink } from '../../core/object.js';
+import { listener_info_layout as infoLayout, listener_stats_layout as statsLayout } from '../../generated/synqueue.js';
 import {
   AF_INET6, buildRow, emptyCounted, formatAddr, formatListener,
   type Counted, type ListenerRow, type NetnsSummary, type Snapshot, type SynqueueReport, type SynSysctls,
-} from './synqueue-model.js';
-import { readSynSysctls } from './synqueue-proc.js';
+} from './model.js';
+import { readSynSysctls } from './proc.js';
 
 export const NETSTAT = ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'SyncookiesRecv', 'SyncookiesFailed'];
 

@@ -9,7 +9,7 @@
 // socket (not even TIME_WAIT) stays behind.
 import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { RawListener } from '../core/ffi/sockets.js';
+import { RawListener } from '../../core/ffi/sockets.js';
 
 export interface DemoOptions {
   /** Seconds the load generator runs (it stops before the demo ends). */

@@ -4,7 +4,7 @@
 // histograms. The tools hand deltas to ctx.report() in these shapes; the
 // merging lives in src/core/report. Kept apart from the tools' own files so
 // that their changes to the figures stay in one reviewable place.
-import type { FigureSchema } from '../core/report/figures.js';
+import type { FigureSchema } from '../../core/report/figures.js';
 
 export const SYSCOUNT = (opts: { process?: boolean }): FigureSchema => (opts.process
   ? { rows: { array: 'processes', key: ['comm'], noun: 'process name', counts: ['count', 'errors'], durations: ['total_ns'] } }
