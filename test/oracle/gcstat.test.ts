@@ -14,9 +14,14 @@ const dir = tempDir('gc');
 const hook = join(dir, 'gcstat_at_exit.rb');
 writeFileSync(hook, "at_exit { File.write(ENV['GC_OUT'], GC.stat(:count).to_s) if ENV['GC_OUT'] }\n");
 
-const WORKLOADS = [
+const WORKLOADS: { name: string; argv: string[]; slack?: Record<string, number> }[] = [
   {
     name: 'ruby: 4 threads churning strings, 5 GC.start',
+    // How many GCs 4 allocating threads trigger depends on how they
+    // interleave (malloc_increase is shared): 74 in two plain runs, 94 in the
+    // traced one of a CI run. The exact check is against the same run's own
+    // GC.stat; across runs, this much is the program's, not rbtrace's.
+    slack: { count: 30 },
     argv: ['ruby', '-e', 'ts = 4.times.map { Thread.new { a = []; 100_000.times { |i| a << "x" * (i % 50); a = [] if a.size > 5000 } } }; ts.each(&:join); 5.times { GC.start }'],
   },
   { name: 'gem list (rubygems)', argv: ['ruby', '-S', 'gem', 'list', '--local'] },
@@ -41,6 +46,6 @@ for (const w of WORKLOADS) {
     assert.ok(marks > 0, 'some collections');
     assert.equal(marks, Number(readFileSync(out, 'utf8')), 'gcstat vs GC.stat of the same run');
     // And within the program's variance of the runs without rbtrace.
-    assertWithinVariance(w.name, new Map([['count', marks]]), new Map([['count', o1]]), new Map([['count', o2]]));
+    assertWithinVariance(w.name, new Map([['count', marks]]), new Map([['count', o1]]), new Map([['count', o2]]), w.slack);
   });
 }
