@@ -1,46 +1,84 @@
 #!/usr/bin/env bash
-# Compile every src/bpf/*.bpf.c to a CO-RE object in build/bpf/, and generate
-# its TypeScript bindings (struct layouts, .rodata offsets) from the object's
-# BTF into src/generated/. Needs clang, bpftool and the running kernel's BTF
-# (for vmlinux.h) at build time only; the objects then load on any kernel
-# with BTF, thanks to CO-RE.
+# Compile every src/bpf/*.bpf.c to a CO-RE object once per target
+# architecture, build/bpf/x86/ and build/bpf/arm64/ (the package ships both;
+# src/core/arch.ts picks one by process.arch), and generate its TypeScript
+# bindings (struct layouts, .rodata offsets) from the object's BTF into
+# src/generated/. Needs clang, bpftool and a kernel BTF per architecture (for
+# its vmlinux.h) at build time only; the objects then load on any kernel of
+# that architecture with BTF, thanks to CO-RE.
+#
+# The build machine's own architecture uses the running kernel's BTF
+# (RBTRACE_BUILD_BTF overrides it); the other one the BTF of Debian 12's stock
+# 6.1 kernel for it, from scripts/kernel-btf.sh (RBTRACE_BUILD_BTF_ARM64 /
+# RBTRACE_BUILD_BTF_X86 override that). RBTRACE_BPF_ARCHES="x86" builds one.
+#
+# The bindings must be the same for every architecture (the tools' headers
+# use fixed-size types only): they are generated from each object and
+# compared, and the build fails if they differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BTF=${RBTRACE_BUILD_BTF:-/sys/kernel/btf/vmlinux}
-mkdir -p build/bpf build/tmp src/generated
-
 case "$(uname -m)" in
-  x86_64) ARCH=x86 ;;
-  aarch64) ARCH=arm64 ;;
-  s390x) ARCH=s390 ;;
-  riscv64) ARCH=riscv ;;
-  *) ARCH=$(uname -m) ;;
+  x86_64) NATIVE=x86 ;;
+  aarch64) NATIVE=arm64 ;;
+  *) NATIVE=$(uname -m) ;;
 esac
+ARCHES=${RBTRACE_BPF_ARCHES:-x86 arm64}
+mkdir -p build/tmp src/generated
 
-if [ ! -s build/vmlinux.h ] || [ "$BTF" -nt build/vmlinux.h ]; then
-  echo "build-bpf: generating build/vmlinux.h from $BTF"
-  bpftool btf dump file "$BTF" format c > build/vmlinux.h.tmp
-  mv build/vmlinux.h.tmp build/vmlinux.h
-fi
+# btf_for ARCH: the BTF file vmlinux.h is made from.
+btf_for() {
+  local arch=$1 var
+  var=RBTRACE_BUILD_BTF_$(echo "$arch" | tr a-z A-Z)
+  if [ -n "${!var:-}" ]; then echo "${!var}"; return; fi
+  if [ "$arch" = "$NATIVE" ]; then echo "${RBTRACE_BUILD_BTF:-/sys/kernel/btf/vmlinux}"; return; fi
+  bash scripts/kernel-btf.sh "$arch" >&2
+  echo "build/btf/$arch.btf"
+}
 
 node scripts/gen-names.mjs
 
-for src in src/bpf/*.bpf.c; do
-  name=$(basename "$src" .bpf.c)
-  obj=build/bpf/$name.bpf.o
-  tmp=build/tmp/$name.o
-  # Rebuild when the source, a header or vmlinux.h is newer than the object.
-  if [ -f "$obj" ] && [ -z "$(find "$src" src/bpf/*.h src/bpf/include build/vmlinux.h -newer "$obj" 2>/dev/null | head -1)" ]; then
-    continue
+first=
+for arch in $ARCHES; do
+  case "$arch" in x86|arm64) ;; *) echo "build-bpf: $arch: not x86 or arm64" >&2; exit 2 ;; esac
+  btf=$(btf_for "$arch")
+  inc=build/$arch
+  mkdir -p "$inc" "build/bpf/$arch"
+  if [ ! -s "$inc/vmlinux.h" ] || [ "$btf" -nt "$inc/vmlinux.h" ]; then
+    echo "build-bpf: generating $inc/vmlinux.h from $btf"
+    bpftool btf dump file "$btf" format c > "$inc/vmlinux.h.tmp"
+    mv "$inc/vmlinux.h.tmp" "$inc/vmlinux.h"
   fi
-  echo "build-bpf: $src"
-  clang -O2 -g -target bpf -D__TARGET_ARCH_$ARCH -Wall -Werror -Wno-unused-function \
-    -Ibuild -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
-  # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
-  bpftool gen object "$obj" "$tmp"
-  header=src/bpf/$name.h
-  [ -f "$header" ] || header=-
-  node scripts/gen-bindings.mjs "$obj" "$header" "src/generated/$name.ts"
-done
+  # build/vmlinux.h: the build machine's, for anything that includes it directly.
+  [ "$arch" = "$NATIVE" ] && ln -sfn "$arch/vmlinux.h" build/vmlinux.h
 
+  for src in src/bpf/*.bpf.c; do
+    name=$(basename "$src" .bpf.c)
+    obj=build/bpf/$arch/$name.bpf.o
+    tmp=build/tmp/$arch-$name.o
+    # Rebuild when the source, a header or vmlinux.h is newer than the object.
+    if [ -f "$obj" ] && [ -z "$(find "$src" src/bpf/*.h src/bpf/include "$inc/vmlinux.h" -newer "$obj" 2>/dev/null | head -1)" ]; then
+      continue
+    fi
+    echo "build-bpf: $src ($arch)"
+    clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -Wno-unused-function \
+      -I"$inc" -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
+    # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
+    bpftool gen object "$obj" "$tmp"
+    header=src/bpf/$name.h
+    [ -f "$header" ] || header=-
+    if [ -z "$first" ]; then
+      node scripts/gen-bindings.mjs "$obj" "$header" "src/generated/$name.ts"
+    else
+      # Another architecture: its bindings must equal the first one's.
+      node scripts/gen-bindings.mjs "$obj" "$header" "build/tmp/$arch-$name.ts" >/dev/null
+      if ! cmp -s "build/tmp/$arch-$name.ts" "src/generated/$name.ts"; then
+        echo "build-bpf: $name's bindings differ between $first and $arch (a header type whose size depends on the architecture?):" >&2
+        diff "src/generated/$name.ts" "build/tmp/$arch-$name.ts" >&2 || true
+        rm -f "$obj"
+        exit 1
+      fi
+    fi
+  done
+  first=${first:-$arch}
+done

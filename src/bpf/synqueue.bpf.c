@@ -192,6 +192,11 @@ static __always_inline void emit(const struct sock *sk, const struct sk_buff *sk
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Our own flavour of the enum: the enumerator is newer than some build BTFs
+ * (Debian 12's 6.12, the arm64 objects' vmlinux.h, lacks it); CO-RE matches
+ * type and enumerator by their names without the ___rbtrace suffix. */
+enum skb_drop_reason___rbtrace { SKB_DROP_REASON_TCP_LISTEN_OVERFLOW___rbtrace = 0 };
+
 /* A packet freed with a reason, rx_sk being the socket that received it. */
 static __always_inline int on_kfree_skb(const struct sk_buff *skb, __u32 reason, const struct sock *sk)
 {
@@ -201,8 +206,8 @@ static __always_inline int on_kfree_skb(const struct sk_buff *skb, __u32 reason,
 	 * otherwise fail the CO-RE relocation and the load. */
 	__u32 overflow = ~0U;
 
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		overflow = bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	if (bpf_core_enum_value_exists(enum skb_drop_reason___rbtrace, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW___rbtrace))
+		overflow = bpf_core_enum_value(enum skb_drop_reason___rbtrace, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW___rbtrace);
 
 	if (!is_listener(sk))
 		return 0;

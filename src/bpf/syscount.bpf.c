@@ -5,8 +5,9 @@
  * Attach paths, chosen at run time by src/tools/syscount.ts:
  *   fentry  fentry/fexit on x64_sys_call (x86_64, kernel 6.9+): the one
  *           function every native 64-bit syscall goes through (nr and return
- *           value are its arguments/result). There is no such function on
- *           other arches or older kernels, so the path is skipped there.
+ *           value are its arguments/result); on arm64 invoke_syscall (the fa_
+ *           programs below; src/core/arch.ts names the target). Older x86
+ *           kernels have no such function, so the path is skipped there.
  *   tp_btf  the raw_syscalls sys_enter/sys_exit tracepoints as BTF-typed
  *           programs (pt_regs read directly, no helper call);
  *   raw_tp  the same tracepoints as plain raw tracepoints (pt_regs read with
@@ -331,6 +332,39 @@ int BPF_PROG(fe_exit, const struct pt_regs *regs, unsigned int nr, long ret)
 {
 	return on_exit(nr, ret, START_TASK);
 }
+
+/* ---- fentry path on arm64: invoke_syscall(struct pt_regs *regs, unsigned
+ * int scno, unsigned int sc_nr, const syscall_fn_t table[]), the dispatcher
+ * every arm64 syscall goes through (el0_svc_common). It returns nothing: the
+ * result is in regs->regs[0] when it returns. AArch32 (compat) tasks come
+ * through it too, with their own numbers and table: skipped, as x86's
+ * x64_sys_call sees no ia32 syscall (the tracepoint paths count both). ---- */
+#if defined(__TARGET_ARCH_arm64)
+#define ARM64_TIF_32BIT 22 /* arch/arm64/include/asm/thread_info.h */
+
+static __always_inline bool compat_task(void)
+{
+	return bpf_get_current_task_btf()->thread_info.flags & (1UL << ARM64_TIF_32BIT);
+}
+
+SEC("fentry")
+int BPF_PROG(fa_enter, struct pt_regs *regs, unsigned int scno)
+{
+	return compat_task() ? 0 : on_enter(scno, START_TASK);
+}
+
+SEC("fexit")
+int BPF_PROG(fa_exit, struct pt_regs *regs, unsigned int scno)
+{
+	return compat_task() ? 0 : on_exit(scno, (long)regs->regs[0], START_TASK);
+}
+
+SEC("fexit")
+int BPF_PROG(fa_count, struct pt_regs *regs, unsigned int scno)
+{
+	return compat_task() ? 0 : on_exit(scno, (long)regs->regs[0], START_NONE);
+}
+#endif
 
 /* ---- Count mode: exit programs that touch no start map, so count mode
  * creates none (user space turns autocreate off for both). ---- */

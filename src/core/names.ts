@@ -2,19 +2,17 @@
 // The tables are generated from the uapi headers by scripts/gen-names.mjs at
 // build time, so they follow the kernel headers instead of a hand-kept list.
 import { ERRNO_NAMES, SYSCALLS } from '../generated/names.js';
+import { hostArch } from './arch.js';
 
 export type SyscallArch = keyof typeof SYSCALLS; // 'x86_64' | 'arm64'
 
-/** The syscall table of this machine, from process.arch (x64 -> x86_64, arm64 -> arm64). */
+/**
+ * The syscall table of this machine, from process.arch (src/core/arch.ts;
+ * architectures without a table get x86_64's, which keeps names plausible
+ * rather than throwing in the middle of a report).
+ */
 export function hostSyscallArch(): SyscallArch {
-  switch (process.arch) {
-    case 'x64': return 'x86_64';
-    case 'arm64': return 'arm64';
-    default:
-      // Other architectures have no table yet; x86_64 keeps names plausible
-      // rather than throwing in the middle of a report.
-      return 'x86_64';
-  }
+  return hostArch().syscallTable;
 }
 
 /** "ENOENT" for 2 or -2 (kernel return values are negative errnos); unknown -> String(n). */

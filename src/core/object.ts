@@ -5,13 +5,17 @@ import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from './package.js';
 import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
 import { minimizedBtf } from './btf.js';
+import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from './errors.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
 
-/** build/bpf of this package (RBTRACE_BPF_DIR overrides it). */
+/** build/bpf/<arch> of this package: this architecture's objects (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
-  return resolve(process.env.RBTRACE_BPF_DIR || join(packageRoot(), 'build/bpf'));
+  if (process.env.RBTRACE_BPF_DIR) return resolve(process.env.RBTRACE_BPF_DIR);
+  const arch = bpfArchDir();
+  if ('error' in arch) throw new RbtraceError(arch.error, { hint: 'run rbtrace on an x86-64 or arm64 machine' });
+  return join(packageRoot(), 'build/bpf', arch.dir);
 }
 
 // ---- libbpf's log: kept in memory, shown when something fails ----------
@@ -150,7 +154,7 @@ export class BpfObject {
   }
 
   /**
-   * Open build/bpf/<name>.bpf.o (or a path to any .bpf.o). CO-RE relocates
+   * Open build/bpf/<arch>/<name>.bpf.o (or a path to any .bpf.o). CO-RE relocates
    * against the build's minimized BTF when it fits the running kernel
    * (src/core/btf.ts), unless `fullBtf` is set.
    */

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { RbtraceError } from './errors.js';
+import { archInfo, hostArch } from './arch.js';
 import { pidParser } from './parsers.js';
 import { BinaryFile, openExecutable, openFile, openMapping, readMaps } from './procfiles.js';
 
@@ -70,7 +71,7 @@ export function libraryOfPid(pid: number, name: string): BinaryFile | undefined 
 export function systemLibrary(name: string): string | undefined {
   try {
     const out = execFileSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const archTag = process.arch === 'x64' ? 'x86-64' : process.arch === 'arm64' ? 'AArch64' : '';
+    const archTag = archInfo()?.ldconfigTag ?? '';
     const candidates: string[] = [];
     for (const line of out.split('\n')) {
       const m = line.match(/^\s*(\S+) \(([^)]*)\) => (\S+)$/);
@@ -80,7 +81,8 @@ export function systemLibrary(name: string): string | undefined {
   } catch {
     // no ldconfig: fall through to the directories
   }
-  const dirs = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/lib64', '/usr/lib', '/lib', '/usr/local/lib'];
+  // This architecture's multiarch directories first (a foreign one's library would not load).
+  const dirs = [...hostArch().libDirs, '/usr/lib64', '/lib64', '/usr/lib', '/lib', '/usr/local/lib'];
   for (const dir of dirs) {
     let entries: string[];
     try {

@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { release } from 'node:os';
 import { RbtraceError } from './errors.js';
+import { archInfo } from './arch.js';
 
 /** Where the kernel's BTF lives. RBTRACE_BTF_PATH overrides it (tests use it to simulate a kernel without BTF). */
 export function btfPath(): string {
@@ -151,13 +152,7 @@ export function tracepointExists(category: string, name: string): boolean {
   return existsSync(`${libbpfTracefsDir()}/events/${category}/${name}`);
 }
 
-/** The prefix of syscall entry points on this architecture (for fentry/kprobe on syscalls). */
+/** The prefix of syscall entry points on this architecture (for fentry/kprobe on syscalls; src/core/arch.ts). */
 export function syscallPrefix(): string {
-  switch (process.arch) {
-    case 'x64': return '__x64_sys_';
-    case 'arm64': return '__arm64_sys_';
-    case 's390x': return '__s390x_sys_';
-    case 'riscv64': return '__riscv_sys_';
-    default: return '__se_sys_';
-  }
+  return archInfo()?.syscallPrefix ?? '__se_sys_';
 }

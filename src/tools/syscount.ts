@@ -8,6 +8,7 @@ import { defineTool, type ToolContext } from '../core/tool.js';
 import { probePaths, type AttachPath } from '../core/paths.js';
 import { errnoParser, integerParser, pidParser } from '../core/parsers.js';
 import { hasTaskStorage } from '../core/features.js';
+import { hostArch, type ArchInfo } from '../core/arch.js';
 import { UsageError } from '../core/errors.js';
 import type { BpfObject } from '../core/object.js';
 import type { TypedMap } from '../core/maps.js';
@@ -44,17 +45,22 @@ export interface SyscountOptions {
  * time in task storage (5.11+) or, without it (5.10), in a hash keyed by
  * thread id (the *h_* programs): see syscount.bpf.c.
  */
-export function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
+export function pathsFor(latency: boolean, taskStorage = true, arch: ArchInfo = hostArch()): AttachPath[] {
   const both = (enter: string, exit: string, count: string) => {
     if (!latency) return [count];
     return taskStorage ? [enter, exit] : [enter.replace('_', 'h_'), exit.replace('_', 'h_')];
   };
+  // The syscall dispatcher and its programs differ per architecture (src/core/arch.ts).
+  const d = arch.syscallDispatcher;
+  const fentry = latency ? [d.enter, d.exit] : [d.count];
   return [
     {
       name: 'fentry',
-      programs: latency ? ['fe_enter', 'fe_exit'] : ['fe_count'],
-      attachTargets: latency ? { fe_enter: 'x64_sys_call', fe_exit: 'x64_sys_call' } : { fe_count: 'x64_sys_call' },
-      note: 'fentry/fexit on x64_sys_call, the dispatcher of native syscalls on x86_64 since Linux 6.9; other tasks keep the fast syscall path',
+      programs: fentry,
+      attachTargets: Object.fromEntries(fentry.map((p) => [p, d.func])),
+      note: arch.node === 'x64'
+        ? 'fentry/fexit on x64_sys_call, the dispatcher of native syscalls on x86_64 since Linux 6.9; other tasks keep the fast syscall path'
+        : `fentry/fexit on ${d.func}, the dispatcher of every ${arch.machine} syscall (AArch32 tasks' are skipped); other tasks keep the fast syscall path`,
     },
     {
       name: 'tp_btf',
@@ -284,7 +290,7 @@ export default defineTool<SyscountOptions>({
     const path = probePaths(OBJECT_FILE, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
     return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
   },
-  kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
+  kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192; arm64: invoke_syscall)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
   figures: SYSCOUNT,
   run(ctx, opts) {
     const mode = resolveMode(ctx, opts);
@@ -318,7 +324,7 @@ export default defineTool<SyscountOptions>({
       configure: (obj) => sizeMaps(obj, mode, taskStorage),
     });
     if (loaded.path.name !== 'fentry') {
-      ctx.log.verbose('fentry needs x64_sys_call (x86_64, Linux 6.9+); elsewhere no single kernel function sees every syscall, so the raw_syscalls tracepoints are used');
+      ctx.log.verbose(`fentry needs ${hostArch().syscallDispatcher.func} (x86_64: Linux 6.9+; arm64: invoke_syscall); without it no single kernel function sees every syscall, so the raw_syscalls tracepoints are used`);
     }
 
     const collector = new Collector(loaded.obj, mode);

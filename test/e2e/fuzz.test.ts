@@ -14,7 +14,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Option } from 'commander';
 import { buildProgram } from '../../src/cli.js';
-import { BpfObject } from '../../src/core/object.js';
+import { BpfObject, bpfObjectDir } from '../../src/core/object.js';
 import { ROOT, runRbtrace, sleep } from '../helpers.js';
 
 const SEED = Number(process.env.RBTRACE_FUZZ_SEED ?? (Date.now() % 2 ** 31));
@@ -63,7 +63,7 @@ async function toolFlags(): Promise<Map<string, { flags: Flag[]; duration: boole
 
 /** Names of every BPF program in our objects: what must not stay loaded. */
 function ourProgramNames(): Set<string> {
-  const dir = join(ROOT, 'build/bpf');
+  const dir = bpfObjectDir();
   const names = new Set<string>();
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.bpf.o'))) {
     const obj = BpfObject.open(join(dir, f));

@@ -89,7 +89,7 @@ main() {
     read -r VMRC WALL < "$OUT/vm.status" || { VMRC=?; WALL=?; }
     . "$HERE/cache/$SERIES.env"
   else
-    for f in bin/rbtrace dist/src/cli.js build/bpf/execsnoop.bpf.o dist/test/e2e/execsnoop.test.js; do
+    for f in bin/rbtrace dist/src/cli.js build/bpf/x86/execsnoop.bpf.o dist/test/e2e/execsnoop.test.js; do
       [ -e "$f" ] || { echo "matrix.sh: $f missing (run npm run build first)" >&2; exit 2; }
     done
 
@@ -132,14 +132,14 @@ main() {
       local name=$1 subst=$2 dir=$HERE/cache/selftest/$1 arch
       rm -rf "$dir"
       mkdir -p "$dir/src"
-      cp "$SNAP"/build/bpf/*.bpf.o "$dir/"
+      case "$(uname -m)" in x86_64) arch=x86 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+      cp "$SNAP"/build/bpf/$arch/*.bpf.o "$dir/"   # this architecture's objects (build-bpf.sh)
       cp src/bpf/execsnoop.bpf.c "$dir/src/execsnoop.bpf.c"
       perl -0pi -e "$subst" "$dir/src/execsnoop.bpf.c"
       if cmp -s src/bpf/execsnoop.bpf.c "$dir/src/execsnoop.bpf.c"; then
         echo "matrix.sh: self-test: the '$name' edit no longer applies to src/bpf/execsnoop.bpf.c (update build_broken)" >&2
         exit 2
       fi
-      case "$(uname -m)" in x86_64) arch=x86 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
       clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -Wno-unused-function \
         -Ibuild -Isrc/bpf/include -Isrc/bpf -c "$dir/src/execsnoop.bpf.c" -o "$dir/src/execsnoop.o"
       bpftool gen object "$dir/execsnoop.bpf.o" "$dir/src/execsnoop.o"
