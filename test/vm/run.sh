@@ -6,6 +6,12 @@
 #
 #   test/vm/run.sh [--kernel 5.10|6.1|6.12] [--timeout SECS] [--env NAME]...
 #                  [--rw PATH]... [--mem SIZE] [--smp N] [--keep-log] -- CMD ARGS...
+#   test/vm/run.sh --arch arm64 [--kernel 6.1|6.12] ... -- CMD ARGS...
+#
+# --arch arm64 (issue 17; or RBTRACE_VM_ARCH): Debian 12's arm64 kernel under
+# qemu-system-aarch64 (virt, TCG), with an arm64 userland (arm64-root.sh:
+# Debian's arm64 packages and Node.js 20 for arm64) as / instead of the
+# host's; the checkout and --rw paths are shared in the same way.
 #
 # --kernel: default 6.1 (or RBTRACE_VM_KERNEL); setup.sh downloads and caches
 # each on first use.
@@ -26,6 +32,7 @@ MEM=${RBTRACE_VM_MEM:-4G}
 SMP=${RBTRACE_VM_SMP:-2}
 KEEP_LOG=
 KERNEL_SERIES=${RBTRACE_VM_KERNEL:-6.1}
+ARCH=${RBTRACE_VM_ARCH:-x86}
 ENV_NAMES=()
 RW_PATHS=("$REPO")
 
@@ -33,6 +40,7 @@ usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2;
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) KERNEL_SERIES=$2; shift 2 ;;
+    --arch) ARCH=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --env) ENV_NAMES+=("$2"); shift 2 ;;
     --rw) RW_PATHS+=("$(cd "$2" && pwd)"); shift 2 ;;
@@ -46,12 +54,30 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 
-case "$KERNEL_SERIES" in 5.10|6.1|6.12) ;; *) echo "run.sh: --kernel $KERNEL_SERIES: not one of 5.10, 6.1, 6.12" >&2; exit 2 ;; esac
-if [ ! -f "$HERE/cache/$KERNEL_SERIES.env" ]; then
-  "$HERE/setup.sh" --kernel "$KERNEL_SERIES"
+case "$ARCH" in
+  x86)
+    case "$KERNEL_SERIES" in 5.10|6.1|6.12) ;; *) echo "run.sh: --kernel $KERNEL_SERIES: not one of 5.10, 6.1, 6.12" >&2; exit 2 ;; esac
+    ENVNAME=$KERNEL_SERIES ;;
+  arm64)
+    case "$KERNEL_SERIES" in 6.1|6.12) ;; *) echo "run.sh: --arch arm64 --kernel $KERNEL_SERIES: not one of 6.1, 6.12" >&2; exit 2 ;; esac
+    ENVNAME=arm64-$KERNEL_SERIES ;;
+  *) echo "run.sh: --arch $ARCH: not x86 or arm64" >&2; exit 2 ;;
+esac
+if [ ! -f "$HERE/cache/$ENVNAME.env" ]; then
+  "$HERE/setup.sh" --arch "$ARCH" --kernel "$KERNEL_SERIES"
 fi
+ROOTFS=/
 # shellcheck disable=SC1091
-. "$HERE/cache/$KERNEL_SERIES.env"
+. "$HERE/cache/$ENVNAME.env"
+if [ "$ARCH" = arm64 ]; then
+  # -cpu max with the cheap pointer-authentication algorithm: QARMA (the
+  # default) costs TCG dearly on every function return.
+  QEMU=(qemu-system-aarch64 -M virt -accel tcg -cpu "${RBTRACE_VM_CPU:-max,pauth-impdef=on}")
+  APPEND="console=ttyAMA0 quiet loglevel=0 panic=-1 rdinit=/init mitigations=off"
+else
+  QEMU=(qemu-system-x86_64 -accel tcg -cpu "${RBTRACE_VM_CPU:-max}")
+  APPEND="console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init tsc=reliable mitigations=off"
+fi
 [ -f "$KERNEL" ] && [ -f "$INITRD" ] || { echo "run.sh: run test/vm/setup.sh first" >&2; exit 125; }
 
 J=$(mktemp -d /tmp/rbtrace-vm.XXXXXX)
@@ -88,6 +114,8 @@ i=0
 for p in "${RW_PATHS[@]}"; do
   case "$p" in *' '*) echo "run.sh: --rw path with spaces not supported: $p" >&2; exit 2 ;; esac
   VIRTFS+=(-virtfs "local,path=$p,mount_tag=rw$i,security_model=passthrough,multidevs=remap")
+  # A guest root of our own (arm64) is read-only inside: its mount points are made here.
+  [ "$ROOTFS" = / ] || mkdir -p "$ROOTFS$p"
   echo "rw$i $p" >> "$J/share/mounts"
   i=$((i + 1))
 done
@@ -102,13 +130,12 @@ CERR=$!
 START=$(date +%s.%N)
 set +e
 timeout --foreground -k 10 "$TIMEOUT" \
-qemu-system-x86_64 \
-  -accel tcg -cpu "${RBTRACE_VM_CPU:-max}" -m "$MEM" -smp "$SMP" \
+"${QEMU[@]}" -m "$MEM" -smp "$SMP" \
   -nodefaults -no-user-config -display none -monitor none -no-reboot \
   -serial "file:$J/console.log" \
   -kernel "$KERNEL" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init tsc=reliable mitigations=off" \
-  -virtfs "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap" \
+  -append "$APPEND" \
+  -virtfs "local,path=$ROOTFS,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap" \
   -virtfs "local,path=$J/share,mount_tag=job,security_model=passthrough" \
   "${VIRTFS[@]}" \
   -device virtio-serial-pci \

@@ -8,6 +8,8 @@
 #   test/vm/setup.sh --kernel 5.10    # Debian 11's 5.10 LTS, from bullseye-security
 #   test/vm/setup.sh --kernel 6.12    # Debian 12's 6.12, from bookworm-security
 #   RBTRACE_VM_KPKG=linux-image-6.1.0-50-amd64 test/vm/setup.sh   # pin a package
+#   test/vm/setup.sh --arch arm64     # Debian 12's 6.1 arm64 kernel (or --kernel 6.12) and
+#                                     # an arm64 userland (arm64-root.sh); cache/arm64-<K>.env
 #
 # Packages: 6.1 linux-image-6.1.0-N-amd64 (bookworm), 6.12
 # linux-image-6.12.N+deb12-amd64-unsigned (bookworm-security), 5.10
@@ -34,9 +36,11 @@ fi
 BUSYBOX=/bin/busybox   # from busybox-static: no shared libraries needed
 
 KERNEL_SERIES=6.1
+ARCH=x86
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) KERNEL_SERIES=$2; shift 2 ;;
+    --arch) ARCH=$2; shift 2 ;;
     -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "setup.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -45,6 +49,27 @@ done
 # 1. Pick the kernel package (vmlinuz and modules in one .deb); the highest
 #    ABI number / version apt knows about.
 APT_OPTS=()
+ENVNAME=$KERNEL_SERIES
+ROOTFS=/
+if [ "$ARCH" = arm64 ]; then
+  # issue 17: Debian's arm64 kernel with private arm64 apt state (the host's
+  # apt and dpkg architectures are not touched), busybox and the guest's
+  # whole userland from arm64-root.sh.
+  command -v qemu-system-aarch64 >/dev/null || apt-get install -y --no-install-recommends qemu-system-arm >&2
+  . "$HERE/../../scripts/debian-apt.sh"
+  debian_apt_init arm64 "$CACHE/apt-arm64"
+  APT_OPTS=("${DEBIAN_APT_OPTS[@]}")
+  ROOTFS=$("$HERE/arm64-root.sh")
+  BUSYBOX=$ROOTFS/usr/bin/busybox
+  ENVNAME=arm64-$KERNEL_SERIES
+  case "$KERNEL_SERIES" in
+    6.1) PATTERN='^linux-image-6\.1\.0-[0-9]+-arm64$' ;;
+    6.12) PATTERN='^linux-image-6\.12\.[0-9]+\+deb12-arm64$' ;;
+    *) echo "setup.sh: --arch arm64 --kernel $KERNEL_SERIES: not one of 6.1, 6.12" >&2; exit 2 ;;
+  esac
+elif [ "$ARCH" != x86 ]; then
+  echo "setup.sh: --arch $ARCH: not x86 or arm64" >&2; exit 2
+else
 case "$KERNEL_SERIES" in
   6.1) PATTERN='^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
   6.12) PATTERN='^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' ;;
@@ -60,6 +85,7 @@ case "$KERNEL_SERIES" in
     ;;
   *) echo "setup.sh: --kernel $KERNEL_SERIES: not one of 5.10, 6.1, 6.12" >&2; exit 2 ;;
 esac
+fi
 KPKG=${RBTRACE_VM_KPKG:-}
 find_kpkg() {
   apt-cache "${APT_OPTS[@]}" search --names-only "$PATTERN" | awk '{print $1}' | sort -V | tail -n1
@@ -138,7 +164,9 @@ if [ ! -f "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$STAMP" ]; t
   trap 'rm -rf "$W"' EXIT
   mkdir -p "$W"/{bin,sbin,dev,proc,sys,newroot,modules,etc}
   cp "$BUSYBOX" "$W/bin/busybox"
-  for app in $("$BUSYBOX" --list); do
+  # The applet list from the host's busybox (the same Debian version: an
+  # arm64 busybox cannot run here).
+  for app in $(/bin/busybox --list); do
     [ "$app" = busybox ] || ln -sf busybox "$W/bin/$app"
   done
   : > "$W/modules/load.list"
@@ -155,8 +183,10 @@ if [ ! -f "$INITRD" ] || [ "$(cat "$INITRD.stamp" 2>/dev/null)" != "$STAMP" ]; t
 fi
 
 # 4. Tell run.sh what to boot (cache/<series>.env; current.env = the last set up).
-cat > "$CACHE/$KERNEL_SERIES.env.tmp" <<EOF
+cat > "$CACHE/$ENVNAME.env.tmp" <<EOF
 KERNEL_SERIES=$KERNEL_SERIES
+ARCH=$ARCH
+ROOTFS=$ROOTFS
 KPKG=$KPKG
 PKGVER=$PKGVER
 KVER=$KVER
@@ -164,6 +194,6 @@ KERNEL=$KROOT/boot/vmlinuz-$KVER
 INITRD=$INITRD
 MODDIR=$MODDIR
 EOF
-cp "$CACHE/$KERNEL_SERIES.env.tmp" "$CACHE/current.env"
-mv "$CACHE/$KERNEL_SERIES.env.tmp" "$CACHE/$KERNEL_SERIES.env"
+[ "$ARCH" = arm64 ] || cp "$CACHE/$ENVNAME.env.tmp" "$CACHE/current.env"
+mv "$CACHE/$ENVNAME.env.tmp" "$CACHE/$ENVNAME.env"
 echo "setup.sh: ready: $KPKG $PKGVER (modules: $(printf '%s ' "${ORDER[@]##*/}"))" >&2
