@@ -17,6 +17,8 @@ APT_PACKAGES=(
   prometheus
   # kernel matrix (test/vm): a stock kernel under qemu
   qemu-system-x86 busybox-static cpio
+  # arm64 cell of the kernel matrix (issue 17): Debian's arm64 kernel under TCG
+  qemu-system-arm
   # man pages
   man-db groff-base time
 )

@@ -1,7 +1,7 @@
 // Processes: validating pids, finding the libraries a process maps and
 // the commands a shell would run. Starting `-- CMD` lives in gate.ts.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { RbtraceError } from './errors.js';
 import { archInfo, hostArch } from './arch.js';
@@ -53,6 +53,19 @@ export function libraryMatches(path: string, name: string): boolean {
     (name.includes('.so') && base.startsWith(name));
 }
 
+function isElf(path: string): boolean {
+  const head = Buffer.alloc(4);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    return readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === '\x7fELF';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -90,7 +103,9 @@ export function systemLibrary(name: string): string | undefined {
     } catch {
       continue;
     }
-    const hit = entries.filter((e) => libraryMatches(e, name)).sort()[0];
+    // Without ldconfig's cache (a system where it was never run), a -dev
+    // package's libc.so, a linker script, would sort first: only ELF files.
+    const hit = entries.filter((e) => libraryMatches(e, name)).sort().find((e) => isElf(join(dir, e)));
     if (hit) return join(dir, hit);
   }
   return undefined;

@@ -10,6 +10,8 @@
 #   test/vm/matrix.sh --full          # every e2e file (see below), per path
 #   test/vm/matrix.sh --self-test     # proves a broken fentry program is caught
 #   options: --kernel 5.10|6.1|6.12[,...] (default 6.1; a list runs each in turn)
+#            --arch arm64 (issue 17: Debian's arm64 kernel under qemu-system-aarch64
+#              with an arm64 userland, run.sh --arch arm64; kernels 6.1, 6.12)
 #            --paths fentry,kprobe,tracepoint   --group-timeout SECS
 #            --files "dist/test/e2e/a.test.js ..." (instead of the subset)
 #
@@ -39,6 +41,7 @@ main() {
 
   MODE=subset
   KERNELS=${RBTRACE_VM_KERNEL:-6.1}
+  ARCH=${RBTRACE_VM_ARCH:-x86}
   PATHS=fentry,kprobe,tracepoint
   GROUP_TIMEOUT=
   FILES=
@@ -48,6 +51,7 @@ main() {
       --full) MODE=full; shift ;;
       --ci) MODE=ci; shift ;;
       --kernel) KERNELS=$2; shift 2 ;;
+      --arch) ARCH=$2; shift 2 ;;
       --self-test) MODE=selftest; shift ;;
       --paths) PATHS=$2; shift 2 ;;
       --group-timeout) GROUP_TIMEOUT=$2; shift 2 ;;
@@ -81,22 +85,30 @@ main() {
     return
   fi
   SERIES=$KERNELS
+  # The cache's env file and run.sh's options for this cell (x86: as before).
+  ENVNAME=$SERIES
+  ARCH_OPTS=()
+  if [ "$ARCH" = arm64 ]; then ENVNAME=arm64-$SERIES; ARCH_OPTS=(--arch arm64); fi
 
   if [ -n "$REPORT" ]; then
     OUT=$REPORT
     MODE=$(cat "$OUT/mode")
     SERIES=$(cat "$OUT/kernel" 2>/dev/null || echo 6.1)
+    ARCH=$(cat "$OUT/arch" 2>/dev/null || echo x86)
+    ENVNAME=$SERIES
+    [ "$ARCH" = x86 ] || ENVNAME=$ARCH-$SERIES
     read -r VMRC WALL < "$OUT/vm.status" || { VMRC=?; WALL=?; }
-    . "$HERE/cache/$SERIES.env"
+    . "$HERE/cache/$ENVNAME.env"
   else
     for f in bin/rbtrace dist/src/cli.js build/bpf/x86/execsnoop.bpf.o dist/test/e2e/execsnoop.test.js; do
       [ -e "$f" ] || { echo "matrix.sh: $f missing (run npm run build first)" >&2; exit 2; }
     done
 
-    OUT=$HERE/cache/matrix/$(date +%Y%m%d-%H%M%S)-$SERIES
+    OUT=$HERE/cache/matrix/$(date +%Y%m%d-%H%M%S)-$SERIES$([ "$ARCH" = x86 ] || echo "-$ARCH")
     mkdir -p "$OUT"
     echo "$MODE" > "$OUT/mode"
     echo "$SERIES" > "$OUT/kernel"
+    echo "$ARCH" > "$OUT/arch"
 
     # The guest reads the files live over 9p, and this working tree is shared:
     # a rebuild on the host mid-run (new bundle chunk names) would break tests
@@ -150,7 +162,7 @@ main() {
       ci)
         : "${GROUP_TIMEOUT:=2400}"
         [ -n "$FILES" ] || FILES=dist/test/vm/guest/paths.check.js
-        add_group "paths-$SERIES" - - - "$GROUP_TIMEOUT" $FILES
+        add_group "paths-$ENVNAME" - - - "$GROUP_TIMEOUT" $FILES
         ;;
       subset)
         : "${GROUP_TIMEOUT:=1500}"
@@ -198,12 +210,12 @@ main() {
     esac
 
     # shellcheck disable=SC1091
-    [ -f "$HERE/cache/$SERIES.env" ] || "$HERE/setup.sh" --kernel "$SERIES"
-    . "$HERE/cache/$SERIES.env"
+    [ -f "$HERE/cache/$ENVNAME.env" ] || "$HERE/setup.sh" "${ARCH_OPTS[@]}" --kernel "$SERIES"
+    . "$HERE/cache/$ENVNAME.env"
     echo "matrix.sh: $MODE on $KVER ($PKGVER), $(wc -l < "$OUT/plan") groups, results in ${OUT#"$REPO"/}" >&2
     START=$(date +%s)
     set +e
-    "$HERE/run.sh" --kernel "$SERIES" --timeout "$TOTAL_TIMEOUT" -- bash "$HERE/matrix-guest.sh" "$OUT" "$SNAP" 2>&1 | sed 's/^/  vm: /' >&2
+    "$HERE/run.sh" "${ARCH_OPTS[@]}" --kernel "$SERIES" --timeout "$TOTAL_TIMEOUT" -- bash "$HERE/matrix-guest.sh" "$OUT" "$SNAP" 2>&1 | sed 's/^/  vm: /' >&2
     VMRC=${PIPESTATUS[0]}
     set -e
     WALL=$(( $(date +%s) - START ))
@@ -258,18 +270,25 @@ main() {
 
   echo
   echo "kernel matrix ($MODE) on $KVER ($PKGVER), wall ${WALL}s, vm exit $VMRC; raw results: ${OUT#"$REPO"/}"
-  # doctor: fentry and kprobe must be available on this kernel (--ci: and every tool)
+  # doctor: fentry and kprobe must be available on this kernel (--ci: and every tool).
+  # arm64 attaches fentry to kernel functions only with ftrace direct calls
+  # (6.4+; not in Debian's 6.1 arm64 kernel): decided from the kernel's config.
+  NEED=fentry,kprobe
+  if [ "$ARCH" = arm64 ] && ! grep -q '^CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y' "${KERNEL%/vmlinuz-*}/config-$KVER"; then
+    NEED=kprobe
+    echo "  ($KVER has no ftrace direct calls: fentry is expected to be unavailable)"
+  fi
   if [ -s "$OUT/doctor.json" ] && node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     const a = Object.fromEntries(r.attach.map((x) => [x.name, x]));
-    const bad = ["fentry", "kprobe"].filter((n) => !a[n] || !a[n].available);
+    const bad = process.argv[4].split(",").filter((n) => !a[n] || !a[n].available);
     if (process.argv[2] === "ci") bad.push(...r.tools.filter((t) => !t.available).map((t) => t.name));
     console.log(`  doctor (${process.argv[3]}): ` + r.attach.map((x) => `${x.name} ${x.available ? "yes" : "NO"}`).join(", "));
     for (const t of r.tools) console.log(`    ${t.name}: ${t.available ? t.path : "UNAVAILABLE: " + t.detail}`);
-    process.exit(bad.length ? 1 : 0);' "$OUT/doctor.json" "$MODE" "$SERIES"; then
+    process.exit(bad.length ? 1 : 0);' "$OUT/doctor.json" "$MODE" "$ENVNAME" "$NEED"; then
     PASSED=$((PASSED + 1))
   else
-    echo "  doctor ($SERIES): FAILED: fentry and kprobe not both available$([ "$MODE" = ci ] && echo ', or a tool unavailable') (see $OUT/doctor.json, doctor.err)"
+    echo "  doctor ($ENVNAME): FAILED: ${NEED/,/ and } not all available$([ "$MODE" = ci ] && echo ', or a tool unavailable') (see $OUT/doctor.json, doctor.err)"
     FAILED=$((FAILED + 1))
   fi
 

@@ -14,10 +14,12 @@ import { ROOT } from '../helpers.js';
 
 const skip = process.env.RBTRACE_SKIP_VM === '1' && process.env.CI !== 'true' ? 'RBTRACE_SKIP_VM=1 (never under CI=true)' : false;
 const KERNELS = ['5.10', '6.1', '6.12'];
+// issue 17: the arm64 cell (Debian's 6.1 arm64 kernel, qemu-system-aarch64, an arm64 userland).
+const ARM64_KERNELS = ['6.1'];
 
 test(`kernel matrix on ${KERNELS.join(', ')}: doctor sees every tool; each tool's exact check on each attach path`, { skip }, async (t) => {
   const child = spawn('bash', [join(ROOT, 'test/vm/ci.sh')], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RBTRACE_VM_KERNELS: KERNELS.join(',') },
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RBTRACE_VM_KERNELS: KERNELS.join(','), RBTRACE_VM_KERNELS_ARM64: ARM64_KERNELS.join(',') },
   });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -36,6 +38,20 @@ test(`kernel matrix on ${KERNELS.join(', ')}: doctor sees every tool; each tool'
       assert.ok(m, `no result line for ${k}:\n${out.slice(-4000)}`);
       assert.ok(Number(m[1]) >= 15, `${k}: only ${m[1]} checks ran`);
       assert.equal(Number(m[2]), 0, `${k}: failures:\n${out.slice(-6000)}`);
+    });
+  }
+  for (const k of ARM64_KERNELS) {
+    const label = `arm64-${k}`.replace(/\./g, '\\.');
+    await t.test(`arm64 ${k}: doctor in the guest: kprobe and every tool available`, () => {
+      const doctor = out.match(new RegExp(`doctor \\(${label}\\): (.*)`))?.[1] ?? '';
+      assert.match(doctor, /kprobe yes/, out.slice(-4000));
+      assert.doesNotMatch(out, new RegExp(`doctor \\(${label}\\): FAILED`), out.slice(-4000));
+    });
+    await t.test(`arm64 ${k}: every tool x path check passes`, () => {
+      const m = out.match(new RegExp(`^\\s+paths-${label}\\s+(\\d+) passed,\\s+(\\d+) failed`, 'm'));
+      assert.ok(m, `no result line for arm64 ${k}:\n${out.slice(-4000)}`);
+      assert.ok(Number(m[1]) >= 15, `arm64 ${k}: only ${m[1]} checks ran`);
+      assert.equal(Number(m[2]), 0, `arm64 ${k}: failures:\n${out.slice(-6000)}`);
     });
   }
   assert.equal(code, 0, out.slice(-6000));

@@ -17,6 +17,12 @@ const kallsyms = readFileSync('/proc/kallsyms', 'utf8');
 const hasSymbol = (name: string) => new RegExp(`^\\S+ [Tt] ${name}$`, 'm').test(kallsyms);
 const tracefs = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].find((d) => existsSync(`${d}/events`));
 const hasTracepoint = (cat: string, name: string) => tracefs !== undefined && existsSync(`${tracefs}/events/${cat}/${name}`);
+// arm64 (issue 17): fentry on kernel functions needs ftrace direct calls,
+// arm64's since 6.4; Debian's 6.1 arm64 kernel refuses every such attach
+// (ENOTSUPP, 524), so there the fentry paths must fail for that reason.
+const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
+const NO_FENTRY = process.arch === 'arm64' && (KMAJ < 6 || (KMAJ === 6 && KMIN < 4));
+const FENTRY_REFUSED = /cannot attach \w+ \(fentry\): 524: not supported by this kernel/;
 
 function ok(f: Finished, what: string): void {
   assert.equal(f.code, 0, `${what}: exit ${f.code}\n${f.stderr}`);
@@ -30,12 +36,12 @@ const ARGS = ['two words', '', "it's", 'new\nline', 'x'.repeat(40)];
 // there the fentry path is not offered, and must fail for that reason.
 const FENTRY_EXECVEAT_FWD = /^5\.10\./.test(KERNEL);
 for (const path of ['sched', 'fentry', 'kprobe', 'tracepoint']) {
-  const unoffered = path === 'fentry' && FENTRY_EXECVEAT_FWD;
-  test(`${KERNEL} execsnoop [${path}]: ${unoffered ? 'not offered (execveat\'s BTF)' : 'one exec, its exact argv'}`, async () => {
+  const unoffered = path === 'fentry' && (FENTRY_EXECVEAT_FWD || NO_FENTRY);
+  test(`${KERNEL} execsnoop [${path}]: ${unoffered ? `not offered (${NO_FENTRY ? 'no fentry on arm64 before 6.4' : 'execveat\'s BTF'})` : 'one exec, its exact argv'}`, async () => {
     const r = await runRbtrace(['execsnoop', '--json', '-v', '--attach', path, '--', '/bin/true', ...ARGS], { timeoutMs: 120000 });
     if (unoffered) {
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /func '__x64_sys_execveat' arg0 type FWD is not a struct/);
+      assert.match(r.stderr, NO_FENTRY ? FENTRY_REFUSED : /func '__x64_sys_execveat' arg0 type FWD is not a struct/);
       assert.equal(r.stdout, '');
       return;
     }
@@ -59,8 +65,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < atoi(argv[2]); i++) syscall(SYS_chdir, "/nonexistent-rbtrace-vm");
   return 0;
 }`, 'scvm');
-// fentry needs x64_sys_call (6.9+); the tracepoint-family paths are everywhere.
-const SYSCOUNT_PATHS = [...(hasSymbol('x64_sys_call') ? ['fentry'] : []), 'tp_btf', 'raw_tp'];
+// fentry needs x64_sys_call (6.9+; arm64: invoke_syscall, where fentry
+// attaches at all); the tracepoint-family paths are everywhere.
+const DISPATCHER = process.arch === 'arm64' ? 'invoke_syscall' : 'x64_sys_call';
+const SYSCOUNT_PATHS = [...(hasSymbol(DISPATCHER) && !NO_FENTRY ? ['fentry'] : []), 'tp_btf', 'raw_tp'];
 test(`${KERNEL} syscount offers exactly ${SYSCOUNT_PATHS.join(', ')}`, async () => {
   const r = await runRbtrace(['syscount', '-v', '-d', '1']);
   ok(r, 'syscount');
@@ -118,6 +126,14 @@ int main(int argc, char **argv) {
 }`, 'sqvm');
 const DATA_READY = hasTracepoint('sock', 'sk_data_ready');
 for (const path of ['fentry', 'kprobe', 'tp_btf', 'tracepoint']) {
+  if (path === 'fentry' && NO_FENTRY) {
+    test(`${KERNEL} synqueue [fentry]: not offered (no fentry on arm64 before 6.4)`, async () => {
+      const r = await runRbtrace(['synqueue', '--json', '--attach', 'fentry', '-d', '1'], { timeoutMs: 120000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, FENTRY_REFUSED);
+    });
+    continue;
+  }
   test(`${KERNEL} synqueue [${path}]: backlog 4, 10 connects: the queue holds 5${path.startsWith('t') && !DATA_READY ? '' : ', 5 enqueued'}`, async () => {
     const load = spawn(SQPROG, ['10'], { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
