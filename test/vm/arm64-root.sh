@@ -19,9 +19,10 @@ NODE_VERSION=${RBTRACE_VM_NODE_ARM64:-20.20.2}
 # libbpf1/libelf1/zlib1g/libzstd1 (rbtrace's FFI), libstdc++6 (node), ruby
 # (gcstat's USDT, strlat's rb_str_new), gcc + libc6-dev (helpers.buildC
 # compiles the checks' C workloads in the guest), procps and iproute2 (ps,
-# ss), busybox-static (the initramfs's /init), util-linux (mount, nsenter).
+# ss), busybox-static (the initramfs's /init), util-linux (mount, nsenter),
+# bpftool (the tests' check that no program of ours stays loaded).
 PACKAGES=(bash coreutils libc-bin busybox-static procps iproute2 ruby gcc libc6-dev
-  libbpf1 libelf1 zlib1g libzstd1 libstdc++6 grep sed findutils mawk tar gzip util-linux)
+  libbpf1 libelf1 zlib1g libzstd1 libstdc++6 grep sed findutils mawk tar gzip util-linux bpftool)
 
 . "$REPO/scripts/debian-apt.sh"
 debian_apt_init arm64 "$CACHE/apt-arm64"
@@ -29,7 +30,7 @@ debian_apt_init arm64 "$CACHE/apt-arm64"
 # resolves it for arm64.
 mapfile -t ALL < <(apt-cache "${DEBIAN_APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests \
   --no-conflicts --no-breaks --no-replaces --no-enhances "${PACKAGES[@]}" 2>/dev/null | grep '^[a-z0-9]' | sort -u)
-STAMP=$( { printf '%s\n' "${ALL[@]}"; echo "node $NODE_VERSION"; sha256sum "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
+STAMP=$( { printf '%s\n' "${ALL[@]}"; echo "node $NODE_VERSION"; sha256sum < "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
 if [ -x "$ROOT/usr/local/bin/node" ] && [ "$(cat "$ROOT.stamp" 2>/dev/null)" = "$STAMP" ]; then
   echo "$ROOT"
   exit 0
