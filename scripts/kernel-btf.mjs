@@ -37,6 +37,7 @@ function findBtf(buf) {
   return best;
 }
 
+/** The first compressed payload in buf whose contents hold a BTF blob. */
 function decompress(buf) {
   const tries = [
     [Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), ['xz', '-dc', '--single-stream']],
@@ -47,7 +48,7 @@ function decompress(buf) {
     for (let off = buf.indexOf(magic); off >= 0; off = buf.indexOf(magic, off + 1)) {
       const r = spawnSync(cmd, args, { input: buf.subarray(off), maxBuffer: 1 << 30 });
       // gzip exits 2 for "trailing garbage ignored": the payload is still whole.
-      if (r.stdout && r.stdout.length > 1 << 20) return r.stdout;
+      if (r.stdout && r.stdout.length && findBtf(r.stdout)) return r.stdout;
     }
   }
   return undefined;
