@@ -110,10 +110,40 @@ struct {
 	__type(value, struct ms_proc);
 } procs SEC(".maps");
 
+/* Here, not in mallocstat.h: gen-bindings has no arrays of structs, so
+ * src/tools/mallocstat/leaks.ts reads these records by hand (offsets there). */
+/* The kernel's struct bpf_stack_build_id (uapi): status 1 = build id and
+ * file offset, 2 = only the address. */
+struct ms_build_frame {
+	__s32 status;
+	__u8 build_id[20];
+	__u64 offset;
+};
+
+/* Frames named by file (build id) and offset when the stack is first seen:
+ * they stay nameable after the process exits, when its mappings are gone. */
+struct ms_stack_event {
+	__u32 kind;
+	__u32 pid;
+	__s32 stackid;
+	__u32 nframes;
+	struct ms_build_frame frames[MS_STACK_FRAMES];
+};
+
+/* --leaks: (pid, stack id) pairs whose frames were sent as build ids. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ms_live_key);
+	__type(value, __u8);
+} stacks_sent SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
+	__uint(max_entries, 1024 * 1024);
 } ms_events SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct ms_pid_event, ms_pid_event);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -321,7 +351,36 @@ static __always_inline void note_process(__u32 tgid)
 		if (bpf_map_update_elem(&procs, &tgid, &first, BPF_NOEXIST))
 			return;
 	}
-	rbtrace_output(&ms_events, &tgid, sizeof(tgid));
+	struct ms_pid_event ev = { .kind = MS_EV_PROCESS, .pid = tgid };
+	rbtrace_output(&ms_events, &ev, sizeof(ev));
+}
+
+/* --leaks: the first time a process allocates from a stack, its frames as
+ * (build id, file offset) too. The kernel resolves them now, while the
+ * mappings exist (the stack map keeps only addresses); once per stack, so
+ * the per-call cost stays one hash lookup. */
+static __always_inline void send_stack(void *ctx, __u32 tgid, __s32 stackid)
+{
+	struct ms_live_key key = { .pid = tgid, .addr = (__u32)stackid };
+	__u8 one = 1;
+	struct ms_stack_event *ev;
+	long n;
+
+	if (stackid < 0 || bpf_map_lookup_elem(&stacks_sent, &key))
+		return;
+	if (bpf_map_update_elem(&stacks_sent, &key, &one, BPF_NOEXIST))
+		return; /* full, or another CPU is sending it */
+	ev = rbtrace_reserve(&ms_events, sizeof(*ev));
+	if (!ev) {
+		bpf_map_delete_elem(&stacks_sent, &key); /* try again next time */
+		return;
+	}
+	ev->kind = MS_EV_STACK;
+	ev->pid = tgid;
+	ev->stackid = stackid;
+	n = bpf_get_stack(ctx, ev->frames, sizeof(ev->frames), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+	ev->nframes = n > 0 ? n / sizeof(ev->frames[0]) : 0;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 /* --leaks: the return of the program's allocator call `a`, returning `rc`. */
@@ -355,6 +414,7 @@ static __always_inline void on_alloc_return(void *ctx, __u32 tgid, struct ms_act
 	if (bpf_map_update_elem(&live, &key, &v, BPF_ANY))
 		count_dropped();
 	note_process(tgid);
+	send_stack(ctx, tgid, v.stackid);
 }
 
 /* uretprobe on every function with a return probe. */

@@ -52,6 +52,19 @@ struct ms_live {
 	__u32 pad;
 };
 
+/* ms_events records (--leaks). */
+enum ms_event_kind {
+	MS_EV_PROCESS = 1, /* a process's first allocation (since its exec) */
+	MS_EV_STACK = 2,   /* a stack first seen in a process, as build ids and file offsets */
+};
+
+#define MS_STACK_FRAMES 127 /* = RBTRACE_STACK_DEPTH */
+
+struct ms_pid_event {
+	__u32 kind;
+	__u32 pid;
+};
+
 /* procs map (--leaks): a process seen allocating. */
 struct ms_proc {
 	__u64 exec_ns;  /* its exec during the run, 0 if none: older blocks went with the old image */

@@ -364,7 +364,7 @@ export default defineTool<MallocstatOptions>({
     ctx.log.verbose(`uprobes on ${probed.map((p) => `${p.symbol}@0x${p.offset.toString(16)}${p.timed ? ' (timed)' : returns.includes(p) ? ' (return)' : ''}`).join(', ')}`);
     let tracker: LeakTracker | undefined;
     if (leaks) {
-      tracker = new LeakTracker(loaded.obj, { perProcess: Boolean(opts.perProcess), olderS: opts.older, maxAllocs });
+      tracker = new LeakTracker(loaded.obj, { perProcess: Boolean(opts.perProcess), command: ctx.target.command?.argv[0], olderS: opts.older, maxAllocs });
       const t = tracker;
       if (ctx.target.pid) t.notePid(ctx.target.pid);
       ctx.ringBuffer(loaded.obj, 'ms_events', (rec) => t.onEvent(rec));

@@ -5,10 +5,17 @@
 import type { BpfObject } from '../../core/object.js';
 import { readPerCpuCounter, type TypedMap } from '../../core/maps.js';
 import { scalarLayout } from '../../core/layout.js';
-import { StackMap, Symbolizer, type Frame, type Stack } from '../../core/stacks/index.js';
+import { StackMap, Symbolizer, symbolTableFor, type Frame, type Stack, type SymbolTable } from '../../core/stacks/index.js';
+import { resolve } from 'node:path';
+import { ElfFile } from '../../core/elf.js';
+import { openFile } from '../../core/procfiles.js';
+import { resolveCommand, systemLibrary } from '../../core/process.js';
 import { formatBytes, formatCount, term } from '../../core/output/format.js';
 import type { ToolContext } from '../../core/tool.js';
-import { ms_live_key_layout, ms_live_layout, ms_proc_layout, type MsLiveKey, type MsLive } from '../../generated/mallocstat.js';
+import { ms_live_key_layout, ms_live_layout, ms_proc_layout, type MsLiveKey, type MsLive, ENUMS, DEFINES } from '../../generated/mallocstat.js';
+
+/** A frame as the kernel named it when the stack was first seen: build id + file offset (status 1), or only the address. */
+interface BuildFrame { buildId?: string; offset: number }
 
 /** Default of --max-allocs: bcc memleak's table size; about 100 bytes of kernel memory each, allocated only as blocks go live. */
 export const DEFAULT_MAX_ALLOCS = 1_000_000;
@@ -34,6 +41,8 @@ export interface LeakReport {
 
 export interface LeakOptions {
   perProcess: boolean;
+  /** -- CMD's argv[0]: its executable and libraries are where build ids are looked for. */
+  command?: string;
   /** --older SECS: only blocks at least this old at report time. */
   olderS?: number;
   maxAllocs: number;
@@ -54,6 +63,10 @@ export class LeakTracker {
   private readonly symbolizers = new Map<number, Symbolizer>();
   /** pid:stackid -> symbolized stack (the same frames until the process execs). */
   private readonly named = new Map<string, Stack>();
+  /** pid:stackid -> its frames by build id (ms_stack_event), for processes gone before their mappings were read. */
+  private readonly built = new Map<string, BuildFrame[]>();
+  /** build id -> symbol table, from the files the target is known to use (built on first need). */
+  private byBuildId?: Map<string, { table: SymbolTable; path: string }>;
 
   constructor(private readonly obj: BpfObject, private readonly opts: LeakOptions) {
     this.live = obj.map('live').typed(ms_live_key_layout, ms_live_layout);
@@ -72,13 +85,28 @@ export class LeakTracker {
     return s;
   }
 
-  /** The ring buffer record of a process's first allocation, or its first since an exec (its pid). */
+  /** A ring buffer record: a process's first allocation (or first since an exec), or a stack's frames by build id. */
   onEvent(record: DataView): void {
-    const pid = record.getUint32(0, true);
+    const kind = record.getUint32(0, true);
+    const pid = record.getUint32(4, true);
+    if (kind === ENUMS.MS_EV_STACK) {
+      const stackid = record.getInt32(8, true);
+      const n = Math.min(record.getUint32(12, true), DEFINES.MS_STACK_FRAMES);
+      const frames: BuildFrame[] = [];
+      for (let i = 0; i < n; i++) {
+        const o = 16 + i * 32;
+        const status = record.getInt32(o, true);
+        const id = Buffer.from(record.buffer, record.byteOffset + o + 4, 20).toString('hex');
+        frames.push(status === 1 ? { buildId: id, offset: Number(record.getBigUint64(o + 24, true)) } : { offset: Number(record.getBigUint64(o + 24, true)) });
+      }
+      this.built.set(`${pid}:${stackid}`, frames);
+      return;
+    }
     if (this.symbolizers.has(pid)) {
       // An exec: a new image. Its older blocks are dropped (read()), its new stacks named afresh.
       this.symbolizers.delete(pid);
       for (const k of [...this.named.keys()]) if (k.startsWith(`${pid}:`)) this.named.delete(k);
+      for (const k of [...this.built.keys()]) if (k.startsWith(`${pid}:`)) this.built.delete(k);
     }
     this.notePid(pid);
   }
@@ -89,9 +117,63 @@ export class LeakTracker {
     if (!s) {
       const addrs = this.stacks.addresses(stackid);
       s = addrs.length ? this.symbolizerOf(pid).symbolize(pid, addrs) : { frames: [], truncated: false };
+      const built = this.built.get(key);
+      if (built && s.frames.some((f) => f.name === '[unknown]')) s = this.byBuild(s, built);
       this.named.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * Frames the mappings could not name (the process exited before they were
+   * read), named through the build ids the kernel gave when the stack was
+   * first seen, in the files the target is known to use.
+   */
+  private byBuild(s: Stack, built: BuildFrame[]): Stack {
+    const frames = s.frames.map((f, i) => {
+      const b = built[i];
+      if (f.name !== '[unknown]' || !b?.buildId) return f;
+      const hit = this.tableOf(b.buildId);
+      if (!hit) return f;
+      const caller = i > 0; // a return address: look one byte back, inside the call
+      const vaddr = hit.table.addressOf(b.offset - (caller ? 1 : 0));
+      const sym = vaddr === undefined ? undefined : hit.table.lookup(vaddr);
+      if (!sym) return { ...f, name: `[${hit.path.split('/').pop()}]`, module: hit.path };
+      return { name: sym.name, ...(sym.symbol ? { symbol: sym.symbol } : {}), module: hit.path, addr: f.addr, offset: sym.offset + (caller ? 1 : 0), kernel: false } as Frame;
+    });
+    const last = frames.at(-1);
+    return { frames, truncated: frames.length <= 2 || last?.name === '[unknown]' || frames.length >= DEFINES.MS_STACK_FRAMES };
+  }
+
+  private tableOf(buildId: string): { table: SymbolTable; path: string } | undefined {
+    if (!this.byBuildId) {
+      this.byBuildId = new Map();
+      const found = this.opts.command ? resolveCommand(this.opts.command) : undefined;
+      const exe = found ? resolve(found) : undefined;
+      const paths = new Set<string>();
+      if (exe) {
+        paths.add(exe);
+        try {
+          for (const n of ElfFile.open(exe).needed()) {
+            const lib = systemLibrary(n);
+            if (lib) paths.add(lib);
+          }
+        } catch {
+          // a script: its interpreter's files are not known here
+        }
+      }
+      const libc = systemLibrary('c');
+      if (libc) paths.add(libc);
+      for (const path of paths) {
+        try {
+          const table = symbolTableFor(openFile(path));
+          if (table.buildId) this.byBuildId.set(table.buildId, { table, path });
+        } catch {
+          // unreadable: its frames stay [unknown]
+        }
+      }
+    }
+    return this.byBuildId.get(buildId);
   }
 
   /** Blocks live now (final: the end of the run; the map is emptied as it is read). */
