@@ -38,11 +38,53 @@ struct ms_hist_key {
 	__u32 slot;
 };
 
-/* active map: a thread inside a timed allocator function. */
+/* live map (--leaks): one allocation not freed yet. */
+struct ms_live_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 addr;
+};
+
+struct ms_live {
+	__u64 size;
+	__u64 ts_ns;   /* bpf_ktime_get_ns() at the allocation's return (CLOCK_MONOTONIC) */
+	__s32 stackid; /* user stack at the return (innermost: the caller), -1 if lost */
+	__u32 pad;
+};
+
+/* ms_events records (--leaks). */
+enum ms_event_kind {
+	MS_EV_PROCESS = 1, /* a process's first allocation (since its exec) */
+	MS_EV_STACK = 2,   /* a stack first seen in a process, as build ids and file offsets */
+};
+
+#define MS_STACK_FRAMES 127 /* = RBTRACE_STACK_DEPTH */
+
+struct ms_pid_event {
+	__u32 kind;
+	__u32 pid;
+};
+
+/* procs map (--leaks): a process seen allocating. */
+struct ms_proc {
+	__u64 exec_ns;  /* its exec during the run, 0 if none: older blocks went with the old image */
+	__u32 announced; /* its first allocation (since that exec) was told to user space */
+	__u32 pad;
+};
+
+/* active map: the allocator call a thread is inside, if any. One entry per
+ * thread, kept for the thread's life and updated in place (no per-call
+ * insert/delete: those take the map's bucket lock and its free list). */
 struct ms_active {
 	__u64 start_ns;
+	__u64 size;     /* --leaks: bytes asked for */
+	__u64 ptr;      /* --leaks: realloc's old block, posix_memalign's memptr */
+	struct ms_live old; /* --leaks: realloc's old block, put back if realloc fails */
 	__u32 func;
-	__u32 depth; /* timed allocator calls nested inside this one (their returns are ignored) */
+	__u32 depth;    /* allocator calls with a return probe nested inside this one (their returns are ignored) */
+	__u8 inside;    /* in a call whose return is watched */
+	__u8 had_old;
+	__u8 pad[6];
 };
 
 struct ms_comm {

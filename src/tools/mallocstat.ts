@@ -3,11 +3,14 @@
 // another allocator: --lib libjemalloc.so.2 --prefix je_). The counting is
 // done in BPF (src/bpf/mallocstat.bpf.c); this file finds the allocator,
 // checks its symbols, attaches, and reports per interval and at the end.
-import type { Command } from 'commander';
+// --leaks: blocks not freed, by allocating stack (mallocstat/leaks.ts).
+import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { loadUserProbes, probeUserProbes } from '../core/uprobes.js';
 import { ElfFile, stripVersion } from '../core/elf.js';
-import { RbtraceError } from '../core/errors.js';
+import { RbtraceError, UsageError } from '../core/errors.js';
+import { integerParser, secondsParser } from '../core/parsers.js';
+import { configureLeaks, DEFAULT_MAX_ALLOCS, LeakTracker, leaksJson, leakWarnings, renderLeaks } from './mallocstat/leaks.js';
 import { executableOf, givenFile, libraryMatches, libraryOfPid, pidExists, readComm, resolveCommand, systemLibrary } from '../core/process.js';
 import { openFile, type BinaryFile } from '../core/procfiles.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
@@ -27,6 +30,9 @@ export interface MallocstatOptions {
   perProcess?: boolean;  // -P
   lib?: string;
   prefix: string;
+  leaks?: boolean;
+  older?: number;
+  maxAllocs?: number;
 }
 
 /** The functions, in the order of enum ms_func, with the program that probes each. */
@@ -293,13 +299,20 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat -L -- ./myprog           with the latency of every function
   rbtrace mallocstat -P -i 5                  every process, every 5 seconds
   rbtrace mallocstat --lib libjemalloc.so.2 --prefix je_ -p 1234
-  rbtrace mallocstat --json -- ruby app.rb | jq .functions.realloc`,
+  rbtrace mallocstat --json -- ruby app.rb | jq .functions.realloc
+  rbtrace mallocstat --leaks -- ./myprog     blocks never freed, by the stack that allocated them
+  rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
   options(cmd: Command) {
     cmd
       .option('-L, --latency', 'time every function (realloc and reallocarray are always timed)')
       .option('-P, --per-process', 'one report per process')
       .option('--lib <lib>', 'the allocator: a library name or path (default: the libc the target uses)')
-      .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '');
+      .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '')
+      .option('--leaks', 'also report blocks not freed at the end (and each -i), by allocating stack, largest first')
+      .addOption(new Option('--older <secs>', 'with --leaks: only blocks allocated at least this long before the report')
+        .argParser(secondsParser('--older', { min: 0 })))
+      .addOption(new Option('--max-allocs <n>', `with --leaks: live blocks tracked at most (default ${DEFAULT_MAX_ALLOCS}); more are counted and reported`)
+        .argParser(integerParser('--max-allocs', { min: 1, max: 100_000_000, example: '5000000' })));
   },
   kernels: { best: '5.10 uprobe' },
   figures: MALLOCSTAT,
@@ -310,12 +323,20 @@ export default defineTool<MallocstatOptions>({
     return probeUprobe(binary, malloc);
   },
   run(ctx, opts) {
+    if (!opts.leaks && (opts.older !== undefined || opts.maxAllocs !== undefined)) {
+      throw new UsageError(`${opts.older !== undefined ? '--older' : '--max-allocs'} needs --leaks`, 'add --leaks');
+    }
+    const leaks = Boolean(opts.leaks);
+    const maxAllocs = opts.maxAllocs ?? DEFAULT_MAX_ALLOCS;
     const binary = findAllocator({ pid: ctx.target.pid, command: ctx.target.command }, opts.lib);
     const { probed, missing } = resolveAllocator(binary, opts.prefix, Boolean(opts.latency), opts.lib !== undefined);
     if (missing.length) ctx.log.verbose(`not in ${binary} (not probed): ${missing.join(', ')}`);
     for (const p of probed) if (p.aliases.length) ctx.log.verbose(`${p.aliases.join(', ')}: same code as ${p.name} in ${binary}, counted as ${p.name}`);
 
     const timedMask = probed.filter((p) => p.timed).reduce((m, p) => m | (1 << p.id), 0);
+    // --leaks: an allocation's address is known at its return only.
+    const returns = probed.filter((p) => p.timed || (leaks && p.name !== 'free'));
+    const retMask = returns.reduce((m, p) => m | (1 << p.id), 0);
     // -p: the kernel puts breakpoints in that process only. -- CMD follows
     // descendants, so probes cover every process and BPF filters by pid.
     const uprobePid = ctx.target.pid ?? -1;
@@ -323,20 +344,31 @@ export default defineTool<MallocstatOptions>({
       object: 'mallocstat.bpf.o',
       pathName: 'uprobe',
       note: `${binary}: ${probed.map(displayName).join(', ')}`,
-      programs: [...probed.map((p) => p.program), 'ms_return'],
+      programs: [...probed.map((p) => p.program), 'ms_return', 'ms_exit', ...(leaks ? ['ms_exec'] : [])],
       rodataSpec: RODATA,
-      rodata: { per_process: Boolean(opts.perProcess), self_tgid: process.pid, timed_mask: timedMask },
+      rodata: { per_process: Boolean(opts.perProcess), self_tgid: process.pid, timed_mask: timedMask, ret_mask: retMask, leaks },
+      configure: (obj) => configureLeaks(obj, leaks, maxAllocs),
       attach: (obj) => {
         const links: BpfLink[] = [];
+        // Before any entry: a thread's `active` entry must go with the thread.
+        links.push(obj.program('ms_exit').attachRawTracepoint('sched_process_exit'));
+        if (leaks) links.push(obj.program('ms_exec').attachRawTracepoint('sched_process_exec'));
         // Returns first: an entry recorded in `active` must never miss its return.
-        for (const p of probed.filter((q) => q.timed)) {
+        for (const p of returns) {
           links.push(obj.program('ms_return').attachUprobe({ binary, offset: p.offset, retprobe: true, pid: uprobePid }));
         }
         for (const p of probed) links.push(obj.program(p.program).attachUprobe({ binary, offset: p.offset, pid: uprobePid }));
         return links;
       },
     });
-    ctx.log.verbose(`uprobes on ${probed.map((p) => `${p.symbol}@0x${p.offset.toString(16)}${p.timed ? ' (timed)' : ''}`).join(', ')}`);
+    ctx.log.verbose(`uprobes on ${probed.map((p) => `${p.symbol}@0x${p.offset.toString(16)}${p.timed ? ' (timed)' : returns.includes(p) ? ' (return)' : ''}`).join(', ')}`);
+    let tracker: LeakTracker | undefined;
+    if (leaks) {
+      tracker = new LeakTracker(loaded.obj, { perProcess: Boolean(opts.perProcess), command: ctx.target.command?.argv[0], olderS: opts.older, maxAllocs });
+      const t = tracker;
+      if (ctx.target.pid) t.notePid(ctx.target.pid);
+      ctx.ringBuffer(loaded.obj, 'ms_events', (rec) => t.onEvent(rec));
+    }
     if (!opts.json) ctx.log.warn(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`);
 
     const perProcess = Boolean(opts.perProcess);
@@ -348,8 +380,10 @@ export default defineTool<MallocstatOptions>({
       for (const r of reports) ctx.report(mallocstatDelta(r, probed));
       if (!perProcess && reports.length === 0) reports = [{ pid: 0, stats: new Map(), sizes: new Array(DEFINES.MALLOCSTAT_SLOTS).fill(0) }];
       const empty = reports.every((r) => r.stats.size === 0);
-      if (final && intervals > 0 && empty) return; // nothing since the last interval's report
+      if (final && intervals > 0 && empty && !tracker) return; // nothing since the last interval's report
       if (!final) intervals++;
+      let leakReport = tracker?.read(final);
+      if (leakReport && final) for (const w of leakWarnings(leakReport, maxAllocs)) ctx.log.warn(w);
       for (const r of reports) {
         if (opts.json) {
           const rec: Record<string, unknown> = {
@@ -360,12 +394,17 @@ export default defineTool<MallocstatOptions>({
           if (opts.interval !== undefined) rec.interval_s = opts.interval;
           rec.functions = functionsJson(r, probed);
           rec.sizes = log2HistToJson(r.sizes);
+          if (leakReport) Object.assign(rec, leaksJson(leakReport, maxAllocs));
           if (final) rec.final = true;
           ctx.out.record(rec);
+          leakReport = undefined; // -P: the leaks go with the first record
         } else {
           ctx.out.write(renderReport(ctx, r, probed, perProcess) + '\n');
         }
       }
+      if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { perProcess, olderS: opts.older, maxAllocs }) + '\n');
+      // -P with no process to report: the leaks in a record of their own.
+      else if (leakReport) ctx.out.record({ time: now.toISOString(), ...leaksJson(leakReport, maxAllocs), ...(final ? { final: true } : {}) });
     };
     ctx.session.onInterval(() => {
       if (!opts.json) ctx.out.write(ctx.color.dim(new Date().toTimeString().slice(0, 8)) + '\n');
