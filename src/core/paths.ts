@@ -9,7 +9,7 @@
 import { BpfObject, type BpfLink } from './object.js';
 import { RbtraceError, UsageError } from './errors.js';
 import { ensureTracefs } from './system.js';
-import { hookPresent } from './kernel-targets.js';
+import { hookPresent, releaseKernelBtf } from './kernel-targets.js';
 
 export interface AttachPath {
   /** Shown with -v and in doctor: 'fentry', 'kprobe', 'tracepoint', 'raw_tp', 'uprobe', ... */
@@ -92,6 +92,7 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
           if (hook.present) optional.push(name);
           else leftOut.push({ program: name, reason: hook.missing ?? 'hook missing' });
         }
+        releaseKernelBtf(); // asked above; not needed again (and large)
         obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? [])]);
         for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);

@@ -12,6 +12,7 @@ import { executableOf, givenFile, libraryMatches, libraryOfPid, pidExists, readC
 import { openFile, type BinaryFile } from '../core/procfiles.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration, term } from '../core/output/format.js';
+import { cgroupFieldsOfPid, cgroupSuffix, type CgroupFields } from '../core/cgroup.js';
 import { renderTable } from '../core/output/table.js';
 import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
@@ -265,9 +266,9 @@ function functionsJson(r: Report, probed: ProbedFunction[]): Record<string, Reco
   return out;
 }
 
-function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean): string {
+function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean, cg: CgroupFields = {}): string {
   let text = '';
-  if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})`) + '\n';
+  if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})` + cgroupSuffix(cg, Boolean(ctx.target.cgroup))) + '\n';
   const anyTimed = probed.some((p) => p.timed);
   const headers = ['FUNC', 'CALLS', 'BYTES', ...(anyTimed ? ['AVG', 'MAX', 'TOTAL'] : [])];
   const rows = probed.map((p) => {
@@ -351,19 +352,21 @@ export default defineTool<MallocstatOptions>({
       if (final && intervals > 0 && empty) return; // nothing since the last interval's report
       if (!final) intervals++;
       for (const r of reports) {
+        // -P: the process's cgroup, read now (omitted once it is gone).
+        const cg = perProcess ? cgroupFieldsOfPid(r.pid) : {};
         if (opts.json) {
           const rec: Record<string, unknown> = {
             time: now.toISOString(),
             pid: perProcess ? r.pid : ctx.target.tgid ?? null,
           };
-          if (perProcess) rec.comm = r.comm;
+          if (perProcess) Object.assign(rec, { comm: r.comm, ...cg });
           if (opts.interval !== undefined) rec.interval_s = opts.interval;
           rec.functions = functionsJson(r, probed);
           rec.sizes = log2HistToJson(r.sizes);
           if (final) rec.final = true;
           ctx.out.record(rec);
         } else {
-          ctx.out.write(renderReport(ctx, r, probed, perProcess) + '\n');
+          ctx.out.write(renderReport(ctx, r, probed, perProcess, cg) + '\n');
         }
       }
     };
