@@ -57,25 +57,25 @@ export const ATTACH_PATHS: AttachPath[] = [
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
     optional: [FILES_ITER],
-    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/tcp',
+    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'kprobe',
     programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
     optional: [FILES_ITER],
-    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/tcp',
+    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'tp_btf',
     programs: ['dump_listeners', ...TAIL],
     optional: ['tpb_data_ready', FILES_ITER],
-    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
   {
     name: 'tracepoint',
     programs: ['dump_listeners', ...CLASSIC],
     optional: ['tp_data_ready', FILES_ITER],
-    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
 ];
 
