@@ -92,7 +92,6 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
           if (hook.present) optional.push(name);
           else leftOut.push({ program: name, reason: hook.missing ?? 'hook missing' });
         }
-        releaseKernelBtf(); // asked above; not needed again (and large)
         obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? [])]);
         for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);
@@ -107,6 +106,7 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
         opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
         for (const l of leftOut) opts.log?.(`optional program ${l.program} left out: ${l.reason}`);
         opts.log?.(`CO-RE against ${obj.btfCustomPath ? `the build's minimized BTF (${obj.btfCustomPath})` : 'the kernel\'s BTF'}`);
+        releaseKernelBtf(); // hookPresent()'s; not needed again, and tens of MB
         return { obj, path, links, skipped, ...(path.optional ? { optional, leftOut } : {}) };
       } catch (err) {
         // Only a CO-RE relocation failure can be the minimized BTF's fault.
