@@ -61,6 +61,8 @@ static __always_inline void fill_header(struct exec_event *e, __u32 kind)
 	__u64 id = bpf_get_current_pid_tgid();
 
 	e->ts_ns = bpf_ktime_get_ns();
+	/* At the event, so a process gone before the report still has its cgroup. */
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->kind = kind;
 	e->pid = id >> 32;
 	e->tid = (__u32)id;

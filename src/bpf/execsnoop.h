@@ -28,6 +28,7 @@ enum exec_flags {
  * is sent up to the end of its last argument's slot. */
 struct exec_event {
 	__u64 ts_ns;   /* bpf_ktime_get_ns() */
+	__u64 cgroup_id; /* bpf_get_current_cgroup_id(): the v2 cgroup's inode, resolved to a path in user space */
 	__u32 kind;
 	__u32 pid;     /* tgid */
 	__u32 tid;

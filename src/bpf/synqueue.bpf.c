@@ -273,6 +273,29 @@ static __always_inline int on_syn(const struct sock *sk, const struct sk_buff *s
 }
 
 /* ---- snapshot of every listener ----------------------------------------- */
+/* One listener's record, from probe reads only (so that both iterators,
+ * whose sockets come typed or not, share it). */
+static __always_inline void fill_info(struct listener_info *info, struct sock *sk)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+
+	info->sk = (__u64)sk;
+	info->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	info->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (info->family == AF_INET6)
+		BPF_CORE_READ_INTO(&info->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO((__u32 *)info->addr, sk, __sk_common.skc_rcv_saddr);
+	info->accept_queue = BPF_CORE_READ(sk, sk_ack_backlog);
+	info->accept_limit = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	info->syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	info->sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
+	info->uid = BPF_CORE_READ(sk, sk_uid.val);
+	info->ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	info->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The namespace of the task that created the iterator (see netns.ts). */
 SEC("iter/tcp")
 int dump_listeners(struct bpf_iter__tcp *ctx)
 {
@@ -280,27 +303,54 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct listener_info info = {};
 	struct tcp_sock *tp;
-	struct sock *sk;
 
 	if (!skc || skc->skc_state != SYNQUEUE_TCP_LISTEN)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
-	sk = (struct sock *)tp;
-	info.sk = (__u64)sk;
-	info.family = skc->skc_family;
-	info.port = skc->skc_num;
-	if (info.family == AF_INET6)
-		BPF_CORE_READ_INTO(&info.addr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
-	else
-		__builtin_memcpy(info.addr, &skc->skc_rcv_saddr, 4);
-	info.accept_queue = sk->sk_ack_backlog;
-	info.accept_limit = sk->sk_max_ack_backlog;
-	info.syn_queue = tp->inet_conn.icsk_accept_queue.qlen.counter;
-	info.sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
-	info.uid = BPF_CORE_READ(sk, sk_uid.val);
-	info.ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	fill_info(&info, (struct sock *)tp);
+	bpf_seq_write(seq, &info, sizeof(info));
+	return 0;
+}
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define IPPROTO_TCP 6
+
+/* Every network namespace in one pass: every open file of every process
+ * (threads sharing their leader's files are skipped by the kernel), keeping
+ * TCP listening sockets, with the process holding them. A listener shared by
+ * several processes comes once per fd; user space keeps the first (tasks
+ * come in pid order: the lowest pid, as ss -p and /proc scans report).
+ * iter/task_file is 5.8+; sockets are read with probe reads (file->
+ * private_data is a void *), which every kernel with BTF allows here. */
+SEC("iter/task_file")
+int dump_listener_files(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct listener_info info = {};
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!task || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != SYNQUEUE_TCP_LISTEN)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	info.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (info.family != AF_INET && info.family != AF_INET6)
+		return 0;
+	fill_info(&info, sk);
+	info.pid = BPF_CORE_READ(task, tgid);
+	BPF_CORE_READ_STR_INTO(&info.comm, task, group_leader, comm);
 	bpf_seq_write(seq, &info, sizeof(info));
 	return 0;
 }

@@ -33,7 +33,8 @@ struct hist_value {
 	__u64 slots[SYNQUEUE_HIST_SLOTS];
 };
 
-/* One record per listening socket, written by the iter/tcp program. */
+/* One record per listening socket, written by the iter/tcp program (its own
+ * namespace) and by the iter/task_file one (every namespace, with owner). */
 struct listener_info {
 	__u64 sk;
 	__u64 ino;            /* socket inode: matched against /proc/PID/fd */
@@ -45,7 +46,10 @@ struct listener_info {
 	__u32 syn_queue;      /* icsk_accept_queue.qlen */
 	__u32 sk_drops;       /* the kernel's per-socket drop counter (tcp_listendrop) */
 	__u32 uid;
+	__u32 netns;          /* inode of the socket's network namespace */
+	__u32 pid;            /* iter/task_file: the owner (tgid of the first process holding it), else 0 */
 	__u32 pad;
+	char comm[16];        /* iter/task_file: the owner's comm */
 };
 
 enum sq_event_kind {

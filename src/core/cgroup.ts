@@ -1,15 +1,17 @@
 // cgroups: where cgroup v2 is mounted (/sys/fs/cgroup on unified hosts,
 // /sys/fs/cgroup/unified on hybrid ones), --cgroup DIR, a process's v2
-// cgroup path, and the container or pod id a cgroup path shows.
+// cgroup path, the container or pod id a cgroup path shows, and the
+// cgroup/container fields and columns of per-process rows (-P).
 //
 // --cgroup is applied in BPF (src/bpf/include/rbtrace.bpf.h): the open
 // directory's fd goes into a BPF_MAP_TYPE_CGROUP_ARRAY and each program asks
 // bpf_current_task_under_cgroup(), which every tracing program type has had
 // since 4.9 (so 5.10 too) and which answers for the directory and everything
 // below it in one O(1) ancestor check.
-import { readFileSync, statSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { RbtraceError, UsageError } from './errors.js';
+import { escapeForTerminal } from './output/format.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
@@ -129,4 +131,112 @@ export function containerOf(cgroupPath: string | undefined): string | null {
 export function cgroupUnder(p: string | undefined, dir: string): boolean {
   if (p === undefined) return false;
   return dir === '/' || p === dir || p.startsWith(dir.endsWith('/') ? dir : dir + '/');
+}
+
+/**
+ * A process's cgroup fields in per-process rows and JSON: its v2 path (as
+ * /proc/PID/cgroup shows it: relative to the v2 mount) and the container it
+ * names (null: none). Empty when unknown (the process is gone, no v2).
+ */
+export interface CgroupFields {
+  cgroup?: string;
+  container?: string | null;
+}
+
+export function cgroupFields(path: string | undefined): CgroupFields {
+  return path === undefined ? {} : { cgroup: path, container: containerOf(path) };
+}
+
+/** cgroupFields of a live process, read now from /proc/PID/cgroup ({} once it is gone). */
+export function cgroupFieldsOfPid(pid: number): CgroupFields {
+  return cgroupFields(cgroupOfPid(pid));
+}
+
+/** A container id as tables show it: its first 12 characters, as `docker ps` does (pod ids whole). */
+export function shortContainer(id: string): string {
+  return /^[0-9a-f]{13,}$/.test(id) ? id.slice(0, 12) : id;
+}
+
+/**
+ * The table columns per-process rows get: CONTAINER when at least one row
+ * is in a container (or `always`), CGROUP when --cgroup was given. Cells are
+ * plain strings: the table escapes them like every traced string.
+ */
+export function cgroupColumns(rows: CgroupFields[], opts: { cgroup: boolean; container?: boolean }): { headers: string[]; cells: (r: CgroupFields) => string[] } {
+  const container = opts.container ?? rows.some((r) => r.container);
+  const headers = [...(opts.cgroup ? ['CGROUP'] : []), ...(container ? ['CONTAINER'] : [])];
+  return {
+    headers,
+    cells: (r) => [
+      ...(opts.cgroup ? [r.cgroup ?? '-'] : []),
+      ...(container ? [r.container ? shortContainer(r.container) : '-'] : []),
+    ],
+  };
+}
+
+/**
+ * The same for a per-process heading (mallocstat -P's "PID 42 (comm)"):
+ * " cgroup PATH" with --cgroup, " container ID" when in one; escaped.
+ */
+export function cgroupSuffix(r: CgroupFields, withCgroup: boolean): string {
+  let s = '';
+  if (withCgroup && r.cgroup !== undefined) s += ` cgroup ${escapeForTerminal(r.cgroup)}`;
+  if (r.container) s += ` container ${escapeForTerminal(shortContainer(r.container))}`;
+  return s;
+}
+
+/**
+ * cgroup ids (what bpf_get_current_cgroup_id() returns: the v2 directory's
+ * inode) to paths relative to the v2 mount, from a walk of the hierarchy.
+ * An id not known walks it again (at most every minRescanMs); one still not
+ * found then belongs to a cgroup removed since, and is not looked for again.
+ */
+export class CgroupPaths {
+  private readonly paths = new Map<number, string>();
+  private readonly gone = new Set<number>();
+  private lastWalk = 0;
+
+  constructor(readonly mount: string | undefined = cgroupLayout().v2Mount, private readonly minRescanMs = 100) {
+    this.walk();
+  }
+
+  /** Every cgroup path known after the last walk. */
+  known(): IterableIterator<string> {
+    return this.paths.values();
+  }
+
+  pathOf(id: number): string | undefined {
+    if (!id || !this.mount) return undefined;
+    const p = this.paths.get(id);
+    if (p !== undefined || this.gone.has(id)) return p;
+    if (Date.now() - this.lastWalk < this.minRescanMs) return undefined;
+    this.walk();
+    const again = this.paths.get(id);
+    if (again === undefined) {
+      if (this.gone.size > 65536) this.gone.clear();
+      this.gone.add(id);
+    }
+    return again;
+  }
+
+  private walk(): void {
+    this.lastWalk = Date.now();
+    if (!this.mount) return;
+    this.paths.clear();
+    const visit = (abs: string, rel: string): void => {
+      try {
+        this.paths.set(statSync(abs).ino, rel || '/');
+      } catch {
+        return; // removed meanwhile
+      }
+      let entries;
+      try {
+        entries = readdirSync(abs, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) visit(`${abs}/${e.name}`, `${rel}/${e.name}`);
+    };
+    visit(this.mount, '');
+  }
 }

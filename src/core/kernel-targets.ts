@@ -17,6 +17,15 @@ function kernelBtf(): Pointer | null {
   return vmlinux;
 }
 
+/**
+ * Let go of the kernel's parsed BTF (tens of MB of C heap that a long-running
+ * tool would otherwise keep for nothing); the next question parses it again.
+ */
+export function releaseKernelBtf(): void {
+  if (vmlinux) libbpf.btfFree(vmlinux);
+  vmlinux = undefined;
+}
+
 /** A named type of this kind in the kernel's BTF (true when BTF cannot be read: let the load decide). */
 export function kernelBtfHas(name: string, kind: 'func' | 'typedef'): boolean {
   const btf = kernelBtf();
@@ -26,7 +35,7 @@ export function kernelBtfHas(name: string, kind: 'func' | 'typedef'): boolean {
 
 /**
  * Whether the hook named by a SEC() exists here, with the reason when it does
- * not. Sections it does not know (iter/, uprobe/, ...) count as present.
+ * not. Sections it does not know (uprobe/, usdt/, ...) count as present.
  */
 export function hookPresent(section: string): { present: boolean; missing?: string } {
   const [kind, ...rest] = section.split('/');
@@ -50,6 +59,12 @@ export function hookPresent(section: string): { present: boolean; missing?: stri
       const func = rest.join('/');
       if (!func) return { present: true };
       return kernelBtfHas(func, 'func') ? { present: true } : { present: false, missing: `no kernel function ${func} in BTF` };
+    }
+    case 'iter': {
+      // libbpf finds an iterator target by its bpf_iter_<target> function (iter/task_file: 5.8+).
+      const target = rest.join('/');
+      if (!target) return { present: true };
+      return kernelBtfHas(`bpf_iter_${target}`, 'func') ? { present: true } : { present: false, missing: `no ${target} iterator in this kernel` };
     }
     default:
       return { present: true };

@@ -9,7 +9,7 @@
 import { BpfObject, type BpfLink } from './object.js';
 import { RbtraceError, UsageError } from './errors.js';
 import { ensureTracefs } from './system.js';
-import { hookPresent } from './kernel-targets.js';
+import { hookPresent, releaseKernelBtf } from './kernel-targets.js';
 
 export interface AttachPath {
   /** Shown with -v and in doctor: 'fentry', 'kprobe', 'tracepoint', 'raw_tp', 'uprobe', ... */
@@ -106,6 +106,7 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
         opts.log?.(`attach path: ${path.name}${path.note ? ` (${path.note})` : ''}`);
         for (const l of leftOut) opts.log?.(`optional program ${l.program} left out: ${l.reason}`);
         opts.log?.(`CO-RE against ${obj.btfCustomPath ? `the build's minimized BTF (${obj.btfCustomPath})` : 'the kernel\'s BTF'}`);
+        releaseKernelBtf(); // hookPresent()'s; not needed again, and tens of MB
         return { obj, path, links, skipped, ...(path.optional ? { optional, leftOut } : {}) };
       } catch (err) {
         // Only a CO-RE relocation failure can be the minimized BTF's fault.

@@ -14,6 +14,7 @@ import { escapeBytesForTerminal, escapeForTerminal, shellQuote, styled, type Cel
 import { bytesText, bytesJson } from '../core/output/json.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
 import { EXECSNOOP } from './common/figures.js';
+import { CgroupPaths, cgroupColumns, cgroupFields, containerOf } from '../core/cgroup.js';
 import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
 
 export interface ExecsnoopOptions {
@@ -55,6 +56,10 @@ export interface ExecRecord {
   args_cut?: number[];
   /** argv had more entries than --max-args. */
   args_truncated?: boolean;
+  /** Its cgroup v2 path at the exec (relative to the v2 mount), when the cgroup still existed to be named. */
+  cgroup?: string;
+  /** The container that path names, else null (src/core/cgroup.ts). */
+  container?: string | null;
 }
 
 interface PendingExec {
@@ -257,12 +262,17 @@ export default defineTool<ExecsnoopOptions>({
       configure: sizeScratch,
     });
 
+    // The cgroup of each exec comes from BPF (its id) and is named here; a
+    // CONTAINER column when the host has containers at start (a streamed
+    // table fixes its columns before the first exec), CGROUP with --cgroup.
+    const cgroups = new CgroupPaths();
+    const cgCols = cgroupColumns([], { cgroup: Boolean(ctx.target.cgroup), container: [...cgroups.known()].some((p) => containerOf(p) !== null) });
     const columns: Column[] = [];
     if (opts.time) columns.push({ name: 'TIME', width: 8 });
     if (opts.timestamp) columns.push({ name: 'TIME(s)', width: 8 });
     if (opts.printUid) columns.push({ name: 'UID', width: 6 });
     columns.push({ name: 'PCOMM', width: 16 }, { name: 'PID', width: 7 }, { name: 'PPID', width: 7 },
-      { name: 'RET', width: opts.fails ? 6 : 3, align: 'right' }, { name: 'ARGS', width: 0 });
+      { name: 'RET', width: opts.fails ? 6 : 3, align: 'right' }, ...cgCols.headers.map((name) => ({ name, width: name === 'CGROUP' ? 24 : 12 })), { name: 'ARGS', width: 0 });
     const printer = new ColumnPrinter(columns);
     if (!opts.json) ctx.out.write(printer.header());
 
@@ -284,7 +294,7 @@ export default defineTool<ExecsnoopOptions>({
       if (opts.printUid) row.push(r.uid);
       const ret = r.ret === 0 ? '0' : r.errno ?? String(r.ret);
       // comm and args as raw bytes: bytes that are not UTF-8 show as \xNN (both escape).
-      row.push(styled(escapeBytesForTerminal(comm)), r.pid, r.ppid, ret, styled(formatArgs({ ...r, args }, Boolean(opts.quote))));
+      row.push(styled(escapeBytesForTerminal(comm)), r.pid, r.ppid, ret, ...cgCols.cells(r), styled(formatArgs({ ...r, args }, Boolean(opts.quote))));
       ctx.out.write(printer.row(row));
     };
 
@@ -318,6 +328,7 @@ export default defineTool<ExecsnoopOptions>({
           args_base64: args.some((a) => a.base64 !== undefined) ? enter.args.map((a) => Buffer.from(a).toString('base64')) : undefined,
           args_cut: enter.cut.length ? enter.cut : undefined,
           args_truncated: enter.more || undefined,
+          ...cgroupFields(cgroups.pathOf(layout.read(rec, 'cgroup_id'))),
         },
       };
     };

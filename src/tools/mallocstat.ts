@@ -15,6 +15,7 @@ import { executableOf, givenFile, libraryMatches, libraryOfPid, pidExists, readC
 import { openFile, type BinaryFile } from '../core/procfiles.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration, term } from '../core/output/format.js';
+import { cgroupFieldsOfPid, cgroupSuffix, type CgroupFields } from '../core/cgroup.js';
 import { renderTable } from '../core/output/table.js';
 import type { BpfObject, BpfLink } from '../core/object.js';
 import type { ToolContext } from '../core/tool.js';
@@ -271,9 +272,9 @@ function functionsJson(r: Report, probed: ProbedFunction[]): Record<string, Reco
   return out;
 }
 
-function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean): string {
+function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean, cg: CgroupFields = {}): string {
   let text = '';
-  if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})`) + '\n';
+  if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})` + cgroupSuffix(cg, Boolean(ctx.target.cgroup))) + '\n';
   const anyTimed = probed.some((p) => p.timed);
   const headers = ['FUNC', 'CALLS', 'BYTES', ...(anyTimed ? ['AVG', 'MAX', 'TOTAL'] : [])];
   const rows = probed.map((p) => {
@@ -385,12 +386,14 @@ export default defineTool<MallocstatOptions>({
       let leakReport = tracker?.read(final);
       if (leakReport && final) for (const w of leakWarnings(leakReport, maxAllocs)) ctx.log.warn(w);
       for (const r of reports) {
+        // -P: the process's cgroup, read now (omitted once it is gone).
+        const cg = perProcess ? cgroupFieldsOfPid(r.pid) : {};
         if (opts.json) {
           const rec: Record<string, unknown> = {
             time: now.toISOString(),
             pid: perProcess ? r.pid : ctx.target.tgid ?? null,
           };
-          if (perProcess) rec.comm = r.comm;
+          if (perProcess) Object.assign(rec, { comm: r.comm, ...cg });
           if (opts.interval !== undefined) rec.interval_s = opts.interval;
           rec.functions = functionsJson(r, probed);
           rec.sizes = log2HistToJson(r.sizes);
@@ -399,7 +402,7 @@ export default defineTool<MallocstatOptions>({
           ctx.out.record(rec);
           leakReport = undefined; // -P: the leaks go with the first record
         } else {
-          ctx.out.write(renderReport(ctx, r, probed, perProcess) + '\n');
+          ctx.out.write(renderReport(ctx, r, probed, perProcess, cg) + '\n');
         }
       }
       if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { perProcess, olderS: opts.older, maxAllocs }) + '\n');

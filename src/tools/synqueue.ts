@@ -16,7 +16,7 @@ import { RbtraceError, UsageError } from '../core/errors.js';
 import { resolveNetnsArg, type Netns } from '../core/netns.js';
 import { releaseFreedMemory } from '../core/memory.js';
 import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue/model.js';
-import { SynqueueCollector, skKey } from './synqueue/collect.js';
+import { SynqueueCollector, iteratorLinks, skKey } from './synqueue/collect.js';
 import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue/proc.js';
 import { makeView, printHist } from './synqueue/views.js';
 import { sq_event_layout as eventLayout, RODATA, ENUMS, OBJECT_FILE } from '../generated/synqueue.js';
@@ -42,6 +42,8 @@ export interface SynqueueOptions {
 
 const TAIL = ['tpb_kfree_skb', 'tpb_synack'];
 const CLASSIC = ['tp_kfree_skb', 'tp_synack'];
+/** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/collect.ts); without it, one iter/tcp walk per namespace. */
+const FILES_ITER = 'dump_listener_files';
 
 /**
  * Best first. The iterator is in every path: it is the snapshot. fentry and
@@ -54,24 +56,26 @@ export const ATTACH_PATHS: AttachPath[] = [
   {
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
-    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/tcp',
+    optional: [FILES_ITER],
+    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'kprobe',
     programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
-    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/tcp',
+    optional: [FILES_ITER],
+    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'tp_btf',
     programs: ['dump_listeners', ...TAIL],
-    optional: ['tpb_data_ready'],
-    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    optional: ['tpb_data_ready', FILES_ITER],
+    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
   {
     name: 'tracepoint',
     programs: ['dump_listeners', ...CLASSIC],
-    optional: ['tp_data_ready'],
-    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
+    optional: ['tp_data_ready', FILES_ITER],
+    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
 ];
 
@@ -163,7 +167,6 @@ export default defineTool<SynqueueOptions>({
       ctx.log.verbose('skb:kfree_skb has no rx_sk on this kernel (before 6.11): packets a listener discards are not told apart, ' +
         'so drops = all of its sk_drops (also e.g. retransmitted SYNs of connections still in its SYN queue)');
     }
-    const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
 
     // Which pids a listener must belong to (-p, -- CMD and its descendants).
     const wantedPids = (): Set<number> | undefined => {
@@ -179,7 +182,7 @@ export default defineTool<SynqueueOptions>({
     // the probes run in softirq context (the current task is whoever the
     // packet interrupted) and a listener is a socket, not a task.
     const collector = new SynqueueCollector({
-      iterLink, statsMap: loaded.obj.map('stats'), attach: loaded.path.name, perSyn, seesEnqueues,
+      ...iteratorLinks(loaded), statsMap: loaded.obj.map('stats'), attach: loaded.path.name, perSyn, seesEnqueues,
       netns: opts.netns, ports, family: opts.ipv4 ? 'ipv4' : opts.ipv6 ? 'ipv6' : undefined,
       wantedPids, cgroup: ctx.target.cgroup?.relative, labels: Boolean(opts.hist || opts.events),
     });

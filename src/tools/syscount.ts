@@ -16,6 +16,7 @@ import { scalarLayout } from '../core/layout.js';
 import { errnoName, syscallName, syscallNumber } from '../core/names.js';
 import { formatLog2Hist, log2HistToJson } from '../core/output/histogram.js';
 import { renderTable } from '../core/output/table.js';
+import { cgroupColumns, cgroupFieldsOfPid, type CgroupFields } from '../core/cgroup.js';
 import { term } from '../core/output/format.js';
 import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.js';
 import { SYSCOUNT } from './common/figures.js';
@@ -238,10 +239,12 @@ export function formatSyscallTable(rows: SyscallRow[], latency: boolean): string
   return renderTable(headers, body, { align: ['left', 'right', 'right', 'right', 'right'] });
 }
 
-export function formatProcessTable(rows: ProcessRow[], latency: boolean): string {
-  const headers = ['PID', 'COMM', 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
-  const body = rows.map((r) => [r.pid, r.comm, r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
-  return renderTable(headers, body, { align: ['right', 'left', 'right', 'right', 'right', 'right'] });
+/** -P: with CGROUP (--cgroup) and CONTAINER (when a row is in one) columns (src/core/cgroup.ts). */
+export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency: boolean, withCgroup = false): string {
+  const cg = cgroupColumns(rows, { cgroup: withCgroup });
+  const headers = ['PID', 'COMM', ...cg.headers, 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
+  const body = rows.map((r) => [r.pid, r.comm, ...cg.cells(r), r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
+  return renderTable(headers, body, { align: ['right', 'left', ...cg.headers.map(() => 'left' as const), 'right', 'right', 'right', 'right'] });
 }
 
 function resolveMode(ctx: ToolContext, opts: SyscountOptions): Mode {
@@ -343,15 +346,17 @@ export default defineTool<SyscountOptions>({
       if (mode.byProcess) {
         const all = collector.processRows();
         ctx.report({ processes: all.map((r) => ({ ...r, total_ns: mode.latency ? r.total_ns : undefined })) });
-        const { shown, omitted } = topRows(all, mode.latency, mode.top);
+        const { shown: top, omitted } = topRows(all, mode.latency, mode.top);
+        // Read at report time: a process gone by then has none (omitted).
+        const shown = top.map((r) => ({ ...r, ...cgroupFieldsOfPid(r.pid) }));
         if (opts.json) {
           ctx.out.record({
             time: time.toISOString(), interval_s: intervalS,
-            processes: shown.map((r) => ({ pid: r.pid, comm: r.comm, count: r.count, errors: r.errors, ...(mode.latency ? { total_ns: r.total_ns } : {}) })),
+            processes: shown.map((r) => ({ pid: r.pid, comm: r.comm, cgroup: r.cgroup, container: r.container, count: r.count, errors: r.errors, ...(mode.latency ? { total_ns: r.total_ns } : {}) })),
             omitted,
           });
         } else {
-          ctx.out.write(stamp + formatProcessTable(shown, mode.latency) + (periodic ? '\n' : ''));
+          ctx.out.write(stamp + formatProcessTable(shown, mode.latency, Boolean(ctx.target.cgroup)) + (periodic ? '\n' : ''));
         }
         return;
       }

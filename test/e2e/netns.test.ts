@@ -144,7 +144,7 @@ test('listeners in other network namespaces: exact queues, limits, overflows, ne
   assert.match(single.stdout, /^LISTEN\s+PID\s+COMM/m, 'one namespace: no NETNS column');
 
   for (const p of [busy, idle]) p.stdin!.end();
-  assert.deepEqual(await settledLeftovers(['dump_listeners', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
+  assert.deepEqual(await settledLeftovers(['dump_listeners', 'dump_listener_files', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
 });
 
 test('--netns: a bad operand is a one-line usage error', async () => {

@@ -139,7 +139,7 @@ async function traced(args: string[], workload: () => Promise<Proc[]>): Promise<
   return { f, procs };
 }
 
-const PROGRAMS = ['dump_listeners', 'tpb_data_ready', 'tpb_kfree_skb', 'tpb_synack', 'tp_data_ready', 'tp_kfree_skb', 'tp_synack',
+const PROGRAMS = ['dump_listeners', 'dump_listener_files', 'tpb_data_ready', 'tpb_kfree_skb', 'tpb_synack', 'tp_data_ready', 'tp_kfree_skb', 'tp_synack',
   'fe_syn4', 'fe_syn6', 'fe_enqueue', 'kp_syn4', 'kp_syn6', 'kp_enqueue'];
 
 // Kernels before 6.2 have no sock:sk_data_ready: there the tracepoint paths

@@ -98,6 +98,33 @@ test('containers from cgroup paths', async () => {
   assert.equal(cgroupLayout('').kind, 'none');
 });
 
+test('cgroup fields and columns of per-process rows', async () => {
+  const { cgroupFields, cgroupColumns, cgroupSuffix, CgroupPaths } = await import('../../src/core/cgroup.js');
+  const id = 'b'.repeat(64);
+  const inCtr = cgroupFields(`/system.slice/docker-${id}.scope`);
+  assert.deepEqual(inCtr, { cgroup: `/system.slice/docker-${id}.scope`, container: id });
+  assert.deepEqual(cgroupFields('/user.slice'), { cgroup: '/user.slice', container: null });
+  assert.deepEqual(cgroupFields(undefined), {});
+  // CONTAINER only when a row is in one; CGROUP only with --cgroup.
+  assert.deepEqual(cgroupColumns([cgroupFields('/user.slice'), {}], { cgroup: false }).headers, []);
+  const both = cgroupColumns([inCtr, cgroupFields('/user.slice'), {}], { cgroup: true });
+  assert.deepEqual(both.headers, ['CGROUP', 'CONTAINER']);
+  assert.deepEqual(both.cells(inCtr), [`/system.slice/docker-${id}.scope`, 'b'.repeat(12)]);
+  assert.deepEqual(both.cells({}), ['-', '-']);
+  assert.equal(cgroupSuffix({ cgroup: '/a\x1b[31m', container: null }, true), ' cgroup /a\\x1b[31m');
+  assert.equal(cgroupSuffix(inCtr, false), ` container ${'b'.repeat(12)}`);
+  // Ids are directory inodes under the mount: a tree made here.
+  const { mkdtempSync, mkdirSync, statSync } = await import('node:fs');
+  const root = mkdtempSync('/tmp/rbtrace-cgpaths-');
+  mkdirSync(`${root}/a/b`, { recursive: true });
+  const paths = new CgroupPaths(root, 0);
+  assert.equal(paths.pathOf(statSync(`${root}/a/b`).ino), '/a/b');
+  assert.equal(paths.pathOf(statSync(root).ino), '/');
+  mkdirSync(`${root}/late`);
+  assert.equal(paths.pathOf(statSync(`${root}/late`).ino), '/late', 'a directory made since: found by walking again');
+  assert.equal(paths.pathOf(0), undefined);
+});
+
 test('top listeners: overflows, drops, then fill; partial selection equals a full sort', async () => {
   const { topRows, compareByImportance } = await import('../../src/tools/synqueue/model.js');
   const rows = Array.from({ length: 500 }, (_, i) => ({

@@ -14,7 +14,7 @@ import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/
 import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbersRodata } from '../syscount.js';
 import { readErrnoTotals, readSyscallTotals, syscountMaps } from '../syscount/collect.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
-import { SynqueueCollector } from '../synqueue/collect.js';
+import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
 import { Target } from '../../core/target.js';
 import type { CgroupDir } from '../../core/cgroup.js';
 import { SYSCALL_PATHS as EXEC_PATHS } from '../execsnoop.js';
@@ -104,7 +104,7 @@ interface ListenerState {
 export function synqueueSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({ object: synqueueGen.OBJECT_FILE, paths: SYNQUEUE_PATHS, log });
   const collector = new SynqueueCollector({
-    iterLink: loaded.links[loaded.path.programs.indexOf('dump_listeners')],
+    ...iteratorLinks(loaded),
     statsMap: loaded.obj.map('stats'),
     attach: loaded.path.name,
     perSyn: PER_SYN.has(loaded.path.name),
