@@ -93,7 +93,7 @@ export async function buildProgram(wanted: (name: string) => boolean, runDef?: T
     .description('BPF tracing tools for Linux: exec, syscalls, TCP queues, Ruby and allocator latency')
     .version(packageVersion(), '-V, --version')
     .usage('[global options] <tool> [options] [-- command args...]')
-    .addHelpText('afterAll', '\nYour own tools: rbtrace new NAME, rbtrace build NAME.bpf.c, rbtrace run NAME.ts (docs/SDK.md, man rbtrace-run).')
+    .addHelpText('after', '\nYour own tools: rbtrace new NAME, rbtrace build NAME.bpf.c, rbtrace run NAME.ts (docs/SDK.md, man rbtrace-run).')
     // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
     .enablePositionalOptions()
     .exitOverride()
@@ -182,7 +182,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   program.hook('preAction', (_, action) => {
-    if ((SDK_COMMANDS as readonly string[]).includes(action.name()) && action.name() !== 'run') currentPrefix = `rbtrace ${action.name()}`;
+    // A loaded `run` FILE's errors are the tool's (rbtrace NAME), set above.
+    if ((SDK_COMMANDS as readonly string[]).includes(action.name()) && !tools.has(action.name())) currentPrefix = `rbtrace ${action.name()}`;
   });
   try {
     await program.parseAsync(argv, { from: 'user' });

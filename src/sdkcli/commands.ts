@@ -54,6 +54,7 @@ export function addSdkCommands(program: Command, runDef: ToolDefinition<any> | u
   const run = program.command('run').description('run a tool file written with the SDK, with every common option (-p, -- CMD, -i, -d, --json)')
     .argument('<file>', 'the tool: NAME.ts (or .js)');
   if (runDef) {
+    run.description(`${runDef.name}: ${runDef.summary} (a tool run from FILE)`);
     addGlobalOptions(run);
     if (runDef.traces !== false) addCommonOptions(run, runDef.honours, runDef.whyNot);
     runDef.options?.(run);
