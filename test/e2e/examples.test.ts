@@ -3,7 +3,7 @@
 // outside the checkout) against a workload whose answer is known exactly.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,21 @@ before(async () => {
     const r = await runRbtrace(['build', join(dir, `${name}.bpf.c`)], { timeoutMs: 120000 });
     assert.equal(r.code, 0, `${name}: ${r.stderr}`);
   }
+});
+
+test('the examples type-check against the SDK\'s declarations (tsc, strict)', () => {
+  // 'rbtrace' resolved to this checkout's emitted d.ts, as an installed package's `types` would be;
+  // ES modules, as in a package with "type": "module".
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'examples', private: true, type: 'module' }));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true,
+      types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')], paths: { rbtrace: [join(ROOT, 'dist/src/sdk.d.ts')] },
+    },
+    include: ['*.ts'],
+  }));
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
 });
 
 test('execve: a shell running /bin/true 7 times, 7 execs of /bin/true (kprobe, else the tracepoint)', async () => {
