@@ -88,8 +88,8 @@ export function buildTool(source: string, opts: { log?: (line: string) => void }
   const tmp = join(dir, `.${name}.${process.pid}.tmp.o`);
   const vmlinuxDir = vmlinuxHeader(bpftool);
   opts.log?.(`vmlinux.h: ${join(vmlinuxDir, 'vmlinux.h')}`);
-  const args = ['-O2', '-g', '-target', 'bpf', `-D__TARGET_ARCH_${targetArch()}`, '-Wall', '-Wno-unused-function',
-    '-I', vmlinuxDir, '-I', join(packageRoot(), 'src/bpf/include'), '-I', dir, '-c', src, '-o', tmp];
+  const cflags = [`-D__TARGET_ARCH_${targetArch()}`, '-I', vmlinuxDir, '-I', join(packageRoot(), 'src/bpf/include'), '-I', dir];
+  const args = ['-O2', '-g', '-target', 'bpf', ...cflags, '-Wall', '-Wno-unused-function', '-c', src, '-o', tmp];
   opts.log?.(`${clang} ${args.join(' ')}`);
   try {
     run(clang, args, `clang could not compile ${basename(src)}`);
@@ -99,7 +99,7 @@ export function buildTool(source: string, opts: { log?: (line: string) => void }
   }
   // The structs shared with user space: NAME.h if there is one, else the .bpf.c itself.
   const header = existsSync(join(dir, `${name}.h`)) ? join(dir, `${name}.h`) : src;
-  generateBindings({ object, header, out: bindings });
+  generateBindings({ object, header, out: bindings, cflags });
   return { object, bindings };
 }
 
