@@ -19,6 +19,8 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio
   # man pages
   man-db groff-base time
+  # rbtrace completion zsh is tested in a real zsh (test/e2e/completion.test.ts)
+  zsh
 )
 
 missing=()

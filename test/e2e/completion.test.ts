@@ -38,11 +38,43 @@ test('rbtrace completion bash: subcommands, each tool\'s options, files, command
   assert.deepEqual(complete(script, ['rbtrace', 'completion', ''], dir), ['bash', 'zsh']);
   assert.ok(complete(script, ['rbtrace', 'syscount', '-L', '--', 'ech'], dir).includes('echo'), 'commands after --');
 
-  const zsh = await runRbtrace(['completion', 'zsh']);
-  assert.equal(zsh.code, 0, zsh.stderr);
-  assert.match(zsh.stdout, /^#compdef rbtrace\n/);
-  assert.match(zsh.stdout, /syscount\) _arguments -s .*'\(-L --latency\)'\{-L,--latency\}'\[/);
   const bad = await runRbtrace(['completion', 'fish']);
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr, "rbtrace completion: no completion for 'fish' (rbtrace completion bash, or rbtrace completion zsh)\n");
+});
+
+/**
+ * What an interactive zsh (compinit, the script sourced) puts on the line
+ * after `line` and a TAB: zsh's completion system run for real, through zpty.
+ */
+function zshComplete(script: string, line: string): string {
+  const driver = `zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'autoload -U compinit && compinit -u; source ${script}; PS1="%% "'
+zpty -w z "$1"$'\\t'
+sleep 1.5
+zpty -r -t z out; zpty -r -t z more
+print -r -- "$out$more"
+zpty -d z`;
+  const out = execFileSync('zsh', ['-f', '-c', driver, 'driver', line], { encoding: 'utf8', timeout: 20000 });
+  // The last prompt line, without terminal escapes and the bell.
+  const lines = out.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '').replace(/[\r\x07]/g, '').split('\n').filter((l) => l.includes('% '));
+  // Replay backspaces as the terminal would.
+  let shown = '';
+  for (const c of lines[lines.length - 1].replace(/^.*?% /, '')) shown = c === '\b' ? shown.slice(0, -1) : shown + c;
+  return shown.trimEnd();
+}
+
+test('rbtrace completion zsh: completes in a real zsh (subcommand, a tool\'s option, after global options)', async () => {
+  const r = await runRbtrace(['completion', 'zsh']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^#compdef rbtrace\n/);
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-completion-'));
+  const script = join(dir, '_rbtrace');
+  writeFileSync(script, r.stdout);
+  execFileSync('zsh', ['-n', script]);
+  assert.equal(zshComplete(script, 'rbtrace sysc'), 'rbtrace syscount');
+  assert.equal(zshComplete(script, 'rbtrace syscount --la'), 'rbtrace syscount --latency');
+  assert.equal(zshComplete(script, 'rbtrace --json execsnoop --max-a'), 'rbtrace --json execsnoop --max-args');
+  assert.equal(zshComplete(script, 'rbtrace mallocstat -L -- ech'), 'rbtrace mallocstat -L -- echo');
 });
