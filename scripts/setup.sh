@@ -21,6 +21,8 @@ APT_PACKAGES=(
   qemu-system-arm
   # man pages
   man-db groff-base time
+  # rbtrace completion zsh is tested in a real zsh (test/e2e/completion.test.ts)
+  zsh
 )
 
 missing=()

@@ -14,6 +14,8 @@ import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/object.js';
 import { RunReport } from './core/report/run.js';
+import { SDK_COMMANDS, addSdkCommands, runFileOperand } from './sdkcli/commands.js';
+import { loadToolFile } from './sdkcli/load.js';
 
 /**
  * Which subcommand is being run, so that only its module is imported (global
@@ -86,11 +88,12 @@ export interface ToolCommand {
  * the tools for which `wanted` is true get their options (their modules are
  * imported). The fuzz test builds it with every tool to learn their flags.
  */
-export async function buildProgram(wanted: (name: string) => boolean): Promise<{ program: Command; tools: Map<string, ToolCommand> }> {
+export async function buildProgram(wanted: (name: string) => boolean, runDef?: ToolDefinition<any>): Promise<{ program: Command; tools: Map<string, ToolCommand> }> {
   const program = new Command('rbtrace')
     .description('BPF tracing tools for Linux: exec, syscalls, TCP queues, Ruby and allocator latency')
     .version(packageVersion(), '-V, --version')
     .usage('[global options] <tool> [options] [-- command args...]')
+    .addHelpText('after', '\nYour own tools: rbtrace new NAME, rbtrace build NAME.bpf.c, rbtrace run NAME.ts (docs/SDK.md, man rbtrace-run).')
     // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
     .enablePositionalOptions()
     .exitOverride()
@@ -107,6 +110,10 @@ export async function buildProgram(wanted: (name: string) => boolean): Promise<{
     if (def.help) cmd.addHelpText('after', '\n' + def.help);
     tools.set(entry.name, { cmd, def });
   }
+  // new, build, run, completion: the SDK's commands (src/sdkcli). `run FILE`
+  // is then a tool like the others, its definition taken from FILE.
+  const run = addSdkCommands(program, runDef, async () => (await buildProgram(() => true)).program);
+  if (runDef) tools.set('run', { cmd: run, def: runDef });
   return { program, tools };
 }
 
@@ -131,7 +138,17 @@ export async function main(argv: string[]): Promise<number> {
   let currentPrefix = 'rbtrace';
   let exitCode: number = EXIT_OK;
   const wanted = requestedTool(argv);
-  const { program, tools } = await buildProgram((name) => name === wanted);
+  let runDef: ToolDefinition<any> | undefined;
+  const runFile = wanted === 'run' ? runFileOperand(argv) : undefined;
+  if (runFile) {
+    try {
+      runDef = await loadToolFile(runFile);
+    } catch (err) {
+      process.stderr.write(errorLine('rbtrace run', err) + '\n');
+      return err instanceof RbtraceError ? err.exitCode : EXIT_RUNTIME;
+    }
+  }
+  const { program, tools } = await buildProgram((name) => name === wanted, runDef);
   // Subcommands made before this inherit nothing, so set the output on each.
   for (const c of [program, ...program.commands]) {
     c.configureOutput({ outputError: (str, write) => write(commanderErrorLine(currentPrefix, str) + '\n') });
@@ -139,7 +156,8 @@ export async function main(argv: string[]): Promise<number> {
   for (const [name, { cmd, def }] of tools) {
     currentPrefix = `rbtrace ${def.name}`;
     cmd.action(async (...args: unknown[]) => {
-      const operands = args.length > 2 ? (args[0] as string[]) : [];
+      // [command...] is the last argument (run has FILE before it).
+      const operands = args.length > 2 ? (args[args.length - 3] as string[]) : [];
       const global = program.opts() as Partial<CommonOptions>;
       const opts = cmd.opts() as CommonOptions & Record<string, unknown>;
       // A global option counts wherever it was given: before or after the tool's name.
@@ -163,6 +181,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`rbtrace: which tool? (rbtrace --help lists them)\n`);
     return EXIT_USAGE;
   }
+  program.hook('preAction', (_, action) => {
+    // A loaded `run` FILE's errors are the tool's (rbtrace NAME), set above.
+    if ((SDK_COMMANDS as readonly string[]).includes(action.name()) && !tools.has(action.name())) currentPrefix = `rbtrace ${action.name()}`;
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

@@ -16,6 +16,10 @@ test('npm pack + npm install -g: an rbtrace on PATH that traces, and runs no bui
   // --prefer-offline: the dependencies are in npm's cache since `npm ci`.
   execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { stdio: 'pipe', timeout: 180000 });
   const installed = join(prefix, 'bin', 'rbtrace');
+  // package.json's `man`: every page where man looks (MANPATH is derived from PATH's prefix).
+  const pages = readdirSync(join(ROOT, 'man')).sort();
+  assert.deepEqual(readdirSync(join(prefix, 'share/man/man8')).sort(), pages);
+  assert.match(execFileSync('man', ['-w', 'rbtrace-synqueue'], { encoding: 'utf8', env: { ...process.env, MANPATH: join(prefix, 'share/man') } }), /rbtrace-synqueue\.8/);
   assert.equal(execFileSync(installed, ['--version'], { encoding: 'utf8' }).trim(), JSON.parse(execFileSync('npm', ['pkg', 'get', 'version'], { cwd: ROOT, encoding: 'utf8' })));
 
   // The checkout's execsnoop watches the installed one trace a command.

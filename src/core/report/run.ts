@@ -64,7 +64,7 @@ export class RunReport {
           started: this.started.toISOString(), duration_s: (Date.now() - this.started.getTime()) / 1000,
           exit_status: status, schema: this.schema, figures,
         }));
-        if (verbose) say(`saved the run's figures in ${opts.save}`);
+        if (verbose) say(escapeArg(`saved the run's figures in ${opts.save}`)); // a path the user typed: may hold escapes
       } catch (err) {
         say(errorLine(prefix, err).slice(prefix.length + 2));
         if (status === EXIT_OK) status = EXIT_RUNTIME;
