@@ -184,7 +184,7 @@ function cxxfilt(names: string[]): string[] {
 
 test('C++ names of libstdc++ demangled as c++filt names them (qualified name, no parameters)', () => {
   const mangled = spread([...nmFunctions('/usr/lib/x86_64-linux-gnu/libstdc++.so.6', true).values()].flatMap((n) => [...n])
-    .filter((n) => n.startsWith('_Z') && !n.includes('operator') && !/^_Z(T[hvcVISTW]|GV)/.test(n)).sort(), 1000);
+    .filter((n) => n.startsWith('_Z') && !n.includes('operator') && !/^_Z[TG]/.test(n)).sort(), 1000); // not special names (vtables, guards, clones)
   const oracle = cxxfilt(mangled);
   let same = 0;
   const wrong: string[] = [];
@@ -195,6 +195,8 @@ test('C++ names of libstdc++ demangled as c++filt names them (qualified name, no
     if (got === want) same++;
     else if (wrong.length < 5) wrong.push(`${m}: ${got} vs ${want}`);
   });
+  // Malformed input ends too (a demangler loop once ran past the end of "_ZNKSi6gcountEv"): every prefix.
+  for (const m of mangled) for (let k = 2; k < m.length; k++) demangle(m.slice(0, k));
   // The compact demangler skips substitutions it cannot expand (S_, S0_...);
   // 85% is what it must keep (measured: see the report).
   assert.ok(same >= mangled.length * 0.85, `${same}/${mangled.length} agree; e.g. ${wrong.join('; ')}`);
