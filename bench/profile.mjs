@@ -18,7 +18,7 @@
 //    and 4 kernel frames each, symbolized end to end by a fresh Symbolizer
 //    (ELF and kallsyms reading included), then again (warm caches).
 //
-//   flock /tmp/rbtrace-tests.lock node bench/profile.mjs [R]   (as root, after npm run build)
+//   flock /tmp/rbtrace-tests.lock node bench/profile.mjs [R]   (as root, after npm run build; R=0: part 2 only)
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -141,8 +141,8 @@ try {
 const best = (xs) => Math.min(...xs);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const plain = best(results.plain);
-console.log(`\nworkload: ${ROUNDS} rounds of fixed work, 1 thread; best of ${R} (median in brackets)`);
-for (const c of CASES) {
+if (R > 0) console.log(`\nworkload: ${ROUNDS} rounds of fixed work, 1 thread; best of ${R} (median in brackets)`);
+for (const c of R > 0 ? CASES : []) {
   const b = best(results[c]);
   console.log(`  ${c.padEnd(9)} ${b.toFixed(3)} s [${median(results[c]).toFixed(3)}]  slowdown ${(((b / plain) - 1) * 100).toFixed(2)} %`);
 }
@@ -170,8 +170,8 @@ try {
     }
   }
   const ktext = execFileSync('sh', ['-c', "awk '$2 == \"T\" { print $1 }' /proc/kallsyms | head -20000"], { encoding: 'utf8' }).trim().split('\n').map((a) => BigInt(`0x${a}`) + 8n);
-  let seed = 12345;
-  const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  let seed = 12345; // xorshift32: deterministic, exact in 32-bit integer arithmetic
+  const rand = (n) => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed % n; };
   const stacks = [];
   const seen = new Set();
   while (stacks.length < 10000) {

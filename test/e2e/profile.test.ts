@@ -127,6 +127,29 @@ test('-p PID --json: stacks innermost first, with the function names, of that pr
   }
 });
 
+test('a process in another mount namespace: its binary, invisible from the host, is symbolized through the process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-profile-'));
+  const bin = buildHot(dir);
+  const hidden = mkdtempSync(join(tmpdir(), 'rbtrace-mnt-'));
+  // A private tmpfs over `hidden`, seen only inside the new mount namespace: the host's path is an empty directory.
+  const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${hidden} && cp ${bin} ${hidden}/inner && exec ${hidden}/inner 6`], { stdio: 'ignore' });
+  try {
+    await sleep(500);
+    // unshare execs sh, which execs the program: the same pid throughout.
+    const pid = child.pid!;
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /inner/);
+    assert.throws(() => readFileSync(`${hidden}/inner`), 'not visible from the host');
+    const r = await runRbtrace(['profile', '--json', '-p', String(pid), '-d', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    const top = JSON.parse(r.stdout.trim().split('\n').at(-1)!).stacks[0];
+    const user = top.frames.filter((f: { kernel: boolean }) => !f.kernel);
+    assert.deepEqual(user.slice(0, 3).map((f: { name: string }) => f.name), ['hot', 'caller', 'main'], JSON.stringify(top.frames));
+    assert.equal(user[0].module, `${hidden}/inner`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('a Rust program: its demangled function appears in the profile', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-profile-'));
   const src = join(dir, 'spin.rs');
