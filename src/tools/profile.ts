@@ -95,7 +95,7 @@ export default defineTool<ProfileOptions>({
 
     ctx.session.onFinish(() => {
       const seconds = (Date.now() - started) / 1000;
-      const profile = readProfile(obj, sym);
+      const profile = readProfile(obj, sym, Boolean(opts.kernelOnly));
       ctx.report({ samples: profile.samples });
       if (svgFd !== undefined) {
         const svg = flameGraphSvg(profile.stacks.map((s) => ({ frames: s.folded, count: s.count })), {

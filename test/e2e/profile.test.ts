@@ -158,7 +158,7 @@ mod app {
     #[inline(never)]
     pub fn spin(n: u64) -> u64 {
         let mut s = 0u64;
-        for i in 0..n { s = std::hint::black_box(s.wrapping_mul(31).wrapping_add(i)); }
+        for i in 0..n { s = unsafe { std::ptr::read_volatile(&s.wrapping_mul(31).wrapping_add(i)) }; } // black_box is newer than Debian's rustc 1.63
         s
     }
 }

@@ -29,7 +29,11 @@ export interface Profile {
   dropped: number;
 }
 
-export function readProfile(obj: BpfObject, sym: Symbolizer): Profile {
+/**
+ * `kernelOnly`: a sample in user mode has no kernel stack (and no user
+ * stack was asked for): it is shown as "[user]", not as a lost stack.
+ */
+export function readProfile(obj: BpfObject, sym: Symbolizer, kernelOnly = false): Profile {
   const stackMap = StackMap.of(obj);
   const entries = obj.map('counts').typed(profile_key_layout, scalarLayout('u64')).entries();
   const merged = new Map<string, ProfiledStack>();
@@ -37,7 +41,7 @@ export function readProfile(obj: BpfObject, sym: Symbolizer): Profile {
   for (const [k, v] of entries) {
     samples += v.value;
     const st = sym.symbolize(k.tgid, stackMap.addresses(k.user_stack), stackMap.addresses(k.kernel_stack));
-    if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: '[lost stack]', addr: 0n, kernel: false });
+    if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: kernelOnly ? '[user]' : '[lost stack]', addr: 0n, kernel: false });
     const folded = foldedFrames(k.comm, st);
     const key = folded.join(';');
     const had = merged.get(key);
