@@ -6,7 +6,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { libbpf, lastErrno } from './ffi/libbpf.js';
 import { perfEventOpen, PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE } from './ffi/perf.js';
-import { BpfLink, type BpfProgram } from './object.js';
+import { BpfLink, type BpfObject } from './object.js';
 import { RbtraceError, errnoText } from './errors.js';
 
 /** Online CPUs, from "0-3,5" in /sys/devices/system/cpu/online. */
@@ -25,10 +25,12 @@ const ENODEV = 19;
 const ENOENT = 2;
 
 /**
- * Attach `prog` to a cpu-clock sampling event at `hz` on every online CPU.
- * On a failure, what was attached is destroyed and the error says why.
+ * Attach program `name` of `obj` to a cpu-clock sampling event at `hz` on
+ * every online CPU; the links (and so the events) belong to the object. On a
+ * failure, what was attached is destroyed and the error says why.
  */
-export function attachCpuSampling(prog: BpfProgram, hz: number): BpfLink[] {
+export function attachCpuSampling(obj: BpfObject, name: string, hz: number): BpfLink[] {
+  const prog = obj.program(name);
   const links: BpfLink[] = [];
   try {
     for (const cpu of onlineCpus()) {
@@ -51,5 +53,5 @@ export function attachCpuSampling(prog: BpfProgram, hz: number): BpfLink[] {
     throw err;
   }
   if (links.length === 0) throw new RbtraceError('no online CPU to sample');
-  return links;
+  return links.map((l) => obj.own(l));
 }

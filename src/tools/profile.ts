@@ -8,6 +8,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
+import { probePaths } from '../core/paths.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
 import { integerParser } from '../core/parsers.js';
 import { attachCpuSampling, onlineCpus } from '../core/perf.js';
@@ -63,7 +64,7 @@ export default defineTool<ProfileOptions>({
       .option('--kernel-only', 'kernel stacks only');
   },
   kernels: { best: '5.10 perf_event' },
-  probe: () => 'perf_event (cpu-clock, every CPU)',
+  probe: () => probePaths(OBJECT_FILE, [{ name: 'perf_event', programs: ['profile_sample'], attach: (o) => attachCpuSampling(o, 'profile_sample', DEFAULT_HZ) }]),
   run(ctx, opts) {
     if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
     if (opts.folded && ctx.out.json) throw new UsageError('--folded and --json cannot be used together', 'pick one output');
@@ -79,7 +80,7 @@ export default defineTool<ProfileOptions>({
         name: 'perf_event',
         programs: ['profile_sample'],
         note: 'a software cpu-clock perf event per CPU; the process filter is in BPF',
-        attach: (o) => attachCpuSampling(o.program('profile_sample'), hz),
+        attach: (o) => attachCpuSampling(o, 'profile_sample', hz),
       }],
     });
     const sym = new Symbolizer();
