@@ -403,6 +403,9 @@ function demangleRustV0(s: string): string | undefined {
     i++;
     return v + 1;
   };
+  const binder = () => {
+    if (s[i] === 'G') { i++; base62(); }
+  };
   const disambiguator = () => {
     if (s[i] === 's') { i++; base62(); }
   };
@@ -476,8 +479,30 @@ function demangleRustV0(s: string): string | undefined {
       case 'T': { i++; const ts: string[] = []; while (s[i] !== 'E') ts.push(type()); i++; return `(${ts.join(', ')})`; }
       case 'R': case 'Q': i++; if (s[i] === 'L') { i++; base62(); } return `&${type()}`;
       case 'P': case 'O': i++; return `*${type()}`;
-      case 'F': throw new Error('v0: fn types not handled');
-      case 'D': throw new Error('v0: dyn types not handled');
+      case 'F': { // fn(args) -> ret: [G binder] [U] [K abi] {type} E type
+        i++;
+        binder();
+        if (s[i] === 'U') i++;
+        if (s[i] === 'K') { i++; if (s[i] === 'C') i++; else ident(); }
+        const args: string[] = [];
+        while (i < s.length && s[i] !== 'E') args.push(type());
+        i++;
+        return `fn(${args.join(', ')}) -> ${type()}`;
+      }
+      case 'D': { // dyn Trait + ...: [G binder] {path {p ident type}} E, then a lifetime
+        i++;
+        binder();
+        const traits: string[] = [];
+        while (i < s.length && s[i] !== 'E') {
+          traits.push(path());
+          while (s[i] === 'p') { i++; ident(); type(); }
+        }
+        i++;
+        if (s[i] !== 'L') throw new Error('v0: dyn without lifetime');
+        i++;
+        base62();
+        return `dyn ${traits.join(' + ')}`;
+      }
       case 'B': i++; return backref(type, true);
       default: return path();
     }
