@@ -380,6 +380,12 @@ function parseSourceNames(s: string, at: number): { names: string[]; end: number
   return names.length ? { names, end: i } : undefined;
 }
 
+/** Rust v0's one-letter basic types (RFC 2603). */
+const RUST_BASIC_TYPES: Record<string, string> = {
+  a: 'i8', b: 'bool', c: 'char', d: 'f64', e: 'str', f: 'f32', h: 'u8', i: 'isize', j: 'usize', l: 'i32', m: 'u32',
+  n: 'i128', o: 'u128', s: 'i16', t: 'u16', u: '()', v: '...', x: 'i64', y: 'u64', z: '!', p: '_',
+};
+
 /** Rust v0 (RFC 2603), paths only. */
 function demangleRustV0(s: string): string | undefined {
   let i = 0;
@@ -396,6 +402,9 @@ function demangleRustV0(s: string): string | undefined {
     }
     i++;
     return v + 1;
+  };
+  const binder = () => {
+    if (s[i] === 'G') { i++; base62(); }
   };
   const disambiguator = () => {
     if (s[i] === 's') { i++; base62(); }
@@ -457,20 +466,43 @@ function demangleRustV0(s: string): string | undefined {
     if (s[i] === 'B') { i++; base62(); return; }
     type();
     if (s[i] === 'n') i++;
-    while (s[i] !== '_') i++;
+    while (i < s.length && s[i] !== '_') i++;
     i++;
   };
   const type = (): string => {
     const c = s[i];
-    if ('abcdefhijlmnostuvxyz'.includes(c)) { i++; return c; }
+    const basic = RUST_BASIC_TYPES[c];
+    if (basic) { i++; return basic; }
     switch (c) {
       case 'A': i++; type(); constant(); return '[_]';
       case 'S': i++; return `[${type()}]`;
       case 'T': { i++; const ts: string[] = []; while (s[i] !== 'E') ts.push(type()); i++; return `(${ts.join(', ')})`; }
       case 'R': case 'Q': i++; if (s[i] === 'L') { i++; base62(); } return `&${type()}`;
       case 'P': case 'O': i++; return `*${type()}`;
-      case 'F': throw new Error('v0: fn types not handled');
-      case 'D': throw new Error('v0: dyn types not handled');
+      case 'F': { // fn(args) -> ret: [G binder] [U] [K abi] {type} E type
+        i++;
+        binder();
+        if (s[i] === 'U') i++;
+        if (s[i] === 'K') { i++; if (s[i] === 'C') i++; else ident(); }
+        const args: string[] = [];
+        while (i < s.length && s[i] !== 'E') args.push(type());
+        i++;
+        return `fn(${args.join(', ')}) -> ${type()}`;
+      }
+      case 'D': { // dyn Trait + ...: [G binder] {path {p ident type}} E, then a lifetime
+        i++;
+        binder();
+        const traits: string[] = [];
+        while (i < s.length && s[i] !== 'E') {
+          traits.push(path());
+          while (s[i] === 'p') { i++; ident(); type(); }
+        }
+        i++;
+        if (s[i] !== 'L') throw new Error('v0: dyn without lifetime');
+        i++;
+        base62();
+        return `dyn ${traits.join(' + ')}`;
+      }
       case 'B': i++; return backref(type, true);
       default: return path();
     }
@@ -480,6 +512,11 @@ function demangleRustV0(s: string): string | undefined {
 }
 
 const CTOR_DTOR = /^(C[1-5]|D[0-5])/;
+/** Itanium's abbreviations of std:: names (Sa, Sb, Ss, Si, So, Sd), as c++filt spells them. */
+const STD_ABBREVIATIONS: Record<string, string[]> = {
+  a: ['std', 'allocator'], b: ['std', 'basic_string'], s: ['std', 'string'],
+  i: ['std', 'istream'], o: ['std', 'ostream'], d: ['std', 'iostream'],
+};
 const OPERATORS: Record<string, string> = {
   nw: 'new', na: 'new[]', dl: 'delete', da: 'delete[]', ps: '+', ng: '-', ad: '&', de: '*', co: '~', pl: '+', mi: '-',
   ml: '*', dv: '/', rm: '%', an: '&', or: '|', eo: '^', aS: '=', pL: '+=', mI: '-=', mL: '*=', dV: '/=', rM: '%=',
@@ -544,11 +581,11 @@ function demangleItanium(s: string): string | undefined {
     while ('rVKRO'.includes(s[i])) i++; // cv- and ref-qualifiers of a method
     while (i < s.length && s[i] !== 'E') {
       if (s.startsWith('St', i)) { parts.push('std'); i += 2; continue; }
-      if (s[i] === 'S' && s[i + 1] === 't') continue;
+      if (s[i] === 'S' && STD_ABBREVIATIONS[s[i + 1]]) { parts.push(...STD_ABBREVIATIONS[s[i + 1]]); i += 2; continue; }
       if (s[i] === 'S') { // substitution: a prefix seen before; approximate as nothing
-        i++;
-        while (s[i] !== '_') i++;
-        i++;
+        const end = s.indexOf('_', i);
+        if (end < 0) return undefined; // malformed: never loop past the end
+        i = end + 1;
         continue;
       }
       if (s[i] === 'I') { skipTemplateArgs(); continue; }

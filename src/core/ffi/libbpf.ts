@@ -120,6 +120,8 @@ export const libbpf = {
     'bpf_link *bpf_program__attach_usdt(const bpf_program *prog, int pid, const char *binary_path, const char *usdt_provider, const char *usdt_name, const bpf_usdt_opts *opts)'),
   attachIter: bind<(prog: Pointer, opts: null) => Pointer | null>(
     'bpf_link *bpf_program__attach_iter(const bpf_program *prog, const void *opts)'),
+  attachPerfEvent: bind<(prog: Pointer, pfd: number) => Pointer | null>(
+    'bpf_link *bpf_program__attach_perf_event(const bpf_program *prog, int pfd)'),
   linkFd: bind<(link: Pointer) => number>('int bpf_link__fd(const bpf_link *link)'),
   linkDestroy: bind<(link: Pointer) => number>('int bpf_link__destroy(bpf_link *link)'),
   iterCreate: bind<(linkFd: number) => number>('int bpf_iter_create(int link_fd)'),
