@@ -31,16 +31,19 @@ for src in src/bpf/*.bpf.c; do
   obj=build/bpf/$name.bpf.o
   tmp=build/tmp/$name.o
   # Rebuild when the source, a header or vmlinux.h is newer than the object.
-  if [ -f "$obj" ] && [ -z "$(find "$src" src/bpf/*.h src/bpf/include build/vmlinux.h -newer "$obj" 2>/dev/null | head -1)" ]; then
-    continue
+  if [ ! -f "$obj" ] || [ -n "$(find "$src" src/bpf/*.h src/bpf/include build/vmlinux.h -newer "$obj" 2>/dev/null | head -1)" ]; then
+    echo "build-bpf: $src"
+    clang -O2 -g -target bpf -D__TARGET_ARCH_$ARCH -Wall -Werror -Wno-unused-function \
+      -Ibuild -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
+    # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
+    bpftool gen object "$obj" "$tmp"
   fi
-  echo "build-bpf: $src"
-  clang -O2 -g -target bpf -D__TARGET_ARCH_$ARCH -Wall -Werror -Wno-unused-function \
-    -Ibuild -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
-  # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
-  bpftool gen object "$obj" "$tmp"
-  header=src/bpf/$name.h
-  [ -f "$header" ] || header=-
-  node scripts/gen-bindings.mjs "$obj" "$header" "src/generated/$name.ts"
+  # The typed skeleton: regenerated when the object or the generator changed.
+  gen=src/generated/$name.ts
+  if [ ! -f "$gen" ] || [ "$obj" -nt "$gen" ] || [ -n "$(find src/core/skeleton scripts/gen-bindings.mjs -newer "$gen" 2>/dev/null | head -1)" ]; then
+    header=src/bpf/$name.h
+    [ -f "$header" ] || header=-
+    node scripts/gen-bindings.mjs "$obj" "$header" "$gen"
+  fi
 done
 
