@@ -42,6 +42,7 @@ for src in src/bpf/*.bpf.c; do
   gen=src/generated/$name.ts
   if [ ! -f "$gen" ] || [ "$obj" -nt "$gen" ] || [ -n "$(find src/core/skeleton scripts/gen-bindings.mjs -newer "$gen" 2>/dev/null | head -1)" ]; then
     header=src/bpf/$name.h
+    [ -f "$header" ] || header=src/bpf/include/$name.bpf.h
     [ -f "$header" ] || header=-
     node scripts/gen-bindings.mjs "$obj" "$header" "$gen"
   fi

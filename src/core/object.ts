@@ -159,7 +159,7 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
   private loaded = false;
 
   private constructor(ptr: Pointer, readonly path: string, readonly btfCustomPath?: string,
-    readonly skeleton?: S) {
+    readonly skeleton?: AnySkeleton) {
     this.ptr = ptr;
   }
 

@@ -60,9 +60,9 @@ export interface Loaded<S extends AnySkeleton = AnySkeleton> {
   /** Why earlier paths were passed over. */
   skipped: { path: string; reason: string }[];
   /** The path's optional programs that were loaded (absent when it has none). */
-  optional?: string[];
+  optional?: ProgramName<S>[];
   /** Its optional programs left out, with why. */
-  leftOut?: { program: string; reason: string }[];
+  leftOut?: { program: ProgramName<S>; reason: string }[];
 }
 
 export function forcedPath(explicit?: string): string | undefined {
@@ -90,7 +90,7 @@ export function loadWithPaths<S extends AnySkeleton>(opts: LoadOptions<S>): Load
       try {
         obj = openObject(opts.object, { fullBtf, path: opts.objectPath });
         const optional: ProgramName<S>[] = [];
-        const leftOut: { program: string; reason: string }[] = [];
+        const leftOut: { program: ProgramName<S>; reason: string }[] = [];
         for (const name of path.optional ?? []) {
           const hook = hookPresent(obj.program(name).section);
           if (hook.present) optional.push(name);

@@ -11,6 +11,10 @@ import type { Target } from './target.js';
 import { loadWithPaths, type AttachPath, type Loaded } from './paths.js';
 import type { BpfObject } from './object.js';
 import type { AnySkeleton, MapName, RodataOf, RodataVar } from './skeleton/types.js';
+import type { MapName as CommonMapName } from '../generated/rbtrace.js';
+
+/** rbtrace.bpf.h's count of ring-buffer records lost. */
+const LOST_MAP: CommonMapName = 'rbtrace_lost';
 import { RingBuffer, lostEvents } from './ringbuf.js';
 import type { FigureCollector, FigureSchema } from './report/figures.js';
 
@@ -146,7 +150,7 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
 function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   let lostMap;
   try {
-    lostMap = obj.map('rbtrace_lost');
+    lostMap = obj.map(LOST_MAP);
   } catch {
     return; // an object without rbtrace.bpf.h
   }

@@ -20,7 +20,7 @@ import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.j
 import { SYSCOUNT } from './common/figures.js';
 import { readSyscallTotals } from './syscount/collect.js';
 import {
-  sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
+  sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, DEFINES, SKELETON, type ProgramName,
   type ScStats, type ScProcStats,
 } from '../generated/syscount.js';
 
@@ -44,10 +44,10 @@ export interface SyscountOptions {
  * time in task storage (5.11+) or, without it (5.10), in a hash keyed by
  * thread id (the *h_* programs): see syscount.bpf.c.
  */
-export function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
-  const both = (enter: string, exit: string, count: string) => {
+export function pathsFor(latency: boolean, taskStorage = true): AttachPath<typeof SKELETON>[] {
+  const both = (task: ProgramName[], tid: ProgramName[], count: ProgramName): ProgramName[] => {
     if (!latency) return [count];
-    return taskStorage ? [enter, exit] : [enter.replace('_', 'h_'), exit.replace('_', 'h_')];
+    return taskStorage ? task : tid;
   };
   return [
     {
@@ -58,12 +58,12 @@ export function pathsFor(latency: boolean, taskStorage = true): AttachPath[] {
     },
     {
       name: 'tp_btf',
-      programs: both('tb_enter', 'tb_exit', 'tb_count'),
+      programs: both(['tb_enter', 'tb_exit'], ['tbh_enter', 'tbh_exit'], 'tb_count'),
       note: 'raw_syscalls sys_enter/sys_exit as BTF-typed tracepoints (no kprobe path: a kretprobe per syscall costs more than these)',
     },
     {
       name: 'raw_tp',
-      programs: both('rt_enter', 'rt_exit', 'rt_count'),
+      programs: both(['rt_enter', 'rt_exit'], ['rth_enter', 'rth_exit'], 'rt_count'),
       note: 'raw_syscalls sys_enter/sys_exit raw tracepoints (no tracefs needed)',
     },
   ];
@@ -147,7 +147,7 @@ export function syscallNumbersRodata(): Record<string, number> {
   };
 }
 
-export function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
+export function sizeMaps(obj: BpfObject<typeof SKELETON>, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
   const slots = syscallSlots();
   // Only the start map the loaded programs use is created: none in count
   // mode, and never task storage where the kernel has none (5.10).
@@ -179,7 +179,7 @@ class Collector {
   private prev = new Map<number, ScStats>();
   private prevHist = new Map<number, number[]>();
 
-  constructor(obj: BpfObject, private readonly mode: Mode) {
+  constructor(obj: BpfObject<typeof SKELETON>, private readonly mode: Mode) {
     this.syscalls = obj.map('syscalls').typed(u32, sc_stats_layout);
     this.rare = obj.map('rare').typed(u32, sc_stats_layout);
     this.procs = obj.map('procs').typed(u32, sc_proc_stats_layout);
@@ -281,7 +281,7 @@ export default defineTool<SyscountOptions>({
   // Latency mode: the one whose start map depends on the kernel.
   probe: () => {
     const taskStorage = hasTaskStorage();
-    const path = probePaths(OBJECT_FILE, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
+    const path = probePaths(SKELETON, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
     return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
   },
   kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
@@ -298,9 +298,8 @@ export default defineTool<SyscountOptions>({
     }
     const paths = pathsFor(mode.latency, taskStorage);
     const loaded = ctx.load({
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       paths,
-      rodataSpec: RODATA,
       rodata: {
         by_process: mode.byProcess,
         want_latency: mode.latency,
