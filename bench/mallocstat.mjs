@@ -77,7 +77,6 @@ async function once(tracerName, tracer) {
   let out = '';
   prog.stdout.setEncoding('utf8').on('data', (d) => (out += d));
   const progDone = new Promise((resolve) => prog.on('close', resolve));
-  let t;
   if (tracer) {
     const { argv, ready } = tracer(prog.pid);
     const tr = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,7 +100,7 @@ async function once(tracerName, tracer) {
     prog.stdin.end('g');
     await progDone;
   }
-  t = Number(out.trim());
+  const t = Number(out.trim());
   if (!(t > 0)) throw new Error(`no time from the loop: '${out}'`);
   return t;
 }

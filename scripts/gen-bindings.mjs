@@ -46,4 +46,4 @@ mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(outPath, text);
 const count = (re) => (text.match(re) ?? []).length;
 console.error(`gen-bindings: ${basename(objPath).replace(/\.bpf\.o$/, '')}: ${count(/_layout = new StructLayout/g)} struct(s), ` +
-  `${count(/^    \w+: \{ section:/gm)} program(s), ${count(/^    \w+: \{ type:/gm)} map(s)`);
+  `${count(/^ {4}\w+: \{ section:/gm)} program(s), ${count(/^ {4}\w+: \{ type:/gm)} map(s)`);

@@ -32,7 +32,7 @@ export function resolveFunction(binary: string | BinaryFile, query: string): Res
   const elf = ElfFile.open(binary);
   const funcs = elf.functions();
   const want = normalizeFunctionQuery(query);
-  let hits: { sym: ElfSymbol; demangled?: string }[] = funcs.filter((s) => stripVersion(s.name) === want).map((sym) => ({ sym }));
+  const hits: { sym: ElfSymbol; demangled?: string }[] = funcs.filter((s) => stripVersion(s.name) === want).map((sym) => ({ sym }));
   if (hits.length === 0) {
     for (const sym of funcs) {
       const d = demangle(sym.name);

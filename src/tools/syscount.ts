@@ -179,7 +179,7 @@ class Collector {
   private prev = new Map<number, ScStats>();
   private prevHist = new Map<number, number[]>();
 
-  constructor(obj: BpfObject<typeof SKELETON>, private readonly mode: Mode) {
+  constructor(obj: BpfObject<typeof SKELETON>) {
     this.syscalls = obj.map('syscalls').typed(u32, sc_stats_layout);
     this.rare = obj.map('rare').typed(u32, sc_stats_layout);
     this.procs = obj.map('procs').typed(u32, sc_proc_stats_layout);
@@ -320,7 +320,7 @@ export default defineTool<SyscountOptions>({
       ctx.log.verbose('fentry needs x64_sys_call (x86_64, Linux 6.9+); elsewhere no single kernel function sees every syscall, so the raw_syscalls tracepoints are used');
     }
 
-    const collector = new Collector(loaded.obj, mode);
+    const collector = new Collector(loaded.obj);
     let lastReport = Date.now();
     if (!opts.json && !ctx.target.following) {
       const what = opts.failures || onlyErrno ? 'failed syscalls' : 'syscalls';

@@ -2,12 +2,10 @@
 // once (through the SDK's attach-path fallback) and turning what the tool's
 // maps hold into metric families. The readings themselves live in the
 // tools' collector modules (syscount/collect.ts, synqueue/collect.ts, ...).
-import { statSync } from 'node:fs';
 import { loadWithPaths, type Loaded } from '../../core/paths.js';
 import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
 import { possibleCpus } from '../../core/maps.js';
 import { errnoName, syscallName } from '../../core/names.js';
-import { syscallNumber } from '../../core/names.js';
 import { findRubyBinary } from '../../core/uprobes.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/exposition.js';

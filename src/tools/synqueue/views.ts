@@ -11,7 +11,7 @@ import type { ChalkInstance } from 'chalk';
 import { escapeForTerminal as esc } from '../../core/output/format.js';
 import { LiveChart } from '../../core/output/chart.js';
 import { hist_value_layout as histLayout } from '../../generated/synqueue.js';
-import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './model.js';
+import { AF_INET6, formatListener, labelOf, topRows, type SynqueueReport } from './model.js';
 import { skKey } from './collect.js';
 
 export interface SynqueueViewOptions {
