@@ -123,9 +123,9 @@ export class StructLayout<T = Record<string, unknown>> {
   }
 
   /** Read one scalar field without decoding the rest (hot paths). */
-  read(src: DataView, name: keyof T & string, offset = 0): number {
+  read<K extends keyof T & string>(src: DataView, name: K, offset = 0): T[K] extends bigint ? bigint : number {
     const f = this.fields[name];
-    return scalarReader(f.kind)!(src, offset + f.offset) as number;
+    return scalarReader(f.kind)!(src, offset + f.offset) as T[K] extends bigint ? bigint : number;
   }
 
   /** The raw bytes of one field (e.g. a packed argument buffer). */
