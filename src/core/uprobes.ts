@@ -145,9 +145,12 @@ export function loadUserProbes<S extends AnySkeleton>(ctx: ToolContext, spec: Us
  * traps), then let everything go.
  */
 export function probeUserProbes<P extends string, M extends string, R extends object>(skeleton: Skeleton<P, M, R>, programs: P[],
-  attach: (obj: BpfObject<Skeleton<P, M, R>>) => unknown): void {
+  attach: (obj: BpfObject<Skeleton<P, M, R>>) => unknown): void;
+/** Untyped form (an object by name): prefer the skeleton. */
+export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void;
+export function probeUserProbes(object: AnySkeleton | string, programs: string[], attach: (obj: BpfObject<any>) => unknown): void {
   checkUprobePrivileges();
-  const obj = BpfObject.open(skeleton);
+  const obj: BpfObject = typeof object === 'string' ? BpfObject.open(object) : BpfObject.open(object);
   try {
     obj.selectPrograms(programs);
     obj.load();
