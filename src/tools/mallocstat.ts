@@ -320,7 +320,7 @@ export default defineTool<MallocstatOptions>({
     // descendants, so probes cover every process and BPF filters by pid.
     const uprobePid = ctx.target.pid ?? -1;
     const loaded = loadUserProbes(ctx, {
-      object: 'mallocstat.bpf.o',
+      skeleton: SKELETON,
       pathName: 'uprobe',
       note: `${binary}: ${probed.map(displayName).join(', ')}`,
       programs: [...probed.map((p) => p.program), 'ms_return'],
