@@ -57,27 +57,32 @@ for arch in $ARCHES; do
     obj=build/bpf/$arch/$name.bpf.o
     tmp=build/tmp/$arch-$name.o
     # Rebuild when the source, a header or vmlinux.h is newer than the object.
-    if [ -f "$obj" ] && [ -z "$(find "$src" src/bpf/*.h src/bpf/include "$inc/vmlinux.h" -newer "$obj" 2>/dev/null | head -1)" ]; then
-      continue
+    if [ ! -f "$obj" ] || [ -n "$(find "$src" src/bpf/*.h src/bpf/include "$inc/vmlinux.h" -newer "$obj" 2>/dev/null | head -1)" ]; then
+      echo "build-bpf: $src ($arch)"
+      clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -Wno-unused-function \
+        -I"$inc" -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
+      # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
+      bpftool gen object "$obj" "$tmp"
     fi
-    echo "build-bpf: $src ($arch)"
-    clang -O2 -g -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -Wno-unused-function \
-      -I"$inc" -Isrc/bpf/include -Isrc/bpf -c "$src" -o "$tmp"
-    # bpftool's static linker finalises BTF (DATASEC offsets) and strips DWARF.
-    bpftool gen object "$obj" "$tmp"
     header=src/bpf/$name.h
+    [ -f "$header" ] || header=src/bpf/include/$name.bpf.h
     [ -f "$header" ] || header=-
+    # The typed skeleton (src/core/skeleton/gen.ts): from the first
+    # architecture's object, regenerated when the object or the generator
+    # changed; every other architecture's must be identical.
     if [ -z "$first" ]; then
-      node scripts/gen-bindings.mjs "$obj" "$header" "src/generated/$name.ts"
+      gen=src/generated/$name.ts
     else
-      # Another architecture: its bindings must equal the first one's.
-      node scripts/gen-bindings.mjs "$obj" "$header" "build/tmp/$arch-$name.ts" >/dev/null
-      if ! cmp -s "build/tmp/$arch-$name.ts" "src/generated/$name.ts"; then
-        echo "build-bpf: $name's bindings differ between $first and $arch (a header type whose size depends on the architecture?):" >&2
-        diff "src/generated/$name.ts" "build/tmp/$arch-$name.ts" >&2 || true
-        rm -f "$obj"
-        exit 1
-      fi
+      gen=build/tmp/$arch-$name.ts
+    fi
+    if [ ! -f "$gen" ] || [ "$obj" -nt "$gen" ] || [ -n "$(find src/core/skeleton src/core/elf.ts scripts/gen-bindings.mjs -newer "$gen" 2>/dev/null | head -1)" ]; then
+      node scripts/gen-bindings.mjs "$obj" "$header" "$gen" 2>/dev/null
+    fi
+    if [ -n "$first" ] && ! cmp -s "$gen" "src/generated/$name.ts"; then
+      echo "build-bpf: $name's skeleton differs between $first and $arch (a program only one architecture has, or a header type whose size depends on the architecture):" >&2
+      diff "src/generated/$name.ts" "$gen" >&2 || true
+      rm -f "$obj" "$gen"
+      exit 1
     fi
   done
   first=${first:-$arch}

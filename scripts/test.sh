@@ -5,6 +5,12 @@
 # Extra arguments select files by substring, e.g. scripts/test.sh execsnoop
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The full run (CI) starts with the linter and the type checker: an error in
+# either fails it before any test runs.
+if [ $# -eq 0 ]; then
+  npm run --silent lint
+  npm run --silent typecheck
+fi
 mapfile -t files < <(find dist/test -name '*.test.js' | sort | { if [ $# -gt 0 ]; then grep -E "$(IFS='|'; echo "$*")"; else cat; fi; })
 if [ ${#files[@]} -eq 0 ]; then echo "test.sh: no test files (did the build run?)" >&2; exit 1; fi
 # One test run at a time per machine: e2e tests assert on system-wide BPF

@@ -51,8 +51,9 @@ export class Running {
 }
 
 /** Start rbtrace (as `node bin/rbtrace ARGS`). */
-export function startRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: 'ignore' | 'pipe' } = {}): Running {
+export function startRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: 'ignore' | 'pipe'; cwd?: string } = {}): Running {
   const child = spawn(process.execPath, [RBTRACE, ...args], {
+    cwd: opts.cwd,
     env: { ...process.env, NO_COLOR: '1', ...opts.env },
     stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
   });
@@ -60,7 +61,7 @@ export function startRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; st
 }
 
 /** Run rbtrace to its end. */
-export async function runRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Finished> {
+export async function runRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<Finished> {
   const r = startRbtrace(args, opts);
   const timer = setTimeout(() => r.signal('SIGKILL'), opts.timeoutMs ?? 60000);
   const f = await r.finished;

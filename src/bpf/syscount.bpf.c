@@ -364,6 +364,18 @@ int BPF_PROG(fa_count, struct pt_regs *regs, unsigned int scno)
 {
 	return compat_task() ? 0 : on_exit(scno, (long)regs->regs[0], START_NONE);
 }
+#else
+/* Elsewhere the same names exist as empty programs that are never loaded
+ * (src/core/arch.ts picks fe_* on x86-64), so both architectures' objects
+ * have one typed skeleton (build-bpf.sh checks they are identical). */
+SEC("fentry")
+int BPF_PROG(fa_enter, struct pt_regs *regs, unsigned int scno) { return 0; }
+
+SEC("fexit")
+int BPF_PROG(fa_exit, struct pt_regs *regs, unsigned int scno) { return 0; }
+
+SEC("fexit")
+int BPF_PROG(fa_count, struct pt_regs *regs, unsigned int scno) { return 0; }
 #endif
 
 /* ---- Count mode: exit programs that touch no start map, so count mode

@@ -6,6 +6,7 @@ import { BpfObject, type BpfProgram, type BpfLink } from './object.js';
 import { ensureTracefs, hasBtf, privileges, tracefsMounted, tracefsState } from './system.js';
 import { findLibrary } from './process.js';
 import { errnoText } from './errors.js';
+import { SKELETON, type ProgramName } from '../generated/probe.js';
 
 export type AttachKind = 'fentry' | 'kprobe' | 'tracepoint' | 'raw_tp' | 'tp_btf' | 'uprobe' | 'usdt' | 'iter';
 
@@ -15,10 +16,10 @@ export interface Feature {
   detail: string;
 }
 
-function tryProgram(program: string, setup: (p: BpfProgram) => void, attach: (p: BpfProgram) => BpfLink): Feature {
-  let obj: BpfObject | undefined;
+function tryProgram(program: ProgramName, setup: (p: BpfProgram) => void, attach: (p: BpfProgram) => BpfLink): Feature {
+  let obj: BpfObject<typeof SKELETON> | undefined;
   try {
-    obj = BpfObject.open('probe');
+    obj = BpfObject.open(SKELETON);
     obj.selectPrograms([program]);
     const prog = obj.program(program);
     setup(prog);

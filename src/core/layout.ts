@@ -5,8 +5,12 @@
 //
 // Field kinds: u8..u64, s8..s64, bool, char[N] (a NUL-terminated string),
 // bytes[N] (raw), T[N] (array of a scalar or struct), struct NAME.
-// 64-bit integers decode to JS numbers: exact up to 2^53 (104 days in ns,
-// 8 PiB in bytes), which is what tracing counters need.
+// 64-bit integers (u64, s64) decode to JS numbers: exact up to 2^53 (104
+// days in ns, 8 PiB in bytes), and past it off by a relative 1e-16, which is
+// what magnitudes (counters, durations, sizes) need. Identities whose low
+// bits matter (pointers, ids, cookies) are u64big/s64big and decode to
+// bigint: the generator gives that kind to BTF pointers and to header fields
+// tagged RBTRACE_BIG (docs/SDK.md).
 
 export interface FieldSpec {
   name: string;
@@ -31,6 +35,8 @@ function scalarReader(kind: string): Reader | undefined {
     case 's32': return (dv, at) => dv.getInt32(at, true);
     case 'u64': return (dv, at) => dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 4294967296;
     case 's64': return (dv, at) => dv.getUint32(at, true) + dv.getInt32(at + 4, true) * 4294967296;
+    case 'u64big': return (dv, at) => dv.getBigUint64(at, true);
+    case 's64big': return (dv, at) => dv.getBigInt64(at, true);
   }
   return undefined;
 }
@@ -42,14 +48,14 @@ function scalarWriter(kind: string): Writer | undefined {
     case 'u16': case 's16': return (dv, at, v) => dv.setUint16(at, Number(v) & 0xffff, true);
     case 'u32': return (dv, at, v) => dv.setUint32(at, Number(v) >>> 0, true);
     case 's32': return (dv, at, v) => dv.setInt32(at, Number(v), true);
-    case 'u64': return (dv, at, v) => dv.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
-    case 's64': return (dv, at, v) => dv.setBigInt64(at, BigInt.asIntN(64, BigInt(v)), true);
+    case 'u64': case 'u64big': return (dv, at, v) => dv.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
+    case 's64': case 's64big': return (dv, at, v) => dv.setBigInt64(at, BigInt.asIntN(64, BigInt(v)), true);
   }
   return undefined;
 }
 
 export function scalarSize(kind: string): number {
-  const m = kind.match(/^[us](\d+)$/);
+  const m = kind.match(/^[us](\d+)(?:big)?$/);
   if (m) return Number(m[1]) / 8;
   if (kind === 'bool') return 1;
   throw new Error(`not a scalar kind: ${kind}`);
@@ -84,12 +90,12 @@ export class StructLayout<T = Record<string, unknown>> {
     if (kind.startsWith('bytes[')) {
       return (dv, at) => new Uint8Array(dv.buffer, dv.byteOffset + at, size).slice();
     }
-    if (kind.startsWith('struct ')) {
+    const arr = kind.match(/^(.*)\[(\d+)\]$/);
+    if (!arr && kind.startsWith('struct ')) {
       const inner = nested[kind.slice(7)];
       if (!inner) throw new Error(`layout ${this.name}: no layout for ${kind}`);
       return (dv, at) => inner.decode(dv, at);
     }
-    const arr = kind.match(/^(.*)\[(\d+)\]$/);
     if (arr) {
       const n = Number(arr[2]);
       const elemSize = size / n;
@@ -117,9 +123,9 @@ export class StructLayout<T = Record<string, unknown>> {
   }
 
   /** Read one scalar field without decoding the rest (hot paths). */
-  read(src: DataView, name: keyof T & string, offset = 0): number {
+  read<K extends keyof T & string>(src: DataView, name: K, offset = 0): T[K] extends bigint ? bigint : number {
     const f = this.fields[name];
-    return scalarReader(f.kind)!(src, offset + f.offset) as number;
+    return scalarReader(f.kind)!(src, offset + f.offset) as T[K] extends bigint ? bigint : number;
   }
 
   /** The raw bytes of one field (e.g. a packed argument buffer). */
@@ -169,8 +175,8 @@ export function toDataView(src: DataView | Uint8Array | ArrayBuffer): DataView {
   return new DataView(src.buffer, src.byteOffset, src.byteLength);
 }
 
-/** Layout of a plain scalar key or value (u32 pid, u64 counter, ...). */
-export function scalarLayout(kind: string): StructLayout<{ value: number }> {
+/** Layout of a plain scalar key or value (u32 pid, u64 counter, u64big address, ...). */
+export function scalarLayout<K extends string>(kind: K): StructLayout<{ value: K extends `${string}big` ? bigint : number }> {
   const size = scalarSize(kind);
-  return new StructLayout<{ value: number }>(kind, size, [{ name: 'value', offset: 0, size, kind }]);
+  return new StructLayout(kind, size, [{ name: 'value', offset: 0, size, kind }]);
 }

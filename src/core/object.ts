@@ -9,6 +9,7 @@ import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from './errors.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
+import type { AnySkeleton, MapName, ProgramName, RodataOf, RodataVar, Skeleton } from './skeleton/types.js';
 
 /** build/bpf/<arch> of this package: this architecture's objects (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
@@ -144,22 +145,40 @@ export class BpfProgram {
 }
 
 // ---- objects -----------------------------------------------------------------
-export class BpfObject {
+export interface OpenOptions {
+  /** CO-RE against the kernel's own BTF, not the build's minimized one. */
+  fullBtf?: boolean;
+  /** The object file, when not where the skeleton's name says (a user's tool next to its .ts). */
+  path?: string;
+}
+
+/**
+ * An open BPF object. S is its generated skeleton (src/generated/NAME.ts,
+ * SKELETON): program, map and .rodata names are checked against it at
+ * compile time. An object opened by path alone (S = AnySkeleton) takes any name.
+ */
+export class BpfObject<S extends AnySkeleton = AnySkeleton> {
   private ptr: Pointer | null;
   private readonly links: BpfLink[] = [];
   private loaded = false;
 
-  private constructor(ptr: Pointer, readonly path: string, readonly btfCustomPath?: string) {
+  private constructor(ptr: Pointer, readonly path: string, readonly btfCustomPath?: string,
+    readonly skeleton?: AnySkeleton) {
     this.ptr = ptr;
   }
 
   /**
-   * Open build/bpf/<arch>/<name>.bpf.o (or a path to any .bpf.o). CO-RE relocates
-   * against the build's minimized BTF when it fits the running kernel
-   * (src/core/btf.ts), unless `fullBtf` is set.
+   * Open build/bpf/<arch>/<name>.bpf.o (or a path to any .bpf.o), or the
+   * object of a generated skeleton (typed). CO-RE relocates against the
+   * build's minimized BTF when it fits the running kernel (src/core/btf.ts),
+   * unless `fullBtf` is set.
    */
-  static open(nameOrPath: string, opts: { fullBtf?: boolean } = {}): BpfObject {
+  static open<P extends string, M extends string, R extends object>(skeleton: Skeleton<P, M, R>, opts?: OpenOptions): BpfObject<Skeleton<P, M, R>>;
+  static open(nameOrPath: string, opts?: OpenOptions): BpfObject;
+  static open(what: string | AnySkeleton, opts: OpenOptions = {}): BpfObject<any> {
     installLog();
+    const skeleton = typeof what === 'string' ? undefined : what;
+    const nameOrPath = opts.path ?? (typeof what === 'string' ? what : what.object);
     const path = nameOrPath.includes('/') ? nameOrPath : join(bpfObjectDir(), `${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`);
     if (!existsSync(path)) {
       throw new RbtraceError(`BPF object ${path} is missing`, { hint: 'build it: npm run build' });
@@ -171,7 +190,7 @@ export class BpfObject {
       const errno = lastErrno();
       throw new RbtraceError(`cannot open BPF object ${path}: ${errnoText(errno)}`, { details: takeLibbpfLog().join('\n') });
     }
-    return new BpfObject(ptr, path, btfCustomPath);
+    return new BpfObject(ptr, path, btfCustomPath, skeleton);
   }
 
   private get handle(): Pointer {
@@ -187,34 +206,40 @@ export class BpfObject {
     return out;
   }
 
-  program(name: string): BpfProgram {
+  program(name: ProgramName<S>): BpfProgram {
     const p = libbpf.findProgram(this.handle, name);
     if (!p) throw new Error(`BPF object ${this.path} has no program ${name}`);
     return new BpfProgram(this, p, name);
   }
 
-  hasProgram(name: string): boolean {
+  hasProgram(name: ProgramName<S>): boolean {
     return libbpf.findProgram(this.handle, name) !== null;
   }
 
-  map(name: string): BpfMap {
+  map(name: MapName<S>): BpfMap {
     const m = libbpf.findMap(this.handle, name);
     if (!m) throw new Error(`BPF object ${this.path} has no map ${name}`);
     return new BpfMap(m, name);
   }
 
   /** Load only these programs (every other one is left out). */
-  selectPrograms(names: Iterable<string>): void {
-    const wanted = new Set(names);
+  selectPrograms(names: Iterable<ProgramName<S>>): void {
+    const wanted = new Set<string>(names);
     for (const p of this.programs()) p.autoload = wanted.has(p.name);
-    for (const n of wanted) if (!this.hasProgram(n)) throw new Error(`BPF object ${this.path} has no program ${n}`);
+    for (const n of wanted) if (!libbpf.findProgram(this.handle, n)) throw new Error(`BPF object ${this.path} has no program ${n}`);
   }
 
   /**
-   * Set `const volatile` globals before load. `spec` is the RODATA table
-   * generated from the object's BTF (name -> offset, size, kind).
+   * Set `const volatile` globals before load, by name, typed by the
+   * skeleton the object was opened with. (The older form, with the RODATA
+   * table generated from the object's BTF first, still works.)
    */
-  setRodata(spec: Record<string, { offset: number; size: number; kind: string }>, values: Record<string, unknown>): void {
+  setRodata(values: Partial<RodataOf<S>>): void;
+  setRodata(spec: Record<string, RodataVar>, values: Record<string, unknown>): void;
+  setRodata(specOrValues: object, maybeValues?: Record<string, unknown>): void {
+    const spec = (maybeValues ? specOrValues : this.skeleton?.rodata) as Record<string, RodataVar> | undefined;
+    const values = (maybeValues ?? specOrValues) as Record<string, unknown>;
+    if (!spec) throw new Error(`BPF object ${this.path}: .rodata values given without its skeleton`);
     if (this.loaded) throw new Error('.rodata is frozen once the object is loaded');
     const m = libbpf.findMap(this.handle, '.rodata');
     if (!m) throw new Error(`BPF object ${this.path} has no .rodata`);

@@ -10,19 +10,21 @@ import { BpfObject, type BpfLink } from './object.js';
 import { RbtraceError, UsageError } from './errors.js';
 import { ensureTracefs } from './system.js';
 import { hookPresent, releaseKernelBtf } from './kernel-targets.js';
+import type { AnySkeleton, ProgramName } from './skeleton/types.js';
 
-export interface AttachPath {
+/** S: the object's generated skeleton, which checks every program name. */
+export interface AttachPath<S extends AnySkeleton = AnySkeleton> {
   /** Shown with -v and in doctor: 'fentry', 'kprobe', 'tracepoint', 'raw_tp', 'uprobe', ... */
   name: string;
   /** Programs of the object that this path loads and attaches (by their SEC()). */
-  programs: string[];
+  programs: ProgramName<S>[];
   /** fentry/fexit programs whose kernel function is chosen at run time. */
-  attachTargets?: Record<string, string>;
+  attachTargets?: Partial<Record<ProgramName<S>, string>>;
   /**
    * Attach the loaded programs yourself (uprobes and USDT on a binary chosen
    * at run time) instead of as their SEC() names say. Links belong to the object.
    */
-  attach?: (obj: BpfObject) => BpfLink[];
+  attach?(obj: BpfObject<S>): BpfLink[];
   /** Why this path is (or is not) the better one, for -v. */
   note?: string;
   /**
@@ -32,33 +34,35 @@ export interface AttachPath {
    * path. Their links follow `programs`' in Loaded.links; Loaded.optional
    * says which loaded.
    */
-  optional?: string[];
+  optional?: ProgramName<S>[];
 }
 
-export interface LoadOptions {
-  /** build/bpf/<object>.bpf.o */
-  object: string;
-  paths: AttachPath[];
+export interface LoadOptions<S extends AnySkeleton = AnySkeleton> {
+  /** The object's generated skeleton (typed), or build/bpf/<object>.bpf.o. */
+  object: S | string;
+  /** The object file, when not where the skeleton's name says. */
+  objectPath?: string;
+  paths: AttachPath<S>[];
   /** Programs loaded whatever the path (e.g. the -- CMD fork tracker), not auto-attached here. */
   alwaysLoad?: string[];
   /** Called on each freshly opened object before load: set .rodata, resize maps. */
-  configure?: (obj: BpfObject) => void;
+  configure?: (obj: BpfObject<S>) => void;
   /** Force one path by name (else RBTRACE_ATTACH, else try them in order). */
   force?: string;
   /** Diagnostics (-v). */
   log?: (line: string) => void;
 }
 
-export interface Loaded {
-  obj: BpfObject;
-  path: AttachPath;
+export interface Loaded<S extends AnySkeleton = AnySkeleton> {
+  obj: BpfObject<S>;
+  path: AttachPath<S>;
   links: BpfLink[];
   /** Why earlier paths were passed over. */
   skipped: { path: string; reason: string }[];
   /** The path's optional programs that were loaded (absent when it has none). */
-  optional?: string[];
+  optional?: ProgramName<S>[];
   /** Its optional programs left out, with why. */
-  leftOut?: { program: string; reason: string }[];
+  leftOut?: { program: ProgramName<S>; reason: string }[];
 }
 
 export function forcedPath(explicit?: string): string | undefined {
@@ -66,7 +70,7 @@ export function forcedPath(explicit?: string): string | undefined {
 }
 
 /** Open, configure, load and attach the first path that works. */
-export function loadWithPaths(opts: LoadOptions): Loaded {
+export function loadWithPaths<S extends AnySkeleton>(opts: LoadOptions<S>): Loaded<S> {
   const forced = forcedPath(opts.force);
   let candidates = opts.paths;
   if (forced) {
@@ -82,18 +86,18 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
     // First with the build's minimized BTF (when it fits this kernel); if a
     // CO-RE relocation fails with it, once more with the kernel's own BTF.
     for (const fullBtf of [false, true]) {
-      let obj: BpfObject | undefined;
+      let obj: BpfObject<S> | undefined;
       try {
-        obj = BpfObject.open(opts.object, { fullBtf });
-        const optional: string[] = [];
-        const leftOut: { program: string; reason: string }[] = [];
+        obj = openObject(opts.object, { fullBtf, path: opts.objectPath });
+        const optional: ProgramName<S>[] = [];
+        const leftOut: { program: ProgramName<S>; reason: string }[] = [];
         for (const name of path.optional ?? []) {
           const hook = hookPresent(obj.program(name).section);
           if (hook.present) optional.push(name);
           else leftOut.push({ program: name, reason: hook.missing ?? 'hook missing' });
         }
-        obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? [])]);
-        for (const [prog, target] of Object.entries(path.attachTargets ?? {})) obj.program(prog).setAttachTarget(target);
+        obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? []) as ProgramName<S>[]]);
+        for (const [prog, target] of Object.entries(path.attachTargets ?? {}) as [ProgramName<S>, string][]) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);
         obj.load();
         const links = path.attach ? path.attach(obj) : [...path.programs, ...optional].map((name) => {
@@ -135,10 +139,14 @@ export function loadWithPaths(opts: LoadOptions): Loaded {
 }
 
 /** Which path would load here: load and attach it, then let go (for doctor). */
-export function probePaths(object: string, paths: AttachPath[], configure?: (obj: BpfObject) => void): string {
+export function probePaths<S extends AnySkeleton>(object: S | string, paths: AttachPath<S>[], configure?: (obj: BpfObject<S>) => void): string {
   const loaded = loadWithPaths({ object, paths, configure });
   loaded.obj.close();
   const passed = loaded.skipped.map((s) => `${s.path} unavailable`).join(', ');
   const without = loaded.leftOut?.length ? ` without ${loaded.leftOut.map((l) => l.program).join(', ')}` : '';
   return passed ? `${loaded.path.name}${without} (${passed})` : `${loaded.path.name}${without}`;
+}
+
+function openObject<S extends AnySkeleton>(object: S | string, opts: { fullBtf: boolean; path?: string }): BpfObject<S> {
+  return (typeof object === 'string' ? BpfObject.open(object, opts) : BpfObject.open(object, opts)) as BpfObject<S>;
 }

@@ -11,10 +11,14 @@ import { GatedCommand, type ExitStatus } from './gate.js';
 import { UsageError } from './errors.js';
 import { watchPid, type PidWatch } from './pidwatch.js';
 import { RunAs } from './user.js';
+import { DEFINES, type MapName, type ProgramName, type Rodata } from '../generated/rbtrace.js';
 
-const FOLLOW_PROGRAMS = ['rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
-/** rbtrace_traced's value for the command's pid until its exec (RBTRACE_FOLLOW_PENDING). */
-const FOLLOW_PENDING = 2;
+// rbtrace.bpf.h's names, in every tool's object: checked against its skeleton.
+const FOLLOW_PROGRAMS: ProgramName[] = ['rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
+const TRACED: MapName = 'rbtrace_traced';
+const CGROUP: MapName = 'rbtrace_cgroup';
+/** rbtrace_traced's value for the command's pid until its exec. */
+const FOLLOW_PENDING = DEFINES.RBTRACE_FOLLOW_PENDING;
 
 export class Target {
   readonly pid?: number;
@@ -63,11 +67,11 @@ export class Target {
   }
 
   /** .rodata values for rbtrace.bpf.h. */
-  rodata(): Record<string, unknown> {
+  rodata(): Partial<Rodata> {
     return { rbtrace_targ_tgid: this.pid ?? 0, rbtrace_targ_follow: this.following, ...this.cgroupRodata() };
   }
 
-  private cgroupRodata(): Record<string, unknown> {
+  private cgroupRodata(): Partial<Rodata> {
     return this.cgroup ? { rbtrace_targ_cgroup: true } : {};
   }
 
@@ -84,7 +88,7 @@ export class Target {
   attach(obj: BpfObject): BpfLink[] {
     if (this.cgroup) this.attachCgroup(obj);
     if (!this.command) return [];
-    const traced = obj.map('rbtrace_traced');
+    const traced = obj.map(TRACED);
     const key = new Uint8Array(4);
     new DataView(key.buffer).setUint32(0, this.command.pid, true);
     traced.updateRaw(key, new Uint8Array([FOLLOW_PENDING]));
@@ -104,7 +108,7 @@ export class Target {
       const key = new Uint8Array(4);
       const value = new Uint8Array(4);
       new DataView(value.buffer).setUint32(0, fd, true);
-      obj.map('rbtrace_cgroup').updateRaw(key, value);
+      obj.map(CGROUP).updateRaw(key, value);
     } finally {
       closeSync(fd);
     }

@@ -10,6 +10,11 @@ import type { Session } from './session.js';
 import type { Target } from './target.js';
 import { loadWithPaths, type AttachPath, type Loaded } from './paths.js';
 import type { BpfObject } from './object.js';
+import type { AnySkeleton, MapName, RodataOf, RodataVar } from './skeleton/types.js';
+import type { MapName as CommonMapName } from '../generated/rbtrace.js';
+
+/** rbtrace.bpf.h's count of ring-buffer records lost. */
+const LOST_MAP: CommonMapName = 'rbtrace_lost';
 import { RingBuffer, lostEvents } from './ringbuf.js';
 import type { FigureCollector, FigureSchema } from './report/figures.js';
 
@@ -19,15 +24,24 @@ export interface Logger {
   warn(message: string): void;
 }
 
-export interface LoadSpec {
-  object: string;
-  paths: AttachPath[];
+/**
+ * What ctx.load() opens. With `skeleton` (SKELETON of the object's generated
+ * src/generated/NAME.ts), every program, map and .rodata name the tool
+ * gives, here and on the loaded object, is checked by tsc against the C.
+ */
+export interface LoadSpec<S extends AnySkeleton = AnySkeleton> {
+  skeleton?: S;
+  /** Untyped form: build/bpf/<object>.bpf.o by name (with rodataSpec, the RODATA table). Prefer `skeleton`. */
+  object?: string;
+  /** The object file, when not where the skeleton's name says (a user's tool). */
+  objectPath?: string;
+  paths: AttachPath<S>[];
   /** .rodata values (the tool's filters), by variable name. */
-  rodata?: Record<string, unknown>;
-  /** RODATA table generated from the object's BTF. */
-  rodataSpec?: Record<string, { offset: number; size: number; kind: string }>;
+  rodata?: Partial<RodataOf<S>>;
+  /** Untyped form only: the RODATA table generated from the object's BTF. */
+  rodataSpec?: Record<string, RodataVar>;
   /** Anything else before load (resize maps, ...). */
-  configure?: (obj: BpfObject) => void;
+  configure?: (obj: BpfObject<S>) => void;
 }
 
 export interface ToolContext {
@@ -43,9 +57,9 @@ export interface ToolContext {
    * the first attach path that works, and have the session own it. Also
    * reports ring-buffer losses counted by the BPF side.
    */
-  load(spec: LoadSpec): Loaded;
+  load<S extends AnySkeleton>(spec: LoadSpec<S>): Loaded<S>;
   /** A ring buffer of a loaded object, polled by the session. */
-  ringBuffer(obj: BpfObject, mapName: string, onRecord: (record: DataView) => void): RingBuffer;
+  ringBuffer<S extends AnySkeleton>(obj: BpfObject<S>, mapName: MapName<S>, onRecord: (record: DataView) => void): RingBuffer;
   /**
    * Hand over figures for --save/--assert/--baseline, whatever the view: what
    * happened since the previous call (a delta), shaped as ToolDefinition.figures
@@ -101,17 +115,21 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
   const ctx: ToolContext = {
     ...base,
     report: (delta) => figures?.add(delta),
-    load(spec) {
-      const loaded = loadWithPaths({
-        object: spec.object,
+    load<S extends AnySkeleton>(spec: LoadSpec<S>): Loaded<S> {
+      const object = spec.skeleton ?? spec.object;
+      if (!object) throw new Error('ctx.load: give the skeleton of the object to load');
+      const loaded = loadWithPaths<S>({
+        object,
+        objectPath: spec.objectPath,
         paths: spec.paths,
         alwaysLoad: base.target.extraPrograms(),
         force: base.opts.attach,
         log: (line) => base.log.verbose(line),
         configure: (obj) => {
           if (spec.rodata || base.target.following || base.target.pid || base.target.cgroup) {
-            if (!spec.rodataSpec) throw new Error(`${spec.object}: rodata given without its RODATA table`);
-            obj.setRodata(spec.rodataSpec, { ...base.target.rodata(), ...spec.rodata });
+            const rodataSpec = spec.rodataSpec ?? spec.skeleton?.rodata;
+            if (!rodataSpec) throw new Error(`${spec.object}: rodata given without its RODATA table`);
+            obj.setRodata(rodataSpec, { ...base.target.rodata(), ...spec.rodata });
           }
           spec.configure?.(obj);
         },
@@ -132,7 +150,7 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
 function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   let lostMap;
   try {
-    lostMap = obj.map('rbtrace_lost');
+    lostMap = obj.map(LOST_MAP);
   } catch {
     return; // an object without rbtrace.bpf.h
   }

@@ -10,6 +10,7 @@ import { openFile, type BinaryFile } from './procfiles.js';
 import type { ToolContext, LoadSpec } from './tool.js';
 import { BpfObject, type BpfLink } from './object.js';
 import type { Loaded } from './paths.js';
+import type { AnySkeleton, ProgramName, Skeleton } from './skeleton/types.js';
 
 export interface ResolvedFunction {
   /** The raw (mangled) symbol. */
@@ -31,7 +32,7 @@ export function resolveFunction(binary: string | BinaryFile, query: string): Res
   const elf = ElfFile.open(binary);
   const funcs = elf.functions();
   const want = normalizeFunctionQuery(query);
-  let hits: { sym: ElfSymbol; demangled?: string }[] = funcs.filter((s) => stripVersion(s.name) === want).map((sym) => ({ sym }));
+  const hits: { sym: ElfSymbol; demangled?: string }[] = funcs.filter((s) => stripVersion(s.name) === want).map((sym) => ({ sym }));
   if (hits.length === 0) {
     for (const sym of funcs) {
       const d = demangle(sym.name);
@@ -114,14 +115,14 @@ export function findRubyBinary(target: { pid?: number; command?: { argv: string[
   return openFile(lib);
 }
 
-export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
+export interface UserProbeSpec<S extends AnySkeleton = AnySkeleton> extends Omit<LoadSpec<S>, 'paths'> {
   /** Shown with -v and in doctor: 'uprobe', 'usdt'. */
   pathName: string;
   note?: string;
   /** Programs to load (SEC("uprobe"), SEC("usdt"), ...): attached by attach(), not by SEC(). */
-  programs: string[];
+  programs: ProgramName<S>[];
   /** Attach the programs once loaded; links belong to the object. */
-  attach: (obj: BpfObject) => BpfLink[];
+  attach(obj: BpfObject<S>): BpfLink[];
 }
 
 /**
@@ -129,11 +130,11 @@ export interface UserProbeSpec extends Omit<LoadSpec, 'paths'> {
  * attach() puts them on the binary chosen at run time. The object is owned
  * by the session: every link goes when it ends.
  */
-export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & { userLinks: BpfLink[] } {
+export function loadUserProbes<S extends AnySkeleton>(ctx: ToolContext, spec: UserProbeSpec<S>): Loaded<S> & { userLinks: BpfLink[] } {
   checkUprobePrivileges();
-  const loaded = ctx.load({
+  const loaded = ctx.load<S>({
     ...spec,
-    paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: spec.attach }],
+    paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: (obj) => spec.attach(obj) }],
   });
   return { ...loaded, userLinks: loaded.links };
 }
@@ -143,9 +144,13 @@ export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & 
  * with `attach` (tools pass pid = this process, so no other process ever
  * traps), then let everything go.
  */
-export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void {
+export function probeUserProbes<P extends string, M extends string, R extends object>(skeleton: Skeleton<P, M, R>, programs: P[],
+  attach: (obj: BpfObject<Skeleton<P, M, R>>) => unknown): void;
+/** Untyped form (an object by name): prefer the skeleton. */
+export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void;
+export function probeUserProbes(object: AnySkeleton | string, programs: string[], attach: (obj: BpfObject<any>) => unknown): void {
   checkUprobePrivileges();
-  const obj = BpfObject.open(object);
+  const obj: BpfObject = typeof object === 'string' ? BpfObject.open(object) : BpfObject.open(object);
   try {
     obj.selectPrograms(programs);
     obj.load();

@@ -15,7 +15,7 @@ import { bytesText, bytesJson } from '../core/output/json.js';
 import { ColumnPrinter, type Column } from '../core/output/table.js';
 import { EXECSNOOP } from './common/figures.js';
 import { CgroupPaths, cgroupColumns, cgroupFields, containerOf } from '../core/cgroup.js';
-import { exec_event_layout as layout, RODATA, ENUMS, DEFINES, OBJECT_FILE } from '../generated/execsnoop.js';
+import { exec_event_layout as layout, ENUMS, DEFINES, SKELETON } from '../generated/execsnoop.js';
 
 export interface ExecsnoopOptions {
   timestamp?: boolean;   // -t
@@ -90,14 +90,14 @@ function syscallTargets(prefix: string): Record<string, string> {
 }
 
 /** Successful execs only: one cheap record each. */
-const SCHED_PATH: AttachPath = {
+const SCHED_PATH: AttachPath<typeof SKELETON> = {
   name: 'sched',
   programs: ['sched_exec'],
   note: 'raw_tp/sched_process_exec: one event per successful exec, no syscall hooks (-x needs a syscall path)',
 };
 
 /** Paths that hook the syscalls themselves, and so also see failures (-x). */
-export const SYSCALL_PATHS: AttachPath[] = [
+export const SYSCALL_PATHS: AttachPath<typeof SKELETON>[] = [
   {
     name: 'fentry',
     programs: ['fe_enter_execve', 'fe_enter_execveat', 'fe_exit_execve', 'fe_exit_execveat'],
@@ -117,7 +117,7 @@ export const SYSCALL_PATHS: AttachPath[] = [
 ];
 
 /** Best first. Without -x the sched path wins; the others stay as fallbacks (and can be forced). */
-export function attachPaths(wantFailures: boolean): AttachPath[] {
+export function attachPaths(wantFailures: boolean): AttachPath<typeof SKELETON>[] {
   return wantFailures ? SYSCALL_PATHS : [SCHED_PATH, ...SYSCALL_PATHS];
 }
 
@@ -209,7 +209,7 @@ export function formatArgs(rec: { args: (string | Uint8Array)[] } & Pick<ExecRec
 }
 
 /** One scratch slot per possible CPU (see the scratch map in execsnoop.bpf.c). */
-function sizeScratch(obj: BpfObject): void {
+function sizeScratch(obj: BpfObject<typeof SKELETON>): void {
   obj.map('scratch').maxEntries = possibleCpus();
 }
 
@@ -236,13 +236,13 @@ export default defineTool<ExecsnoopOptions>({
       .addOption(new Option('-l, --line <regex>', 'only commands with an argument that matches').argParser(regexParser('-l')))
       .option('-q, --quote', 'put each argument in double quotes')
       .addOption(new Option('--max-args <n>', `arguments kept per exec (1 to ${DEFINES.EXECSNOOP_MAX_ARGS})`).default(64)
-        .argParser(integerParser('--max-args', { min: 1, max: DEFINES.EXECSNOOP_MAX_ARGS, example: '128' })));
+        .argParser(integerParser('--max-args', { min: 1, max: DEFINES.EXECSNOOP_MAX_ARGS, example: String(DEFINES.EXECSNOOP_MAX_ARGS) })));
   },
   probe: () => {
     // The default path decides whether execsnoop runs; -x (failed execs) may need more (syscall hooks).
-    const main = probePaths(OBJECT_FILE, attachPaths(false), sizeScratch);
+    const main = probePaths(SKELETON, attachPaths(false), sizeScratch);
     try {
-      return `${main}; with -x: ${probePaths(OBJECT_FILE, attachPaths(true), sizeScratch)}`;
+      return `${main}; with -x: ${probePaths(SKELETON, attachPaths(true), sizeScratch)}`;
     } catch (err) {
       return `${main}; -x unavailable: ${(err as Error).message}`;
     }
@@ -255,9 +255,8 @@ export default defineTool<ExecsnoopOptions>({
     const lineRe = opts.line;
 
     const loaded = ctx.load({
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       paths: attachPaths(Boolean(opts.fails)),
-      rodataSpec: RODATA,
       rodata: { max_args: opts.maxArgs, targ_uid: uid },
       configure: sizeScratch,
     });

@@ -19,7 +19,7 @@ import { ColumnPrinter } from '../core/output/table.js';
 import { LiveChart } from '../core/output/chart.js';
 import type { BpfObject } from '../core/object.js';
 import { GCSTAT, gcstatDelta } from './common/figures.js';
-import { gc_key_layout, gc_stat_layout, gc_hist_layout, RODATA, ENUMS, OBJECT_FILE, type GcStat } from '../generated/gcstat.js';
+import { gc_key_layout, gc_stat_layout, gc_hist_layout, ENUMS, SKELETON, type GcStat, type ProgramName } from '../generated/gcstat.js';
 
 export interface GcstatOptions {
   chart?: boolean;
@@ -27,7 +27,7 @@ export interface GcstatOptions {
 }
 
 export const PROVIDER = 'ruby';
-export const PROBES = [
+export const PROBES: { program: ProgramName; name: string }[] = [
   { program: 'gc_mark_begin', name: 'gc__mark__begin' },
   { program: 'gc_mark_end', name: 'gc__mark__end' },
   { program: 'gc_sweep_begin', name: 'gc__sweep__begin' },
@@ -79,7 +79,7 @@ export function checkGcProbes(binary: string | BinaryFile): void {
 
 const emptyPhase = (): PhaseStats => ({ count: 0, total_ns: 0, max_ns: 0 });
 
-export function drainStats(obj: BpfObject, comms: Map<number, string>): Map<number, { mark: PhaseStats; sweep: PhaseStats }> {
+export function drainStats(obj: BpfObject<typeof SKELETON>, comms: Map<number, string>): Map<number, { mark: PhaseStats; sweep: PhaseStats }> {
   const byPid = new Map<number, { mark: PhaseStats; sweep: PhaseStats }>();
   for (const [k, v] of obj.map('stats').typed(gc_key_layout, gc_stat_layout).drain()) {
     let e = byPid.get(k.pid);
@@ -117,7 +117,7 @@ export default defineTool<GcstatOptions>({
     // Without BPF cookies libbpf attaches only with a pid, and this process
     // maps no libruby: load the programs, and say how gcstat attaches.
     const global = hasBpfCookie();
-    probeUserProbes(OBJECT_FILE, PROBES.map((p) => p.program), (o) => global &&
+    probeUserProbes(SKELETON, PROBES.map((p) => p.program), (o) => global &&
       PROBES.forEach((p) => o.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid: process.pid })));
     return `usdt (${binary}: ${PROVIDER}:gc__{mark,sweep}__{begin,end})` +
       (global ? '' : `; without -p: per process (no BPF cookies: 5.15+), new rubies attached within ${PER_PROCESS_POLL_MS} ms`);
@@ -132,14 +132,13 @@ export default defineTool<GcstatOptions>({
     const pid = ctx.target.pid;
     // No pid to give and no BPF cookies (before 5.15): per process, below.
     const perProcess = pid === undefined && !hasBpfCookie();
-    const attachTo = (o: BpfObject, p: number | undefined) =>
+    const attachTo = (o: BpfObject<typeof SKELETON>, p: number | undefined) =>
       PROBES.map((pr) => o.program(pr.program).attachUsdt({ binary, provider: PROVIDER, name: pr.name, pid: p }));
     const { obj } = loadUserProbes(ctx, {
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       pathName: 'usdt',
       note: 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobes with semaphores)',
       programs: PROBES.map((p) => p.program),
-      rodataSpec: RODATA,
       attach: (o) => (perProcess ? [] : attachTo(o, pid)),
     });
     if (perProcess) {

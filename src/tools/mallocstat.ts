@@ -23,7 +23,7 @@ import { MALLOCSTAT, mallocstatDelta } from './common/figures.js';
 import { scalarLayout } from '../core/layout.js';
 import {
   ms_key_layout, ms_stats_layout, ms_hist_key_layout, ms_comm_layout,
-  type MsStats, RODATA, ENUMS, DEFINES,
+  type MsStats, type ProgramName, ENUMS, DEFINES, SKELETON,
 } from '../generated/mallocstat.js';
 
 export interface MallocstatOptions {
@@ -55,7 +55,7 @@ const ALWAYS_TIMED = new Set<string>(['realloc', 'reallocarray']);
 export interface ProbedFunction {
   name: string;
   id: number;
-  program: string;
+  program: ProgramName;
   symbol: string;
   offset: number;
   /** e.g. memalign, when aligned_alloc is an alias of it (glibc): counted as one. */
@@ -185,7 +185,7 @@ class Reader {
   private readonly sizes;
   private readonly comms;
 
-  constructor(obj: BpfObject, private readonly perProcess: boolean) {
+  constructor(obj: BpfObject<typeof SKELETON>, private readonly perProcess: boolean) {
     // -P: hashes keyed by pid; else per-CPU arrays (function, size slot) for pid 0.
     this.stats = obj.map('stats').typed(ms_key_layout, ms_stats_layout);
     this.hist = obj.map('hist').typed(ms_hist_key_layout, scalarLayout('u64'));
@@ -342,11 +342,10 @@ export default defineTool<MallocstatOptions>({
     // descendants, so probes cover every process and BPF filters by pid.
     const uprobePid = ctx.target.pid ?? -1;
     const loaded = loadUserProbes(ctx, {
-      object: 'mallocstat.bpf.o',
+      skeleton: SKELETON,
       pathName: 'uprobe',
       note: `${binary}: ${probed.map(displayName).join(', ')}`,
-      programs: [...probed.map((p) => p.program), 'ms_return', 'ms_exit', ...(leaks ? ['ms_exec'] : [])],
-      rodataSpec: RODATA,
+      programs: [...probed.map((p) => p.program), 'ms_return', 'ms_exit', ...(leaks ? ['ms_exec' as const] : [])],
       rodata: { per_process: Boolean(opts.perProcess), self_tgid: process.pid, timed_mask: timedMask, ret_mask: retMask, leaks },
       configure: (obj) => configureLeaks(obj, leaks, maxAllocs),
       attach: (obj) => {
@@ -420,6 +419,6 @@ export default defineTool<MallocstatOptions>({
 /** For doctor: really load the malloc probe and attach it to the system's libc (for no process), then let go. */
 function probeUprobe(binary: BinaryFile, malloc: ProbedFunction): string {
   // pid: this process only, so no other process ever traps.
-  probeUserProbes('mallocstat.bpf.o', [malloc.program], (obj) => obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }));
+  probeUserProbes(SKELETON, [malloc.program], (obj) => obj.program(malloc.program).attachUprobe({ binary, offset: malloc.offset, pid: process.pid }));
   return `uprobe (${binary}:${malloc.symbol})`;
 }

@@ -17,7 +17,7 @@ import { formatLog2Hist, log2HistToJson, log2Percentile } from '../core/output/h
 import { escapeForTerminal, formatDuration, formatCount, term } from '../core/output/format.js';
 import type { BpfObject } from '../core/object.js';
 import { STRLAT } from './common/figures.js';
-import { strlat_stats_layout, strlat_hist_layout, RODATA, ENUMS, DEFINES, OBJECT_FILE, type StrlatStats } from '../generated/strlat.js';
+import { strlat_stats_layout, strlat_hist_layout, ENUMS, DEFINES, SKELETON, type StrlatStats } from '../generated/strlat.js';
 
 export interface StrlatOptions {
   func?: string;
@@ -67,7 +67,7 @@ function unitOf(opts: StrlatOptions): { name: string; div: number } {
 /** --arg: the position of a register argument the BPF side reads (PT_REGS_PARM1..5). */
 const parseArgIndex = integerParser('--arg', { min: 1, max: 5, what: 'an argument position', example: '2' });
 
-function readSnapshot(obj: BpfObject): Snapshot {
+function readSnapshot(obj: BpfObject<typeof SKELETON>): Snapshot {
   const stats = obj.map('stats').typed(scalarLayout('u32'), strlat_stats_layout).lookup({ value: 0 })!;
   const hmap = obj.map('hists').typed(scalarLayout('u32'), strlat_hist_layout);
   const hists: number[][] = [];
@@ -76,7 +76,7 @@ function readSnapshot(obj: BpfObject): Snapshot {
 }
 
 /** Max since the last call (per CPU, zeroed after reading: a max cannot be diffed). */
-function takeMax(obj: BpfObject): number {
+function takeMax(obj: BpfObject<typeof SKELETON>): number {
   const m = obj.map('max_ns').typed(scalarLayout('u32'), scalarLayout('u64'));
   const perCpu = m.lookupPerCpu({ value: 0 }) ?? [];
   m.update({ value: 0 }, { value: 0 });
@@ -119,7 +119,7 @@ export default defineTool<StrlatOptions>({
   probe: () => {
     const binary = findRubyBinary({});
     const funcs = resolveFunction(binary, DEFAULT_FUNC);
-    probeUserProbes(OBJECT_FILE, ['strlat_entry', 'strlat_return'], (o) => funcs.forEach((f) => {
+    probeUserProbes(SKELETON, ['strlat_entry', 'strlat_return'], (o) => funcs.forEach((f) => {
       o.program('strlat_entry').attachUprobe({ binary, offset: f.offset, pid: process.pid });
       o.program('strlat_return').attachUprobe({ binary, offset: f.offset, pid: process.pid, retprobe: true });
     }));
@@ -138,11 +138,10 @@ export default defineTool<StrlatOptions>({
     ctx.log.verbose(`${func}: ${funcs.map((f) => `${f.symbol} at file offset 0x${f.offset.toString(16)}`).join(', ')} in ${binary}`);
 
     const { obj } = loadUserProbes(ctx, {
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       pathName: 'uprobe',
       note: 'uprobe + uretprobe on the function; user-space code has no fentry/kprobe/tracepoint',
       programs: ['strlat_entry', 'strlat_return'],
-      rodataSpec: RODATA,
       rodata: { unit_div: unit.div, size_arg: sizeArg },
       // -p: the kernel filters by pid (other processes never trap). -- CMD
       // and no target: every process mapping the binary; BPF filters.

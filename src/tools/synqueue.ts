@@ -19,7 +19,7 @@ import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue/mod
 import { SynqueueCollector, iteratorLinks, skKey } from './synqueue/collect.js';
 import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue/proc.js';
 import { makeView, printHist } from './synqueue/views.js';
-import { sq_event_layout as eventLayout, RODATA, ENUMS, OBJECT_FILE } from '../generated/synqueue.js';
+import { sq_event_layout as eventLayout, ENUMS, SKELETON, type ProgramName } from '../generated/synqueue.js';
 import { SynqueueDemo } from './synqueue/demo.js';
 import { SYNQUEUE } from './common/figures.js';
 
@@ -40,10 +40,10 @@ export interface SynqueueOptions {
   all?: boolean;
 }
 
-const TAIL = ['tpb_kfree_skb', 'tpb_synack'];
-const CLASSIC = ['tp_kfree_skb', 'tp_synack'];
+const TAIL: ProgramName[] = ['tpb_kfree_skb', 'tpb_synack'];
+const CLASSIC: ProgramName[] = ['tp_kfree_skb', 'tp_synack'];
 /** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/collect.ts); without it, one iter/tcp walk per namespace. */
-const FILES_ITER = 'dump_listener_files';
+const FILES_ITER: ProgramName = 'dump_listener_files';
 
 /**
  * Best first. The iterator is in every path: it is the snapshot. fentry and
@@ -52,7 +52,7 @@ const FILES_ITER = 'dump_listener_files';
  * optional, and the accept queue's most is what the snapshots saw (see
  * ENQUEUE_PROGRAMS).
  */
-export const ATTACH_PATHS: AttachPath[] = [
+export const ATTACH_PATHS: AttachPath<typeof SKELETON>[] = [
   {
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
@@ -80,7 +80,7 @@ export const ATTACH_PATHS: AttachPath[] = [
 ];
 
 /** Programs that see each connection join an accept queue (max lengths, enqueued, --hist). */
-export const ENQUEUE_PROGRAMS = new Set(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
+export const ENQUEUE_PROGRAMS = new Set<ProgramName>(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
 
 /** Paths that see every SYN (so count overflows and cookies one by one). */
 export const PER_SYN = new Set(['fentry', 'kprobe']);
@@ -122,7 +122,7 @@ export default defineTool<SynqueueOptions>({
   },
   kernels: { best: '5.10 fentry', fallback: '5.10 kprobe, tp_btf, tracepoint (per-enqueue on tp: sk_data_ready 6.2+)' },
   figures: SYNQUEUE,
-  probe: () => probePaths(OBJECT_FILE, ATTACH_PATHS, configureMaps),
+  probe: () => probePaths(SKELETON, ATTACH_PATHS, configureMaps),
   run(ctx, opts) {
     if (opts.ipv4 && opts.ipv6) throw new UsageError('-4 and -6 exclude each other', 'give one, or neither for both');
     if (opts.chart && opts.table) throw new UsageError('--chart and --table exclude each other');
@@ -147,9 +147,8 @@ export default defineTool<SynqueueOptions>({
     }
 
     const loaded = ctx.load({
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       paths: ATTACH_PATHS,
-      rodataSpec: RODATA,
       rodata: { want_events: Boolean(opts.events), want_hist: Boolean(opts.hist) },
     });
     const perSyn = PER_SYN.has(loaded.path.name);

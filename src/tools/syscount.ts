@@ -22,7 +22,7 @@ import { formatStraceTable, sortStraceRows } from '../core/output/strace-table.j
 import { SYSCOUNT } from './common/figures.js';
 import { readSyscallTotals } from './syscount/collect.js';
 import {
-  sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, RODATA, DEFINES, OBJECT_FILE,
+  sc_stats_layout, sc_proc_stats_layout, sc_hist_layout, DEFINES, SKELETON, type ProgramName,
   type ScStats, type ScProcStats,
 } from '../generated/syscount.js';
 
@@ -46,14 +46,14 @@ export interface SyscountOptions {
  * time in task storage (5.11+) or, without it (5.10), in a hash keyed by
  * thread id (the *h_* programs): see syscount.bpf.c.
  */
-export function pathsFor(latency: boolean, taskStorage = true, arch: ArchInfo = hostArch()): AttachPath[] {
-  const both = (enter: string, exit: string, count: string) => {
+export function pathsFor(latency: boolean, taskStorage = true, arch: ArchInfo = hostArch()): AttachPath<typeof SKELETON>[] {
+  const both = (task: ProgramName[], tid: ProgramName[], count: ProgramName): ProgramName[] => {
     if (!latency) return [count];
-    return taskStorage ? [enter, exit] : [enter.replace('_', 'h_'), exit.replace('_', 'h_')];
+    return taskStorage ? task : tid;
   };
   // The syscall dispatcher and its programs differ per architecture (src/core/arch.ts).
   const d = arch.syscallDispatcher;
-  const fentry = latency ? [d.enter, d.exit] : [d.count];
+  const fentry = (latency ? [d.enter, d.exit] : [d.count]).map(dispatcherProgram);
   return [
     {
       name: 'fentry',
@@ -65,18 +65,24 @@ export function pathsFor(latency: boolean, taskStorage = true, arch: ArchInfo = 
     },
     {
       name: 'tp_btf',
-      programs: both('tb_enter', 'tb_exit', 'tb_count'),
+      programs: both(['tb_enter', 'tb_exit'], ['tbh_enter', 'tbh_exit'], 'tb_count'),
       note: 'raw_syscalls sys_enter/sys_exit as BTF-typed tracepoints (no kprobe path: a kretprobe per syscall costs more than these)',
     },
     {
       name: 'raw_tp',
-      programs: both('rt_enter', 'rt_exit', 'rt_count'),
+      programs: both(['rt_enter', 'rt_exit'], ['rth_enter', 'rth_exit'], 'rt_count'),
       note: 'raw_syscalls sys_enter/sys_exit raw tracepoints (no tracefs needed)',
     },
   ];
 }
 
 export const ATTACH_PATHS = pathsFor(true);
+
+/** src/core/arch.ts names the dispatcher's programs per architecture: checked against the skeleton here. */
+function dispatcherProgram(name: string): ProgramName {
+  if (!Object.hasOwn(SKELETON.programs, name)) throw new Error(`syscount.bpf.c has no program ${name} (named by src/core/arch.ts)`);
+  return name as ProgramName;
+}
 
 /** One syscall's figures for a report. */
 export interface SyscallRow {
@@ -154,7 +160,7 @@ export function syscallNumbersRodata(): Record<string, number> {
   };
 }
 
-export function sizeMaps(obj: BpfObject, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
+export function sizeMaps(obj: BpfObject<typeof SKELETON>, mode: Pick<Mode, 'byProcess' | 'latency' | 'hist'>, taskStorage = true): void {
   const slots = syscallSlots();
   // Only the start map the loaded programs use is created: none in count
   // mode, and never task storage where the kernel has none (5.10).
@@ -186,7 +192,7 @@ class Collector {
   private prev = new Map<number, ScStats>();
   private prevHist = new Map<number, number[]>();
 
-  constructor(obj: BpfObject, private readonly mode: Mode) {
+  constructor(obj: BpfObject<typeof SKELETON>) {
     this.syscalls = obj.map('syscalls').typed(u32, sc_stats_layout);
     this.rare = obj.map('rare').typed(u32, sc_stats_layout);
     this.procs = obj.map('procs').typed(u32, sc_proc_stats_layout);
@@ -290,7 +296,7 @@ export default defineTool<SyscountOptions>({
   // Latency mode: the one whose start map depends on the kernel.
   probe: () => {
     const taskStorage = hasTaskStorage();
-    const path = probePaths(OBJECT_FILE, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
+    const path = probePaths(SKELETON, pathsFor(true, taskStorage), (obj) => sizeMaps(obj, { byProcess: false, latency: true, hist: false }, taskStorage));
     return taskStorage ? path : `${path}; -L: entry times in a thread-id hash (no task storage: 5.11+)`;
   },
   kernels: { best: '6.9 fentry (x64_sys_call; also late 6.1.y, e.g. 6.1.192; arm64: invoke_syscall)', fallback: '5.10 tp_btf, raw_tp (-L: a thread-id hash before 5.11)' },
@@ -307,9 +313,8 @@ export default defineTool<SyscountOptions>({
     }
     const paths = pathsFor(mode.latency, taskStorage);
     const loaded = ctx.load({
-      object: OBJECT_FILE,
+      skeleton: SKELETON,
       paths,
-      rodataSpec: RODATA,
       rodata: {
         by_process: mode.byProcess,
         want_latency: mode.latency,
@@ -330,7 +335,7 @@ export default defineTool<SyscountOptions>({
       ctx.log.verbose(`fentry needs ${hostArch().syscallDispatcher.func} (x86_64: Linux 6.9+; arm64: invoke_syscall); without it no single kernel function sees every syscall, so the raw_syscalls tracepoints are used`);
     }
 
-    const collector = new Collector(loaded.obj, mode);
+    const collector = new Collector(loaded.obj);
     let lastReport = Date.now();
     if (!opts.json && !ctx.target.following) {
       const what = opts.failures || onlyErrno ? 'failed syscalls' : 'syscalls';

@@ -160,7 +160,7 @@ async function checkClean(tool: Tool, r: Running, cmd?: string[], attached = tru
 }
 
 /** The lines of stderr that report a problem (not -v chatter). */
-function errorLines(tool: Tool, stderr: string): string[] {
+function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => /cannot |error|refused|failed|EPIPE|^\s+at /i.test(l) && !/: attach path \S+ unavailable: /.test(l));
 }
 
@@ -227,7 +227,7 @@ for (const tool of TOOLS) {
     else r.signal('SIGINT'); // syscount writes its report at the end
     let f = await ended(r);
     assert.equal(f.code, 0, f.stderr);
-    assert.deepEqual(errorLines(tool, f.stderr), [], 'a reader going away is not an error');
+    assert.deepEqual(errorLines(f.stderr), [], 'a reader going away is not an error');
     await checkClean(tool, r);
 
     // With CMD: execsnoop writes the command's next exec and finds the pipe
@@ -246,7 +246,7 @@ for (const tool of TOOLS) {
     }
     f = await ended(r);
     assert.equal(f.code, tool === 'execsnoop' ? 143 : 130, f.stderr);
-    assert.deepEqual(errorLines(tool, f.stderr), []);
+    assert.deepEqual(errorLines(f.stderr), []);
     await checkClean(tool, r, cmd);
   });
 
@@ -259,7 +259,7 @@ for (const tool of TOOLS) {
       r.signal('SIGINT');
       const f = await ended(r);
       assert.equal(f.code, withCmd ? 130 : 0, f.stderr);
-      assert.deepEqual(errorLines(tool, f.stderr), []);
+      assert.deepEqual(errorLines(f.stderr), []);
       await checkClean(tool, r, cmd);
     }
   });
@@ -276,7 +276,7 @@ for (const tool of TOOLS) {
       }
       const f = await ended(r);
       assert.equal(f.code, 1, f.stderr);
-      assert.deepEqual(errorLines(tool, f.stderr), [
+      assert.deepEqual(errorLines(f.stderr), [
         `rbtrace ${tool}: cannot write to stdout: no space left on device (ENOSPC) (free some space, or write elsewhere)`,
       ]);
       // execsnoop fails on its first write, perhaps before its programs were seen.

@@ -10,12 +10,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Option } from 'commander';
 import { buildProgram } from '../../src/cli.js';
 import { BpfObject, bpfObjectDir } from '../../src/core/object.js';
-import { ROOT, runRbtrace, sleep } from '../helpers.js';
+import { runRbtrace, sleep } from '../helpers.js';
+
+/** Runs happen here: a fuzzed --save FILE with hostile bytes must not land in the checkout. */
+const SCRATCH = mkdtempSync(join(tmpdir(), 'rbtrace-fuzz-'));
 
 const SEED = Number(process.env.RBTRACE_FUZZ_SEED ?? (Date.now() % 2 ** 31));
 const COUNT = Number(process.env.RBTRACE_FUZZ_COUNT ?? 150);
@@ -173,7 +177,7 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
       }
 
       const what = `vector ${n} (seed ${SEED}): rbtrace ${JSON.stringify(argv)}`;
-      const f = await runRbtrace(argv, { timeoutMs: RUN_TIMEOUT_MS, env: { RBTRACE_FUZZ_MARK: MARK } });
+      const f = await runRbtrace(argv, { timeoutMs: RUN_TIMEOUT_MS, env: { RBTRACE_FUZZ_MARK: MARK }, cwd: SCRATCH });
       assert.ok(f.signal === null, `${what}: killed by ${f.signal} (a hang)\nstderr: ${f.stderr}\nstdout: ${f.stdout.slice(0, 2000)}`);
       assert.ok([0, 1, 2].includes(f.code ?? -1), `${what}: exit ${f.code}\nstderr: ${f.stderr}`);
       assert.doesNotMatch(f.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${what}: a stack trace\n${f.stderr}`);

@@ -172,6 +172,11 @@ int BPF_PROG(rbtrace_exit, struct task_struct *task)
 	return 0;
 }
 
+/* A 64-bit struct field whose low bits matter (an address, an id, a
+ * cookie): its typed skeleton decodes it as a bigint, not a number, e.g.
+ * `__u64 sk RBTRACE_BIG;` (src/core/skeleton/gen.ts, docs/SDK.md). */
+#define RBTRACE_BIG __attribute__((btf_decl_tag("rbtrace_big")))
+
 /* Make sure a struct's BTF is emitted even if only user space uses it, so
  * the build can derive its layout (scripts/gen-bindings.mjs). */
 #define RBTRACE_EXPORT_TYPE(type, name) type *rbtrace_export_##name __attribute__((unused))

@@ -68,7 +68,7 @@ function lex(text: string): Token[] {
       i += all.length;
       continue;
     }
-    const name = /^[A-Za-z_][A-Za-z0-9_\-]*/.exec(text.slice(i));
+    const name = /^[A-Za-z_][A-Za-z0-9_-]*/.exec(text.slice(i));
     if (name) {
       toks.push({ type: 'name', text: name[0], pos: start });
       i += name[0].length;
@@ -123,7 +123,7 @@ export function parseAssertion(text: string): Assertion {
         segments.push(s.text);
         k++;
       }
-      return { kind: 'path', segments, text: segments.map((s) => (/^[A-Za-z0-9_\-]+$/.test(s) ? s : JSON.stringify(s))).join('.') };
+      return { kind: 'path', segments, text: segments.map((s) => (/^[A-Za-z0-9_-]+$/.test(s) ? s : JSON.stringify(s))).join('.') };
     }
     return fail(text, t.pos, `expected a figure or a number, found ${describe(t)}`);
   };

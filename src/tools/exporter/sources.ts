@@ -2,12 +2,10 @@
 // once (through the SDK's attach-path fallback) and turning what the tool's
 // maps hold into metric families. The readings themselves live in the
 // tools' collector modules (syscount/collect.ts, synqueue/collect.ts, ...).
-import { statSync } from 'node:fs';
 import { loadWithPaths, type Loaded } from '../../core/paths.js';
 import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
 import { possibleCpus } from '../../core/maps.js';
 import { errnoName, syscallName } from '../../core/names.js';
-import { syscallNumber } from '../../core/names.js';
 import { findRubyBinary } from '../../core/uprobes.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/exposition.js';
@@ -53,13 +51,13 @@ const ERRNO_PAIRS = 4096;
 
 export function syscountSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({
-    object: syscountGen.OBJECT_FILE,
+    object: syscountGen.SKELETON,
     paths: syscountPaths(false),
     log,
     configure: (obj) => {
       sizeSyscountMaps(obj, { byProcess: false, latency: false, hist: false });
       obj.map('errnos').maxEntries = ERRNO_PAIRS;
-      obj.setRodata(syscountGen.RODATA, {
+      obj.setRodata({
         self_tgid: process.pid,
         want_errnos: true,
         ...syscallNumbersRodata(),
@@ -102,7 +100,7 @@ interface ListenerState {
  * with a process in it, each listener's row as `rbtrace synqueue` shows it.
  */
 export function synqueueSource(log: Log, scope: Target): Source {
-  const loaded = loadWithPaths({ object: synqueueGen.OBJECT_FILE, paths: SYNQUEUE_PATHS, log });
+  const loaded = loadWithPaths({ object: synqueueGen.SKELETON, paths: SYNQUEUE_PATHS, log });
   const collector = new SynqueueCollector({
     ...iteratorLinks(loaded),
     statsMap: loaded.obj.map('stats'),
@@ -182,12 +180,12 @@ export function execResult(retval: number): string {
 
 export function execsnoopSource(log: Log, scope: Target): Source {
   const loaded = loadWithPaths({
-    object: execGen.OBJECT_FILE,
+    object: execGen.SKELETON,
     paths: EXEC_EXIT_PATHS,
     log,
     configure: (obj) => {
       obj.map('scratch').maxEntries = possibleCpus();
-      obj.setRodata(execGen.RODATA, scope.rodata());
+      obj.setRodata(scope.rodata());
     },
   });
   scope.attach(loaded.obj);
@@ -226,13 +224,13 @@ export function gcstatSource(log: Log, scope: Target): Source {
   const programs = GC_PROBES.map((p) => p.program);
   // No pid: every process that maps this libruby (USDT semaphores through the kernel's ref counter).
   const loaded = loadWithPaths({
-    object: gcGen.OBJECT_FILE,
+    object: gcGen.SKELETON,
     log,
     paths: [{
       name: 'usdt', programs, note: `USDT ${GC_PROVIDER}:gc__{mark,sweep}__{begin,end} in ${binary}, every process`,
       attach: (o) => GC_PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: GC_PROVIDER, name: p.name })),
     }],
-    configure: (obj) => obj.setRodata(gcGen.RODATA, scope.rodata()),
+    configure: (obj) => obj.setRodata(scope.rodata()),
   });
   scope.attach(loaded.obj);
   const hists = loaded.obj.map('hists').typed(scalarLayout('u32'), gcGen.gc_hist_layout);

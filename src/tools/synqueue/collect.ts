@@ -202,7 +202,7 @@ export class SynqueueCollector {
       if (files && e !== undefined && e.gen === gen) continue;
       const netns = dv.getUint32(at + F.netns.offset, true);
       if (spaces && !spaces.has(netns)) continue;
-      const ino = dv.getUint32(at + F.ino.offset, true) + dv.getUint32(at + F.ino.offset + 4, true) * 4294967296;
+      const ino = infoLayout.read(dv, 'ino', at);
       const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
       const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
       const skDrops = dv.getUint32(at + F.sk_drops.offset, true);
@@ -226,7 +226,7 @@ export class SynqueueCollector {
       this.changed = true;
       this.entries.set(sk, {
         sk, netns, family, ino,
-        addr: formatAddr(family, new Uint8Array(data.buffer, data.byteOffset + at + F.addr.offset, 16)),
+        addr: formatAddr(family, new Uint8Array(data.buffer, data.byteOffset + at + F.addr.offset, F.addr.size)),
         port: dv.getUint32(at + F.port.offset, true),
         acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
         fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,

@@ -12,7 +12,7 @@ import { escapeForTerminal as esc } from '../../core/output/format.js';
 import { ndjson } from '../../core/output/json.js';
 import { LiveChart } from '../../core/output/chart.js';
 import { hist_value_layout as histLayout } from '../../generated/synqueue.js';
-import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './model.js';
+import { AF_INET6, formatListener, labelOf, topRows, type SynqueueReport } from './model.js';
 import { skKey } from './collect.js';
 
 export interface SynqueueViewOptions {

@@ -5,7 +5,7 @@
 import type { BpfObject } from '../../core/object.js';
 import type { TypedMap } from '../../core/maps.js';
 import { scalarLayout } from '../../core/layout.js';
-import { sc_stats_layout, sc_errno_key_layout, type ScStats, type ScErrnoKey } from '../../generated/syscount.js';
+import { sc_stats_layout, sc_errno_key_layout, type ScStats, type ScErrnoKey, type SKELETON } from '../../generated/syscount.js';
 
 const u32 = scalarLayout('u32');
 const u64 = scalarLayout('u64');
@@ -29,7 +29,7 @@ export function readSyscallTotals(syscalls: TypedMap<{ value: number }, ScStats>
 }
 
 /** The maps of a loaded syscount object, typed. */
-export function syscountMaps(obj: BpfObject) {
+export function syscountMaps(obj: BpfObject<typeof SKELETON>) {
   return {
     syscalls: obj.map('syscalls').typed(u32, sc_stats_layout),
     rare: obj.map('rare').typed(u32, sc_stats_layout),
