@@ -20,6 +20,10 @@
 // than 2 MiB and the mean heap after GC by less than 1 MiB, the last
 // minute's RSS stayed under 80 MiB; else "GROWS".
 //
+// --listeners N adds N idle loopback listeners (one python3 process holds
+// them) for the cost of synqueue's families at scale: RSS, peak RSS (VmHWM)
+// and CPU per scrape. By default --max-series 2000 shows 2000 of them.
+//
 // --churn adds what exercises per-series state: 300 loopback listeners of
 // which 100 a second are closed and replaced (new ports), a new ruby every
 // second doing 3 GC.start and ending 2 s later (new pids), and 10 execs a
@@ -28,7 +32,7 @@
 // writes V8 heap snapshots there after the first minute and at the end
 // (node --heapsnapshot-signal=SIGUSR2), to compare in Chrome's DevTools.
 //
-//   node bench/exporter.mjs [--minutes 10] [--scrape 15] [--churn] [--node-flags "..."] [--snapshots DIR]
+//   node bench/exporter.mjs [--minutes 10] [--scrape 15] [--churn] [--listeners N] [--node-flags "..."] [--snapshots DIR] [-- EXPORTER-ARGS]
 //   (as root, after npm run build; it loads BPF programs, so on a shared
 //    machine under the test lock: flock /tmp/rbtrace-tests.lock node bench/exporter.mjs)
 import { spawn, spawnSync } from 'node:child_process';
@@ -45,6 +49,7 @@ const SCRAPE_S = Number(arg('scrape', 15));
 const CHURN = process.argv.includes('--churn');
 const NODE_FLAGS = arg('node-flags', undefined);
 const SNAPSHOTS = arg('snapshots', undefined);
+const LISTENERS = Number(arg('listeners', 0));
 const SAMPLE_S = 5;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -58,13 +63,14 @@ function freePort() {
   });
 }
 
-/** CPU seconds (user + system) and RSS bytes of a pid, now. */
+/** CPU seconds (user + system), RSS and peak RSS bytes of a pid, now. */
 function usage(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpu = (Number(f[11]) + Number(f[12])) / TICK; // utime, stime (fields 14, 15)
-  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
-  return { cpu, rss };
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)[1]) * 1024;
+  return { cpu, rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
 // ---- the steady load -----------------------------------------------------------
@@ -98,13 +104,33 @@ const load = [
   ] : []),
 ];
 const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+if (LISTENERS > 0) {
+  const hold = spawn('python3', ['-c', `
+import resource, socket, sys
+n = ${LISTENERS}
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 100, n + 100))
+held = []
+for _ in range(n):
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    s.listen(128)
+    held.append(s)
+print('ready', flush=True)
+sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  load.push(hold);
+  await new Promise((resolve, reject) => {
+    hold.stdout.once('data', resolve);
+    hold.once('exit', () => reject(new Error('the listener holder failed')));
+  });
+}
 
 const port = await freePort();
 const env = { ...process.env };
 if (NODE_FLAGS !== undefined) env.RBTRACE_EXPORTER_NODE_FLAGS = NODE_FLAGS;
 // On node's command line (NODE_OPTIONS refuses --trace-gc); the exporter keeps them when it restarts under its heap flags.
 const nodeArgs = ['--trace-gc', ...(SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : [])];
-const exporter = spawn(process.execPath, [...nodeArgs, `${root}bin/rbtrace`, 'exporter', '--listen', `127.0.0.1:${port}`],
+const extra = process.argv.includes('--') ? process.argv.slice(process.argv.indexOf('--') + 1) : [];
+const exporter = spawn(process.execPath, [...nodeArgs, `${root}bin/rbtrace`, 'exporter', '--listen', `127.0.0.1:${port}`, ...extra],
   { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: SNAPSHOTS ?? root });
 let log = '';
 exporter.stderr.on('data', (d) => (log += d));
@@ -137,11 +163,13 @@ let scrapes = 0;
 let bytes = 0;
 let series = 0;
 const heapUsed = []; // { t, mib }: nodejs_heap_used_bytes of each scrape
+const scrapeTimes = [];
 const scrape = async () => {
   const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } });
   const body = await r.text();
   if (r.status !== 200) throw new Error(`scrape: ${r.status}`);
   scrapes++;
+  scrapeTimes.push((Date.now() - t0) / 1000);
   bytes = body.length;
   series = body.split('\n').filter((l) => l && !l.startsWith('#')).length;
   const h = /^nodejs_heap_used_bytes (\S+)$/m.exec(body);
@@ -180,9 +208,13 @@ function window(from, to) {
   const within = (xs) => xs.filter((x) => x.t >= a.t && x.t <= b.t);
   const mean = (xs, f) => (xs.length ? (xs.reduce((s, x) => s + f(x), 0) / xs.length).toFixed(1) : null);
   const gc = within(gcs);
+  const scraped = scrapeTimes.filter((t) => t > a.t && t <= b.t).length;
   return {
     seconds: Math.round(dt),
     exporter_cpu_pct: ((100 * (b.exp.cpu - a.exp.cpu)) / dt).toFixed(2),
+    // All of its CPU in the window (background readings and polling too) over the scrapes in it.
+    exporter_cpu_ms_per_scrape: scraped ? ((1000 * (b.exp.cpu - a.exp.cpu)) / scraped).toFixed(1) : null,
+    exporter_rss_peak_mib: mib(b.exp.hwm),
     exporter_rss_mib: rss('exp'),
     exporter_heap_after_gc_mib: { mean: mean(gc, (x) => x.after), max: gc.length ? Math.max(...gc.map((x) => x.after)).toFixed(1) : null, collections: gc.length },
     exporter_heap_committed_mib_max: gc.length ? Math.max(...gc.map((x) => x.committed)).toFixed(1) : null,
