@@ -11,12 +11,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { sleep } from '../helpers.js';
 import { attached, programIdsOf, scrape, startExporter, stillLoaded, valueOf, type Exporter, type Series } from '../exporter-helpers.js';
 
-const LIBRUBY = execFileSync('ruby', ['-e', 'print File.join(RbConfig::CONFIG["libdir"], RbConfig::CONFIG["LIBRUBY_SO"])'], { encoding: 'utf8' });
-const SO = basename(LIBRUBY);
+// The system's libruby as a ruby maps it, copied under the name the dynamic linker looks for (its soname).
+const [LIBRUBY, SO] = execFileSync('ruby', ['-e',
+  'print File.readlines("/proc/self/maps").map { |l| l.split[5] }.compact.find { |p| p.include?("libruby") }, " ", RbConfig::CONFIG["LIBRUBY_SONAME"]'],
+{ encoding: 'utf8' }).split(' ');
 const GCS = 25;
 // Boots, says so, then per line on stdin: GCS x GC.start, and prints its GC.count delta.
 const SCRIPT = `STDOUT.sync = true; puts "up"; while STDIN.gets; b = GC.count; ${GCS}.times { GC.start }; puts GC.count - b; end`;

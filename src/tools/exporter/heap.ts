@@ -37,6 +37,9 @@ export function wantedNodeFlags(env = process.env): string[] {
 export function boundHeap(log: (line: string) => void): void {
   const flags = wantedNodeFlags();
   if (flags.length === 0 || process.env[MARK] === '1') return;
+  // Only the rbtrace command itself: a program running the exporter through
+  // the SDK must not be replaced by a restart of itself.
+  if (!/(^|\/)rbtrace$/.test(process.argv[1] ?? '') || !process.argv.includes('exporter')) return;
   const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
   if (own.some((a) => /^--max-(semi|old)-space-size/.test(a))) return;
   process.env[MARK] = '1';

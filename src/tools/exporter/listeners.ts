@@ -47,6 +47,9 @@ const FAMILIES: { name: string; type: 'counter' | 'gauge'; help: string; field: 
 ];
 
 export class ListenerSeries {
+  /** netns -> port -> addr -> its series: found without building a key string per row and reading. */
+  private readonly index = new Map<number, Map<number, Map<string, Listener>>>();
+  /** Every series, in the order they came (the order they are shown in). */
   private readonly byKey = new Map<string, Listener>();
   private gen = 0;
   private shownCount = 0;
@@ -59,13 +62,18 @@ export class ListenerSeries {
   update(rows: ListenerRow[]): MetricFamily[] {
     const gen = ++this.gen;
     for (const row of rows) {
-      const key = `${row.addr}|${row.port}|${row.netns}`;
-      let l = this.byKey.get(key);
+      let ports = this.index.get(row.netns);
+      if (!ports) this.index.set(row.netns, (ports = new Map()));
+      let addrs = ports.get(row.port);
+      if (!addrs) ports.set(row.port, (addrs = new Map()));
+      let l = addrs.get(row.addr);
       if (!l) {
+        const key = `${row.addr}|${row.port}|${row.netns}`;
         l = {
           key, labels: { addr: row.addr, port: String(row.port), netns: String(row.netns) }, gen: 0, shown: false, droppedOnce: false,
           overflows: 0, drops: 0, synackRetrans: 0, aq: 0, aqMax: 0, aqLimit: 0, sq: 0, sqMax: 0, sqLimit: 0,
         };
+        addrs.set(row.addr, l);
         this.byKey.set(key, l);
       }
       if (l.gen !== gen) {
@@ -87,6 +95,11 @@ export class ListenerSeries {
       if (l.gen === gen) continue;
       if (l.shown) this.shownCount--;
       this.byKey.delete(key);
+      const ports = this.index.get(Number(l.labels.netns))!;
+      const addrs = ports.get(Number(l.labels.port))!;
+      addrs.delete(l.labels.addr);
+      if (addrs.size === 0) ports.delete(Number(l.labels.port));
+      if (ports.size === 0) this.index.delete(Number(l.labels.netns));
     }
     const shown: Listener[] = [];
     for (const l of this.byKey.values()) {
@@ -115,8 +128,11 @@ export class ListenerSeries {
     });
   }
 
-  /** Listeners known now (shown or not). */
+  /** Listeners known now (shown or not), and the index's own count (the same: nothing left behind). */
   get size(): number {
+    let indexed = 0;
+    for (const ports of this.index.values()) for (const addrs of ports.values()) indexed += addrs.size;
+    if (indexed !== this.byKey.size) throw new Error(`listener index out of step: ${indexed} != ${this.byKey.size}`);
     return this.byKey.size;
   }
 }
