@@ -24,6 +24,10 @@
 // them) for the cost of synqueue's families at scale: RSS, peak RSS (VmHWM)
 // and CPU per scrape. By default --max-series 2000 shows 2000 of them.
 //
+// --baseline OTHER/bin/rbtrace runs a second exporter, of another build (the
+// previous commit), side by side under the same load and scrapes: before and
+// after in the same run.
+//
 // --churn adds what exercises per-series state: 300 loopback listeners of
 // which 100 a second are closed and replaced (new ports), a new ruby every
 // second doing 3 GC.start and ending 2 s later (new pids), and 10 execs a
@@ -32,7 +36,7 @@
 // writes V8 heap snapshots there after the first minute and at the end
 // (node --heapsnapshot-signal=SIGUSR2), to compare in Chrome's DevTools.
 //
-//   node bench/exporter.mjs [--minutes 10] [--scrape 15] [--churn] [--listeners N] [--node-flags "..."] [--snapshots DIR] [-- EXPORTER-ARGS]
+//   node bench/exporter.mjs [--minutes 10] [--scrape 15] [--churn] [--listeners N] [--baseline OTHER/bin/rbtrace] [--node-flags "..."] [--snapshots DIR] [-- EXPORTER-ARGS]
 //   (as root, after npm run build; it loads BPF programs, so on a shared
 //    machine under the test lock: flock /tmp/rbtrace-tests.lock node bench/exporter.mjs)
 import { spawn, spawnSync } from 'node:child_process';
@@ -50,6 +54,7 @@ const CHURN = process.argv.includes('--churn');
 const NODE_FLAGS = arg('node-flags', undefined);
 const SNAPSHOTS = arg('snapshots', undefined);
 const LISTENERS = Number(arg('listeners', 0));
+const BASELINE = arg('baseline', undefined);
 const SAMPLE_S = 5;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -124,63 +129,69 @@ sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
   });
 }
 
-const port = await freePort();
-const env = { ...process.env };
-if (NODE_FLAGS !== undefined) env.RBTRACE_EXPORTER_NODE_FLAGS = NODE_FLAGS;
+const extra = process.argv.includes('--') ? process.argv.slice(process.argv.indexOf('--') + 1) : [];
 // On node's command line (NODE_OPTIONS refuses --trace-gc); the exporter keeps them when it restarts under its heap flags.
 const nodeArgs = ['--trace-gc', ...(SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : [])];
-const extra = process.argv.includes('--') ? process.argv.slice(process.argv.indexOf('--') + 1) : [];
-const exporter = spawn(process.execPath, [...nodeArgs, `${root}bin/rbtrace`, 'exporter', '--listen', `127.0.0.1:${port}`, ...extra],
-  { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: SNAPSHOTS ?? root });
-let log = '';
-exporter.stderr.on('data', (d) => (log += d));
-// --trace-gc: "[pid:0x..]  1234 ms: Scavenge 5.1 (7.2) -> 4.3 (7.2) MB, ..." per collection: heap in use after it.
-const gcs = []; // { t, kind, after, committed } (MiB)
-let gcTail = '';
-exporter.stdout.setEncoding('utf8').on('data', (d) => {
-  const lines = (gcTail + d).split('\n');
-  gcTail = lines.pop();
-  for (const l of lines) {
-    const m = /ms: ([A-Za-z -]+?) ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/.exec(l);
-    if (m) gcs.push({ t: (Date.now() - t0) / 1000, kind: m[1], after: Number(m[4]), committed: Number(m[5]) });
-  }
-});
+const t0 = Date.now();
+
+/** One exporter under test: this tree's, or the --baseline build's, side by side under the same load. */
+async function startSubject(name, bin) {
+  const port = await freePort();
+  const env = { ...process.env };
+  if (NODE_FLAGS !== undefined) env.RBTRACE_EXPORTER_NODE_FLAGS = NODE_FLAGS;
+  const proc = spawn(process.execPath, [...nodeArgs, bin, 'exporter', '--listen', `127.0.0.1:${port}`, ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: SNAPSHOTS ?? root });
+  const sub = { name, bin, port, proc, log: '', gcs: [], heapUsed: [], scrapeTimes: [], scrapes: 0, bytes: 0, series: 0 };
+  proc.stderr.on('data', (d) => (sub.log += d));
+  // --trace-gc: "[pid:0x..]  1234 ms: Scavenge 5.1 (7.2) -> 4.3 (7.2) MB, ..." per collection: heap in use after it.
+  let tail = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => {
+    const lines = (tail + d).split('\n');
+    tail = lines.pop();
+    for (const l of lines) {
+      const m = /ms: ([A-Za-z -]+?) ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/.exec(l);
+      if (m) sub.gcs.push({ t: (Date.now() - t0) / 1000, kind: m[1], after: Number(m[4]), committed: Number(m[5]) });
+    }
+  });
+  return sub;
+}
+const subjects = [await startSubject('exporter', `${root}bin/rbtrace`)];
+if (BASELINE) subjects.push(await startSubject('baseline', BASELINE));
 const cleanup = () => {
-  for (const p of [...load, bare, exporter]) if (p.exitCode === null) p.kill('SIGTERM');
+  for (const p of [...load, bare, ...subjects.map((x) => x.proc)]) if (p.exitCode === null) p.kill('SIGTERM');
 };
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
-const t0 = Date.now();
-while (!/probes attached \(/.test(log)) {
-  if (exporter.exitCode !== null || Date.now() - t0 > 60000) throw new Error(`exporter did not start: ${log}`);
-  await new Promise((r) => setTimeout(r, 50));
+for (const sub of subjects) {
+  while (!/probes attached \(/.test(sub.log)) {
+    if (sub.proc.exitCode !== null || Date.now() - t0 > 60000) throw new Error(`${sub.name} did not start: ${sub.log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 const listeners = spawnSync('ss', ['-Hltn'], { encoding: 'utf8' }).stdout.trim().split('\n').length;
-console.log(`exporter pid ${exporter.pid} on 127.0.0.1:${port} (${log.match(/probes attached \(([^)]*)\)/)[1]}); ${listeners} TCP listeners on the host`);
-console.log(`${MINUTES} min, scrape every ${SCRAPE_S} s, sample every ${SAMPLE_S} s ...`);
+for (const sub of subjects) {
+  console.log(`${sub.name} (${sub.bin}) pid ${sub.proc.pid} on 127.0.0.1:${sub.port} (${sub.log.match(/probes attached \(([^)]*)\)/)[1]})`);
+}
+console.log(`${listeners} TCP listeners on the host; ${MINUTES} min, scrape every ${SCRAPE_S} s, sample every ${SAMPLE_S} s ...`);
 
-let scrapes = 0;
-let bytes = 0;
-let series = 0;
-const heapUsed = []; // { t, mib }: nodejs_heap_used_bytes of each scrape
-const scrapeTimes = [];
-const scrape = async () => {
-  const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } });
+const scrape = async (sub) => {
+  const r = await fetch(`http://127.0.0.1:${sub.port}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } });
   const body = await r.text();
   if (r.status !== 200) throw new Error(`scrape: ${r.status}`);
-  scrapes++;
-  scrapeTimes.push((Date.now() - t0) / 1000);
-  bytes = body.length;
-  series = body.split('\n').filter((l) => l && !l.startsWith('#')).length;
+  sub.scrapes++;
+  sub.scrapeTimes.push((Date.now() - t0) / 1000);
+  sub.bytes = body.length;
+  sub.series = body.split('\n').filter((l) => l && !l.startsWith('#')).length;
   const h = /^nodejs_heap_used_bytes (\S+)$/m.exec(body);
-  if (h) heapUsed.push({ t: (Date.now() - t0) / 1000, mib: Number(h[1]) / 1048576 });
+  if (h) sub.heapUsed.push({ t: (Date.now() - t0) / 1000, mib: Number(h[1]) / 1048576 });
 };
-await scrape();
-const scraper = setInterval(() => scrape().catch((e) => console.error(e.message)), SCRAPE_S * 1000);
+const scrapeAll = () => Promise.all(subjects.map((sub) => scrape(sub).catch((e) => console.error(`${sub.name}: ${e.message}`))));
+await scrapeAll();
+const scraper = setInterval(scrapeAll, SCRAPE_S * 1000);
 
-const samples = []; // { t, exp: {cpu, rss}, bare: {cpu, rss}, load: cpu }
+const samples = []; // { t, subjects: [{cpu, rss, hwm}], bare: {...}, load: cpu }
 const loadCpu = () => load.reduce((a, p) => a + usage(p.pid).cpu, 0);
-const take = () => samples.push({ t: (Date.now() - t0) / 1000, exp: usage(exporter.pid), bare: usage(bare.pid), load: loadCpu() });
+const take = () => samples.push({ t: (Date.now() - t0) / 1000, subjects: subjects.map((x) => usage(x.proc.pid)), bare: usage(bare.pid), load: loadCpu() });
 take();
 const end = Date.now() + MINUTES * 60_000;
 let snapped = false;
@@ -188,39 +199,41 @@ while (Date.now() < end) {
   await new Promise((r) => setTimeout(r, SAMPLE_S * 1000));
   take();
   if (SNAPSHOTS && !snapped && samples.at(-1).t >= 60) {
-    exporter.kill('SIGUSR2');
+    for (const sub of subjects) sub.proc.kill('SIGUSR2');
     snapped = true;
   }
 }
 clearInterval(scraper);
 if (SNAPSHOTS) {
-  exporter.kill('SIGUSR2');
+  for (const sub of subjects) sub.proc.kill('SIGUSR2');
   await new Promise((r) => setTimeout(r, 5000));
 }
 
-/** CPU % of one core and RSS (mean, max) between two sample indexes. */
-function window(from, to) {
+const mib = (x) => (x / 1048576).toFixed(1);
+/** Subject i's CPU % of one core, CPU per scrape, RSS and heap between two sample indexes, with the bare node's and the load's. */
+function window(i, from, to) {
   const a = samples[from], b = samples[to];
+  const sub = subjects[i];
   const dt = b.t - a.t;
   const part = samples.slice(from, to + 1);
-  const mib = (x) => (x / 1048576).toFixed(1);
-  const rss = (k) => ({ mean: mib(part.reduce((s, x) => s + x[k].rss, 0) / part.length), max: mib(Math.max(...part.map((x) => x[k].rss))) });
+  const rss = (get) => ({ mean: mib(part.reduce((s, x) => s + get(x).rss, 0) / part.length), max: mib(Math.max(...part.map((x) => get(x).rss))) });
   const within = (xs) => xs.filter((x) => x.t >= a.t && x.t <= b.t);
   const mean = (xs, f) => (xs.length ? (xs.reduce((s, x) => s + f(x), 0) / xs.length).toFixed(1) : null);
-  const gc = within(gcs);
-  const scraped = scrapeTimes.filter((t) => t > a.t && t <= b.t).length;
+  const gc = within(sub.gcs);
+  const scraped = sub.scrapeTimes.filter((t) => t > a.t && t <= b.t).length;
+  const cpu = b.subjects[i].cpu - a.subjects[i].cpu;
   return {
     seconds: Math.round(dt),
-    exporter_cpu_pct: ((100 * (b.exp.cpu - a.exp.cpu)) / dt).toFixed(2),
+    cpu_pct: ((100 * cpu) / dt).toFixed(2),
     // All of its CPU in the window (background readings and polling too) over the scrapes in it.
-    exporter_cpu_ms_per_scrape: scraped ? ((1000 * (b.exp.cpu - a.exp.cpu)) / scraped).toFixed(1) : null,
-    exporter_rss_peak_mib: mib(b.exp.hwm),
-    exporter_rss_mib: rss('exp'),
-    exporter_heap_after_gc_mib: { mean: mean(gc, (x) => x.after), max: gc.length ? Math.max(...gc.map((x) => x.after)).toFixed(1) : null, collections: gc.length },
-    exporter_heap_committed_mib_max: gc.length ? Math.max(...gc.map((x) => x.committed)).toFixed(1) : null,
-    exporter_heap_used_at_scrapes_mib: mean(within(heapUsed), (x) => x.mib),
+    cpu_ms_per_scrape: scraped ? ((1000 * cpu) / scraped).toFixed(1) : null,
+    rss_mib: rss((x) => x.subjects[i]),
+    rss_peak_mib: mib(b.subjects[i].hwm),
+    heap_after_gc_mib: { mean: mean(gc, (x) => x.after), max: gc.length ? Math.max(...gc.map((x) => x.after)).toFixed(1) : null, collections: gc.length },
+    heap_committed_mib_max: gc.length ? Math.max(...gc.map((x) => x.committed)).toFixed(1) : null,
+    heap_used_at_scrapes_mib: mean(within(sub.heapUsed), (x) => x.mib),
     bare_node_cpu_pct: ((100 * (b.bare.cpu - a.bare.cpu)) / dt).toFixed(2),
-    bare_node_rss_mib: rss('bare'),
+    bare_node_rss_mib: rss((x) => x.bare),
     load_cpu_pct: ((100 * (b.load - a.load)) / dt).toFixed(1),
   };
 }
@@ -228,27 +241,40 @@ const perMin = Math.round(60 / SAMPLE_S);
 const last = samples.length - 1;
 const midStart = Math.max(0, Math.floor(last / 2) - Math.floor(perMin / 2));
 const report = {
-  minutes: MINUTES, scrape_s: SCRAPE_S, churn: CHURN, node_flags: NODE_FLAGS ?? '(the exporter\'s defaults)',
-  scrapes, last_scrape_bytes: bytes, last_scrape_series: series, host_listeners: listeners,
-  first_minute: window(0, Math.min(perMin, last)),
-  middle_minute: window(midStart, Math.min(midStart + perMin, last)),
-  last_minute: window(Math.max(0, last - perMin), last),
-  whole_run: window(0, last),
+  minutes: MINUTES, scrape_s: SCRAPE_S, churn: CHURN, extra_listeners: LISTENERS, node_flags: NODE_FLAGS ?? '(the exporter\'s defaults)', host_listeners: listeners,
 };
-const rssRise = Number(report.last_minute.exporter_rss_mib.mean) - Number(report.middle_minute.exporter_rss_mib.mean);
-const heapRise = Number(report.last_minute.exporter_heap_after_gc_mib.mean) - Number(report.middle_minute.exporter_heap_after_gc_mib.mean);
-const underCap = Number(report.last_minute.exporter_rss_mib.max) <= 80;
-report.verdict = {
-  rss_rise_mib_middle_to_last: rssRise.toFixed(1),
-  heap_after_gc_rise_mib_middle_to_last: heapRise.toFixed(1),
-  rss_rise_mib_first_to_last: (Number(report.last_minute.exporter_rss_mib.mean) - Number(report.first_minute.exporter_rss_mib.mean)).toFixed(1),
-  memory: rssRise < 2 && heapRise < 1 ? 'flat' : 'GROWS',
-  rss_at_most_80_mib: underCap,
-};
+const verdicts = [];
+subjects.forEach((sub, i) => {
+  const r = {
+    bin: sub.bin, scrapes: sub.scrapes, last_scrape_bytes: sub.bytes, last_scrape_series: sub.series,
+    first_minute: window(i, 0, Math.min(perMin, last)),
+    middle_minute: window(i, midStart, Math.min(midStart + perMin, last)),
+    last_minute: window(i, Math.max(0, last - perMin), last),
+    whole_run: window(i, 0, last),
+  };
+  const rssRise = Number(r.last_minute.rss_mib.mean) - Number(r.middle_minute.rss_mib.mean);
+  const heapRise = Number(r.last_minute.heap_after_gc_mib.mean) - Number(r.middle_minute.heap_after_gc_mib.mean);
+  const underCap = Number(r.last_minute.rss_mib.max) <= 80;
+  r.verdict = {
+    rss_rise_mib_first_to_last: (Number(r.last_minute.rss_mib.mean) - Number(r.first_minute.rss_mib.mean)).toFixed(1),
+    heap_used_rise_mib_first_to_last: (Number(r.last_minute.heap_used_at_scrapes_mib) - Number(r.first_minute.heap_used_at_scrapes_mib)).toFixed(1),
+    rss_rise_mib_middle_to_last: rssRise.toFixed(1),
+    heap_after_gc_rise_mib_middle_to_last: heapRise.toFixed(1),
+    memory: rssRise < 2 && heapRise < 1 ? 'flat' : 'GROWS',
+    rss_at_most_80_mib: underCap,
+  };
+  report[sub.name] = r;
+  verdicts.push(`${sub.name}: memory ${r.verdict.memory} (RSS ${r.first_minute.rss_mib.mean} -> ${r.middle_minute.rss_mib.mean} -> ${r.last_minute.rss_mib.mean} MiB, ` +
+    `heap after GC ${r.first_minute.heap_after_gc_mib.mean} -> ${r.middle_minute.heap_after_gc_mib.mean} -> ${r.last_minute.heap_after_gc_mib.mean} MiB, ` +
+    `heapUsed at scrapes ${r.first_minute.heap_used_at_scrapes_mib} -> ${r.last_minute.heap_used_at_scrapes_mib} MiB: first -> middle -> last minute); ` +
+    `last-minute RSS max ${r.last_minute.rss_mib.max} MiB ${underCap ? '<=' : '>'} 80 MiB; CPU ${r.whole_run.cpu_pct} % of a core, ${r.whole_run.cpu_ms_per_scrape} ms per scrape`);
+});
+verdicts.push(`bare node: RSS ${report.exporter.last_minute.bare_node_rss_mib.mean} MiB, CPU ${report.exporter.whole_run.bare_node_cpu_pct} %; load ${report.exporter.whole_run.load_cpu_pct} % of a core`);
 console.log(JSON.stringify(report, null, 2));
-console.log(`verdict: memory ${report.verdict.memory} (RSS ${rssRise >= 0 ? '+' : ''}${rssRise.toFixed(1)} MiB, heap after GC ${heapRise >= 0 ? '+' : ''}${heapRise.toFixed(1)} MiB from the middle to the last minute); ` +
-  `last-minute RSS max ${report.last_minute.exporter_rss_mib.max} MiB ${underCap ? '<=' : '>'} 80 MiB; bare node ${report.last_minute.bare_node_rss_mib.mean} MiB`);
-exporter.kill('SIGTERM');
-await new Promise((r) => exporter.on('exit', r));
-console.log(`exporter exit: ${exporter.exitCode}`);
+for (const v of verdicts) console.log(`verdict: ${v}`);
+for (const sub of subjects) sub.proc.kill('SIGTERM');
+for (const sub of subjects) {
+  if (sub.proc.exitCode === null) await new Promise((r) => sub.proc.on('exit', r));
+  console.log(`${sub.name} exit: ${sub.proc.exitCode}`);
+}
 process.exit(0);

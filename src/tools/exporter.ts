@@ -15,7 +15,7 @@ import { parsePositiveInt } from '../core/options.js';
 import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
-import { releaseFreedHeap } from '../core/ffi/malloc.js';
+import { releaseFreedMemory } from '../core/memory.js';
 import { boundHeap } from './exporter/heap.js';
 import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
@@ -37,6 +37,8 @@ const OPTIONAL_BY_DEFAULT = new Set<SourceName>(['gcstat']);
 const COALESCE_MS = 200;
 /** A reading at least this often even without scrapes (drained maps must not fill). */
 const BACKGROUND_MS = 30_000;
+/** Freed C heap given back to the system this often (malloc_trim: well under a millisecond). */
+const TRIM_MS = 10_000;
 
 export function parseTools(text: string): SourceName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -240,7 +242,9 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       throw err;
     }
 
-    if (process.env.RBTRACE_NO_TRIM !== '1') releaseFreedHeap();
+    // libbpf parsed megabytes of BTF while loading: give back what it freed.
+    const trim = process.env.RBTRACE_NO_TRIM !== '1';
+    if (trim) releaseFreedMemory();
     server.ready = true;
     process.stderr.write(`rbtrace exporter: probes attached (${sources.map((s) => `${s.tool}: ${s.path}`).join(', ')}), serving http://${opts.listen}/metrics\n`);
     let lastScrapes = 0;
@@ -250,9 +254,14 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       }
       lastScrapes = server.scrapes;
     }, BACKGROUND_MS);
+    // Each scrape frees megabytes of C heap (the response's Buffer, libuv's
+    // and koffi's buffers) that glibc keeps, fragmented, for reuse: without
+    // giving it back, RSS creeps up over hours though nothing leaks.
+    const trimmer = trim ? setInterval(releaseFreedMemory, TRIM_MS) : undefined;
 
     const signal = await stopped;
     clearInterval(background);
+    if (trimmer) clearInterval(trimmer);
     untrap();
     closeAll();
     ctx.log.verbose(`${signal}: every probe detached`);
