@@ -167,35 +167,52 @@ function cached(key: string, open: () => BinaryFile): BinaryFile {
 /**
  * The file of a mapping of process `pid`, opened as the mapped object: its
  * map_files entry, else its path under the process's root, either way
- * checked against the device and inode of the mapping.
+ * checked against the device and inode of the mapping. Once per run and
+ * file (cached, never closed: for the tools' one-shot lookups).
  */
 export function openMapping(pid: number, m: Mapping): BinaryFile {
-  return cached(`${pid}:${m.major}:${m.minor}:${m.inode}`, () => {
-    const name = m.path + (m.deleted ? ' (deleted)' : '');
+  return cached(`${pid}:${m.major}:${m.minor}:${m.inode}`, () => openMappedFile(pid, m));
+}
+
+/**
+ * openMapping without the cache: a new descriptor the caller closes. For a
+ * daemon (the exporter) that meets processes for as long as it runs.
+ */
+export function openMappedFile(pid: number, m: Mapping): BinaryFile {
+  const name = m.path + (m.deleted ? ' (deleted)' : '');
+  try {
+    return BinaryFile.open(`/proc/${pid}/map_files/${m.range}`, name, m);
+  } catch (err) {
+    // EPERM without CAP_SYS_ADMIN; ENOENT if unmapped since. A non-regular
+    // file or a wrong inode through map_files is the answer, not a reason to retry.
+    if (!(err instanceof RbtraceError && err.message.startsWith('cannot open '))) throw err;
+  }
+  if (m.deleted) {
+    throw new RbtraceError(`${name}, mapped by process ${pid}, is deleted, and /proc/${pid}/map_files cannot be opened without CAP_SYS_ADMIN`,
+      { hint: 'run rbtrace as root' });
+  }
+  // /proc/PID/maps paths are relative to the reader's root: the path under
+  // the process's root is right for a process in another mount namespace,
+  // the plain path for a chrooted one. Either must be the mapped inode.
+  try {
+    return BinaryFile.open(`/proc/${pid}/root${m.path}`, name, m);
+  } catch (err) {
     try {
-      return BinaryFile.open(`/proc/${pid}/map_files/${m.range}`, name, m);
-    } catch (err) {
-      // EPERM without CAP_SYS_ADMIN; ENOENT if unmapped since. A non-regular
-      // file or a wrong inode through map_files is the answer, not a reason to retry.
-      if (!(err instanceof RbtraceError && err.message.startsWith('cannot open '))) throw err;
+      return BinaryFile.open(m.path, name, m);
+    } catch {
+      throw err;
     }
-    if (m.deleted) {
-      throw new RbtraceError(`${name}, mapped by process ${pid}, is deleted, and /proc/${pid}/map_files cannot be opened without CAP_SYS_ADMIN`,
-        { hint: 'run rbtrace as root' });
-    }
-    // /proc/PID/maps paths are relative to the reader's root: the path under
-    // the process's root is right for a process in another mount namespace,
-    // the plain path for a chrooted one. Either must be the mapped inode.
-    try {
-      return BinaryFile.open(`/proc/${pid}/root${m.path}`, name, m);
-    } catch (err) {
-      try {
-        return BinaryFile.open(m.path, name, m);
-      } catch {
-        throw err;
-      }
-    }
-  });
+  }
+}
+
+/** A file's identity as /proc/PID/maps shows it ("major:minor:inode"): what uprobes attach to. */
+export function mappingKey(m: Pick<Mapping, 'major' | 'minor' | 'inode'>): string {
+  return `${m.major}:${m.minor}:${m.inode}`;
+}
+
+/** The same identity for an opened file. */
+export function fileKey(f: BinaryFile): string {
+  return mappingKey({ major: devMajor(f.dev), minor: devMinor(f.dev), inode: f.ino });
 }
 
 /** The executable of process `pid` (/proc/PID/exe: the very file, in any mount namespace). */

@@ -15,7 +15,8 @@ import { parsePositiveInt } from '../core/options.js';
 import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
-import { releaseFreedHeap } from '../core/ffi/malloc.js';
+import { releaseFreedMemory } from '../core/memory.js';
+import { boundHeap } from './exporter/heap.js';
 import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
 
@@ -36,6 +37,8 @@ const OPTIONAL_BY_DEFAULT = new Set<SourceName>(['gcstat']);
 const COALESCE_MS = 200;
 /** A reading at least this often even without scrapes (drained maps must not fill). */
 const BACKGROUND_MS = 30_000;
+/** Freed C heap given back to the system this often (malloc_trim: well under a millisecond). */
+const TRIM_MS = 10_000;
 
 export function parseTools(text: string): SourceName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -55,6 +58,8 @@ export function parseTools(text: string): SourceName[] {
  */
 export class Gatherer {
   private readonly limiters = new Map<string, SeriesLimiter>();
+  /** Families whose source applies the limit itself: their drops so far. */
+  private readonly limitedBySource = new Map<string, number>();
   private readonly lastCounter = new Map<string, Map<string, number>>();
   private cached?: { at: number; families: MetricFamily[] };
 
@@ -85,7 +90,10 @@ export class Gatherer {
       {
         name: 'rbtrace_exporter_dropped_series', type: 'counter',
         help: 'Series left out because their family reached --max-series (each counted once while it exists).',
-        samples: [...this.limiters].map(([family, l]) => ({ labels: { family }, value: l.dropped })),
+        samples: [
+          ...[...this.limiters].map(([family, l]) => ({ labels: { family }, value: l.dropped })),
+          ...[...this.limitedBySource].map(([family, value]) => ({ labels: { family }, value })),
+        ],
       },
       {
         name: 'rbtrace_exporter_lost_events', type: 'counter', help: 'Events the BPF side could not pass on (ring buffer full), per tool.',
@@ -103,16 +111,23 @@ export class Gatherer {
       ...processFamilies(),
       ...this.own(),
     );
-    this.cached = { at: Date.now(), families };
+    const cached = (this.cached = { at: Date.now(), families });
+    // Kept for the coalescing window only: between scrapes nothing of a
+    // reading stays (the families, and the documents rendered from them).
+    setTimeout(() => { if (this.cached === cached) this.cached = undefined; }, COALESCE_MS).unref();
     return families;
   }
 
   private bound(f: MetricFamily): MetricFamily {
+    if (f.limited) {
+      this.limitedBySource.set(f.name, f.limited.dropped);
+      return f;
+    }
     let limiter = this.limiters.get(f.name);
     if (!limiter) this.limiters.set(f.name, (limiter = new SeriesLimiter(this.maxSeries)));
     if (f.histograms) return { ...f, histograms: limiter.filter(f.histograms) };
     let samples = limiter.filter(f.samples ?? []);
-    if (f.type === 'counter') samples = this.monotonic(f.name, samples);
+    if (f.type === 'counter' && !f.monotonic) samples = this.monotonic(f.name, samples);
     return { ...f, samples };
   }
 
@@ -139,6 +154,7 @@ function processFamilies(): MetricFamily[] {
     { name: 'process_cpu_seconds', type: 'counter', help: 'User and system CPU time of the exporter.', samples: [{ labels: {}, value: (cpu.user + cpu.system) / 1e6 }] },
     { name: 'process_resident_memory_bytes', type: 'gauge', unit: 'bytes', help: 'Resident set size of the exporter.', samples: [{ labels: {}, value: mem.rss }] },
     { name: 'nodejs_heap_used_bytes', type: 'gauge', unit: 'bytes', help: 'V8 heap in use (of process_resident_memory_bytes).', samples: [{ labels: {}, value: mem.heapUsed }] },
+    { name: 'nodejs_external_memory_bytes', type: 'gauge', unit: 'bytes', help: 'Memory of Buffers and other objects outside the V8 heap that it tracks.', samples: [{ labels: {}, value: mem.external }] },
   ];
 }
 
@@ -167,6 +183,8 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
     const tools = explicit ? parseTools(opts.tools!) : DEFAULT_TOOLS;
     checkPrivileges();
     checkBtf();
+    // Before anything is loaded or listened on: the same command under bounded V8 heap flags (same pid).
+    boundHeap((line) => ctx.log.warn(line));
 
     const scope = exporterScope(opts.cgroup);
     const sources: Source[] = [];
@@ -207,7 +225,7 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
         await new Promise((r) => setImmediate(r));
         if (stopSignal) break; // SIGTERM during attach: detach what is attached and go
         try {
-          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`), scope);
+          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`), scope, { maxSeries: opts.maxSeries });
           sources.push(source);
           ctx.log.verbose(`${name}: attached (${source.path})`);
         } catch (err) {
@@ -224,7 +242,9 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       throw err;
     }
 
-    if (process.env.RBTRACE_NO_TRIM !== '1') releaseFreedHeap();
+    // libbpf parsed megabytes of BTF while loading: give back what it freed.
+    const trim = process.env.RBTRACE_NO_TRIM !== '1';
+    if (trim) releaseFreedMemory();
     server.ready = true;
     process.stderr.write(`rbtrace exporter: probes attached (${sources.map((s) => `${s.tool}: ${s.path}`).join(', ')}), serving http://${opts.listen}/metrics\n`);
     let lastScrapes = 0;
@@ -234,9 +254,14 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       }
       lastScrapes = server.scrapes;
     }, BACKGROUND_MS);
+    // Each scrape frees megabytes of C heap (the response's Buffer, libuv's
+    // and koffi's buffers) that glibc keeps, fragmented, for reuse: without
+    // giving it back, RSS creeps up over hours though nothing leaks.
+    const trimmer = trim ? setInterval(releaseFreedMemory, TRIM_MS) : undefined;
 
     const signal = await stopped;
     clearInterval(background);
+    if (trimmer) clearInterval(trimmer);
     untrap();
     closeAll();
     ctx.log.verbose(`${signal}: every probe detached`);

@@ -7,6 +7,9 @@ import { SeriesLimiter } from '../../src/core/metrics/limit.js';
 import { parseListen } from '../../src/core/metrics/server.js';
 import { Gatherer, parseTools } from '../../src/tools/exporter.js';
 import { execResult } from '../../src/tools/exporter/sources.js';
+import { ListenerSeries } from '../../src/tools/exporter/listeners.js';
+import { DEFAULT_NODE_FLAGS, wantedNodeFlags } from '../../src/tools/exporter/heap.js';
+import type { ListenerRow } from '../../src/tools/synqueue/model.js';
 
 test('label values: backslash, double quote and line feed are escaped, nothing else', () => {
   assert.equal(escapeLabelValue('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
@@ -107,4 +110,39 @@ test('a counter reading below the last shown value shows the last value; a vanis
   values = [['a', 1], ['b', 9]];
   while (Date.now() - t < 750) { /* again */ }
   assert.deepEqual(shown(), { a: 1, b: 9 });
+});
+
+test('listener series: --max-series applied per listener before the nine families are built; drops counted once; a closed listener frees its slot', () => {
+  const row = (port: number, o: Partial<ListenerRow> = {}): ListenerRow => ({
+    addr: '127.0.0.1', port, family: 'ipv4', netns: 1, pid: null, comm: null, container: null,
+    accept_queue: 1, accept_queue_max: 2, accept_limit: 8, syn_queue: 0, syn_queue_max: 0, syn_limit: 16,
+    overflows: 3, drops: 3, syncookies: 0, synack_retrans: 0, enqueued: 0, ...o,
+  });
+  const ls = new ListenerSeries(2);
+  let fams = ls.update([row(1), row(2), row(3)]);
+  assert.equal(fams.length, 9);
+  for (const f of fams) {
+    assert.deepEqual(f.samples!.map((s) => s.labels.port), ['1', '2'], f.name);
+    assert.deepEqual(f.limited, { dropped: 1 });
+  }
+  const overflows = () => Object.fromEntries(fams[0].samples!.map((s) => [s.labels.port, s.value]));
+  assert.equal(fams[0].samples![0].text, '{addr="127.0.0.1",port="1",netns="1"}', 'label text rendered once, ready for the exposition');
+  // Two sockets with the same labels (SO_REUSEPORT) add up; counters accumulate.
+  fams = ls.update([row(1), row(1, { accept_limit: 4 }), row(2), row(3)]);
+  assert.deepEqual(overflows(), { 1: 9, 2: 6 });
+  assert.equal(fams.find((f) => f.name === 'rbtrace_listen_accept_queue_limit')!.samples![0].value, 12);
+  assert.equal(ls.dropped, 1, 'port 3 counted once while it exists');
+  // Port 1 closes: port 3 takes its slot, with what it counted since it appeared.
+  fams = ls.update([row(2), row(3)]);
+  assert.deepEqual(overflows(), { 2: 9, 3: 9 });
+  assert.equal(ls.size, 2);
+  const text = render(fams, false);
+  assert.match(text, /^rbtrace_listen_overflows_total\{addr="127\.0\.0\.1",port="3",netns="1"\} 9$/m);
+});
+
+test('the exporter restarts under bounded V8 heap flags unless told otherwise', () => {
+  assert.deepEqual(wantedNodeFlags({}), DEFAULT_NODE_FLAGS);
+  assert.ok(DEFAULT_NODE_FLAGS.some((f) => f.startsWith('--max-semi-space-size=')));
+  assert.deepEqual(wantedNodeFlags({ RBTRACE_EXPORTER_NODE_FLAGS: '' }), []);
+  assert.deepEqual(wantedNodeFlags({ RBTRACE_EXPORTER_NODE_FLAGS: ' --max-semi-space-size=4  --max-old-space-size=64 ' }), ['--max-semi-space-size=4', '--max-old-space-size=64']);
 });

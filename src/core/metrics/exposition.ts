@@ -12,6 +12,8 @@ export interface Sample {
   value: number;
   /** Identity of the series within its family, when the source has one cheaper than its labels (see seriesKey). */
   key?: string;
+  /** The label set already rendered (labelText(labels)): a source keeping its series between scrapes renders it once. */
+  text?: string;
 }
 
 /** Cumulative buckets (count of observations <= le), as Prometheus wants them. */
@@ -32,6 +34,13 @@ export interface MetricFamily {
   unit?: string;
   samples?: Sample[];
   histograms?: HistogramSample[];
+  /**
+   * Set when the source applied --max-series itself (before building the
+   * samples it would drop): the series it refused since start.
+   */
+  limited?: { dropped: number };
+  /** A counter family that cannot go backwards by construction (accumulated deltas): no guard needed. */
+  monotonic?: boolean;
 }
 
 export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -64,7 +73,8 @@ export function formatValue(v: number): string {
   return String(v);
 }
 
-function labelText(labels: Labels, extra?: [string, string]): string {
+/** A label set as both formats write it: {a="x",b="y"}, values escaped; '' for none. */
+export function labelText(labels: Labels, extra?: [string, string]): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
   if (extra) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
@@ -79,7 +89,7 @@ export function render(families: MetricFamily[], openMetrics: boolean): string {
     out.push(`# HELP ${familyName} ${escapeHelp(f.help)}`);
     out.push(`# TYPE ${familyName} ${f.type}`);
     if (openMetrics && f.unit) out.push(`# UNIT ${familyName} ${f.unit}`);
-    for (const s of f.samples ?? []) out.push(`${sampleName}${labelText(s.labels)} ${formatValue(s.value)}`);
+    for (const s of f.samples ?? []) out.push(`${sampleName}${s.text ?? labelText(s.labels)} ${formatValue(s.value)}`);
     for (const h of f.histograms ?? []) {
       for (const b of h.buckets) out.push(`${f.name}_bucket${labelText(h.labels, ['le', formatValue(b.le)])} ${b.count}`);
       out.push(`${f.name}_bucket${labelText(h.labels, ['le', '+Inf'])} ${h.count}`);

@@ -7,6 +7,11 @@ import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
 import { possibleCpus } from '../../core/maps.js';
 import { errnoName, syscallName } from '../../core/names.js';
 import { findRubyBinary } from '../../core/uprobes.js';
+import { hasBpfCookie } from '../../core/usdt-pids.js';
+import type { BinaryFile } from '../../core/procfiles.js';
+import type { BpfObject } from '../../core/object.js';
+import { RubyDiscovery, hasRubyGcProbes } from './rubies.js';
+import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/exposition.js';
 import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbersRodata } from '../syscount.js';
@@ -38,6 +43,12 @@ export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat'] as c
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 type Log = (line: string) => void;
+
+/** What a source may need of the exporter's options. */
+export interface Limits {
+  /** --max-series: per metric family. */
+  maxSeries: number;
+}
 
 function lostOf(loaded: Loaded): () => number {
   const map = loaded.obj.map('rbtrace_lost');
@@ -87,19 +98,11 @@ export function syscountSource(log: Log, scope: Target): Source {
 
 // ---- synqueue ---------------------------------------------------------------
 
-interface ListenerState {
-  key: string;
-  labels: { addr: string; port: string; netns: string };
-  overflows: number;
-  drops: number;
-  synackRetrans: number;
-}
-
 /**
  * synqueue's own collector (synqueue/collect.ts): every network namespace
  * with a process in it, each listener's row as `rbtrace synqueue` shows it.
  */
-export function synqueueSource(log: Log, scope: Target): Source {
+export function synqueueSource(log: Log, scope: Target, limits: Limits): Source {
   const loaded = loadWithPaths({ object: synqueueGen.SKELETON, paths: SYNQUEUE_PATHS, log });
   const collector = new SynqueueCollector({
     ...iteratorLinks(loaded),
@@ -112,55 +115,14 @@ export function synqueueSource(log: Log, scope: Target): Source {
     cgroup: scope.cgroup?.relative,
   });
   collector.collect(); // the first reading sets the baseline
-  // Counters per label set: listeners sharing addr:port in one namespace
-  // (SO_REUSEPORT) add up, and deltas are accumulated, so a counter only goes
-  // up while its listener exists; it goes when the last socket with its labels closes.
-  const totals = new Map<string, ListenerState>();
-
+  // Per label set, kept between scrapes, --max-series applied per listener (exporter/listeners.ts).
+  const series = new ListenerSeries(limits.maxSeries);
   return {
     tool: 'synqueue',
     path: loaded.path.name,
     lost: lostOf(loaded),
     close: () => loaded.obj.close(),
-    collect() {
-      const report = collector.collect();
-      const gauges = new Map<string, { key: string; labels: ListenerState['labels']; aq: number; aqMax: number; aqLimit: number; sq: number; sqMax: number; sqLimit: number }>();
-      for (const row of report.listeners) {
-        const labels = { addr: row.addr, port: String(row.port), netns: String(row.netns) };
-        const key = `${row.addr}|${row.port}|${row.netns}`;
-        let t = totals.get(key);
-        if (!t) totals.set(key, (t = { key, labels, overflows: 0, drops: 0, synackRetrans: 0 }));
-        t.overflows += row.overflows;
-        t.drops += row.drops;
-        t.synackRetrans += row.synack_retrans;
-        const g = gauges.get(key) ?? { key, labels, aq: 0, aqMax: 0, aqLimit: 0, sq: 0, sqMax: 0, sqLimit: 0 };
-        g.aq += row.accept_queue;
-        g.aqMax = Math.max(g.aqMax, row.accept_queue_max);
-        g.aqLimit += row.accept_limit;
-        g.sq += row.syn_queue;
-        g.sqMax = Math.max(g.sqMax, row.syn_queue_max);
-        g.sqLimit += row.syn_limit;
-        gauges.set(key, g);
-      }
-      for (const key of totals.keys()) if (!gauges.has(key)) totals.delete(key);
-      const gs = [...gauges.values()];
-      const ts = [...totals.values()];
-      const gauge = (name: string, help: string, f: (g: (typeof gs)[number]) => number): MetricFamily =>
-        ({ name, type: 'gauge', help, samples: gs.map((g) => ({ labels: g.labels, value: f(g), key: g.key })) });
-      const counter = (name: string, help: string, f: (t: ListenerState) => number): MetricFamily =>
-        ({ name, type: 'counter', help, samples: ts.map((t) => ({ labels: t.labels, value: f(t), key: t.key })) });
-      return [
-        counter('rbtrace_listen_overflows', 'Connections refused because the accept queue was full, per TCP listener.', (t) => t.overflows),
-        counter('rbtrace_listen_drops', 'Packets the listener dropped, overflows included (its share of TcpExt ListenDrops), per TCP listener.', (t) => t.drops),
-        counter('rbtrace_listen_synack_retransmits', 'SYN-ACKs retransmitted for connections in the SYN queue, per TCP listener.', (t) => t.synackRetrans),
-        gauge('rbtrace_listen_accept_queue_length', 'Connections waiting in the accept queue now.', (g) => g.aq),
-        gauge('rbtrace_listen_accept_queue_max', 'Longest accept queue seen since the previous collection.', (g) => g.aqMax),
-        gauge('rbtrace_listen_accept_queue_limit', 'Accept queue limit (the listen() backlog, capped by net.core.somaxconn).', (g) => g.aqLimit),
-        gauge('rbtrace_listen_syn_queue_length', 'Half-open connections in the SYN queue now.', (g) => g.sq),
-        gauge('rbtrace_listen_syn_queue_max', 'Longest SYN queue seen since the previous collection.', (g) => g.sqMax),
-        gauge('rbtrace_listen_syn_queue_limit', 'Effective SYN queue limit (0: SYN cookies always, tcp_syncookies=2).', (g) => g.sqLimit),
-      ];
-    },
+    collect: () => series.update(collector.collect().listeners),
   };
 }
 
@@ -217,43 +179,106 @@ export function execsnoopSource(log: Log, scope: Target): Source {
 
 /** Slots of the GC histogram always shown: le up to 2^21 us (about 2 s). */
 const GC_MIN_SLOTS = 21;
+/** How often processes are looked at for rubies (a ruby is traced from the first scan after it starts). */
+export const RUBY_SCAN_MS = 2000;
 
+interface RubyProcess {
+  comm: string;
+  /** GCs (mark phases) seen since the exporter first saw it. */
+  gcs: number;
+}
+
+/**
+ * Every ruby with USDT (exporter/rubies.ts): the system's libruby from the
+ * start, and each other libruby or static ruby as a process running it is
+ * found. Without BPF cookies (before 5.15) a shared library's USDT attaches
+ * only per process: there, the system's libruby only, as before.
+ */
 export function gcstatSource(log: Log, scope: Target): Source {
-  const binary = findRubyBinary({});
-  checkGcProbes(binary);
+  let system: BinaryFile | undefined;
+  try {
+    system = findRubyBinary({});
+    checkGcProbes(system);
+  } catch (err) {
+    // No ruby on the host (a Kubernetes node): the containers' rubies are still found.
+    if (!hasBpfCookie()) throw err;
+    log(`no system libruby with USDT (${(err as Error).message}): rubies are attached as processes run them`);
+    system = undefined;
+  }
   const programs = GC_PROBES.map((p) => p.program);
-  // No pid: every process that maps this libruby (USDT semaphores through the kernel's ref counter).
+  const attachTo = (o: BpfObject, binary: BinaryFile) => {
+    checkGcProbes(binary);
+    return GC_PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: GC_PROVIDER, name: p.name }));
+  };
+  // No pid: every process that maps the file (USDT semaphores through the kernel's ref counter).
   const loaded = loadWithPaths({
     object: gcGen.SKELETON,
     log,
     paths: [{
-      name: 'usdt', programs, note: `USDT ${GC_PROVIDER}:gc__{mark,sweep}__{begin,end} in ${binary}, every process`,
-      attach: (o) => GC_PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: GC_PROVIDER, name: p.name })),
+      name: 'usdt', programs, note: `USDT ${GC_PROVIDER}:gc__{mark,sweep}__{begin,end} in every libruby and static ruby run, every process`,
+      attach: () => [],
     }],
     configure: (obj) => obj.setRodata(scope.rodata()),
   });
-  scope.attach(loaded.obj);
+  let rubies: RubyDiscovery | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    rubies = new RubyDiscovery({
+      attach: (file) => attachTo(loaded.obj, file),
+      hasProbes: (file) => hasRubyGcProbes(file, GC_PROBES.map((p) => p.name), GC_PROVIDER),
+      log,
+    });
+    if (system) rubies.pin(system);
+    if (hasBpfCookie()) {
+      rubies.scan();
+      timer = setInterval(() => {
+        try {
+          rubies!.scan();
+        } catch (err) {
+          log(`looking for rubies failed: ${(err as Error).message}`);
+        }
+      }, RUBY_SCAN_MS);
+    }
+    scope.attach(loaded.obj);
+  } catch (err) {
+    if (timer) clearInterval(timer);
+    rubies?.close();
+    loaded.obj.close();
+    throw err;
+  }
   const hists = loaded.obj.map('hists').typed(scalarLayout('u32'), gcGen.gc_hist_layout);
   const comms = new Map<number, string>();
-  const pids = new Set<number>();
+  const procs = new Map<number, RubyProcess>();
   const sums = { mark: 0, sweep: 0 };
   return {
     tool: 'gcstat',
     path: loaded.path.name,
     lost: lostOf(loaded),
-    close: () => loaded.obj.close(),
+    close: () => {
+      if (timer) clearInterval(timer);
+      rubies!.close();
+      loaded.obj.close();
+    },
     collect() {
       for (const [pid, e] of drainGcStats(loaded.obj, comms)) {
-        pids.add(pid);
+        let p = procs.get(pid);
+        if (!p) procs.set(pid, (p = { comm: '', gcs: 0 }));
+        p.gcs += e.mark.count;
         sums.mark += e.mark.total_ns;
         sums.sweep += e.sweep.total_ns;
       }
+      comms.clear(); // drainGcStats' names: the name now is read below
       const rss: Sample[] = [];
-      for (const pid of [...pids].sort((a, b) => a - b)) {
+      const gcs: Sample[] = [];
+      for (const pid of [...procs.keys()].sort((a, b) => a - b)) {
         const r = readRss(pid);
-        if (!r) { pids.delete(pid); comms.delete(pid); continue; } // gone: its series goes too
+        if (!r) { procs.delete(pid); continue; } // gone: its series go too
+        const p = procs.get(pid)!;
         // The name now (a process may rename itself after its first GC).
-        rss.push({ labels: { pid: String(pid), comm: readComm(pid) }, value: r.rss });
+        p.comm = readComm(pid);
+        const labels = { pid: String(pid), comm: p.comm };
+        rss.push({ labels, value: r.rss });
+        gcs.push({ labels, value: p.gcs });
       }
       const histograms = (['mark', 'sweep'] as const).map((phase) => {
         const slots = hists.lookup({ value: phase === 'mark' ? gcGen.ENUMS.GC_MARK : gcGen.ENUMS.GC_SWEEP })?.slots ?? [];
@@ -261,7 +286,13 @@ export function gcstatSource(log: Log, scope: Target): Source {
       });
       return [
         { name: 'rbtrace_ruby_gc_seconds', type: 'histogram', unit: 'seconds', help: 'Duration of Ruby GC phases (USDT gc__mark/gc__sweep), every ruby on the host.', histograms },
+        { name: 'rbtrace_ruby_gcs', type: 'counter', help: 'Garbage collections (GC mark phases ended) of each ruby process, since the exporter first saw it collect.', samples: gcs },
         { name: 'rbtrace_ruby_rss_bytes', type: 'gauge', unit: 'bytes', help: 'Resident set size (VmRSS) of each ruby process seen doing GC.', samples: rss },
+        {
+          name: 'rbtrace_ruby_binary_processes', type: 'gauge',
+          help: 'Files holding a Ruby interpreter (libruby, or a static ruby) whose GC probes are attached, by path and device:inode, with how many processes run each.',
+          samples: rubies!.list().map((b) => ({ labels: { binary: b.file.name, inode: b.key }, value: b.pids })),
+        },
       ];
     },
   };
@@ -278,7 +309,7 @@ export function exporterScope(cgroup?: CgroupDir): Target {
   return scope;
 }
 
-export const SOURCES: Record<SourceName, (log: Log, scope: Target) => Source> = {
+export const SOURCES: Record<SourceName, (log: Log, scope: Target, limits: Limits) => Source> = {
   syscount: syscountSource,
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,
