@@ -4,6 +4,7 @@
 
 #define STRLAT_MAX_DEPTH 32  /* nested/recursive calls kept per thread */
 #define STRLAT_SLOTS 64      /* log2 slots */
+#define STRLAT_MAX_FUNCS 64  /* functions timed at once (--func a,b / a glob) */
 
 enum strlat_hist_kind {
 	STRLAT_HIST_NS = 0,   /* latency, log2 of ns (JSON, percentiles) */
@@ -12,7 +13,7 @@ enum strlat_hist_kind {
 	STRLAT_HIST_KINDS = 3,
 };
 
-/* Cumulative, per CPU (summed by user space). */
+/* Cumulative, per CPU (summed by user space), one per function. */
 struct strlat_stats {
 	__u64 count;
 	__u64 total_ns;
@@ -21,6 +22,7 @@ struct strlat_stats {
 	__u64 unmatched; /* returns without an entry (entered before attach) */
 };
 
+/* One per function and kind: key = function * STRLAT_HIST_KINDS + kind. */
 struct strlat_hist {
 	__u64 slots[STRLAT_SLOTS];
 };
