@@ -10,7 +10,7 @@
 // lost between reading and resetting (src/tools/strlat/collect.ts).
 import { Option, type Command } from 'commander';
 import { defineTool, type ToolContext } from '../core/tool.js';
-import { UsageError } from '../core/errors.js';
+import { RbtraceError, UsageError } from '../core/errors.js';
 import { integerParser } from '../core/parsers.js';
 import { findLibrary } from '../core/process.js';
 import {
@@ -76,6 +76,19 @@ interface Traced {
   title: string;
 }
 
+/** A kernel without BPF cookies for uprobes (before 5.15) refuses the multi-function programs: say so. */
+function cookiesNeeded<T>(several: boolean, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (several && err instanceof RbtraceError && /get_attach_cookie|unknown#174/.test(err.details ?? '')) {
+      throw new RbtraceError('several functions at once need BPF cookies (Linux 5.15+), which this kernel lacks',
+        { hint: 'time one function per run', details: err.details });
+    }
+    throw err;
+  }
+}
+
 function traceKernel(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced {
   const func = opts.kfunc!;
   for (const [given, flag] of [[opts.func, '--func'], [opts.lib, '--lib'], [opts.size, '--size']] as const) {
@@ -110,7 +123,7 @@ function traceUser(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced {
   // One function: programs without cookies (5.10 loads them). Several: the
   // cookie of each link says which function (5.15+).
   const [entry, ret] = several ? ['strlat_entry_multi', 'strlat_return_multi'] : ['strlat_entry', 'strlat_return'];
-  const { obj } = loadUserProbes(ctx, {
+  const { obj } = cookiesNeeded(several, () => loadUserProbes(ctx, {
     object: OBJECT_FILE,
     pathName: 'uprobe',
     note: `uprobe + uretprobe on ${named.length > 1 ? `each of ${named.length} functions (BPF cookies say which)` : 'the function'}; user-space code has no fentry/kprobe/tracepoint`,
@@ -124,7 +137,7 @@ function traceUser(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced {
       const at = { binary, offset: f.offset, pid: ctx.target.pid, ...(several ? { cookie: BigInt(i) } : {}) };
       return [o.program(entry).attachUprobe(at), o.program(ret).attachUprobe({ ...at, retprobe: true })];
     })),
-  });
+  }));
   const funcs = named.map((n) => ({ name: n.name, label: describeFunctions(n.name, n.funcs) }));
   const shown = funcs.length > 1 ? `${funcs.length} functions (${query})` : funcs[0].label;
   return {
