@@ -128,8 +128,8 @@ const KPROBES = existsSync('/sys/bus/event_source/devices/kprobe');
 test(`--kfunc ${KPROBES ? 'counts a kernel function exactly' : 'where neither fentry nor kprobes work: one line naming both, exit 1'}`, async () => {
   const prog = buildC(`#include <unistd.h>
 #include <sys/syscall.h>
-int main(void) { for (int i = 0; i < 123; i++) syscall(SYS_getppid); return 0; }`, 'ppid');
-  const func = `${syscallPrefix()}getppid`;
+int main(void) { for (int i = 0; i < 123; i++) syscall(SYS_chdir, "/nonexistent-rbtrace"); return 0; }`, 'chdirs');
+  const func = `${syscallPrefix()}chdir`;
   const r = await runRbtrace(['strlat', '--json', '--kfunc', func, '--', prog]);
   if (KPROBES) {
     assert.equal(r.code, 0, r.stderr);
