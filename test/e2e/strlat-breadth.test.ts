@@ -61,7 +61,10 @@ test('a pattern: each matching function timed on its own; the text view has a hi
 test('--lib c --func malloc,free: each count equals the LD_PRELOAD shim\'s', async () => {
   const { runWithShim } = await import('../oracle/oracles.js');
   const allocs = buildC(`#include <stdlib.h>
-int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) free(malloc(32 + i)); return 0; }`, 'allocs2');
+int main(int argc, char **argv) {
+  for (int i = 0; i < atoi(argv[1]); i++) { void *volatile p = malloc(32 + i); free(p); } /* volatile: not optimised away */
+  return 0;
+}`, 'allocs2');
   const cmd = [allocs, '700'];
   const shim = await runWithShim(cmd);
   const r = await runRbtrace(['strlat', '--json', '--lib', 'c', '--func', 'malloc,free', '--', ...cmd]);
