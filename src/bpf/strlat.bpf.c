@@ -21,6 +21,7 @@
  */
 #include "rbtrace.bpf.h"
 #include "bits.bpf.h"
+#include "rbtrace_stacks.bpf.h"
 #include "strlat.h"
 
 /* Kept in the BPF side only (user space never reads the stacks). */
@@ -43,6 +44,7 @@ struct strlat_stack {
 
 const volatile __u64 unit_div = 1; /* ns per displayed unit: 1, 1000, 1000000 */
 const volatile __u32 size_arg = 0; /* --size: 1-based argument index, 0: off */
+const volatile bool want_stacks = false; /* --stack */
 
 #if defined(__TARGET_ARCH_x86)
 #define RET_SP_ADJ 8 /* ret popped the return address */
@@ -79,6 +81,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct strlat_hist);
 } hists SEC(".maps");
+
+/* --stack: sized to 1 entry by user space without it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STRLAT_STACK_KEYS);
+	__type(key, struct strlat_stack_key);
+	__type(value, struct strlat_stack_val);
+} stack_lat SEC(".maps");
 
 static const struct strlat_stack empty_stack;
 
@@ -145,7 +155,34 @@ static __always_inline int enter(__u32 func, __u64 sp)
 	return 0;
 }
 
-static __always_inline void record(__u32 func, __u64 delta)
+/* --stack: the call's latency under the stack that made it. Taken at the
+ * return: a uretprobe sees the caller's own frame (at the entry the
+ * frame-pointer walk skips the immediate caller), fexit/kretprobe the
+ * kernel callers and the user code that entered the kernel. */
+static __always_inline void record_stack(void *ctx, __u32 func, __u64 delta, bool kernel, struct strlat_stats *s)
+{
+	struct strlat_stack_key key = { .func = func, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct strlat_stack_val *v, zero = {};
+
+	rbtrace_stack_ids(ctx, &key.ustack, kernel ? &key.kstack : NULL);
+	if (!kernel)
+		key.kstack = -1;
+	v = bpf_map_lookup_elem(&stack_lat, &key);
+	if (!v) {
+		bpf_map_update_elem(&stack_lat, &key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&stack_lat, &key);
+		if (!v) {
+			s->stack_missed++;
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->total_ns, delta);
+	if (delta > v->max_ns)
+		v->max_ns = delta; /* racy between CPUs: a max, not a sum */
+}
+
+static __always_inline void record(void *ctx, __u32 func, __u64 delta, bool kernel)
 {
 	struct strlat_stats *s = get_stats(func);
 	__u64 *mx;
@@ -159,6 +196,8 @@ static __always_inline void record(__u32 func, __u64 delta)
 		*mx = delta;
 	hist_add(func, STRLAT_HIST_NS, delta);
 	hist_add(func, STRLAT_HIST_UNIT, delta / unit_div);
+	if (want_stacks)
+		record_stack(ctx, func, delta, kernel, s);
 }
 
 /* A return whose entry we did not see, of function `func`. */
@@ -171,7 +210,7 @@ static __always_inline void count_unmatched(__u32 func)
 
 /* A user function returns: pop frames down to the one whose stack pointer
  * matches (see the top of the file). */
-static __always_inline int leave_user(__u64 expect_sp, __u32 func)
+static __always_inline int leave_user(void *ctx, __u64 expect_sp, __u32 func)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -201,7 +240,7 @@ static __always_inline int leave_user(__u64 expect_sp, __u32 func)
 				s->stale++; /* skipped by longjmp */
 			continue;
 		}
-		record(f->func, now - f->ts);
+		record(ctx, f->func, now - f->ts, false);
 		return 0;
 	}
 	count_unmatched(func);
@@ -209,7 +248,7 @@ static __always_inline int leave_user(__u64 expect_sp, __u32 func)
 }
 
 /* A kernel function returns: its frame is the top one. */
-static __always_inline int leave_kernel(__u32 func)
+static __always_inline int leave_kernel(void *ctx, __u32 func)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -231,7 +270,7 @@ static __always_inline int leave_kernel(__u32 func)
 	top = d - 1;
 	asm volatile("" : "+r"(top));
 	f = &st->f[top & (STRLAT_MAX_DEPTH - 1)];
-	record(f->func, now - f->ts);
+	record(ctx, f->func, now - f->ts, true);
 	return 0;
 }
 
@@ -262,7 +301,7 @@ int BPF_KPROBE(strlat_entry_multi)
 SEC("uretprobe")
 int BPF_KRETPROBE(strlat_return)
 {
-	return leave_user(PT_REGS_SP(ctx) - RET_SP_ADJ, 0);
+	return leave_user(ctx, PT_REGS_SP(ctx) - RET_SP_ADJ, 0);
 }
 
 /* The return's cookie names the function only for `unmatched`: a frame
@@ -272,7 +311,7 @@ int BPF_KRETPROBE(strlat_return_multi)
 {
 	__u32 func = bpf_get_attach_cookie(ctx);
 
-	return leave_user(PT_REGS_SP(ctx) - RET_SP_ADJ, func < STRLAT_MAX_FUNCS ? func : 0);
+	return leave_user(ctx, PT_REGS_SP(ctx) - RET_SP_ADJ, func < STRLAT_MAX_FUNCS ? func : 0);
 }
 
 /* ---- a kernel function (--kfunc): fentry/fexit, else kprobe/kretprobe ---- */
@@ -288,7 +327,7 @@ int BPF_PROG(strlat_fentry)
 SEC("fexit")
 int BPF_PROG(strlat_fexit)
 {
-	return leave_kernel(0);
+	return leave_kernel(ctx, 0);
 }
 
 SEC("kprobe")
@@ -300,5 +339,5 @@ int BPF_KPROBE(strlat_kprobe)
 SEC("kretprobe")
 int BPF_KRETPROBE(strlat_kretprobe)
 {
-	return leave_kernel(0);
+	return leave_kernel(ctx, 0);
 }

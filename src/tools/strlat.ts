@@ -21,6 +21,8 @@ import { term } from '../core/output/format.js';
 import { STRLAT, STRLAT_FUNCTIONS } from './common/figures.js';
 import { StrlatCollector, printReports, sizeMaps, type StrlatReport, type TracedFunction, type Unit } from './strlat/collect.js';
 import { checkKernelFunction, loadKernelPaths } from './strlat/kernel.js';
+import { StackCollector, sizeStackMaps } from './strlat/stacks.js';
+import type { BpfObject } from '../core/object.js';
 import { RODATA, DEFINES, OBJECT_FILE } from '../generated/strlat.js';
 
 export type { StrlatReport } from './strlat/collect.js';
@@ -33,6 +35,7 @@ export interface StrlatOptions {
   milliseconds?: boolean;
   size?: boolean;
   arg?: number;
+  stack?: boolean;
 }
 
 const DEFAULT_FUNC = 'rb_str_new';
@@ -69,8 +72,12 @@ export function describeFunctions(query: string, funcs: ResolvedFunction[]): str
   return funcs.length > 1 ? `${shown} and ${funcs.length - 1} more of that name` : shown;
 }
 
+/** --stack: the slowest stacks shown per function and report. */
+const STACK_TOP = 10;
+
 /** What one run traces, loaded and attached. */
 interface Traced {
+  obj: BpfObject;
   collector: StrlatCollector;
   funcs: TracedFunction[];
   title: string;
@@ -96,11 +103,16 @@ function traceKernel(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced 
   }
   checkKernelFunction(func);
   const { obj, path } = loadKernelPaths(func, (paths) => ctx.load({
-    object: OBJECT_FILE, paths, rodataSpec: RODATA, rodata: { unit_div: unit.div, size_arg: 0 },
-    configure: (o) => sizeMaps(o, 1),
+    object: OBJECT_FILE, paths, rodataSpec: RODATA,
+    rodata: { unit_div: unit.div, size_arg: 0, want_stacks: Boolean(opts.stack) },
+    configure: (o) => {
+      sizeMaps(o, 1);
+      sizeStackMaps(o, Boolean(opts.stack));
+    },
   }));
   const funcs = [{ name: func, label: func }];
   return {
+    obj,
     collector: new StrlatCollector(obj, funcs, '[kernel]', 0),
     funcs,
     title: term`Tracing kernel function ${func} (${path.name})${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}...`,
@@ -129,8 +141,11 @@ function traceUser(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced {
     note: `uprobe + uretprobe on ${named.length > 1 ? `each of ${named.length} functions (BPF cookies say which)` : 'the function'}; user-space code has no fentry/kprobe/tracepoint`,
     programs: [entry, ret],
     rodataSpec: RODATA,
-    rodata: { unit_div: unit.div, size_arg: sizeArg },
-    configure: (o) => sizeMaps(o, named.length),
+    rodata: { unit_div: unit.div, size_arg: sizeArg, want_stacks: Boolean(opts.stack) },
+    configure: (o) => {
+      sizeMaps(o, named.length);
+      sizeStackMaps(o, Boolean(opts.stack));
+    },
     // -p: the kernel filters by pid (other processes never trap). -- CMD
     // and no target: every process mapping the binary; BPF filters.
     attach: (o) => named.flatMap((n, i) => n.funcs.flatMap((f) => {
@@ -141,6 +156,7 @@ function traceUser(ctx: ToolContext, opts: StrlatOptions, unit: Unit): Traced {
   const funcs = named.map((n) => ({ name: n.name, label: describeFunctions(n.name, n.funcs) }));
   const shown = funcs.length > 1 ? `${funcs.length} functions (${query})` : funcs[0].label;
   return {
+    obj,
     collector: new StrlatCollector(obj, funcs, String(binary), sizeArg),
     funcs,
     title: term`Tracing ${shown} in ${binary.name}${ctx.target.pid ? ` (pid ${ctx.target.pid})` : ''}...`,
@@ -159,7 +175,8 @@ export default defineTool<StrlatOptions>({
   rbtrace strlat --lib c --func malloc,free,calloc -p 1234     several, one histogram each
   rbtrace strlat --func 'rb_str_*' -- ruby app.rb              a pattern (at most ${MAX_FUNCS} functions)
   rbtrace strlat --lib ./target/release/app --func 'app::parse'   demangled Rust/C++ names
-  rbtrace strlat --kfunc vfs_read -- cat /etc/passwd           a kernel function (fentry, else kprobe)`,
+  rbtrace strlat --kfunc vfs_read -- cat /etc/passwd           a kernel function (fentry, else kprobe)
+  rbtrace strlat --stack --lib c --func fsync -p 1234           who makes the slow calls`,
   options(cmd: Command) {
     cmd
       .option('--func <symbols>', `function(s) to time: a name (raw or demangled), a list a,b, or a pattern such as 'rb_str_*' (default ${DEFAULT_FUNC})`)
@@ -168,7 +185,8 @@ export default defineTool<StrlatOptions>({
       .option('-u, --microseconds', 'histogram in microseconds')
       .option('-m, --milliseconds', 'histogram in milliseconds')
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
-      .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex));
+      .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex))
+      .option('--stack', `also latency by calling stack: each function's ${STACK_TOP} slowest callers (by total time)`);
   },
   kernels: { best: '5.10 uprobe' },
   figures: (opts) => (severalFunctions(opts) ? STRLAT_FUNCTIONS() : STRLAT()),
@@ -185,11 +203,16 @@ export default defineTool<StrlatOptions>({
     const unit = unitOf(opts);
     if (opts.arg !== undefined && !opts.size) throw new UsageError('--arg is for --size', 'add --size, or drop --arg');
     const several = severalFunctions(opts);
-    const { collector, funcs, title } = opts.kfunc !== undefined ? traceKernel(ctx, opts, unit) : traceUser(ctx, opts, unit);
+    const { obj, collector, funcs, title } = opts.kfunc !== undefined ? traceKernel(ctx, opts, unit) : traceUser(ctx, opts, unit);
+    const stacks = opts.stack ? new StackCollector(obj, ctx, STACK_TOP) : undefined;
     if (!ctx.out.json) ctx.out.line(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
 
+    let stacksLost = 0;
     const report = (final: boolean) => {
-      const reps = collector.take();
+      const reps = collector.take(stacks);
+      const lost = stacks?.errors() ?? 0;
+      if (lost > stacksLost) ctx.log.warn(`${lost - stacksLost} stacks could not be kept (the stack map is full); their calls are counted, not by stack`);
+      stacksLost = Math.max(stacksLost, lost);
       ctx.report(several ? { functions: reps } : reps[0]);
       if (ctx.out.json) {
         for (const r of reps) ctx.out.record(r);

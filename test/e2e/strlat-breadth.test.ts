@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { StrlatReport } from '../../src/tools/strlat.js';
 import { syscallPrefix } from '../../src/core/system.js';
-import { buildC, runRbtrace, settledLeftovers } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { buildC, runRbtrace, settledLeftovers, sleep, startRbtrace } from '../helpers.js';
 
 const OUR_PROGRAMS = ['strlat_entry', 'strlat_return', 'strlat_entry_multi', 'strlat_return_multi',
   'strlat_fentry', 'strlat_fexit', 'strlat_kprobe', 'strlat_kretprobe'];
@@ -142,5 +143,56 @@ int main(void) { for (int i = 0; i < 123; i++) syscall(SYS_chdir, "/nonexistent-
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`^rbtrace strlat: cannot time kernel function ${func}: this kernel offers neither fentry nor kprobes for it \\(fentry: [^;]+; kprobe: this kernel has no kprobes \\(CONFIG_KPROBES is off\\)\\) \\(.*\\)\n$`));
   assert.equal(r.stdout, '');
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});
+
+// --stack: each byte on stdin makes target() run 100 times from caller_a
+// and 50 from caller_b (built with frame pointers, as the kernel's unwinder
+// needs): exactly two stacks, each counted exactly, its caller the first
+// frame and main behind it. -p on a process that stays alive: its mappings
+// are read while it runs (see the man page on commands that exit at once).
+const STACKS = buildC(`
+#include <stdio.h>
+#include <unistd.h>
+volatile long sink;
+__attribute__((noinline)) long target(long x) { sink += x; return x; }
+__attribute__((noinline)) void caller_a(int n) { for (int i = 0; i < n; i++) target(i); sink++; }
+__attribute__((noinline)) void caller_b(int n) { for (int i = 0; i < n; i++) target(i); sink++; }
+int main(void) {
+  char c;
+  while (read(0, &c, 1) == 1) { caller_a(100); caller_b(50); printf("done\\n"); fflush(stdout); }
+  return 0;
+}`, 'stacks', ['-fno-omit-frame-pointer']);
+
+async function stackRun(extra: string[]): Promise<string> {
+  const prog = spawn(STACKS, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  prog.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  try {
+    const r = startRbtrace(['strlat', '-v', '--stack', '--lib', STACKS, '--func', 'target', '-p', String(prog.pid), ...extra]);
+    await r.ready();
+    prog.stdin!.write('g');
+    while (!out.includes('done')) await sleep(20);
+    r.signal('SIGINT');
+    const f = await r.finished;
+    assert.equal(f.code, 0, f.stderr);
+    return f.stdout;
+  } finally {
+    prog.kill('SIGKILL');
+  }
+}
+
+test('--stack: the calls split by calling stack, exact counts, callers named', async () => {
+  const [rep] = reports(await stackRun(['--json']));
+  assert.equal(rep.count, 150);
+  const stacks = rep.stacks!;
+  assert.equal(stacks.length, 2, JSON.stringify(stacks));
+  assert.deepEqual(stacks.map((s) => [s.stack[0].name, s.stack[1].name, s.count]).sort(), [['caller_a', 'main', 100], ['caller_b', 'main', 50]]);
+  assert.ok(stacks.every((s) => s.stack[0].module === STACKS && s.total_ns > 0 && s.max_ns >= s.avg_ns && !s.truncated));
+  // text: the callers under the function's summary, outermost first
+  const text = await stackRun([]);
+  assert.match(text, /slowest callers by total time/);
+  assert.match(text, /count 100, .*\n(?:\s+\S+\n)*?\s+main\n\s+caller_a\n/);
+  assert.match(text, /count 50, .*\n(?:\s+\S+\n)*?\s+main\n\s+caller_b\n/);
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });

@@ -8,6 +8,7 @@ import { formatLog2Hist, log2HistToJson, log2Percentile } from '../../core/outpu
 import { escapeForTerminal, formatDuration, formatCount, term } from '../../core/output/format.js';
 import { renderTable } from '../../core/output/table.js';
 import type { ToolContext } from '../../core/tool.js';
+import { formatStack, type StackCollector, type StrlatStackRow } from './stacks.js';
 import { strlat_stats_layout, strlat_hist_layout, ENUMS, DEFINES, type StrlatStats } from '../../generated/strlat.js';
 
 /** One report of one function (an interval, or the whole run), as --json prints it. */
@@ -28,6 +29,8 @@ export interface StrlatReport {
   dropped: number;
   stale: number;
   unmatched: number;
+  /** --stack: the slowest calling stacks (by total time) of the period. */
+  stacks?: StrlatStackRow[];
 }
 
 interface Snapshot {
@@ -38,7 +41,7 @@ interface Snapshot {
 const u32 = scalarLayout('u32');
 const zeroHist = () => new Array<number>(DEFINES.STRLAT_SLOTS).fill(0);
 const ZERO: Snapshot = {
-  stats: { count: 0, total_ns: 0, dropped: 0, stale: 0, unmatched: 0 },
+  stats: { count: 0, total_ns: 0, dropped: 0, stale: 0, unmatched: 0, stack_missed: 0 },
   hists: Array.from({ length: ENUMS.STRLAT_HIST_KINDS }, zeroHist),
 };
 
@@ -69,8 +72,9 @@ export class StrlatCollector {
     this.prev = funcs.map(() => ZERO);
   }
 
-  /** One report per function since the last call. */
-  take(): StrlatReport[] {
+  /** One report per function since the last call (with --stack, its slowest stacks). */
+  take(stackCollector?: StackCollector): StrlatReport[] {
+    const stacks = stackCollector?.take(this.funcs.length);
     const smap = this.obj.map('stats').typed(u32, strlat_stats_layout);
     const hmap = this.obj.map('hists').typed(u32, strlat_hist_layout);
     const mmap = this.obj.map('max_ns').typed(u32, scalarLayout('u64'));
@@ -106,7 +110,8 @@ export class StrlatCollector {
         stale: s.stale,
         unmatched: s.unmatched,
         // kept for the text view (not in JSON)
-        ...{ [UNIT_HIST]: hists[ENUMS.STRLAT_HIST_UNIT], [SIZE_HIST]: hists[ENUMS.STRLAT_HIST_SIZE] },
+        ...{ [UNIT_HIST]: hists[ENUMS.STRLAT_HIST_UNIT], [SIZE_HIST]: hists[ENUMS.STRLAT_HIST_SIZE], [MISSED]: s.stack_missed },
+        ...(stacks ? { stacks: stacks[i] } : {}),
       };
     });
   }
@@ -115,7 +120,8 @@ export class StrlatCollector {
 // Symbols: invisible to JSON.stringify, so --json prints only the fields above.
 const UNIT_HIST = Symbol('unitHist');
 const SIZE_HIST = Symbol('sizeHist');
-type WithHists = StrlatReport & { [UNIT_HIST]?: number[]; [SIZE_HIST]?: number[] };
+const MISSED = Symbol('stackMissed');
+type WithHists = StrlatReport & { [UNIT_HIST]?: number[]; [SIZE_HIST]?: number[]; [MISSED]?: number };
 
 /** The text view of one report: histograms, summary lines, and with several functions a table. */
 export function printReports(ctx: ToolContext, reps: StrlatReport[], funcs: TracedFunction[], unit: Unit, sizeArg: number): void {
@@ -136,6 +142,14 @@ export function printReports(ctx: ToolContext, reps: StrlatReport[], funcs: Trac
     if (r.dropped) notes.push(`${r.dropped} calls nested deeper than ${DEFINES.STRLAT_MAX_DEPTH} not timed`);
     if (r.stale) notes.push(`${r.stale} calls left by longjmp/exception never returned`);
     if (r.unmatched) notes.push(`${r.unmatched} returns of calls entered before attach`);
+    if (r[MISSED]) notes.push(`${r[MISSED]} calls not kept by stack (the stack table is full)`);
+    if (r.stacks?.length) {
+      ctx.out.line(`  slowest callers by total time (${r.stacks.length} of this period's stacks, outermost frame first):`);
+      for (const st of r.stacks) {
+        ctx.out.line(`    total ${formatDuration(st.total_ns)}, count ${formatCount(st.count)}, avg ${formatDuration(st.avg_ns)}, max ${formatDuration(st.max_ns)}, pid ${st.pid}`);
+        for (const l of formatStack(st)) ctx.out.line(l);
+      }
+    }
     if (notes.length) ctx.out.line(c.dim(notes.join('; ')));
   }
   if (several) {

@@ -176,7 +176,7 @@ test(`${KERNEL} strlat [uprobe]: a function called exactly 777 times`, async () 
 const KFUNC = '__x64_sys_chdir';
 for (const path of ['fentry', 'kprobe']) {
   test(`${KERNEL} strlat --kfunc [${path}]: ${KFUNC} called exactly 45 times`, async () => {
-    const r = await runRbtrace(['strlat', '--json', '-v', '--attach', path, '--kfunc', KFUNC, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
+    const r = await runRbtrace(['strlat', '--json', '-v', '--stack', '--attach', path, '--kfunc', KFUNC, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
     ok(r, 'strlat --kfunc');
     assert.match(r.stderr, new RegExp(`attach path: ${path}\\b`));
     const rep = jsonLines(r.stdout).at(-1);
@@ -185,6 +185,12 @@ for (const path of ['fentry', 'kprobe']) {
     assert.equal(rep.hist.reduce((a: number, b: { count: number }) => a + b.count, 0), 45);
     assert.equal(rep.unmatched, 0);
     assert.ok(rep.total_ns > 0 && rep.max_ns > 0);
+    // --stack: every call under some stack; the kernel part through the
+    // syscall entry, the user part from libc's syscall() that entered it
+    const stacks: { count: number; stack: { name: string; kernel?: boolean }[] }[] = rep.stacks;
+    assert.equal(stacks.reduce((a, x) => a + x.count, 0), 45, JSON.stringify(stacks));
+    assert.ok(stacks[0].stack.some((f) => f.kernel && f.name === 'do_syscall_64'), JSON.stringify(stacks[0]));
+    assert.ok(stacks[0].stack.some((f) => !f.kernel && f.name === 'syscall'), JSON.stringify(stacks[0]));
     assert.deepEqual(await settledLeftovers(['strlat_fentry', 'strlat_fexit', 'strlat_kprobe', 'strlat_kretprobe']), []);
   });
 }
