@@ -270,13 +270,15 @@ export function loadUserProbes(ctx: ToolContext, spec: UserProbeSpec): Loaded & 
 /**
  * For `rbtrace doctor`: really load `programs` of `object` and attach them
  * with `attach` (tools pass pid = this process, so no other process ever
- * traps), then let everything go.
+ * traps), then let everything go. `configure`: before load (shrink maps).
  */
-export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void {
+export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown,
+  configure?: (obj: BpfObject) => void): void {
   checkUprobePrivileges();
   const obj = BpfObject.open(object);
   try {
     obj.selectPrograms(programs);
+    configure?.(obj);
     obj.load();
     attach(obj);
   } finally {

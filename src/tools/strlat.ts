@@ -196,7 +196,10 @@ export default defineTool<StrlatOptions>({
     probeUserProbes(OBJECT_FILE, ['strlat_entry', 'strlat_return'], (o) => funcs.forEach((f) => {
       o.program('strlat_entry').attachUprobe({ binary, offset: f.offset, pid: process.pid });
       o.program('strlat_return').attachUprobe({ binary, offset: f.offset, pid: process.pid, retprobe: true });
-    }));
+    }), (o) => {
+      sizeMaps(o, 1);
+      sizeStackMaps(o, false);
+    });
     return `uprobe (${binary}:${DEFAULT_FUNC})`;
   },
   run(ctx, opts) {
