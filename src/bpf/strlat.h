@@ -4,6 +4,7 @@
 
 #define STRLAT_MAX_DEPTH 32  /* nested/recursive calls kept per thread */
 #define STRLAT_SLOTS 64      /* log2 slots */
+#define STRLAT_MAX_FUNCS 64  /* functions timed at once (--func a,b / a glob) */
 
 enum strlat_hist_kind {
 	STRLAT_HIST_NS = 0,   /* latency, log2 of ns (JSON, percentiles) */
@@ -12,15 +13,34 @@ enum strlat_hist_kind {
 	STRLAT_HIST_KINDS = 3,
 };
 
-/* Cumulative, per CPU (summed by user space). */
+/* Cumulative, per CPU (summed by user space), one per function. */
 struct strlat_stats {
 	__u64 count;
 	__u64 total_ns;
 	__u64 dropped;   /* calls deeper than STRLAT_MAX_DEPTH: not timed */
 	__u64 stale;     /* frames whose return never came (longjmp, exceptions) */
 	__u64 unmatched; /* returns without an entry (entered before attach) */
+	__u64 stack_missed; /* --stack: calls not kept by stack (the table full) */
 };
 
+/* --stack: latency by calling stack, keyed by function, process and the
+ * stack ids of rbtrace_stacks (-1: none). */
+#define STRLAT_STACK_KEYS 10240
+
+struct strlat_stack_key {
+	__u32 func;
+	__u32 tgid;
+	__s32 ustack;
+	__s32 kstack;
+};
+
+struct strlat_stack_val {
+	__u64 count;
+	__u64 total_ns;
+	__u64 max_ns;
+};
+
+/* One per function and kind: key = function * STRLAT_HIST_KINDS + kind. */
 struct strlat_hist {
 	__u64 slots[STRLAT_SLOTS];
 };

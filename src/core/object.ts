@@ -80,6 +80,8 @@ export interface UprobeSpec {
   retprobe?: boolean;
   /** -1 (or absent): every process that maps the binary. */
   pid?: number;
+  /** BPF cookie (bpf_get_attach_cookie(), 5.15+): which of several probes fired. */
+  cookie?: bigint;
 }
 
 export interface UsdtSpec {
@@ -125,7 +127,7 @@ export class BpfProgram {
     return this.link(libbpf.attachKprobe(this.ptr, retprobe, func), `${retprobe ? 'kretprobe' : 'kprobe'} ${func}`);
   }
   attachUprobe(spec: UprobeSpec): BpfLink {
-    const opts = uprobeOpts({ funcName: spec.func, retprobe: spec.retprobe });
+    const opts = uprobeOpts({ funcName: spec.func, retprobe: spec.retprobe, cookie: spec.cookie });
     const what = `${spec.retprobe ? 'uretprobe' : 'uprobe'} ${spec.binary}:${spec.func ?? '0x' + (spec.offset ?? 0).toString(16)}`;
     return this.link(libbpf.attachUprobeOpts(this.ptr, spec.pid ?? -1, binaryPath(spec.binary), spec.offset ?? 0, opts), what);
   }

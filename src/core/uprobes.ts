@@ -56,6 +56,135 @@ export function resolveFunction(binary: string | BinaryFile, query: string): Res
   return [...byAddr.values()];
 }
 
+/** One function the user named, with every address of that name. */
+export interface NamedFunction {
+  name: string;
+  funcs: ResolvedFunction[];
+}
+
+/** Is this a shell-style pattern (* ? [...]) rather than a name? */
+export function isFunctionPattern(query: string): boolean {
+  return /[*?[]/.test(query);
+}
+
+/** A list of names and patterns: 'a,b', 'rb_str_*'; commas inside <> or () (C++) do not split. */
+export function splitFunctionList(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of text) {
+    if (ch === '<' || ch === '(') depth++;
+    if ((ch === '>' || ch === ')') && depth > 0) depth--;
+    if (ch === ',' && depth === 0) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur.trim());
+  return out.filter(Boolean);
+}
+
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i];
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else if (ch === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
+      const body = glob.slice(i + 1, end);
+      re += `[${body.startsWith('!') ? '^' + body.slice(1) : body}]`.replace(/\\/g, '\\\\');
+      i = end;
+    } else re += ch.replace(/[.+^${}()|\\\]]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * Every function `queries` name in `binary` (names, as resolveFunction takes
+ * them, or shell patterns matched against raw names, else demangled ones),
+ * in the order given, a pattern's matches sorted by name. An address named
+ * twice (an alias, or a name and a pattern) is timed once, under its first
+ * name. More than `max` functions is an error: each costs two probes.
+ */
+export function resolveFunctions(binary: string | BinaryFile, queries: string[], max: number): NamedFunction[] {
+  const out: NamedFunction[] = [];
+  const seen = new Set<number>();
+  const add = (name: string, funcs: ResolvedFunction[]) => {
+    const fresh = funcs.filter((f) => !seen.has(f.address));
+    fresh.forEach((f) => seen.add(f.address));
+    if (fresh.length && !out.some((o) => o.name === name)) out.push({ name, funcs: fresh });
+  };
+  for (const q of queries) {
+    if (!isFunctionPattern(q)) {
+      add(q, resolveFunction(binary, q));
+      continue;
+    }
+    const elf = ElfFile.open(binary);
+    const re = globToRegExp(q);
+    const byName = new Map<string, ElfSymbol[]>();
+    for (const sym of elf.functions()) {
+      const raw = stripVersion(sym.name);
+      const name = re.test(raw) ? raw : (() => {
+        const d = demangle(sym.name);
+        return d !== undefined && re.test(d) ? d : undefined;
+      })();
+      if (name === undefined) continue;
+      byName.set(name, [...(byName.get(name) ?? []), sym]);
+    }
+    if (byName.size === 0) {
+      throw new RbtraceError(`no function matches '${q}' in ${binary}`, { hint: 'list its functions with nm -D (or nm -C) and give a pattern that matches some' });
+    }
+    if (byName.size > max) {
+      throw new RbtraceError(`'${q}' matches ${byName.size} functions in ${binary}, more than the ${max} rbtrace times at once`,
+        { hint: 'narrow the pattern, or give the functions as a list: --func a,b' });
+    }
+    for (const name of [...byName.keys()].sort()) {
+      const funcs: ResolvedFunction[] = [];
+      for (const sym of byName.get(name)!) {
+        const offset = elf.fileOffset(sym.value);
+        if (offset !== undefined && !funcs.some((f) => f.address === sym.value)) {
+          funcs.push({ symbol: sym.name, ...(name !== stripVersion(sym.name) ? { demangled: name } : {}), offset, address: sym.value });
+        }
+      }
+      add(name, funcs);
+    }
+  }
+  if (out.length > max) {
+    throw new RbtraceError(`${out.length} functions named, more than the ${max} rbtrace times at once`, { hint: 'give fewer functions, or narrower patterns' });
+  }
+  return out;
+}
+
+/**
+ * Is this a Go program? Go's linker writes a .go.buildinfo section (Go
+ * 1.13+); older or odd builds still define runtime.main.
+ */
+export function isGoBinary(binary: string | BinaryFile): boolean {
+  try {
+    const elf = ElfFile.open(binary);
+    return elf.section('.go.buildinfo') !== undefined || elf.definesFunction('runtime.main');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * uretprobes rewrite the return address on the stack; Go's runtime moves
+ * and scans goroutine stacks and crashes on the rewritten address
+ * (golang/go#22008). Refuse before anything is attached.
+ */
+export function refuseGoUretprobes(binary: string | BinaryFile, tool: string): void {
+  if (isGoBinary(binary)) {
+    throw new RbtraceError(`${binary} is a Go program: ${tool} times calls with uretprobes, which crash Go programs`,
+      { hint: 'trace a non-Go binary or library, or use a tool that needs only entry probes' });
+  }
+}
+
 /** "did you mean" from functions whose (demangled) name ends like the query. */
 function suggest(funcs: ElfSymbol[], want: string): string | undefined {
   const tail = want.split('::').pop()!;
@@ -142,17 +271,19 @@ export function loadUserProbes<S extends AnySkeleton>(ctx: ToolContext, spec: Us
 /**
  * For `rbtrace doctor`: really load `programs` of `object` and attach them
  * with `attach` (tools pass pid = this process, so no other process ever
- * traps), then let everything go.
+ * traps), then let everything go. `configure`: before load (shrink maps).
  */
 export function probeUserProbes<P extends string, M extends string, R extends object>(skeleton: Skeleton<P, M, R>, programs: P[],
-  attach: (obj: BpfObject<Skeleton<P, M, R>>) => unknown): void;
+  attach: (obj: BpfObject<Skeleton<P, M, R>>) => unknown, configure?: (obj: BpfObject<Skeleton<P, M, R>>) => void): void;
 /** Untyped form (an object by name): prefer the skeleton. */
-export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown): void;
-export function probeUserProbes(object: AnySkeleton | string, programs: string[], attach: (obj: BpfObject<any>) => unknown): void {
+export function probeUserProbes(object: string, programs: string[], attach: (obj: BpfObject) => unknown, configure?: (obj: BpfObject) => void): void;
+export function probeUserProbes(object: AnySkeleton | string, programs: string[], attach: (obj: BpfObject<any>) => unknown,
+  configure?: (obj: BpfObject<any>) => void): void {
   checkUprobePrivileges();
   const obj: BpfObject = typeof object === 'string' ? BpfObject.open(object) : BpfObject.open(object);
   try {
     obj.selectPrograms(programs);
+    configure?.(obj);
     obj.load();
     attach(obj);
   } finally {

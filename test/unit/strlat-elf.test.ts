@@ -29,3 +29,24 @@ test('reads the USDT notes and symbols of the system libruby', () => {
   assert.ok(elf.fileOffset(sym.value)! > 0);
   assert.ok(elf.needed().some((n) => n.startsWith('libc.so')));
 });
+
+test('--func lists and patterns: split at top-level commas, patterns matched against libruby\'s symbols, capped', async () => {
+  const { splitFunctionList, isFunctionPattern, resolveFunctions, isGoBinary } = await import('../../src/core/uprobes.js');
+  assert.deepEqual(splitFunctionList('malloc, free,,calloc'), ['malloc', 'free', 'calloc']);
+  assert.deepEqual(splitFunctionList('ns::f<int, long>(int, char),g'), ['ns::f<int, long>(int, char)', 'g']);
+  assert.ok(isFunctionPattern('rb_str_*') && isFunctionPattern('f?') && isFunctionPattern('f[ab]') && !isFunctionPattern('app::parse'));
+  const lib = '/usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1';
+  const elf = ElfFile.open(lib);
+  const all = new Set(elf.functions().map((s) => s.name));
+  const named = resolveFunctions(lib, ['rb_str_new', 'rb_str_new_*', 'rb_ary_new_capa'], 64);
+  const names = named.map((n) => n.name);
+  assert.equal(names[0], 'rb_str_new');
+  assert.ok(names.includes('rb_str_new_cstr') && names.includes('rb_ary_new_capa'));
+  assert.ok(names.every((n) => n === 'rb_str_new' || n === 'rb_ary_new_capa' || (n.startsWith('rb_str_new_') && all.has(n))));
+  // every address timed once, whatever names reach it
+  const addrs = named.flatMap((n) => n.funcs.map((f) => f.address));
+  assert.equal(new Set(addrs).size, addrs.length);
+  assert.deepEqual(resolveFunctions(lib, ['rb_str_ne[w]'], 64).map((n) => n.name), ['rb_str_new']);
+  assert.throws(() => resolveFunctions(lib, ['rb_*'], 64), /matches \d+ functions .* more than the 64/);
+  assert.equal(isGoBinary(lib), false);
+});

@@ -25,6 +25,15 @@ export const STRLAT = (): FigureSchema => ({
   },
 });
 
+/** strlat with several functions (--func a,b or a pattern): a row per function. */
+export const STRLAT_FUNCTIONS = (): FigureSchema => ({
+  rows: {
+    array: 'functions', key: ['function'], noun: 'function',
+    counts: ['count', 'dropped', 'stale', 'unmatched'], durations: ['total_ns'], maxima: ['max_ns'],
+    histograms: { hist: { unit: 'ns' }, size_hist: { unit: 'arg' } },
+  },
+});
+
 export const GCSTAT = (): FigureSchema => ({
   rows: { array: 'phases', key: ['phase'], noun: 'GC phase', counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: 'usecs' } } },
   top: { maxima: ['rss_peak_bytes'] },
