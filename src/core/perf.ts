@@ -3,6 +3,7 @@
 // filter is the BPF side's (rbtrace_wanted: -p, -- CMD and its descendants,
 // --cgroup), so one event per CPU serves every target, threads and children
 // included, as in bcc's profile.
+import type { AnySkeleton, ProgramName } from './skeleton/types.js';
 import { closeSync, readFileSync } from 'node:fs';
 import { libbpf, lastErrno } from './ffi/libbpf.js';
 import { perfEventOpen, PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE } from './ffi/perf.js';
@@ -29,7 +30,7 @@ const ENOENT = 2;
  * every online CPU; the links (and so the events) belong to the object. On a
  * failure, what was attached is destroyed and the error says why.
  */
-export function attachCpuSampling(obj: BpfObject, name: string, hz: number): BpfLink[] {
+export function attachCpuSampling<S extends AnySkeleton>(obj: BpfObject<S>, name: ProgramName<S>, hz: number): BpfLink[] {
   const prog = obj.program(name);
   const links: BpfLink[] = [];
   try {

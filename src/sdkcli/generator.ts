@@ -1,16 +1,12 @@
-// The one place `rbtrace build` calls the bindings generator. Today that is
-// scripts/gen-bindings.mjs (shipped in the package), run as a child process,
-// with its output made fit for a user's directory: its SDK import pointed at
-// the 'rbtrace' package instead of ../core/..., and OBJECT_FILE the object
-// next to the bindings instead of a name looked up in rbtrace's own
-// build/bpf/. When the typed skeleton generator of issue 15 part 1 lands
-// (src/core/skeleton: generateSkeleton(obj, { header, sdkModule: 'rbtrace',
-// cflags })), the child process below is what gets swapped for it; the
-// rewrite of OBJECT_FILE stays.
-import { execFileSync } from 'node:child_process';
+// The one place `rbtrace build` calls the typed skeleton generator
+// (src/core/skeleton/gen.ts, bundled with the CLI, the same code that
+// generates the built-in tools' skeletons), with its output made fit for a
+// user's directory: the SDK imported from the 'rbtrace' package, and
+// OBJECT_FILE the object next to the skeleton instead of a name looked up in
+// rbtrace's own build/bpf/<arch>/.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { packageRoot } from '../core/package.js';
+import { basename } from 'node:path';
+import { generateSkeleton } from '../core/skeleton/gen.js';
 import { RbtraceError } from '../core/errors.js';
 
 export interface GenerateRequest {
@@ -25,15 +21,16 @@ export interface GenerateRequest {
 }
 
 export function generateBindings(req: GenerateRequest): void {
+  let text: string;
   try {
-    execFileSync(process.execPath, [join(packageRoot(), 'scripts/gen-bindings.mjs'), req.object, req.header, req.out],
-      { stdio: ['ignore', 'ignore', 'pipe'] });
+    text = generateSkeleton(req.object, { header: req.header, sdkModule: 'rbtrace', cflags: req.cflags });
   } catch (err) {
-    const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
-    const last = stderr.split('\n').filter((l) => /Error|error/.test(l)).pop() ?? stderr.split('\n').pop() ?? '';
+    const message = String((err as Error).message ?? err).trim();
+    const last = message.split('\n').filter((l) => /Error|error/.test(l)).pop() ?? message.split('\n').pop() ?? '';
     throw new RbtraceError(`cannot generate bindings for ${basename(req.object)}: ${last.replace(/^\s*(Error: )?/, '')}`,
-      { hint: 'every struct of the header must be used by a program or named by RBTRACE_EXPORT_TYPE', details: stderr });
+      { hint: 'every struct of the header must be used by a program or named by RBTRACE_EXPORT_TYPE', details: message });
   }
+  writeFileSync(req.out, text);
   writeFileSync(req.out, forUsers(readFileSync(req.out, 'utf8'), basename(req.object)));
 }
 

@@ -17,7 +17,7 @@ import { escapeForTerminal, formatCount } from '../core/output/format.js';
 import { readComm } from '../core/process.js';
 import { readProfile, frameJson, type Profile } from './profile/report.js';
 import { flameGraphSvg } from './profile/flamegraph.js';
-import { RODATA, ENUMS, OBJECT_FILE } from '../generated/profile.js';
+import { ENUMS, SKELETON } from '../generated/profile.js';
 
 export interface ProfileOptions {
   frequency: number;
@@ -64,7 +64,7 @@ export default defineTool<ProfileOptions>({
       .option('--kernel-only', 'kernel stacks only');
   },
   kernels: { best: '5.10 perf_event' },
-  probe: () => probePaths(OBJECT_FILE, [{ name: 'perf_event', programs: ['profile_sample'], attach: (o) => attachCpuSampling(o, 'profile_sample', DEFAULT_HZ) }]),
+  probe: () => probePaths(SKELETON, [{ name: 'perf_event', programs: ['profile_sample'], attach: (o) => attachCpuSampling(o, 'profile_sample', DEFAULT_HZ) }]),
   run(ctx, opts) {
     if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
     if (opts.folded && ctx.out.json) throw new UsageError('--folded and --json cannot be used together', 'pick one output');
@@ -73,8 +73,7 @@ export default defineTool<ProfileOptions>({
     const hz = opts.frequency;
     const stacks = opts.userOnly ? ENUMS.PROFILE_USER_ONLY : opts.kernelOnly ? ENUMS.PROFILE_KERNEL_ONLY : ENUMS.PROFILE_BOTH;
     const { obj } = ctx.load({
-      object: OBJECT_FILE,
-      rodataSpec: RODATA,
+      skeleton: SKELETON,
       rodata: { stacks },
       paths: [{
         name: 'perf_event',

@@ -77,7 +77,7 @@ const STACK_TOP = 10;
 
 /** What one run traces, loaded and attached. */
 interface Traced {
-  obj: BpfObject;
+  obj: BpfObject<typeof SKELETON>;
   collector: StrlatCollector;
   funcs: TracedFunction[];
   title: string;

@@ -12,7 +12,7 @@ import { openFile } from '../../core/procfiles.js';
 import { resolveCommand, systemLibrary } from '../../core/process.js';
 import { formatBytes, formatCount, term } from '../../core/output/format.js';
 import type { ToolContext } from '../../core/tool.js';
-import { ms_live_key_layout, ms_live_layout, ms_proc_layout, type MsLiveKey, type MsLive, ENUMS, DEFINES } from '../../generated/mallocstat.js';
+import { ms_live_key_layout, ms_live_layout, ms_proc_layout, type MsLiveKey, type MsLive, ENUMS, DEFINES, type SKELETON } from '../../generated/mallocstat.js';
 
 /** A frame as the kernel named it when the stack was first seen: build id + file offset (status 1), or only the address. */
 interface BuildFrame { buildId?: string; offset: number }
@@ -49,7 +49,7 @@ export interface LeakOptions {
 }
 
 /** Before load: the live map sized to --max-allocs, and the stack map only as large as the mode needs. */
-export function configureLeaks(obj: BpfObject, leaks: boolean, maxAllocs: number): void {
+export function configureLeaks(obj: BpfObject<typeof SKELETON>, leaks: boolean, maxAllocs: number): void {
   obj.map('live').maxEntries = leaks ? maxAllocs : 1;
   // A stack map is preallocated (1 KiB a slot): count mode needs none.
   if (!leaks) StackMap.resize(obj, 1);
@@ -68,7 +68,7 @@ export class LeakTracker {
   /** build id -> symbol table, from the files the target is known to use (built on first need). */
   private byBuildId?: Map<string, { table: SymbolTable; path: string }>;
 
-  constructor(private readonly obj: BpfObject, private readonly opts: LeakOptions) {
+  constructor(private readonly obj: BpfObject<typeof SKELETON>, private readonly opts: LeakOptions) {
     this.live = obj.map('live').typed(ms_live_key_layout, ms_live_layout);
     this.procs = obj.map('procs').typed(scalarLayout('u32'), ms_proc_layout);
     this.stacks = StackMap.of(obj);

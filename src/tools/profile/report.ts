@@ -6,7 +6,7 @@ import type { BpfObject } from '../../core/object.js';
 import { readPerCpuCounter } from '../../core/maps.js';
 import { scalarLayout } from '../../core/layout.js';
 import { StackMap, Symbolizer, foldedFrames, type Frame } from '../../core/stacks/index.js';
-import { profile_key_layout } from '../../generated/profile.js';
+import { profile_key_layout, type SKELETON } from '../../generated/profile.js';
 
 export interface ProfiledStack {
   comm: string;
@@ -33,7 +33,7 @@ export interface Profile {
  * `kernelOnly`: a sample in user mode has no kernel stack (and no user
  * stack was asked for): it is shown as "[user]", not as a lost stack.
  */
-export function readProfile(obj: BpfObject, sym: Symbolizer, kernelOnly = false): Profile {
+export function readProfile(obj: BpfObject<typeof SKELETON>, sym: Symbolizer, kernelOnly = false): Profile {
   const stackMap = StackMap.of(obj);
   const entries = obj.map('counts').typed(profile_key_layout, scalarLayout('u64')).entries();
   const merged = new Map<string, ProfiledStack>();
