@@ -26,6 +26,7 @@ const RUNS: Record<string, string[]> = {
   strlat: ['strlat', '--lib', 'c', '--func', 'getpid', '--', '/bin/true'],
   gcstat: ['gcstat', '--', 'ruby', '--disable-gems', '-e', '1'],
   mallocstat: ['mallocstat', '--', '/bin/true'],
+  profile: ['profile', '-d', '0.5', '--', '/bin/true'],
 };
 
 interface Doctor {
@@ -56,8 +57,9 @@ function checkVerdicts(caps: string[], expectRunnable: string[]): void {
   }
 }
 
-test('CAP_BPF + CAP_PERFMON only: execsnoop, syscount, synqueue run; the uprobe tools say they need CAP_SYS_ADMIN', () => {
-  checkVerdicts(['bpf', 'perfmon'], ['execsnoop', 'syscount', 'synqueue']);
+test('CAP_BPF + CAP_PERFMON only: execsnoop, syscount, synqueue, profile run; the uprobe tools say they need CAP_SYS_ADMIN', () => {
+  // profile: a perf event and a BPF program, CAP_PERFMON's own business.
+  checkVerdicts(['bpf', 'perfmon'], ['execsnoop', 'syscount', 'synqueue', 'profile']);
   const d = doctor(['bpf', 'perfmon']);
   assert.equal(d.privileges.sufficient, true);
   assert.equal(d.privileges.uprobes, false);
