@@ -66,17 +66,13 @@ function programs(path: string): string[] {
   }
 }
 
-test('every object is built for both architectures, with the same programs but syscount\'s dispatcher', () => {
+test('every object is built for both architectures, with the same programs (one typed skeleton for both)', () => {
   assert.ok(OBJECTS.length >= 7);
   for (const o of OBJECTS) {
     const x = programs(join(ROOT, 'build/bpf/x86', o));
     const a = programs(join(ROOT, 'build/bpf/arm64', o));
-    if (o === 'syscount.bpf.o') {
-      assert.deepEqual(a.filter((p) => !x.includes(p)).sort(), ['fa_count', 'fa_enter', 'fa_exit']);
-      assert.deepEqual(x.filter((p) => !a.includes(p)), []);
-    } else {
-      assert.deepEqual(a, x, o);
-    }
+    // syscount's arm64 dispatcher programs (fa_*) exist on x86 as never-loaded stubs, and fe_* on arm64.
+    assert.deepEqual(a, x, o);
   }
   // This machine's objects are the ones rbtrace opens.
   assert.equal(bpfObjectDir(), join(ROOT, 'build/bpf', hostArch().bpf));
