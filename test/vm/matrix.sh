@@ -70,8 +70,11 @@ main() {
     log=$(mktemp)
     for k in ${KERNELS//,/ }; do
       # the last --kernel wins; its report goes to stdout as it comes
+      # Not under set -e: a failing kernel must not hide the ones after it.
+      set +e
       bash "${BASH_SOURCE[0]}" "${args[@]}" --kernel "$k" 2>&1 | tee "$log"
       [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+      set -e
       line=$(tail -n1 "$log")
       if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
         all_p=$((all_p + BASH_REMATCH[1])); all_f=$((all_f + BASH_REMATCH[2]))

@@ -3,6 +3,7 @@
 // a kretprobe (any function in kallsyms that is not notrace), chosen by
 // really loading and attaching each in turn (src/core/paths.ts). RBTRACE_ATTACH
 // / --attach force one of them (the kernel matrix checks both).
+import { hostArch } from '../../core/arch.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { AttachPath, Loaded } from '../../core/paths.js';
 import { RbtraceError, UsageError } from '../../core/errors.js';
@@ -50,7 +51,7 @@ export function checkKernelFunction(func: string): void {
   }
   if (inKallsyms(func) === false && !kernelBtfHas(func, 'func')) {
     throw new RbtraceError(`no kernel function '${func}' (not in /proc/kallsyms nor the kernel's BTF)`,
-      { hint: 'list them with grep -w T /proc/kallsyms; syscalls are __x64_sys_NAME on x86_64' });
+      { hint: `list them with grep -w T /proc/kallsyms; syscalls are ${hostArch().syscallPrefix}NAME on ${hostArch().machine}` });
   }
 }
 
