@@ -117,3 +117,12 @@ export async function settledLeftovers(names: string[], timeoutMs = 3000): Promi
     await sleep(50);
   }
 }
+
+/** The cgroup v2 mount, found with findmnt (independently of rbtrace). */
+export function cgroupV2Mount(): string | undefined {
+  try {
+    return execFileSync('findmnt', ['-n', '-o', 'TARGET', '-t', 'cgroup2'], { encoding: 'utf8' }).trim().split('\n')[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}

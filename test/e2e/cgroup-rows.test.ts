@@ -5,11 +5,11 @@
 // terminal control bytes: the CGROUP column shows it escaped.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { buildC, startRbtrace, sleep, isCI } from '../helpers.js';
+import { buildC, startRbtrace, sleep, isCI, cgroupV2Mount } from '../helpers.js';
 import { escapeForTerminal } from '../../src/core/output/format.js';
 
 // Waits for a byte on stdin, makes N getppid() and N malloc/free pairs, then
@@ -30,15 +30,7 @@ int main(int argc, char **argv) {
 }
 `, 'cgrows');
 
-function v2Mount(): string | undefined {
-  try {
-    return execFileSync('findmnt', ['-n', '-o', 'TARGET', '-t', 'cgroup2'], { encoding: 'utf8' }).trim().split('\n')[0] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const MOUNT = v2Mount();
+const MOUNT = cgroupV2Mount();
 const ID = randomBytes(32).toString('hex');
 const CTR_REL = `/docker-${ID}.scope`;
 const HOSTILE_REL = `/rbtrace-\x1b[31mred\x07-${process.pid}`;

@@ -4,10 +4,10 @@
 // that one (syscount: raw_syscalls tracepoints; mallocstat: uprobes on libc).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { RBTRACE, buildC, startRbtrace, runRbtrace, settledLeftovers, sleep, isCI } from '../helpers.js';
+import { RBTRACE, buildC, startRbtrace, runRbtrace, settledLeftovers, sleep, isCI, cgroupV2Mount } from '../helpers.js';
 
 // Waits for a byte on stdin, then N getppid() (a call neither the loader
 // nor libc's start-up makes) and N malloc/free pairs, then exits.
@@ -26,16 +26,7 @@ int main(int argc, char **argv) {
 }
 `, 'cgprog');
 
-/** The cgroup v2 mount, found with findmnt (independently of rbtrace). */
-function v2Mount(): string | undefined {
-  try {
-    return execFileSync('findmnt', ['-n', '-o', 'TARGET', '-t', 'cgroup2'], { encoding: 'utf8' }).trim().split('\n')[0] || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const MOUNT = v2Mount();
+const MOUNT = cgroupV2Mount();
 const DIR = MOUNT ? join(MOUNT, `rbtrace-test-${process.pid}`) : '';
 const procs: ChildProcess[] = [];
 
