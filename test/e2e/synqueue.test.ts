@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { buildC, startRbtrace, runRbtrace, settledLeftovers, type Finished } from '../helpers.js';
 
 const WORKLOAD = String.raw`
@@ -295,12 +296,17 @@ test('--demo: the backlog-500 queue overflows, the backlog-4096 one holds, nothi
   const large = all.filter((r) => r.accept_limit === Math.min(4096, somax));
   assert.ok(small.length >= 3 && large.length >= 3, f.stdout);
   if (seesEnqueues(f, rs[0].attach)) {
-    assert.equal(max(small, 'accept_queue_max'), 501);
+    // A full queue holds backlog + 1 (the kernel's check is `>`). The check
+    // and the add are not one atomic step: handshakes completing on several
+    // CPUs at once can each pass the check at 500 and each add one, so the
+    // peak is 501 up to 500 + the number of CPUs (seen: 502 on 2 CPUs).
+    const peak = max(small, 'accept_queue_max');
+    assert.ok(peak >= 501 && peak <= 500 + cpus().length, `peak ${peak} of a backlog-500 queue on ${cpus().length} CPUs`);
     assert.ok(sum(small, 'overflows') > 0);
   } else {
     // Only the once-a-second snapshots see the queue: it may have drained
     // below its peak at each; the system counter still shows the overflows.
-    assert.ok(max(small, 'accept_queue_max') <= 501, `${max(small, 'accept_queue_max')}`);
+    assert.ok(max(small, 'accept_queue_max') <= 500 + cpus().length, `${max(small, 'accept_queue_max')}`);
     assert.ok(rs.reduce((a, r) => a + r.netstat.ListenOverflows, 0) > 0, 'ListenOverflows moved');
   }
   assert.equal(sum(large, 'overflows'), 0);
