@@ -295,6 +295,32 @@ static __always_inline void fill_info(struct listener_info *info, struct sock *s
 	info->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* The same record from a socket the verifier knows the type of (a BTF
+ * pointer): plain loads, which the JIT turns into guarded memory reads, in
+ * place of a helper call per field (fill_info: ~20 bpf_probe_read_kernel
+ * calls, ~0.9 us a listener, most of a 10,000-listener walk's cost). A
+ * pointer reached through it (sk_socket, skc_net.net) may be NULL or gone:
+ * such a load faults harmlessly and reads 0. `qlen`: the SYN queue length,
+ * which lies past struct sock (in inet_connection_sock), so the caller reads
+ * it the way its pointer's type allows. */
+static __always_inline void fill_info_btf(struct listener_info *info, struct sock *sk, __u32 qlen)
+{
+	info->sk = (__u64)sk;
+	info->family = sk->__sk_common.skc_family;
+	info->port = sk->__sk_common.skc_num;
+	if (info->family == AF_INET6)
+		__builtin_memcpy(info->addr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+	else
+		*(__u32 *)info->addr = sk->__sk_common.skc_rcv_saddr;
+	info->accept_queue = sk->sk_ack_backlog;
+	info->accept_limit = sk->sk_max_ack_backlog;
+	info->syn_queue = qlen;
+	info->sk_drops = sk->sk_drops.counter;
+	info->uid = sk->sk_uid.val;
+	info->ino = sk->sk_socket->file->f_inode->i_ino;
+	info->netns = sk->__sk_common.skc_net.net->ns.inum;
+}
+
 /* The namespace of the task that created the iterator (see netns.ts). */
 SEC("iter/tcp")
 int dump_listeners(struct bpf_iter__tcp *ctx)
@@ -309,7 +335,7 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
-	fill_info(&info, (struct sock *)tp);
+	fill_info_btf(&info, (struct sock *)tp, tp->inet_conn.icsk_accept_queue.qlen.counter);
 	bpf_seq_write(seq, &info, sizeof(info));
 	return 0;
 }
@@ -337,6 +363,27 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 
 	if (!task || !file)
 		return 0;
+	/* 5.11+: the file's socket as a typed pointer (NULL when the file is not
+	 * a socket), then plain loads (fill_info_btf). On older kernels this
+	 * branch is dead (CO-RE makes the test a constant) and never verified. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_sock_from_file)) {
+		struct inet_connection_sock *icsk;
+
+		sock = bpf_sock_from_file(file);
+		if (!sock)
+			return 0;
+		sk = sock->sk;
+		if (!sk || sk->__sk_common.skc_state != SYNQUEUE_TCP_LISTEN || sk->sk_protocol != IPPROTO_TCP)
+			return 0;
+		if (sk->__sk_common.skc_family != AF_INET && sk->__sk_common.skc_family != AF_INET6)
+			return 0;
+		icsk = (struct inet_connection_sock *)sk;
+		fill_info_btf(&info, sk, BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter));
+		info.pid = task->tgid;
+		__builtin_memcpy(info.comm, task->group_leader->comm, sizeof(info.comm));
+		bpf_seq_write(seq, &info, sizeof(info));
+		return 0;
+	}
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);

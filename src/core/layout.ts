@@ -70,6 +70,8 @@ export function decodeCString(bytes: Uint8Array): string {
 export class StructLayout<T = Record<string, unknown>> {
   readonly fields: Readonly<Record<string, FieldSpec>>;
   private readonly readers: [string, Reader][];
+  /** Each scalar field's reader, made once: read() is called per record on hot paths. */
+  private readonly scalars: Record<string, Reader>;
 
   constructor(
     readonly name: string,
@@ -79,6 +81,10 @@ export class StructLayout<T = Record<string, unknown>> {
   ) {
     this.fields = Object.fromEntries(fieldList.map((f) => [f.name, f]));
     this.readers = fieldList.map((f) => [f.name, this.readerFor(f.kind, f.size, nested)]);
+    this.scalars = Object.fromEntries(fieldList.flatMap((f) => {
+      const r = scalarReader(f.kind);
+      return r ? [[f.name, r]] : [];
+    }));
   }
 
   private readerFor(kind: string, size: number, nested: Record<string, StructLayout<any>>): Reader {
@@ -124,8 +130,7 @@ export class StructLayout<T = Record<string, unknown>> {
 
   /** Read one scalar field without decoding the rest (hot paths). */
   read<K extends keyof T & string>(src: DataView, name: K, offset = 0): T[K] extends bigint ? bigint : number {
-    const f = this.fields[name];
-    return scalarReader(f.kind)!(src, offset + f.offset) as T[K] extends bigint ? bigint : number;
+    return this.scalars[name](src, offset + this.fields[name].offset) as T[K] extends bigint ? bigint : number;
   }
 
   /** The raw bytes of one field (e.g. a packed argument buffer). */

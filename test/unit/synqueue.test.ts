@@ -155,3 +155,63 @@ test('the table escapes names from the system and marks namespaces only when sev
   const cut = renderTableReport(ctx, rep([row(1, 'a'), row(2, 'b')]), true, 1);
   assert.match(cut, /\(1 more listeners: --all shows every one/);
 });
+
+test('sameRow compares every field of a row: changing any one makes it a different row', async () => {
+  const { sameRow } = await import('../../src/tools/synqueue/model.js');
+  const base = buildRow(snap({ acceptQueue: 3, acceptLimit: 10 }), undefined, counts({ overflows: 2 }), true, sys, true, { pid: 42, comm: 'a' }, 'c1');
+  assert.ok(sameRow(base, { ...base }));
+  const other: Record<string, unknown> = { addr: '10.0.0.1', port: 1, family: 'ipv6', netns: 9, pid: 43, comm: 'b', container: null, overflows_inferred: true };
+  for (const key of [...Object.keys(base), 'overflows_inferred']) {
+    const changed = { ...base, [key]: key in other ? other[key] : (base as unknown as Record<string, number>)[key] + 1 } as typeof base;
+    assert.equal(sameRow(base, changed), false, key);
+  }
+});
+
+test('the JSON record is ndjson(report), byte for byte, with rows shown again taking their saved text', async () => {
+  const { reportJsonParts } = await import('../../src/tools/synqueue/views.js');
+  const { ndjson } = await import('../../src/core/output/json.js');
+  const rows = Array.from({ length: 1203 }, (_, i) => buildRow(snap({ port: 1000 + i, acceptQueue: i % 5 }), undefined, counts({ overflows: i % 3 }), i % 2 === 0, sys,
+    true, i % 7 ? { pid: i, comm: i % 11 ? 'srv' : 'evil\u2028"\u2029\u001b' } : null, i % 13 ? null : 'docker-\u2028'));
+  const report = { time: 't', attach: 'fentry', listeners: rows, netstat: { ListenOverflows: 1 }, namespaces: [] };
+  const texts = new WeakMap();
+  assert.equal(reportJsonParts(report, texts).join(''), ndjson(report));
+  // Shown again: every text comes from the cache (poisoned to prove it), and the result still parses.
+  for (const r of rows.slice(0, 3)) texts.set(r, '{"cached":true}');
+  const again = JSON.parse(reportJsonParts(report, texts).join(''));
+  assert.deepEqual(again.listeners.slice(0, 4).map((r: { cached?: boolean }) => r.cached ?? false), [true, true, true, false]);
+  assert.equal(reportJsonParts({ ...report, listeners: [] }, texts).join(''), ndjson({ ...report, listeners: [] }));
+});
+
+test('quietRowHolds says true only when buildRow would give the same row (many inputs, both kinds of path)', async () => {
+  const { quietRowHolds, sameRow, QUIET } = await import('../../src/tools/synqueue/model.js');
+  let rnd = 12345; // xorshift32: the same inputs every run
+  const r = (n: number) => {
+    rnd ^= rnd << 13;
+    rnd ^= rnd >>> 17;
+    rnd ^= rnd << 5;
+    return (rnd >>> 0) % n;
+  };
+  const owners = [null, { pid: 7, comm: 'a' }, { pid: 8, comm: 'a' }];
+  let held = 0;
+  for (let i = 0; i < 20000; i++) {
+    const perSyn = r(2) === 0, sees = r(2) === 0;
+    const s1 = { syncookies: r(3), maxSynBacklog: 64 + r(3) * 64 };
+    const s2 = r(4) ? s1 : { syncookies: r(3), maxSynBacklog: 64 + r(3) * 64 };
+    const o1 = owners[r(3)], o2 = r(4) ? o1 : owners[r(3)];
+    const c1 = r(3) ? null : 'ctr', c2 = r(4) ? c1 : 'other';
+    const now1 = snap({ acceptQueue: r(3), synQueue: r(2), skDrops: r(2), acceptLimit: 1 + r(2), port: 80 + r(2) });
+    const prev1 = r(5) ? (r(2) ? { acceptQueue: now1.acceptQueue, synQueue: now1.synQueue, skDrops: now1.skDrops } : { acceptQueue: r(3), synQueue: r(2), skDrops: r(2) }) : undefined;
+    const cnt1 = r(2) ? QUIET : counts({ overflows: r(2), acceptMax: r(4), syncookies: r(2), enqueues: r(2), freed: r(2) });
+    const old = buildRow(now1, prev1, cnt1, perSyn, s1, sees, o1, c1);
+    const now2 = r(3) ? { ...now1 } : snap({ acceptQueue: r(3), synQueue: r(2), skDrops: r(2), acceptLimit: 1 + r(2), port: now1.port });
+    const prev2 = r(5) ? { acceptQueue: now1.acceptQueue, synQueue: now1.synQueue, skDrops: now1.skDrops } : undefined;
+    const cnt2 = r(3) ? QUIET : counts({ overflows: r(2) });
+    const fresh = buildRow(now2, prev2, cnt2, perSyn, s2, sees, o2, c2);
+    const holds = quietRowHolds(now2, prev2, cnt2, old, perSyn, s2, sees, o2, c2);
+    if (holds) {
+      held++;
+      assert.ok(sameRow(old, fresh), `held but differs: ${JSON.stringify({ old, fresh })}`);
+    }
+  }
+  assert.ok(held > 1000, `the quiet case came up (${held} times)`);
+});

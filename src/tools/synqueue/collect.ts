@@ -23,7 +23,7 @@ import type { BpfLink } from '../../core/object.js';
 import type { Loaded } from '../../core/paths.js';
 import { listener_info_layout as infoLayout, listener_stats_layout as statsLayout } from '../../generated/synqueue.js';
 import {
-  AF_INET6, buildRow, emptyCounted, formatAddr, formatListener,
+  AF_INET6, QUIET, buildRow, emptyCounted, formatAddr, formatListener, quietRowHolds, sameRow,
   type Counted, type ListenerRow, type NetnsSummary, type Snapshot, type SynqueueReport, type SynSysctls,
 } from './model.js';
 import { readSynSysctls } from './proc.js';
@@ -60,7 +60,6 @@ interface NetnsState {
   counters: Map<string, number>;
 }
 
-const NONE = emptyCounted();
 
 /**
  * A listener's key: its struct sock address, cut to its low 53 bits so that
@@ -86,7 +85,18 @@ interface Entry extends Snapshot {
   prevSkDrops: number;
   /** Snapshot number that last saw it. */
   gen: number;
+  /** The row last reported for it: shown again while its figures do not change (sameRow). */
+  row: ListenerRow | undefined;
 }
+
+/**
+ * How many intervals two things that rarely change are trusted before they
+ * are looked at again: the list of network namespaces (one readlink per
+ * process: 1-2 ms on a busy node), and "no listener in rbtrace's namespace
+ * lacks an owner" (one iter/tcp walk: 3-5 ms at 10,000 listeners, as it
+ * passes every socket of every namespace).
+ */
+const RECHECK_INTERVALS = 10;
 
 export class SynqueueCollector {
   private readonly entries = new Map<number, Entry>();
@@ -102,6 +112,14 @@ export class SynqueueCollector {
   /** sk -> the label views use for it (--hist, --events): address:port, and the namespace when not rbtrace's own. */
   readonly labels = new Map<number, string>();
   private readonly ownNetns = ownNetnsInode();
+  /** The namespaces of the last listing, and how many snapshots ago it was made. */
+  private netnsList: Netns[] | undefined;
+  private netnsAge = 0;
+  /** Did the last walk of our own namespace find listeners no process holds? And how long ago was it? */
+  private ownerless = true;
+  private ownAge = 0;
+  /** This snapshot skipped the own-namespace walk (what walkOwn needs to do it after all). */
+  private ownSkipped: { gen: number; seen: Set<number> } | undefined;
 
   constructor(private readonly o: CollectorOptions) {
     this.snapshot();
@@ -112,6 +130,19 @@ export class SynqueueCollector {
     const all = listNetns();
     if (!this.o.netns) return [...all.values()];
     return this.o.netns.map((n) => all.get(n.inode) ?? n);
+  }
+
+  /**
+   * namespaces(), listed again only every RECHECK_INTERVALS snapshots or when
+   * `stale` (a namespace could not be entered, or a listener came from one
+   * not in the list).
+   */
+  private cachedNamespaces(stale: boolean): Netns[] {
+    if (stale || this.netnsList === undefined || ++this.netnsAge >= RECHECK_INTERVALS) {
+      this.netnsList = this.namespaces();
+      this.netnsAge = 0;
+    }
+    return this.netnsList;
   }
 
   /**
@@ -165,34 +196,62 @@ export class SynqueueCollector {
    * One walk of every process's open files for every namespace's listeners
    * and owners, one walk of rbtrace's own namespace for those no process
    * holds, and each namespace's counters read from inside it (no iterator
-   * there: cheap).
+   * there: cheap). The namespace list is cached (cachedNamespaces); a
+   * listener from a namespace not in it makes it listed again at once, and
+   * the records are read again, so no listener is missed for an interval.
+   * The own-namespace walk runs every interval while it finds ownerless
+   * listeners (kernel sockets), else every RECHECK_INTERVALS: a new ownerless
+   * listener can take that long to show.
    */
   private snapshotFiles(gen: number, sysctls: Map<number, SynSysctls>, deltas: Map<number, Record<string, number>>, seen: Set<number>): void {
-    for (const ns of this.namespaces()) {
-      let got;
-      try {
-        got = inNetns(ns.path, () => ({ counters: readNetCounters('/proc/thread-self/net/netstat'), sys: readSynSysctls() }));
-      } catch {
-        continue; // the namespace went away with its last process
+    let relisted = this.netnsList === undefined || this.netnsAge + 1 >= RECHECK_INTERVALS;
+    const readCounters = (spaces: Netns[]): boolean => {
+      let gone = false;
+      for (const ns of spaces) {
+        let got;
+        try {
+          got = inNetns(ns.path, () => ({ counters: readNetCounters('/proc/thread-self/net/netstat'), sys: readSynSysctls() }));
+        } catch {
+          gone = true; // the namespace went away with its last process, or the pid we knew it by did
+          continue;
+        }
+        if (seen.has(got.inode)) continue;
+        seen.add(got.inode);
+        this.noteSpace(ns, got.inode, got.value.counters, got.value.sys, sysctls, deltas);
       }
-      if (seen.has(got.inode)) continue;
-      seen.add(got.inode);
-      this.noteSpace(ns, got.inode, got.value.counters, got.value.sys, sysctls, deltas);
+      return gone;
+    };
+    if (readCounters(this.cachedNamespaces(false)) && !relisted) {
+      relisted = true;
+      readCounters(this.cachedNamespaces(true));
     }
-    this.parse(readIteratorFd(createIterator(this.o.filesLink!), this.scratch), gen, seen, true);
-    // Own namespace: listeners no process holds (parse() skips those seen just above).
-    if (this.ownNetns !== undefined && seen.has(this.ownNetns)) {
-      this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, true);
+    const data = readIteratorFd(createIterator(this.o.filesLink!), this.scratch);
+    if (this.parse(data, gen, seen, true).foreign > 0 && !relisted && !this.o.netns) {
+      readCounters(this.cachedNamespaces(true));
+      this.parse(data, gen, seen, true);
     }
+    if (this.ownerless || ++this.ownAge >= RECHECK_INTERVALS) this.walkOwn(gen, seen);
+    else this.ownSkipped = { gen, seen };
+  }
+
+  /** Our own namespace's listeners that no process holds (parse() skips those the files walk saw). */
+  private walkOwn(gen: number, seen: Set<number>): void {
+    this.ownSkipped = undefined;
+    this.ownAge = 0;
+    if (this.ownNetns === undefined || !seen.has(this.ownNetns)) return;
+    this.ownerless = this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, true).took > 0;
   }
 
   /**
    * Records of either iterator into entries. `files`: owners come with them
    * (0: none), and a listener seen before in this snapshot (another fd of
    * it, a later process sharing it) is skipped. `spaces`: only listeners of
-   * these namespaces.
+   * these namespaces. Returns how many records it took, and how many it left
+   * because their namespace was not in `spaces`.
    */
-  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, files: boolean): void {
+  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, files: boolean): { took: number; foreign: number } {
+    let took = 0;
+    let foreign = 0;
     const F = infoLayout.fields;
     const size = infoLayout.size;
     const dv = new DataView(data.buffer, data.byteOffset, data.length);
@@ -201,7 +260,11 @@ export class SynqueueCollector {
       const e = this.entries.get(sk);
       if (files && e !== undefined && e.gen === gen) continue;
       const netns = dv.getUint32(at + F.netns.offset, true);
-      if (spaces && !spaces.has(netns)) continue;
+      if (spaces && !spaces.has(netns)) {
+        foreign++;
+        continue;
+      }
+      took++;
       const ino = infoLayout.read(dv, 'ino', at);
       const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
       const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
@@ -231,8 +294,10 @@ export class SynqueueCollector {
         acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
         fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,
         owner: pid ? { pid, comm: commAt(data, at + F.comm.offset) } : null,
+        row: undefined,
       });
     }
+    return { took, foreign };
   }
 
   private selected(s: Snapshot): boolean {
@@ -257,6 +322,18 @@ export class SynqueueCollector {
   collect(final = false): SynqueueReport {
     const snap = this.snapshot();
     const counted = drainStats(this.o.statsMap);
+    if (this.ownSkipped) {
+      // The probes counted for a listener the walks did not see: one no
+      // process holds, born since the last own-namespace walk. Walk now, so
+      // that its counts are not dropped.
+      const skipped = this.ownSkipped;
+      for (const sk of counted.keys()) {
+        if (!this.entries.has(sk)) {
+          this.walkOwn(skipped.gen, skipped.seen);
+          break;
+        }
+      }
+    }
     if (this.changed) {
       // A steady node keeps its listeners: sort them when that changes, not every interval.
       this.ordered = [...this.entries.values()].sort((a, b) => a.port - b.port || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0) || a.netns - b.netns);
@@ -280,8 +357,17 @@ export class SynqueueCollector {
       prev.acceptQueue = e.prevAcceptQueue;
       prev.synQueue = e.prevSynQueue;
       prev.skDrops = e.prevSkDrops;
-      rows.push(buildRow(e, e.fresh ? undefined : prev, counted.get(e.sk) ?? NONE, this.o.perSyn,
-        snap.sysctls.get(e.netns)!, this.o.seesEnqueues, o, c?.container ?? null));
+      const before = e.fresh ? undefined : prev;
+      const counts = counted.size === 0 ? QUIET : counted.get(e.sk) ?? QUIET;
+      const sys = snap.sysctls.get(e.netns)!;
+      const container = c?.container ?? null;
+      // A steady node's rows mostly stay as they were: keep the row object
+      // (no new one per listener per interval; views keep work by identity).
+      if (!quietRowHolds(e, before, counts, e.row, this.o.perSyn, sys, this.o.seesEnqueues, o, container)) {
+        const row = buildRow(e, before, counts, this.o.perSyn, sys, this.o.seesEnqueues, o, container);
+        if (e.row === undefined || !sameRow(e.row, row)) e.row = row;
+      }
+      rows.push(e.row!);
       perNs.set(e.netns, (perNs.get(e.netns) ?? 0) + 1);
       if (this.o.labels && !this.labels.has(e.sk)) {
         this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));

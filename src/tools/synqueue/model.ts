@@ -195,6 +195,45 @@ export function buildRow(now: Snapshot, prev: Pick<Snapshot, 'acceptQueue' | 'sy
   return row;
 }
 
+/**
+ * Do two rows hold the same figures? The collector then shows a listener's
+ * previous row object again (views may keep per-row work, such as its JSON
+ * text, by identity). Every field of ListenerRow is compared: the unit test
+ * changes each field of a row in turn and expects false.
+ */
+export function sameRow(a: ListenerRow, b: ListenerRow): boolean {
+  return a.accept_queue === b.accept_queue && a.accept_queue_max === b.accept_queue_max && a.accept_limit === b.accept_limit &&
+    a.syn_queue === b.syn_queue && a.syn_queue_max === b.syn_queue_max && a.syn_limit === b.syn_limit &&
+    a.overflows === b.overflows && a.drops === b.drops && a.syncookies === b.syncookies && a.synack_retrans === b.synack_retrans &&
+    a.enqueued === b.enqueued && a.overflows_inferred === b.overflows_inferred &&
+    a.pid === b.pid && a.comm === b.comm && a.container === b.container &&
+    a.addr === b.addr && a.port === b.port && a.family === b.family && a.netns === b.netns;
+}
+
+/**
+ * Would buildRow() give `row` again? Answered without building one, for the
+ * common case at scale: a quiet listener (nothing counted, the same queue
+ * lengths and drop counter as the previous snapshot) whose row was built
+ * from the same quiet state. Then the row is what buildRow makes of equal
+ * inputs: maxima equal to the lengths, nothing dropped or counted. False
+ * whenever that is not certain (the caller then builds the row). The unit
+ * test checks it against sameRow(row, buildRow(...)) over many inputs.
+ */
+export function quietRowHolds(now: Snapshot, prev: Pick<Snapshot, 'acceptQueue' | 'synQueue' | 'skDrops'> | undefined, c: Counted, row: ListenerRow | undefined,
+  perSyn: boolean, sys: SynSysctls, seesEnqueues: boolean, owner: { pid: number; comm: string } | null, container: string | null): boolean {
+  if (row === undefined || prev === undefined || c !== QUIET) return false;
+  if (now.acceptQueue !== prev.acceptQueue || now.synQueue !== prev.synQueue || now.skDrops !== prev.skDrops) return false;
+  return row.accept_queue === now.acceptQueue && row.accept_queue_max === now.acceptQueue && row.accept_limit === now.acceptLimit &&
+    row.syn_queue === now.synQueue && row.syn_queue_max === now.synQueue && row.syn_limit === synLimit(now.acceptLimit, sys.syncookies, sys.maxSynBacklog) &&
+    row.overflows === 0 && row.drops === 0 && row.synack_retrans === 0 && row.overflows_inferred === undefined &&
+    row.syncookies === (perSyn ? 0 : null) && row.enqueued === (seesEnqueues ? 0 : null) &&
+    row.pid === (owner ? owner.pid : null) && row.comm === (owner ? owner.comm : null) && row.container === container &&
+    row.port === now.port && row.addr === now.addr && row.netns === now.netns && row.family === (now.family === AF_INET6 ? 'ipv6' : 'ipv4');
+}
+
+/** The counts of a listener nothing happened to (shared: compared by identity in quietRowHolds). */
+export const QUIET: Readonly<Counted> = Object.freeze(emptyCounted());
+
 /** Accept queue fill this interval, 0..n (most seen / limit); a zero limit counts as full when anything queued. */
 export function fillOf(r: Pick<ListenerRow, 'accept_queue_max' | 'accept_limit'>): number {
   return r.accept_limit > 0 ? r.accept_queue_max / r.accept_limit : r.accept_queue_max > 0 ? Infinity : 0;

@@ -9,10 +9,10 @@ import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { ColumnPrinter, type Align } from '../../core/output/table.js';
 import type { ChalkInstance } from 'chalk';
 import { escapeForTerminal as esc } from '../../core/output/format.js';
-import { ndjson } from '../../core/output/json.js';
+import { jsonText, ndjson } from '../../core/output/json.js';
 import { LiveChart } from '../../core/output/chart.js';
 import { hist_value_layout as histLayout } from '../../generated/synqueue.js';
-import { AF_INET6, formatListener, labelOf, topRows, type SynqueueReport } from './model.js';
+import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './model.js';
 import { skKey } from './collect.js';
 
 export interface SynqueueViewOptions {
@@ -55,10 +55,11 @@ function screenRows(ctx: ToolContext): number {
 export function makeView(ctx: ToolContext, opts: SynqueueViewOptions & CommonOptions, perSyn: boolean): View {
   if (opts.events) return eventsView(ctx, Boolean(opts.json), perSyn);
   if (opts.json) {
+    const texts = new WeakMap<ListenerRow, string>();
     return {
       event() {},
       show(report) {
-        writeReportJson(ctx, report);
+        for (const part of reportJsonParts(report, texts)) ctx.out.write(part);
       },
     };
   }
@@ -282,20 +283,34 @@ export function printHist(ctx: ToolContext, map: BpfMap, labels: Map<number, str
 }
 
 /**
- * One report as one NDJSON record, written in pieces: at 10,000 listeners
- * the record is ~4 MB, and one JSON.stringify of it (then its U+2028
- * escaping, a copy each) kept several such strings alive at once. The same
- * bytes as ndjson(report): keys in the report's order, the rows 500 at a time.
+ * One report as one NDJSON record, in pieces to write one after the other:
+ * at 10,000 listeners the record is ~3 MB, and one JSON.stringify of it
+ * (then its U+2028 escaping, a copy each) kept several such strings alive at
+ * once. The same bytes as ndjson(report): keys in the report's order, the
+ * rows 500 at a time. A row object the collector showed before (a listener
+ * whose figures did not change: SynqueueCollector reuses its row) keeps its
+ * JSON text in `texts`, so a quiet node's rows are not serialized again.
  */
-function writeReportJson(ctx: ToolContext, report: SynqueueReport): void {
+export function reportJsonParts(report: SynqueueReport, texts: WeakMap<ListenerRow, string>): string[] {
   const listeners = report.listeners;
   const head = ndjson({ ...report, listeners: [] });
   // head is {...,"listeners":[],"netstat":...}\n: split it at the empty array.
   const at = head.indexOf('"listeners":[]') + '"listeners":['.length;
-  ctx.out.write(head.slice(0, at));
+  const parts = [head.slice(0, at)];
   for (let i = 0; i < listeners.length; i += 500) {
-    const part = ndjson(listeners.slice(i, i + 500));
-    ctx.out.write((i ? ',' : '') + part.slice(1, part.length - 2));
+    let part = i ? ',' : '';
+    const end = Math.min(i + 500, listeners.length);
+    for (let k = i; k < end; k++) {
+      const row = listeners[k];
+      let text = texts.get(row);
+      if (text === undefined) {
+        text = jsonText(row);
+        texts.set(row, text);
+      }
+      part += k > i ? ',' + text : text;
+    }
+    parts.push(part);
   }
-  ctx.out.write(head.slice(at));
+  parts.push(head.slice(at));
+  return parts;
 }
