@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { buildC, runRbtrace, startRbtrace, settledLeftovers, sleep, type Finished } from '../../helpers.js';
 
@@ -152,6 +152,11 @@ for (const path of ['fentry', 'kprobe', 'tp_btf', 'tracepoint']) {
       // sk_acceptq_is_full() is backlog > limit: 5 fit a backlog of 4
       assert.equal(rows.at(-1).accept_queue, 5);
       assert.equal(rows.at(-1).accept_limit, 4);
+      // Found by the walk of open files (task_file: typed loads from 5.11,
+      // probe reads before): its owner and namespace, as /proc tells them.
+      assert.equal(rows.at(-1).pid, load.pid);
+      assert.equal(rows.at(-1).comm, 'sqvm');
+      assert.equal(rows.at(-1).netns, statSync('/proc/self/ns/net').ino);
       const enq = rows.reduce((a: number, x: { enqueued: number | null }) => a + (x.enqueued ?? 0), 0);
       if (path === 'fentry' || path === 'kprobe' || DATA_READY) {
         assert.equal(enq, 5, 'each connection that joined the accept queue, seen once');
