@@ -260,6 +260,12 @@ subjects.forEach((sub, i) => {
     last_minute: window(i, Math.max(0, last - perMin), last),
     whole_run: window(i, 0, last),
   };
+  // The curve, not just three points: every 5 minutes, the exporter's RSS and heap with the bare node's RSS beside.
+  r.every_5_minutes = [];
+  for (let m = 0; m * perMin < last; m += 5) {
+    const w = window(i, m * perMin, Math.min((m + 1) * perMin, last));
+    r.every_5_minutes.push({ minute: m, rss_mib: w.rss_mib.mean, heap_after_gc_mib: w.heap_after_gc_mib.mean, bare_node_rss_mib: w.bare_node_rss_mib.mean });
+  }
   const rssRise = Number(r.last_minute.rss_mib.mean) - Number(r.middle_minute.rss_mib.mean);
   // The live heap where both minutes had a mark-compact, else the heap after any collection (an upper bound).
   const full = (w) => w.live_heap_after_mark_compact_mib;
@@ -277,6 +283,8 @@ subjects.forEach((sub, i) => {
     rss_at_most_80_mib: underCap,
   };
   report[sub.name] = r;
+  verdicts.push(`${sub.name}: every 5 minutes, RSS / heap after GC / bare node RSS (MiB): ` +
+    r.every_5_minutes.map((x) => `${x.minute}: ${x.rss_mib}/${x.heap_after_gc_mib ?? '-'}/${x.bare_node_rss_mib}`).join(', '));
   verdicts.push(`${sub.name}: memory ${r.verdict.memory} (RSS ${r.first_minute.rss_mib.mean} -> ${r.middle_minute.rss_mib.mean} -> ${r.last_minute.rss_mib.mean} MiB, ` +
     `heap after GC ${r.first_minute.heap_after_gc_mib.mean} -> ${r.middle_minute.heap_after_gc_mib.mean} -> ${r.last_minute.heap_after_gc_mib.mean} MiB, ` +
     `heapUsed at scrapes ${r.first_minute.heap_used_at_scrapes_mib} -> ${r.last_minute.heap_used_at_scrapes_mib} MiB: first -> middle -> last minute); ` +

@@ -87,6 +87,24 @@ interface Entry extends Snapshot {
   gen: number;
   /** The row last reported for it: shown again while its figures do not change (sameRow). */
   row: ListenerRow | undefined;
+  /** Its namespace's tally (one object per namespace, kept: no Map lookup per row). */
+  space: NsTally;
+  /** What the probes counted for it this interval (QUIET: nothing), set from the drained map. */
+  counts: Counted;
+  /** The owner object its container was looked up for, and that container (a lookup per owner change, not per row). */
+  ctrOwner: { pid: number; comm: string } | null;
+  ctr: { cgroup: string | undefined; container: string | null } | undefined;
+}
+
+/**
+ * Per network namespace, across intervals: its sysctls this interval and how
+ * many rows it had. Entries point at theirs, because a Map keyed by a
+ * namespace inode (above 2^31: not a small integer to V8) costs ~100 ns a
+ * lookup, a millisecond per 10,000 rows each time it is asked.
+ */
+interface NsTally {
+  sys: SynSysctls | undefined;
+  rows: number;
 }
 
 /**
@@ -107,6 +125,8 @@ export class SynqueueCollector {
   private readonly spaces = new Map<number, NetnsState>();
   private readonly owners = new SocketOwners(1000);
   private readonly containers = new Map<number, { cgroup: string | undefined; container: string | null }>();
+  private readonly tallies = new Map<number, NsTally>();
+  private collects = 0;
   private readonly scratch = new IterBuffer();
   private readonly prevScratch = { acceptQueue: 0, synQueue: 0, skDrops: 0 };
   /** sk -> the label views use for it (--hist, --events): address:port, and the namespace when not rbtrace's own. */
@@ -255,12 +275,20 @@ export class SynqueueCollector {
     const F = infoLayout.fields;
     const size = infoLayout.size;
     const dv = new DataView(data.buffer, data.byteOffset, data.length);
+    // A process's files come together, so its records share a namespace:
+    // remember the last answer (Set.has on an inode above 2^31 is slow).
+    let lastNetns = -1;
+    let lastWanted = true;
     for (let at = 0; at + size <= data.length; at += size) {
       const sk = skKey(dv, at + F.sk.offset);
       const e = this.entries.get(sk);
       if (files && e !== undefined && e.gen === gen) continue;
       const netns = dv.getUint32(at + F.netns.offset, true);
-      if (spaces && !spaces.has(netns)) {
+      if (spaces && netns !== lastNetns) {
+        lastNetns = netns;
+        lastWanted = spaces.has(netns);
+      }
+      if (spaces && !lastWanted) {
         foreign++;
         continue;
       }
@@ -294,7 +322,7 @@ export class SynqueueCollector {
         acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
         fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,
         owner: pid ? { pid, comm: commAt(data, at + F.comm.offset) } : null,
-        row: undefined,
+        row: undefined, space: this.tally(netns), counts: QUIET, ctrOwner: null, ctr: undefined,
       });
     }
     return { took, foreign };
@@ -307,6 +335,12 @@ export class SynqueueCollector {
     return true;
   }
 
+  private tally(netns: number): NsTally {
+    let t = this.tallies.get(netns);
+    if (!t) this.tallies.set(netns, (t = { sys: undefined, rows: 0 }));
+    return t;
+  }
+
   /** The owner's cgroup and container, cached per pid (a process does not change container). */
   private containerOf(pid: number): { cgroup: string | undefined; container: string | null } {
     let c = this.containers.get(pid);
@@ -316,6 +350,18 @@ export class SynqueueCollector {
       this.containers.set(pid, c);
     }
     return c;
+  }
+
+  /** Let go of containers of owners no listener has, and tallies of namespaces no listener is in. */
+  private prune(): void {
+    const pids = new Set<number>();
+    const spaces = new Set<NsTally>();
+    for (const e of this.entries.values()) {
+      if (e.owner) pids.add(e.owner.pid);
+      spaces.add(e.space);
+    }
+    for (const pid of this.containers.keys()) if (!pids.has(pid)) this.containers.delete(pid);
+    for (const [inode, t] of this.tallies) if (!spaces.has(t)) this.tallies.delete(inode);
   }
 
   /** The report for the interval since the last call. */
@@ -345,21 +391,33 @@ export class SynqueueCollector {
     if (!files) this.owners.update(mine.map((e) => e.ino));
     const pids = this.o.wantedPids?.();
     const rows: ListenerRow[] = [];
-    const perNs = new Map<number, number>();
-    const livePids = new Set<number>();
+    for (const [inode, t] of this.tallies) {
+      t.rows = 0;
+      t.sys = snap.sysctls.get(inode);
+    }
+    // The few listeners with counts get them on their entry (a lookup per
+    // counted listener, not per row).
+    for (const [sk, c] of counted) {
+      const e = this.entries.get(sk);
+      if (e) e.counts = c;
+    }
     const prev = this.prevScratch;
     for (const e of mine) {
       const o = files ? e.owner : this.owners.get(e.ino);
+      const counts = e.counts;
+      e.counts = QUIET;
       if (pids && (!o || !pids.has(o.pid))) continue;
-      const c = o ? this.containerOf(o.pid) : undefined;
-      if (o) livePids.add(o.pid);
+      if (e.ctrOwner !== o || (o && e.ctr === undefined)) {
+        e.ctrOwner = o;
+        e.ctr = o ? this.containerOf(o.pid) : undefined;
+      }
+      const c = e.ctr;
       if (this.o.cgroup !== undefined && !cgroupUnder(c?.cgroup, this.o.cgroup)) continue;
       prev.acceptQueue = e.prevAcceptQueue;
       prev.synQueue = e.prevSynQueue;
       prev.skDrops = e.prevSkDrops;
       const before = e.fresh ? undefined : prev;
-      const counts = counted.size === 0 ? QUIET : counted.get(e.sk) ?? QUIET;
-      const sys = snap.sysctls.get(e.netns)!;
+      const sys = e.space.sys!;
       const container = c?.container ?? null;
       // A steady node's rows mostly stay as they were: keep the row object
       // (no new one per listener per interval; views keep work by identity).
@@ -368,19 +426,19 @@ export class SynqueueCollector {
         if (e.row === undefined || !sameRow(e.row, row)) e.row = row;
       }
       rows.push(e.row!);
-      perNs.set(e.netns, (perNs.get(e.netns) ?? 0) + 1);
+      e.space.rows++;
       if (this.o.labels && !this.labels.has(e.sk)) {
         this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
       }
     }
-    for (const pid of this.containers.keys()) if (!livePids.has(pid)) this.containers.delete(pid);
+    if (++this.collects % RECHECK_INTERVALS === 0) this.prune();
 
     const namespaces: NetnsSummary[] = [];
     const total: Record<string, number> = Object.fromEntries(NETSTAT.map((n) => [n, 0]));
     for (const [inode, st] of this.spaces) {
       const netstat = snap.deltas.get(inode)!;
       for (const n of NETSTAT) total[n] += netstat[n];
-      namespaces.push({ netns: inode, name: st.name, pid: st.pid, listeners: perNs.get(inode) ?? 0, netstat });
+      namespaces.push({ netns: inode, name: st.name, pid: st.pid, listeners: this.tallies.get(inode)?.rows ?? 0, netstat });
     }
     return { time: new Date().toISOString(), attach: this.o.attach, ...(final ? { final: true } : {}), listeners: rows, netstat: total, namespaces };
   }
