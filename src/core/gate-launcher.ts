@@ -40,8 +40,12 @@ const PERL = '/usr/bin/perl';
  * and LENGTH bytes of environment, each string NUL-terminated. Anything
  * else (a short message from a dying rbtrace) is exit 126, as the bash
  * gate's failed read. (The match variables live in that one statement.)
+ * Signals: perl ignores SIGFPE at start (PERL_FPU_INIT), and an ignored
+ * signal stays ignored across exec; Node gave the gate default
+ * dispositions, so every IGNORE here is perl's: undone.
  * A failed execve: one line, and the status bash's exec gives (127 for
- * ENOENT: the file, or its #! interpreter, is missing; else 126). No `use`, no %!: no module is loaded.
+ * ENOENT: the file, or its #! interpreter, is missing; else 126). No `use`,
+ * no %!: no module is loaded.
  */
 const PERL_GATE = String.raw`
 my ($nr, $fd, $path, @argv) = @ARGV;
@@ -52,6 +56,7 @@ my ($m, $n) = ('');
 defined $n and $m =~ /\Ago (\d+)\n/ and length $m == $+[0] + $1 or exit 126;
 my @env = substr($m, $+[0]) =~ /([^\0]*)\0/g;
 close $g;
+$SIG{$_} = 'DEFAULT' for grep { ($SIG{$_} // '') eq 'IGNORE' } keys %SIG;
 my ($av, $ev) = (pack('p*', @argv, undef), pack('p*', @env, undef));
 syscall $nr, $path, $av, $ev;
 my ($errno, $error) = ($! + 0, "$!");

@@ -141,6 +141,16 @@ test('CMD gets argv as given: argv[0] as written (found on PATH), odd arguments'
   assert.deepEqual(args(t.argv), want, 'argv[0] as written, not the resolved path; every argument as given');
 });
 
+test('CMD starts with the signal mask and ignored signals it gets without rbtrace (perl ignores SIGFPE)', () => {
+  const argv = ['/bin/grep', '-E', '^Sig(Blk|Ign):', '/proc/self/status'];
+  const plain = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  assert.equal(plain.status, 0);
+  assert.match(plain.stdout, /^SigBlk:\s+0+\nSigIgn:\s+0+\n$/, 'Node starts it with nothing blocked or ignored');
+  const r = spawnSync(process.execPath, [RBTRACE, 'execsnoop', '--json', '--', ...argv], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('Sig')).join('\n') + '\n', plain.stdout);
+});
+
 test('an exec the kernel refuses: one execve counted, one line, the status bash\'s exec gives', () => {
   // An ELF for another machine passes rbtrace's format check; execve fails
   // with ENOEXEC. glibc's execvp would then run it through /bin/sh (a second
