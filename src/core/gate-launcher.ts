@@ -18,7 +18,10 @@
 // bash -p otherwise (no perl, or an architecture without an execve number
 // here), which cannot be exact: its `exec` always exports SHLVL (a missing
 // one arrives as SHLVL=0: sudo's env_reset, systemd, cron start rbtrace
-// without one), and it changes PWD and `_` (undone below).
+// without one; adjust_shell_level does it even after `unset SHLVL`, and
+// only `exec -c` or a forked subshell avoid it), it passes the environment
+// in its hash table's order, not the one it got, and it changes PWD and `_`
+// (undone below).
 import { existsSync } from 'node:fs';
 import { archInfo } from './arch.js';
 import { syscallNumber } from './names.js';
