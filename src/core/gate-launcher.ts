@@ -8,7 +8,8 @@
 // gets the environment on the socket, not in its own (so PERL5OPT,
 // PERL5LIB, PERLIO, LANG... in the user's environment change nothing in the
 // gate: it starts with none), and hands it to a raw execve(2) as the very
-// list of strings rbtrace got, in order. Not perl's exec: that goes through
+// list of strings rbtrace got, in order (environBlock: as bytes, so not
+// even Node's UTF-8 decoding changes it). Not perl's exec: that goes through
 // %ENV and execvp(3), and glibc's execvp re-runs a file the kernel refuses
 // with ENOEXEC through /bin/sh (a second execve, counted as the command's).
 // The environment goes on the socket rather than in perl's argv because a
@@ -22,7 +23,7 @@
 // only `exec -c` or a forked subshell avoid it), it passes the environment
 // in its hash table's order, not the one it got, and it changes PWD and `_`
 // (undone below).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { archInfo } from './arch.js';
 import { syscallNumber } from './names.js';
 
@@ -74,14 +75,48 @@ export function perlLauncher(path: string, argv: string[], gateFd: number, env: 
   const arch = archInfo();
   const nr = arch && syscallNumber('execve', arch.syscallTable);
   if (nr === undefined || !existsSync(PERL)) return undefined;
-  // As spawn() would pass it: NAME=VALUE in process.env's order (environ's).
-  const block = Buffer.from(Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}\0`).join(''));
+  const block = environBlock(env);
   // -f: no sitecustomize.pl; `--`: the rest is @ARGV.
   return {
     argv: [PERL, '-f', '-e', PERL_GATE, '--', String(nr), String(gateFd), path, ...argv],
     env: {},
     go: Buffer.concat([Buffer.from(`go ${block.length}\n`), block]),
   };
+}
+
+/**
+ * The command's environment, each string NUL-terminated. Node decodes its
+ * environment as UTF-8 (a byte that is not becomes U+FFFD) and orders
+ * process.env's keys as a JS object does (integer-like names first): when
+ * `env` is exactly what Node made of this process's environment
+ * (/proc/self/environ, not changed since), that is what is passed on, as
+ * bytes; else `env` as spawn() would pass it, NAME=VALUE in its order.
+ */
+export function environBlock(env: NodeJS.ProcessEnv, environ = '/proc/self/environ'): Buffer {
+  const entries = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined);
+  let raw: Buffer | undefined;
+  try {
+    raw = readFileSync(environ);
+  } catch {
+    // no /proc
+  }
+  if (raw && raw.length > 0 && raw[raw.length - 1] === 0 && sameEnvironment(raw, entries)) return raw;
+  return Buffer.from(entries.map(([k, v]) => `${k}=${v}\0`).join(''));
+}
+
+/** Does `raw` decode to exactly these NAME=VALUE pairs (no duplicates, none without '=')? */
+function sameEnvironment(raw: Buffer, entries: [string, string][]): boolean {
+  const decoded = new Map<string, string>();
+  let count = 0;
+  for (let start = 0; start < raw.length; count++) {
+    const end = raw.indexOf(0, start);
+    const text = raw.toString('utf8', start, end);
+    start = end + 1;
+    const eq = text.indexOf('=', 1);
+    if (eq < 0) return false;
+    decoded.set(text.slice(0, eq), text.slice(eq + 1));
+  }
+  return decoded.size === count && count === entries.length && entries.every(([k, v]) => decoded.get(k) === v);
 }
 
 /** POSIX single quotes: safe for any string in a shell script. */

@@ -160,8 +160,9 @@ export class GatedCommand {
     stdio[gateFd] = 'pipe';
     for (let i = 3; i < stdio.length; i++) stdio[i] ??= 'ignore';
 
-    // The environment the command gets is the one spawn() would give it
-    // (gate-launcher.ts: perl passes it on exactly; bash, but for SHLVL).
+    // The command gets the environment rbtrace got (gate-launcher.ts: the
+    // perl gate exactly; the bash gate as spawn() passes process.env, but
+    // for SHLVL and the order).
     const launcher = perlLauncher(path, argv, gateFd, process.env) ?? bashLauncher(path, argv, gateFd, process.env);
     this.go = launcher.go;
 

@@ -124,6 +124,19 @@ test('CMD gets variables perl and bash would obey, odd bytes and a long value un
   }
 });
 
+test('CMD gets bytes that are not UTF-8 as they are (Node\'s process.env would replace them with U+FFFD)', () => {
+  // Node can put no such byte in an environment: perl sets it, then execs.
+  const setLatin1 = (argv: string[]) => spawnSync('/usr/bin/perl', ['-e', '$ENV{RBTRACE_T_LATIN1} = "caf\\xe9 \\xff\\xfe\\xc3"; exec { $ARGV[0] } @ARGV or die "$!"', ...argv], { env: process.env, timeout: 60000 });
+  const plain = setLatin1(['/usr/bin/env', '-0']);
+  assert.equal(plain.status, 0, String(plain.stderr));
+  const envFile = join(DIR, 'latin1.env');
+  const r = setLatin1([process.execPath, RBTRACE, 'execsnoop', '--', DUMP, envFile, join(DIR, 'latin1.argv')]);
+  assert.equal(r.status, 0, String(r.stderr));
+  const got = readFileSync(envFile);
+  assert.ok(strings(got).includes('RBTRACE_T_LATIN1=caf\xe9 \xff\xfe\xc3'), 'the raw bytes (latin1 here)');
+  assertSameEnv(got, plain.stdout, 'bytes that are not UTF-8');
+});
+
 test('CMD gets argv as given: argv[0] as written (found on PATH), odd arguments', () => {
   const bin = join(DIR, 'bin');
   mkdirSync(bin, { recursive: true });

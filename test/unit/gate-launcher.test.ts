@@ -6,8 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { bashLauncher, perlLauncher, type Launcher } from '../../src/core/gate-launcher.js';
+import { bashLauncher, environBlock, perlLauncher, type Launcher } from '../../src/core/gate-launcher.js';
 
 const ENV = '/usr/bin/env';
 
@@ -78,4 +81,30 @@ test('bash gate (the fallback): the same set of variables given a SHLVL; without
   const b = bashLauncher(ENV, ['env', '-0'], 3, HOSTILE);
   const rb = await runGate(b, b.go);
   assert.deepEqual(strings(rb.stdout).sort(), [...strings(oracle(HOSTILE)), 'SHLVL=0'].sort());
+});
+
+test('environBlock: this process\'s environment as bytes when process.env is what Node made of it, else process.env as spawn() passes it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-environ-'));
+  const file = (name: string, bytes: number[] | string) => {
+    const f = join(dir, name);
+    writeFileSync(f, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : Buffer.from(bytes));
+    return f;
+  };
+  // B=caf\xe9 (latin1): Node decodes it as 'caf\ufffd'.
+  const raw = file('raw', 'B=caf\xe9\0A=1\0EMPTY=\0X==y\0');
+  const node = { B: 'caf\ufffd', A: '1', EMPTY: '', X: '=y' };
+  assert.deepEqual([...environBlock(node, raw)], [...Buffer.from('B=caf\xe9\0A=1\0EMPTY=\0X==y\0', 'latin1')]);
+  const spawned = (env: NodeJS.ProcessEnv) => Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
+  for (const [what, env, f] of [
+    ['a value changed since start-up', { ...node, A: '2' }, raw],
+    ['a variable added', { ...node, NEW: '1' }, raw],
+    ['a variable removed', { B: node.B, A: '1', EMPTY: '' }, raw],
+    ['a name twice in the environment', { A: '2' }, file('dup', 'A=1\0A=2\0')],
+    ['a string without =', { A: '1' }, file('noeq', 'A=1\0junk\0')],
+    ['no /proc', { A: '1' }, join(dir, 'missing')],
+  ] as [string, NodeJS.ProcessEnv, string][]) {
+    assert.deepEqual(environBlock(env, f).toString('latin1'), spawned(env).toString('latin1'), what);
+  }
+  // The real one: this process's environment, unchanged since start-up.
+  assert.ok(environBlock(process.env).equals(readFileSync('/proc/self/environ')));
 });
