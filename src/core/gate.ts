@@ -93,9 +93,10 @@ const SETPRIV = '/usr/bin/setpriv';
  * can be put into BPF filters) and runs `argv` only once release() is called.
  * The hold (gate-launcher.ts: perl with an empty environment, or `bash -p`;
  * nothing of the user's runs as root in it but the command) waits on a
- * socket, then execs the command (same pid, no extra fork). setpriv in front of it sets the user (--user)
- * and a parent-death signal: if rbtrace dies without stopping the command
- * (SIGKILL, a crash), the kernel kills the command too.
+ * socket, then execs the command (same pid, no extra fork). setpriv in
+ * front of it sets the user (--user) and a parent-death signal: if rbtrace
+ * dies without stopping the command (SIGKILL, a crash), the kernel kills
+ * the command too.
  */
 /**
  * The kernel execs an ELF file or a `#!` script; anything else fails with
