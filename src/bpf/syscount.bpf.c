@@ -132,7 +132,7 @@ static __always_inline bool wanted(__u64 id, long nr)
 
 	if (tgid == self_tgid)
 		return false;
-	/* -- CMD: before its exec the command's pid is rbtrace's gate (a shell);
+	/* -- CMD: before its exec the command's pid is rbtrace's gate (perl or bash);
 	 * of it only the exec itself is counted, as strace -f CMD counts it. */
 	if (!rbtrace_wanted(tgid) &&
 	    !((nr == nr_execve || nr == nr_execveat) && rbtrace_follow_pending(tgid)))

@@ -6,6 +6,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, r
 import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { RbtraceError, UsageError } from './errors.js';
+import { bashLauncher, perlLauncher } from './gate-launcher.js';
 import { resolveCommand } from './process.js';
 import type { RunAs } from './user.js';
 
@@ -85,27 +86,24 @@ export function classifyFds(table: FdEntry[]): FdSnapshot {
   return snap;
 }
 
-/** POSIX single quotes: safe for any string in a shell script. */
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 const SETPRIV = '/usr/bin/setpriv';
 
 /**
  * A command started but held before exec: its process exists (so its pid
  * can be put into BPF filters) and runs `argv` only once release() is called.
- * The hold is `bash -p` (no BASH_ENV, no imported functions: nothing runs as
- * root but the command) waiting on a socket, which then execs the command
- * (same pid, no extra fork). setpriv in front of it sets the user (--user)
- * and a parent-death signal: if rbtrace dies without stopping the command
- * (SIGKILL, a crash), the kernel kills the command too.
+ * The hold (gate-launcher.ts: perl with an empty environment, or `bash -p`;
+ * nothing of the user's runs as root in it but the command) waits on a
+ * socket, then execs the command (same pid, no extra fork). setpriv in
+ * front of it sets the user (--user) and a parent-death signal: if rbtrace
+ * dies without stopping the command (SIGKILL, a crash), the kernel kills
+ * the command too.
  */
 /**
  * The kernel execs an ELF file or a `#!` script; anything else fails with
  * ENOEXEC, and bash's `exec` then runs the file as a shell script in the gate
  * itself: no exec happens, so counting (which starts at the command's exec)
- * never would. Refuse it, as strace does ("Exec format error").
+ * never would (the perl gate fails with 126). Refuse it first, as strace
+ * does ("Exec format error").
  */
 function checkExecFormat(name: string, path: string): void {
   const head = Buffer.alloc(4);
@@ -132,12 +130,14 @@ function checkExecFormat(name: string, path: string): void {
 export class GatedCommand {
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
-  /** Resolves once the gate is up (setpriv done, bash waiting), or rejects saying why not. */
+  /** Resolves once the gate is up (setpriv done, the gate waiting), or rejects saying why not. */
   readonly ready: Promise<void>;
   private readonly child: ChildProcess;
   /** Our end of the gate's socket (a socketpair: the gate says "ready" on it, we say "go"). */
   private readonly gate: Duplex;
   private status?: ExitStatus;
+  /** What release() says on the gate's socket. */
+  private readonly go: Buffer;
   /** Does the kernel kill the command when rbtrace dies? (setpriv present) */
   readonly diesWithRbtrace: boolean;
 
@@ -146,8 +146,8 @@ export class GatedCommand {
     if (!resolveCommand(argv[0])) {
       throw new RbtraceError(`command not found: ${argv[0]}`, { hint: 'check the name, or give its full path' });
     }
-    // bash's `exec -a` runs the resolved file with argv[0] exactly as the
-    // user wrote it, so the command sees the argv it was given and no failed
+    // The gate runs the resolved file with argv[0] exactly as the user
+    // wrote it, so the command sees the argv it was given and no failed
     // PATH lookups show up in the trace.
     const path = resolveCommand(argv[0])!;
     checkExecFormat(argv[0], path);
@@ -161,21 +161,17 @@ export class GatedCommand {
     stdio[gateFd] = 'pipe';
     for (let i = 3; i < stdio.length; i++) stdio[i] ??= 'ignore';
 
-    // bash adds PWD to the environment when it is missing (and fixes one
-    // that is not the cwd), and drops `_` once it has run a command: undo
-    // both, so that the command gets the environment rbtrace got. (SHLVL:
-    // bash's exec keeps a value it was given; a missing one becomes 0.)
-    const env = process.env;
-    const unset = env.PWD === undefined ? 'unset PWD; ' : '';
-    const keep = (['PWD', '_'] as const).filter((v) => env[v] !== undefined).map((v) => `${v}=${shellQuote(env[v]!)} `).join('');
-    const script = `printf r >&${gateFd} && read -r _ <&${gateFd} || exit 126; ${unset}${keep}exec ${gateFd}<&- -a "$1" "$0" "\${@:2}"`;
-    const bash = ['/bin/bash', '-p', '-c', script, path, ...argv];
+    // The command gets the environment rbtrace got (gate-launcher.ts: the
+    // perl gate exactly; the bash gate as spawn() passes process.env, but
+    // for SHLVL and the order).
+    const launcher = perlLauncher(path, argv, gateFd, process.env) ?? bashLauncher(path, argv, gateFd, process.env);
+    this.go = launcher.go;
 
     this.diesWithRbtrace = existsSync(SETPRIV);
     if (runAs && !this.diesWithRbtrace) throw new RbtraceError('--user needs setpriv', { hint: 'install util-linux' });
     const front = this.diesWithRbtrace ? [SETPRIV, ...(runAs?.setprivArgs() ?? []), '--pdeathsig', 'SIGKILL', '--'] : [];
-    const [file, ...args] = [...front, ...bash];
-    this.child = spawn(file, args, { stdio });
+    const [file, ...args] = [...front, ...launcher.argv];
+    this.child = spawn(file, args, { stdio, env: launcher.env });
     if (this.child.pid === undefined) throw new RbtraceError(`cannot start ${argv[0]}`);
     this.pid = this.child.pid;
     this.exited = new Promise((resolve) => {
@@ -204,7 +200,7 @@ export class GatedCommand {
   }
 
   release(): void {
-    this.gate.write('go\n');
+    this.gate.write(this.go);
     this.gate.end();
   }
 

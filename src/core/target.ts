@@ -82,7 +82,7 @@ export class Target {
 
   /**
    * After load: start tracking the command. Its pid is still the gate (a
-   * shell waiting to exec it), so it goes in as pending: the BPF side starts
+   * launcher waiting to exec it), so it goes in as pending: the BPF side starts
    * counting, and passing tracing on to children, at its exec.
    */
   attach(obj: BpfObject): BpfLink[] {

@@ -23,8 +23,8 @@ const volatile __u32 rbtrace_targ_tgid = 0;    /* -p PID: only this process */
 const volatile bool rbtrace_targ_follow = false; /* -- CMD: rbtrace_traced and its descendants */
 
 /* Values of rbtrace_traced. User space (src/core/target.ts) puts the
- * command's pid in as PENDING: until its exec it is rbtrace's gate (a bash
- * waiting to exec the command), whose calls are not the command's. The
+ * command's pid in as PENDING: until its exec it is rbtrace's gate (perl
+ * or bash waiting to exec the command), whose calls are not the command's. The
  * exec makes it TRACED; only TRACED processes pass their state on to the
  * children they fork. So every figure starts at the command's execve. */
 #define RBTRACE_FOLLOW_TRACED 1
