@@ -45,7 +45,7 @@ const WORKLOADS: Workload[] = [
   // whether an earlier thread's stack could be reused: up to 4 (one per thread).
   // rt_sigprocmask: 17 under strace every time (per thread: two around its
   // clone, one at its start, one SIG_BLOCK on its way out; one UNBLOCK at
-  // start-up), 16 in 4 of 12 runs under rbtrace: join() returns once a
+  // start-up), 16 in 4 of 12 runs under rbtrace. Likely (not proven): join() returns once a
   // thread's Python work is done, before its C exit path blocks signals, and
   // when the main thread's exit_group comes first that call is never made.
   // strace slows the main thread enough that it never wins. Up to 4 (one per thread).
