@@ -1,7 +1,7 @@
 // Shared test helpers: run rbtrace, wait until its probes are attached,
 // build small C programs, and check that nothing stays attached.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,10 +95,61 @@ export function linkCount(): number {
   return (JSON.parse(out) as unknown[]).length;
 }
 
-/** Programs of ours (by name) still loaded: BPF names are cut to 15 characters. */
+/** A process's start time (clock ticks since boot), or undefined when it is gone. */
+function startTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]); // field 22, counted from 1 with pid and comm
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Ids of BPF programs every holder of which (a process with the program's
+ * fd, or a link's, open: fdinfo's prog_id) started before this test run (the
+ * `node --test` runner, our parent): another tool's, such as a benchmark's
+ * exporter left running beside the tests, not something a test left behind.
+ * A program no process holds (pinned) is never foreign.
+ */
+function foreignProgramIds(): Set<number> {
+  const epoch = startTicks(process.ppid) ?? startTicks(process.pid)!;
+  const holders = new Map<number, number[]>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (!/^anon_inode:bpf[-_](prog|link)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) continue;
+        const id = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+        if (id === undefined) continue;
+        const list = holders.get(Number(id)) ?? [];
+        list.push(startTicks(Number(pid)) ?? Infinity);
+        holders.set(Number(id), list);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return new Set([...holders].filter(([, starts]) => starts.every((t) => t < epoch)).map(([id]) => id));
+}
+
+/**
+ * Programs of ours (by name) still loaded: BPF names are cut to 15
+ * characters. Programs held only by processes older than the test run are
+ * not ours (foreignProgramIds).
+ */
 export function leftoverPrograms(names: string[]): string[] {
   const wanted = new Set(names.map((n) => n.slice(0, 15)));
-  return loadedProgramNames().filter((n) => wanted.has(n));
+  const out = execFileSync('bpftool', ['-j', 'prog', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const mine = (JSON.parse(out) as { id: number; name?: string }[]).filter((p) => wanted.has(p.name ?? ''));
+  if (mine.length === 0) return [];
+  const foreign = foreignProgramIds();
+  return mine.filter((p) => !foreign.has(p.id)).map((p) => p.name!);
 }
 
 export const isCI = process.env.CI === 'true';
