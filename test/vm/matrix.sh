@@ -243,7 +243,7 @@ main() {
     [ -z "$sig" ] && [[ "$rc" =~ ^[0-9]+$ ]] && [ "$rc" -gt 128 ] && [ "$rc" != 137 ] && sig="signal $((rc - 128)) (exit $rc)"
     [ -n "$sig" ] || return 0
     running=$(awk '$2 == "start" { n = $0; sub(/^[^ ]+ start /, "", n); open[n] = $1 } $2 == "end" { n = $0; sub(/^[^ ]+ end /, "", n); delete open[n] }
-      END { for (n in open) print open[n] "s: " n }' "$OUT/$label.checks" 2>/dev/null || true)
+      END { for (n in open) print n " (from " open[n] " s of guest uptime)" }' "$OUT/$label.checks" 2>/dev/null || true)
     echo "      died by $sig while running: ${running:-? (no check log: $label.checks)}"
     if [ -s "$OUT/$label.dmesg" ]; then
       echo "      kernel log of the group (tail, $label.dmesg):"

@@ -81,6 +81,9 @@ const churn = () => {
 };
 if (isMainThread) {
   for (let i = 0; i < 2; i++) new Worker(new URL(import.meta.url));
+  // --short: a fresh process for 3 s (its first uprobe hits, the [uprobes]
+  // area made while its threads run), then a clean exit
+  if (process.argv[2] === '--short') setTimeout(() => process.exit(0), 3000);
   const tick = () => {
     const c = spawn('/bin/echo', ['x'.repeat(Math.floor(Math.random() * 4000))]);
     let out = '';
@@ -96,6 +99,9 @@ declare -A BY=()
 "$W/cby" & BY[cby]=$!
 node "$W/nby.mjs" & BY[nby1]=$!
 node "$W/nby.mjs" & BY[nby2]=$!
+# fresh Node processes one after another, each 3 s: any that does not exit 0 is logged
+( while :; do node "$W/nby.mjs" --short; rc=$?; [ "$rc" = 0 ] || echo "short-lived node bystander exit $rc at $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/short.log"; done ) &
+SHORT=$!
 sleep 5
 
 ALLOCS=$W/allocs
@@ -113,15 +119,17 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   [ $((n % 3)) = 0 ] && ./bin/rbtrace mallocstat --json -d 2 > /dev/null 2>> "$W/ms.err"   # all processes
   dead=
   for k in "${!BY[@]}"; do kill -0 "${BY[$k]}" 2>/dev/null || dead+=" $k"; done
+  [ -s "$OUT/short.log" ] && [ "$(wc -l < "$OUT/short.log")" != "${short_seen:-0}" ] && { short_seen=$(wc -l < "$OUT/short.log"); dead+=" short-lived"; }
   dm=$(dmesg -c | tee -a "$OUT/stress.dmesg" | grep -a -c -E 'segfault|traps:|fatal signal|uprobe|BUG|WARNING')
   line="round $n: mallocstat exit $rc counts $got, $(( $(date +%s) - start ))s, dead:${dead:- none}, kernel lines $dm"
   echo "$line" >> "$OUT/summary"; echo "stress: $line" >&2
   if [ -n "$dead" ] || [ "$rc" != 0 ] || [ "$dm" != 0 ]; then
     bad=$((bad + 1)); cp "$W/ms.err" "$OUT/ms-$n.err"
-    for k in $dead; do wait "${BY[$k]}"; echo "bystander $k exit $?" >> "$OUT/summary"; unset "BY[$k]"; done
+    for k in $dead; do [ "$k" = short-lived ] && continue; wait "${BY[$k]}"; echo "bystander $k exit $?" >> "$OUT/summary"; unset "BY[$k]"; done
     [ "${#BY[@]}" = 0 ] && break
   fi
 done
+kill "$SHORT"
 for k in "${!BY[@]}"; do kill "${BY[$k]}"; done
 wait
 echo "done: $n rounds, $bad with trouble; cores: $(ls "$OUT/cores" | tr '\n' ' ')" >> "$OUT/summary"
