@@ -239,7 +239,7 @@ main() {
   # explains: the group has failed already.
   crash_report() {
     local label=$1 rc=$2 sig running core exe
-    sig=$(grep -a -o "signal: 'SIG[A-Z0-9]*'" "$OUT/$label.tap" 2>/dev/null | head -n1 | cut -d"'" -f2)
+    sig=$(grep -a -o "signal: 'SIG[A-Z0-9]*'" "$OUT/$label.tap" 2>/dev/null | head -n1 | cut -d"'" -f2 || true)
     [ -z "$sig" ] && [[ "$rc" =~ ^[0-9]+$ ]] && [ "$rc" -gt 128 ] && [ "$rc" != 137 ] && sig="signal $((rc - 128)) (exit $rc)"
     [ -n "$sig" ] || return 0
     running=$(awk '$2 == "start" { n = $0; sub(/^[^ ]+ start /, "", n); open[n] = $1 } $2 == "end" { n = $0; sub(/^[^ ]+ end /, "", n); delete open[n] }
@@ -248,17 +248,17 @@ main() {
     if [ -s "$OUT/$label.dmesg" ]; then
       echo "      kernel log of the group (tail, $label.dmesg):"
       grep -a -E 'segfault|traps:|fatal signal|general protection|uprobe|Code:|RIP:|RSP:|BUG|WARNING|Oops|invalid opcode' "$OUT/$label.dmesg" \
-        | tail -n 16 | cut -c1-200 | sed 's/^/        /'
+        | tail -n 16 | cut -c1-200 | sed 's/^/        /' || true
     else
       echo "      (no kernel log lines in $label.dmesg)"
     fi
     for core in "$OUT"/cores/core.*; do
       [ -f "$core" ] || continue
       echo "      core dump: ${core#"$REPO"/} ($(du -h "$core" | cut -f1))"
-      exe=$(file -b "$core" 2>/dev/null | sed -n "s/.*execfn: '\([^']*\)'.*/\1/p")
+      exe=$(file -b "$core" 2>/dev/null | sed -n "s/.*execfn: '\([^']*\)'.*/\1/p" || true)
       if [ "$ARCH" = x86 ] && [ -n "$exe" ] && command -v gdb > /dev/null; then
         timeout 120 gdb -batch -nx -ex 'info registers rip rsp' -ex 'bt 12' -ex 'x/3i $pc' "$exe" "$core" 2>/dev/null \
-          | grep -a -E '^(#|rip|rsp|=>|   0x)' | cut -c1-200 | sed 's/^/        /'
+          | grep -a -E '^(#|rip|rsp|=>|   0x)' | cut -c1-200 | sed 's/^/        /' || true
       fi
     done
   }
