@@ -13,13 +13,24 @@
 #   LABEL  ATTACH  BPF_DIR  NAME_PATTERN  TIMEOUT_S  FILE...
 # ATTACH '-' = leave RBTRACE_ATTACH unset (each tool picks its own path);
 # BPF_DIR '-' = the build's objects; NAME_PATTERN '-' = every test.
-# Writes OUTDIR/doctor.json (+ .err), and per group LABEL.tap, LABEL.err and
-# LABEL.status ("EXIT SECONDS").
+# Writes OUTDIR/doctor.json (+ .err), and per group LABEL.tap, LABEL.err,
+# LABEL.status ("EXIT SECONDS"), LABEL.dmesg (the kernel log lines the group
+# added), LABEL.checks (each check's start and end, where the test file
+# writes them: RBTRACE_VM_CHECKLOG) and core dumps in OUTDIR/cores/, so that a
+# test process killed by a signal says where and in which check.
 set -uo pipefail
 OUT=$1
 cd "$2" || exit 125
 
 echo "matrix: kernel $(uname -r), $(nproc) cpus" >&2
+# A crash must say where: core dumps straight to the host (9p, not the
+# guest's memory), and the kernel's register dump for every fatal signal
+# besides its "segfault at ... ip ... in LIB[...]" line.
+mkdir -p "$OUT/cores"
+echo "$OUT/cores/core.%e.%p.%s" > /proc/sys/kernel/core_pattern
+echo 1 > /proc/sys/kernel/print-fatal-signals
+ulimit -c unlimited
+dmesg -c > "$OUT/boot.dmesg"
 ./bin/rbtrace doctor --json > "$OUT/doctor.json" 2> "$OUT/doctor.err"
 echo $? > "$OUT/doctor.status"
 
@@ -34,11 +45,13 @@ while IFS=$'\t' read -r label attach bpfdir pattern tmo files; do
     unset RBTRACE_ATTACH RBTRACE_BPF_DIR
     [ "$attach" = - ] || export RBTRACE_ATTACH=$attach
     [ "$bpfdir" = - ] || export RBTRACE_BPF_DIR=$bpfdir
+    export RBTRACE_VM_CHECKLOG=$OUT/$label.checks
     exec timeout -k 10 "$tmo" node "${opts[@]}" "${argv[@]}"
   ) > "$OUT/$label.tap" 2> "$OUT/$label.err"
   rc=$?
   end=$(date +%s)
   echo "$rc $((end - start))" > "$OUT/$label.status"
+  dmesg -c > "$OUT/$label.dmesg"
   echo "matrix: [$label] exit $rc after $((end - start)) s" >&2
 done < "$OUT/plan"
 sync

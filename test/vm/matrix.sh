@@ -231,6 +231,38 @@ main() {
   FAILED=0
   declare -A FAILS=()   # label -> newline-separated failing test names
 
+  # crash_report LABEL RC: when a group's test process died by a signal (the
+  # runner's TAP says so, or node itself did), say which check was running
+  # (LABEL.checks), what the kernel logged meanwhile (LABEL.dmesg: the
+  # "segfault at ... ip ... in LIB" line and the fatal-signal register dump)
+  # and, where gdb is at hand, the backtrace of each core dump. It only
+  # explains: the group has failed already.
+  crash_report() {
+    local label=$1 rc=$2 sig running core exe
+    sig=$(grep -a -o "signal: 'SIG[A-Z0-9]*'" "$OUT/$label.tap" 2>/dev/null | head -n1 | cut -d"'" -f2 || true)
+    [ -z "$sig" ] && [[ "$rc" =~ ^[0-9]+$ ]] && [ "$rc" -gt 128 ] && [ "$rc" != 137 ] && sig="signal $((rc - 128)) (exit $rc)"
+    [ -n "$sig" ] || return 0
+    running=$(awk '$2 == "start" { n = $0; sub(/^[^ ]+ start /, "", n); open[n] = $1 } $2 == "end" { n = $0; sub(/^[^ ]+ end /, "", n); delete open[n] }
+      END { for (n in open) print n " (from " open[n] " s of guest uptime)" }' "$OUT/$label.checks" 2>/dev/null || true)
+    echo "      died by $sig while running: ${running:-? (no check log: $label.checks)}"
+    if [ -s "$OUT/$label.dmesg" ]; then
+      echo "      kernel log of the group (tail, $label.dmesg):"
+      grep -a -E 'segfault|traps:|fatal signal|general protection|uprobe|Code:|RIP:|RSP:|BUG|WARNING|Oops|invalid opcode' "$OUT/$label.dmesg" \
+        | tail -n 16 | cut -c1-200 | sed 's/^/        /' || true
+    else
+      echo "      (no kernel log lines in $label.dmesg)"
+    fi
+    for core in "$OUT"/cores/core.*; do
+      [ -f "$core" ] || continue
+      echo "      core dump: ${core#"$REPO"/} ($(du -h "$core" | cut -f1))"
+      exe=$(file -b "$core" 2>/dev/null | sed -n "s/.*execfn: '\([^']*\)'.*/\1/p" || true)
+      if [ "$ARCH" = x86 ] && [ -n "$exe" ] && command -v gdb > /dev/null; then
+        timeout 120 gdb -batch -nx -ex 'info registers rip rsp' -ex 'bt 12' -ex 'x/3i $pc' "$exe" "$core" 2>/dev/null \
+          | grep -a -E '^(#|rip|rsp|=>|   0x)' | cut -c1-200 | sed 's/^/        /' || true
+      fi
+    done
+  }
+
   # summarize LABEL: prints one line, adds to the totals, fills FAILS[LABEL].
   summarize() {
     local label=$1 tap=$OUT/$1.tap st=$OUT/$1.status rc=- secs=- p f s c names note=
@@ -254,6 +286,7 @@ main() {
     FAILED=$((FAILED + f))
     FAILS[$label]=$(sed '/^$/d' <<< "$names")
     printf '  %-24s %3d passed, %3d failed%s  (%s s)%s\n' "$label" "$p" "$f" "${s:+, $s skipped}" "$secs" "$note"
+    crash_report "$label" "$rc"
     if [ -n "${FAILS[$label]}" ]; then
       while IFS= read -r n; do
         printf '      not ok: %s\n' "$n"

@@ -5,10 +5,10 @@
 // kernel; uprobe/USDT tools once. Which paths a kernel offers is decided here
 // from the kernel itself (kallsyms, tracefs), not from rbtrace, so a path
 // rbtrace wrongly gives up fails a test.
-import { test } from 'node:test';
+import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { buildC, runRbtrace, startRbtrace, settledLeftovers, sleep, type Finished } from '../../helpers.js';
 
@@ -23,6 +23,16 @@ const hasTracepoint = (cat: string, name: string) => tracefs !== undefined && ex
 const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
 const NO_FENTRY = process.arch === 'arm64' && (KMAJ < 6 || (KMAJ === 6 && KMIN < 4));
 const FENTRY_REFUSED = /cannot attach \w+ \(fentry[^)]*\): 524: not supported by this kernel/;
+
+// Which check was running when the test process died (a crash leaves no TAP
+// line for it): each check's start and end, with the guest's uptime to match
+// the kernel log's timestamps, in RBTRACE_VM_CHECKLOG (matrix-guest.sh sets it).
+const CHECKLOG = process.env.RBTRACE_VM_CHECKLOG;
+const logCheck = (what: string, name: string) => {
+  if (CHECKLOG) appendFileSync(CHECKLOG, `${readFileSync('/proc/uptime', 'utf8').split(' ')[0]} ${what} ${name}\n`);
+};
+beforeEach((t) => logCheck('start', t.name));
+afterEach((t) => logCheck('end', t.name));
 
 function ok(f: Finished, what: string): void {
   assert.equal(f.code, 0, `${what}: exit ${f.code}\n${f.stderr}`);
