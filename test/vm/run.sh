@@ -73,10 +73,10 @@ if [ "$ARCH" = arm64 ]; then
   # -cpu max with the cheap pointer-authentication algorithm: QARMA (the
   # default) costs TCG dearly on every function return.
   QEMU=(qemu-system-aarch64 -M virt -accel tcg -cpu "${RBTRACE_VM_CPU:-max,pauth-impdef=on}")
-  APPEND="console=ttyAMA0 quiet loglevel=0 panic=-1 rdinit=/init mitigations=off"
+  APPEND="console=ttyAMA0 quiet loglevel=2 panic=-1 rdinit=/init mitigations=off"
 else
   QEMU=(qemu-system-x86_64 -accel tcg -cpu "${RBTRACE_VM_CPU:-max}")
-  APPEND="console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init tsc=reliable mitigations=off"
+  APPEND="console=ttyS0 quiet loglevel=2 panic=-1 rdinit=/init tsc=reliable mitigations=off"
 fi
 [ -f "$KERNEL" ] && [ -f "$INITRD" ] || { echo "run.sh: run test/vm/setup.sh first" >&2; exit 125; }
 
