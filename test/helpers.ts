@@ -1,7 +1,7 @@
 // Shared test helpers: run rbtrace, wait until its probes are attached,
 // build small C programs, and check that nothing stays attached.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,36 +106,44 @@ function startTicks(pid: number): number | undefined {
 }
 
 /**
+ * The BPF programs a process holds, from its fds (fdinfo names prog_id for
+ * program and link fds). Other rbtrace runs on a shared machine load
+ * programs of the same names, so names alone cannot tell ours.
+ */
+export function heldProgramIds(pid: number, into: Set<number>): void {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return;
+  }
+  for (const fd of fds) {
+    try {
+      const m = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^prog_id:\s*(\d+)/m);
+      if (m) into.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+}
+
+/**
  * Ids of BPF programs every holder of which (a process with the program's
- * fd, or a link's, open: fdinfo's prog_id) started before this test run (the
+ * fd, or a link's, open: heldProgramIds) started before this test run (the
  * `node --test` runner, our parent): another tool's, such as a benchmark's
  * exporter left running beside the tests, not something a test left behind.
  * A program no process holds (pinned) is never foreign.
  */
 function foreignProgramIds(): Set<number> {
   const epoch = startTicks(process.ppid) ?? startTicks(process.pid)!;
-  const holders = new Map<number, number[]>();
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (!/^anon_inode:bpf[-_](prog|link)/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) continue;
-        const id = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
-        if (id === undefined) continue;
-        const list = holders.get(Number(id)) ?? [];
-        list.push(startTicks(Number(pid)) ?? Infinity);
-        holders.set(Number(id), list);
-      } catch {
-        // closed meanwhile
-      }
-    }
+  const starts = new Map<number, number[]>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+    const ids = new Set<number>();
+    heldProgramIds(pid, ids);
+    const start = startTicks(pid) ?? Infinity;
+    for (const id of ids) starts.set(id, [...(starts.get(id) ?? []), start]);
   }
-  return new Set([...holders].filter(([, starts]) => starts.every((t) => t < epoch)).map(([id]) => id));
+  return new Set([...starts].filter(([, s]) => s.every((t) => t < epoch)).map(([id]) => id));
 }
 
 /**

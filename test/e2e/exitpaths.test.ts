@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync, type StdioOptions } from 'node:child_pr
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RBTRACE, Running, sleep, type Finished } from '../helpers.js';
+import { RBTRACE, Running, heldProgramIds, sleep, type Finished } from '../helpers.js';
 
 const TOOLS = ['execsnoop', 'syscount'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -113,28 +113,6 @@ function watched(r: Running, pids: () => number[] = () => [r.child.pid!]): Runni
 function loadedProgramIds(): Set<number> {
   const list = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'list'], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { id: number }[];
   return new Set(list.map((p) => p.id));
-}
-
-/**
- * The BPF programs a process holds, from its fds (fdinfo names prog_id for
- * program and link fds). Other rbtrace runs on a shared machine load
- * programs of the same names, so names alone cannot tell ours.
- */
-function heldProgramIds(pid: number, into: Set<number>): void {
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fdinfo`);
-  } catch {
-    return;
-  }
-  for (const fd of fds) {
-    try {
-      const m = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^prog_id:\s*(\d+)/m);
-      if (m) into.add(Number(m[1]));
-    } catch {
-      // closed meanwhile
-    }
-  }
 }
 
 const held = new WeakMap<Running, Set<number>>();
