@@ -194,12 +194,12 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.help' && err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
-    process.stderr.write(errorLine(currentPrefix, err) + '\n');
-    if (err instanceof RbtraceError && err.details) {
-      const lines = err.details.trimEnd().split('\n').map(escapeForTerminal);
-      const shown = verboseErrors ? lines : lines.slice(-20);
-      if (shown.length) process.stderr.write(`${verboseErrors ? '' : '... last lines of the log (-v shows all):\n'}${shown.join('\n')}\n`);
-    }
+    // An error is one line. libbpf's log (the verifier's, a failed CO-RE
+    // relocation) is often long and only for whoever debugs the program:
+    // -v prints it after the line; without -v the line says it is there.
+    const log = err instanceof RbtraceError && err.details?.trim() ? err.details.trimEnd().split('\n').map(escapeForTerminal) : [];
+    process.stderr.write(errorLine(currentPrefix, err) + (log.length && !verboseErrors ? ' [-v shows libbpf\'s log]' : '') + '\n');
+    if (log.length && verboseErrors) process.stderr.write(`${log.join('\n')}\n`);
     if (verboseErrors && err instanceof Error && err.stack && !(err instanceof RbtraceError)) process.stderr.write(err.stack + '\n');
     return err instanceof RbtraceError ? err.exitCode : EXIT_RUNTIME;
   }

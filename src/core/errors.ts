@@ -10,7 +10,7 @@ export const EXIT_USAGE = 2;
 export class RbtraceError extends Error {
   readonly hint?: string;
   readonly exitCode: number;
-  /** Longer diagnostics (a verifier log, ...) shown in part, or whole with --verbose. */
+  /** Longer diagnostics (libbpf's log, the verifier's): shown with --verbose only; the error line says they exist. */
   readonly details?: string;
 
   constructor(message: string, opts: { hint?: string; exitCode?: number; details?: string; cause?: unknown } = {}) {

@@ -61,7 +61,7 @@ export function parseUint(flag: string, max = 0xffffffff) {
 export function addGlobalOptions(cmd: Command): Command {
   return cmd
     .option('--json', 'NDJSON on stdout: one object per line')
-    .option('-v, --verbose', 'say which attach path is used; full verifier log and stack traces on errors')
+    .option('-v, --verbose', 'say which attach path is used; libbpf\'s log (the verifier\'s) and stack traces on errors')
     .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)');
 }
 

@@ -131,7 +131,7 @@ export function loadWithPaths<S extends AnySkeleton>(opts: LoadOptions<S>): Load
   if (candidates.length === 1 && lastError instanceof RbtraceError) {
     const e = lastError;
     throw new RbtraceError(`${e.message}${forced ? ` (attach path '${forced}' forced)` : ''}`,
-      { hint: e.hint, details: e.details, exitCode: e.exitCode });
+      { hint: e.hint ?? (forced ? 'rbtrace doctor shows the attach paths this kernel allows; without --attach the first that works is used' : undefined), details: e.details, exitCode: e.exitCode });
   }
   const summary = skipped.map((s) => `${s.path}: ${s.reason}`).join('; ');
   throw new RbtraceError(`no attach path works on this kernel (${summary})`,

@@ -4,12 +4,12 @@
 //
 // BPF side: src/bpf/profile.bpf.c, on a software cpu-clock perf event per
 // CPU (src/core/perf.ts); stacks through src/core/stacks/.
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { probePaths } from '../core/paths.js';
-import { RbtraceError, UsageError } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
+import { checkOutputPath, writeOutputFile, type OutputKind } from '../core/output-file.js';
 import { integerParser } from '../core/parsers.js';
 import { attachCpuSampling, onlineCpus } from '../core/perf.js';
 import { Symbolizer } from '../core/stacks/index.js';
@@ -33,15 +33,12 @@ export const DEFAULT_HZ = 49;
 const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling frequency in Hz', example: '99' });
 const parseTop = integerParser('--top', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '20' });
 
-/** --svg FILE: created (truncated) before tracing starts, so a bad path fails at once. */
-function openSvg(path: string): number {
-  try {
-    return openSync(path, 'w');
-  } catch (err) {
-    throw new RbtraceError(`--svg ${path}: cannot write it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      { hint: 'give a path in a writable directory' });
-  }
-}
+/** What --svg writes, and so the only kind of file it replaces. */
+const FLAME_GRAPH: OutputKind = {
+  flag: '--svg',
+  what: 'an SVG file',
+  recognise: (head) => /^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]/.test(head),
+};
 
 export default defineTool<ProfileOptions>({
   name: 'profile',
@@ -59,7 +56,7 @@ export default defineTool<ProfileOptions>({
       .addOption(new Option('-F, --frequency <hz>', 'samples a second, per CPU').argParser(parseHz).default(DEFAULT_HZ))
       .addOption(new Option('--top <n>', 'stacks shown in the table').argParser(parseTop).default(10))
       .option('--folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
-      .option('--svg <file>', 'also write an interactive SVG flame graph to FILE')
+      .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
       .option('--user-only', 'user stacks only')
       .option('--kernel-only', 'kernel stacks only');
   },
@@ -68,8 +65,6 @@ export default defineTool<ProfileOptions>({
   run(ctx, opts) {
     if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
     if (opts.folded && ctx.out.json) throw new UsageError('--folded and --json cannot be used together', 'pick one output');
-    const svgFd = opts.svg !== undefined ? openSvg(opts.svg) : undefined;
-    if (svgFd !== undefined) ctx.session.own({ close: () => closeSync(svgFd) });
     const hz = opts.frequency;
     const stacks = opts.userOnly ? ENUMS.PROFILE_USER_ONLY : opts.kernelOnly ? ENUMS.PROFILE_KERNEL_ONLY : ENUMS.PROFILE_BOTH;
     const { obj } = ctx.load({
@@ -97,12 +92,12 @@ export default defineTool<ProfileOptions>({
       const seconds = (Date.now() - started) / 1000;
       const profile = readProfile(obj, sym, Boolean(opts.kernelOnly));
       ctx.report({ samples: profile.samples });
-      if (svgFd !== undefined) {
+      if (opts.svg !== undefined) {
         const svg = flameGraphSvg(profile.stacks.map((s) => ({ frames: s.folded, count: s.count })), {
           title: `rbtrace profile: ${what}`,
           subtitle: `${profile.samples} samples at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
         });
-        writeSync(svgFd, svg);
+        writeOutputFile(opts.svg, svg, FLAME_GRAPH);
       }
       if (ctx.out.json) {
         ctx.out.record({
@@ -122,7 +117,7 @@ export default defineTool<ProfileOptions>({
       if (profile.dropped) notes.push(`${profile.dropped} samples not counted (more than the distinct stacks rbtrace keeps)`);
       const kernelHidden = !opts.userOnly && sym.kernelSymbols.unavailable;
       if (kernelHidden) notes.push(`kernel frames unnamed: ${kernelHidden}`);
-      if (svgFd !== undefined) notes.push(`flame graph written to ${opts.svg}`);
+      if (opts.svg !== undefined) notes.push(`flame graph written to ${opts.svg}`);
       for (const n of notes) ctx.log.warn(escapeForTerminal(n));
       for (const [file, why] of sym.failures) ctx.log.verbose(escapeForTerminal(`no symbols from ${file}: ${why}`));
     });

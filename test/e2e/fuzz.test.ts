@@ -10,7 +10,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Option } from 'commander';
@@ -113,6 +114,13 @@ function holders(progId: number): { pid: number; ours: boolean }[] {
   return out;
 }
 
+/** Flags whose value names a file rbtrace writes. */
+const WRITES_FILE = ['--save', '--svg'];
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
 /** Marks the processes of this test (rbtrace and its -- CMD inherit it). */
 const MARK = `${process.pid}-${Date.now()}`;
 
@@ -138,6 +146,12 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
     'c', 'ruby', 'malloc', 'rb_str_new', 'je_', '/bin/true', '/nonexistent/x', 'root', 'nobody', 'fentry', 'kprobe',
     'tracepoint', 'uprobe', '^sh$', '(', '-', '--', 'a\nb', '\x1b]0;PWN\x07\x1b[31m', 'x\u202egpj', String(sleeper.pid),
   ];
+  /** Existing files in VALUES, each with a copy for the flags that write (and the bytes both must keep). */
+  const SYSTEM_FILES = new Map(['/bin/true'].map((path) => {
+    const copy = join(SCRATCH, `copy-of-${path.replace(/\//g, '_')}`);
+    copyFileSync(path, copy);
+    return [path, { copy, sha: sha256(path) }];
+  }));
   const COMMANDS = [['/bin/true'], ['sleep', '0.1'], ['/nonexistent-rbtrace-fuzz'], ['sh', '-c', 'exit 0']];
   const UNKNOWN = ['--bogus', '-Z', '--jsn', '--no-colr', '--pid=1', '--duration=0.3'];
   const GLOBAL = ['--json', '-v', '--no-color'];
@@ -165,7 +179,14 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
         }
         const f = pick(spec.flags);
         argv.push(f.flag);
-        if (f.takesValue && random() < 0.95) argv.push(pick(VALUES));
+        if (f.takesValue && random() < 0.95) {
+          const v = pick(VALUES);
+          // A flag that writes a file gets a copy in SCRATCH for an existing
+          // system file: rbtrace must refuse to replace it, and if it ever
+          // did, only the copy is lost (a fuzzed `--save /bin/true` once
+          // replaced the real one).
+          argv.push(WRITES_FILE.includes(f.flag) && SYSTEM_FILES.has(v) ? SYSTEM_FILES.get(v)!.copy : v);
+        }
       }
       if (random() < 0.05) argv.push(pick(['stray', '/bin/echo']));
       // Never a long run: every vector that could run gets -d 0.3 last (the last -d wins).
@@ -184,6 +205,10 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
       assert.doesNotMatch(f.stderr, /internal error/, `${what}: an internal error\n${f.stderr}`);
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(f.stderr, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/, `${what}: raw control characters on stderr`);
+      for (const [path, { copy, sha }] of SYSTEM_FILES) {
+        assert.equal(sha256(path), sha, `${what}: ${path} changed`);
+        assert.equal(sha256(copy), sha, `${what}: ${copy}, the stand-in for ${path}, was replaced`);
+      }
       exits[f.code!]++;
       if (f.code !== 0) {
         // Informational lines (the tool's "Tracing ..." banner, -v diagnostics) may come first; the error is one line.

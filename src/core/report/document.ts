@@ -2,9 +2,10 @@
 // Readers (rbtrace diff, --baseline) need nothing but the file: the schema of
 // the figures travels with them. Version 1 is described in man rbtrace(8),
 // SAVED RUNS; a reader refuses a newer major version rather than guess.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { RbtraceError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { writeOutputFile, type OutputKind } from '../output-file.js';
 import { packageVersion } from '../package.js';
 import { finishFigures, type FigureSchema, type Figures } from './figures.js';
 
@@ -48,15 +49,16 @@ export function makeDocument(run: Omit<SavedRun, 'format' | 'version' | 'rbtrace
   return { format: FORMAT, version: FORMAT_VERSION, rbtrace_version: packageVersion(), kernel: release(), ...run };
 }
 
+/** What --save writes, and so the only kind of file it replaces (our writer starts every one so). */
+export const SAVED_RUN: OutputKind = {
+  flag: '--save',
+  what: 'an rbtrace saved run',
+  recognise: (head) => /^\{\s*"format":\s*"rbtrace-run"/.test(head),
+};
+
 /** Write atomically (a temporary file renamed over it): a reader never sees half a run. */
 export function writeDocument(path: string, doc: SavedRun): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, JSON.stringify(doc, null, 1) + '\n', { mode: 0o644 });
-    renameSync(tmp, path);
-  } catch (err) {
-    throw new RbtraceError(`cannot write ${path}: ${(err as Error).message}`, { hint: 'check --save\'s directory and its permissions' });
-  }
+  writeOutputFile(path, JSON.stringify(doc, null, 1) + '\n', SAVED_RUN);
 }
 
 /** Read a saved run; a one-line UsageError for anything that is not one. */

@@ -1,11 +1,11 @@
 // --save, --assert, --baseline, --max-regression: the options of every tracing
 // tool that act on the run's final figures (src/core/report). Parsed here, in
 // one block, so that src/core/options.ts only adds them.
-import { accessSync, constants, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { collectAssertion, type Assertion } from './assert.js';
+import { SAVED_RUN } from './document.js';
+import { checkOutputPath } from '../output-file.js';
 
 export interface ReportOptions {
   save?: string;
@@ -22,22 +22,9 @@ function parsePercent(text: string): number {
   return v;
 }
 
-/** Refuse an unwritable --save at once, not after a long run. */
+/** Refuse an unwritable --save, or one naming a file that is not a saved run, at once, not after a long run. */
 function parseSavePath(text: string): string {
-  if (text === '') throw new UsageError('--save wants a file name', 'e.g. --save before.json');
-  const dir = dirname(resolve(text));
-  try {
-    if (!statSync(dir).isDirectory()) throw new Error();
-    accessSync(dir, constants.W_OK);
-  } catch {
-    throw new UsageError(`--save: cannot write in ${dir}`, 'give a file in an existing, writable directory');
-  }
-  try {
-    if (statSync(text).isDirectory()) throw new UsageError(`--save: ${text} is a directory`, 'give a file name');
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-  }
-  return text;
+  return checkOutputPath(text, SAVED_RUN);
 }
 
 export function addReportOptions(cmd: Command): Command {
