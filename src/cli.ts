@@ -184,6 +184,8 @@ export async function main(argv: string[]): Promise<number> {
   program.hook('preAction', (_, action) => {
     // A loaded `run` FILE's errors are the tool's (rbtrace NAME), set above.
     if ((SDK_COMMANDS as readonly string[]).includes(action.name()) && !tools.has(action.name())) currentPrefix = `rbtrace ${action.name()}`;
+    // -v before or after an SDK command's name: its errors' whole log too (a tool's runTool sets it).
+    if (action.opts().verbose || program.opts().verbose) verboseErrors = true;
   });
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -198,7 +200,7 @@ export async function main(argv: string[]): Promise<number> {
     // relocation) is often long and only for whoever debugs the program:
     // -v prints it after the line; without -v the line says it is there.
     const log = err instanceof RbtraceError && err.details?.trim() ? err.details.trimEnd().split('\n').map(escapeForTerminal) : [];
-    process.stderr.write(errorLine(currentPrefix, err) + (log.length && !verboseErrors ? ' [-v shows libbpf\'s log]' : '') + '\n');
+    process.stderr.write(errorLine(currentPrefix, err) + (log.length && !verboseErrors ? ' [-v shows the whole log]' : '') + '\n');
     if (log.length && verboseErrors) process.stderr.write(`${log.join('\n')}\n`);
     if (verboseErrors && err instanceof Error && err.stack && !(err instanceof RbtraceError)) process.stderr.write(err.stack + '\n');
     return err instanceof RbtraceError ? err.exitCode : EXIT_RUNTIME;

@@ -55,11 +55,29 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_ctl);
+} walk SEC(".maps");
+
+/* Not preallocated: sized for a very busy node, costs what it holds. A
+ * listener that finds it full is reported by every walk (still exact). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct listener_last);
+} last SEC(".maps");
+
 const volatile bool want_events = false;
 const volatile bool want_hist = false;
 
 RBTRACE_EXPORT_TYPE(struct listener_info, listener_info);
 RBTRACE_EXPORT_TYPE(struct sq_event, sq_event);
+RBTRACE_EXPORT_TYPE(struct walk_ctl, walk_ctl);
 RBTRACE_EXPORT_TYPE(enum sq_event_kind, sq_event_kind);
 
 static struct listener_stats zero_stats;
@@ -321,6 +339,22 @@ static __always_inline void fill_info_btf(struct listener_info *info, struct soc
 	info->netns = sk->__sk_common.skc_net.net->ns.inum;
 }
 
+/* Did this snapshot's open-files walk pass the listener? (Then it has it,
+ * with its owner; the iter/tcp walk after it is for listeners no process
+ * holds.) Never before a walk sets `walk`: without iter/task_file the
+ * iter/tcp walk is the only one. */
+static __always_inline bool passed_by_files_walk(__u64 sk)
+{
+	__u32 zero = 0;
+	struct walk_ctl *w = bpf_map_lookup_elem(&walk, &zero);
+	struct listener_last *l;
+
+	if (!w || !w->gen)
+		return false;
+	l = bpf_map_lookup_elem(&last, &sk);
+	return l && l->gen == w->gen;
+}
+
 /* The namespace of the task that created the iterator (see netns.ts). */
 SEC("iter/tcp")
 int dump_listeners(struct bpf_iter__tcp *ctx)
@@ -335,6 +369,8 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
+	if (passed_by_files_walk((__u64)tp))
+		return 0;
 	fill_info_btf(&info, (struct sock *)tp, tp->inet_conn.icsk_accept_queue.qlen.counter);
 	bpf_seq_write(seq, &info, sizeof(info));
 	return 0;
@@ -344,13 +380,50 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 #define S_IFSOCK 0140000
 #define IPPROTO_TCP 6
 
+/* The open-files walk's record of a listener, written only when the
+ * listener is new to this walk (another fd of one already passed is
+ * skipped: tasks come in pid order, so the lowest pid owns it, as ss -p and
+ * /proc scans report) and, unless the walk is `full`, when its figures or
+ * owner changed since it was last reported: on a steady node most of 10,000
+ * listeners cost a map lookup, not a record to copy and parse. */
+static __always_inline void report_file_listener(struct seq_file *seq, struct listener_info *info)
+{
+	__u32 zero = 0;
+	struct walk_ctl *w = bpf_map_lookup_elem(&walk, &zero);
+	struct listener_last *l, now = {};
+
+	if (!w || !w->gen) {
+		bpf_seq_write(seq, info, sizeof(*info));
+		return;
+	}
+	l = bpf_map_lookup_elem(&last, &info->sk);
+	if (l && l->gen == w->gen)
+		return;
+	w->seen++;
+	if (l && !w->full && l->ino == info->ino && l->pid == info->pid &&
+	    l->accept_queue == info->accept_queue && l->accept_limit == info->accept_limit &&
+	    l->syn_queue == info->syn_queue && l->sk_drops == info->sk_drops) {
+		l->gen = w->gen;
+		return;
+	}
+	now.ino = info->ino;
+	now.gen = w->gen;
+	now.pid = info->pid;
+	now.accept_queue = info->accept_queue;
+	now.accept_limit = info->accept_limit;
+	now.syn_queue = info->syn_queue;
+	now.sk_drops = info->sk_drops;
+	bpf_map_update_elem(&last, &info->sk, &now, BPF_ANY);
+	w->reported++;
+	bpf_seq_write(seq, info, sizeof(*info));
+}
+
 /* Every network namespace in one pass: every open file of every process
  * (threads sharing their leader's files are skipped by the kernel), keeping
- * TCP listening sockets, with the process holding them. A listener shared by
- * several processes comes once per fd; user space keeps the first (tasks
- * come in pid order: the lowest pid, as ss -p and /proc scans report).
- * iter/task_file is 5.8+; sockets are read with probe reads (file->
- * private_data is a void *), which every kernel with BTF allows here. */
+ * TCP listening sockets, with the process holding them, each reported by
+ * report_file_listener (once per walk; on a delta walk only when changed).
+ * iter/task_file is 5.8+; before 5.11 sockets are read with probe reads
+ * (file->private_data is a void *), which every kernel with BTF allows. */
 SEC("iter/task_file")
 int dump_listener_files(struct bpf_iter__task_file *ctx)
 {
@@ -381,7 +454,7 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 		fill_info_btf(&info, sk, BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter));
 		info.pid = task->tgid;
 		__builtin_memcpy(info.comm, task->group_leader->comm, sizeof(info.comm));
-		bpf_seq_write(seq, &info, sizeof(info));
+		report_file_listener(seq, &info);
 		return 0;
 	}
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
@@ -398,7 +471,7 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 	fill_info(&info, sk);
 	info.pid = BPF_CORE_READ(task, tgid);
 	BPF_CORE_READ_STR_INTO(&info.comm, task, group_leader, comm);
-	bpf_seq_write(seq, &info, sizeof(info));
+	report_file_listener(seq, &info);
 	return 0;
 }
 

@@ -52,6 +52,29 @@ struct listener_info {
 	char comm[16];        /* iter/task_file: the owner's comm */
 };
 
+/* The open-files walk's control (one entry, written by user space before
+ * each walk): it reports a listener only when something user space keeps
+ * of it changed since the walk that last reported it (listener_last), unless
+ * `full`. `seen` counts the distinct listeners the walk passed, so user space
+ * can tell that none it knows has gone (see collect.ts, delta walks). */
+struct walk_ctl {
+	__u32 gen;            /* this walk's number (never 0) */
+	__u32 full;           /* report every listener */
+	__u32 seen;           /* written by the walk */
+	__u32 reported;       /* written by the walk: records written */
+};
+
+/* What the open-files walk last reported of a listener (key: struct sock address). */
+struct listener_last {
+	__u64 ino;
+	__u32 gen;            /* the walk that last passed it (one record per listener per walk) */
+	__u32 pid;
+	__u32 accept_queue;
+	__u32 accept_limit;
+	__u32 syn_queue;
+	__u32 sk_drops;
+};
+
 enum sq_event_kind {
 	SQ_OVERFLOW = 1, /* accept queue full */
 	SQ_DROP = 2,     /* any other listener drop */

@@ -128,9 +128,12 @@ test('rbtrace build: a missing clang or bpftool is one line naming the Debian pa
   r = sh(process.execPath, [bin, 'build', 'demo.bpf.c'], project, { PATH: onlyClang });
   assert.equal(r.status, 1);
   assert.equal(r.stderr, 'rbtrace build: bpftool not found on PATH (it is needed to build BPF objects) (install the Debian package bpftool: apt-get install bpftool)\n');
-  // A C error: the compiler's first error on the line, its log after.
+  // A C error: the compiler's first error on the one line, its whole log with -v.
   writeFileSync(join(project, 'broken.bpf.c'), '#include "rbtrace.bpf.h"\nint x = y;\n');
   r = sh(process.execPath, [bin, 'build', 'broken.bpf.c'], project);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /^rbtrace build: clang could not compile broken\.bpf\.c: .*broken\.bpf\.c:2:9: error: use of undeclared identifier 'y'\n/);
+  assert.match(r.stderr, /^rbtrace build: clang could not compile broken\.bpf\.c: .*broken\.bpf\.c:2:9: error: use of undeclared identifier 'y' \[-v shows the whole log\]\n$/);
+  r = sh(process.execPath, [bin, '-v', 'build', 'broken.bpf.c'], project);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^rbtrace build: clang could not compile broken\.bpf\.c: [^\n]*'y'\n[^\n]*broken\.bpf\.c:2:9: error: use of undeclared identifier 'y'\n.*int x = y;/ms);
 });

@@ -21,7 +21,9 @@ import { cgroupOfPid, cgroupUnder, containerOf } from '../../core/cgroup.js';
 import { possibleCpus, type BpfMap } from '../../core/maps.js';
 import type { BpfLink } from '../../core/object.js';
 import type { Loaded } from '../../core/paths.js';
-import { listener_info_layout as infoLayout, listener_stats_layout as statsLayout } from '../../generated/synqueue.js';
+import {
+  SKELETON, listener_info_layout as infoLayout, listener_stats_layout as statsLayout, walk_ctl_layout as walkLayout,
+} from '../../generated/synqueue.js';
 import {
   AF_INET6, QUIET, buildRow, emptyCounted, formatAddr, formatListener, quietRowHolds, sameRow,
   type Counted, type ListenerRow, type NetnsSummary, type Snapshot, type SynqueueReport, type SynSysctls,
@@ -35,6 +37,9 @@ export interface CollectorOptions {
   iterLink: BpfLink;
   /** iter/task_file (dump_listener_files): every namespace's held listeners and owners in one walk; absent before 5.8. */
   filesLink?: BpfLink;
+  /** With filesLink: its control (struct walk_ctl) and what it last reported of each listener (delta walks). */
+  walkMap?: BpfMap;
+  lastMap?: BpfMap;
   statsMap: BpfMap;
   /** The attach path's name (goes into each report). */
   attach: string;
@@ -78,6 +83,10 @@ const skKey = (dv: DataView, offset: number): number =>
 interface Entry extends Snapshot {
   /** Its owner, when the walk of open files found one (filesLink); kept between intervals. */
   owner: { pid: number; comm: string } | null;
+  /** The open-files walk reported it (so the BPF side keeps it in `last`), not the iter/tcp walk. */
+  viaFiles: boolean;
+  /** The high 32 bits of its struct sock address (skKey keeps 21 of them): `last`'s key. */
+  skHi: number;
   /** Not in the previous snapshot (born during the interval). */
   fresh: boolean;
   prevAcceptQueue: number;
@@ -116,6 +125,9 @@ interface NsTally {
  */
 const RECHECK_INTERVALS = 10;
 
+/** The one key of `walk`. */
+const WALK_KEY = new Uint8Array(4);
+
 export class SynqueueCollector {
   private readonly entries = new Map<number, Entry>();
   private gen = 0;
@@ -140,6 +152,11 @@ export class SynqueueCollector {
   private ownAge = 0;
   /** This snapshot skipped the own-namespace walk (what walkOwn needs to do it after all). */
   private ownSkipped: { gen: number; seen: Set<number> } | undefined;
+  /** The open-files walk's number (walk_ctl.gen: never 0), and whether the next must report every listener. */
+  private walkGen = 0;
+  private fullNext = true;
+  /** How many walks were delta walks, and how many of those had to be followed by a full one (for -v and tests). */
+  readonly walks = { delta: 0, redone: 0, full: 0 };
 
   constructor(private readonly o: CollectorOptions) {
     this.snapshot();
@@ -190,7 +207,7 @@ export class SynqueueCollector {
       const data = readIteratorFd(value.fd, this.scratch); // also closes it
       if (seen.has(inode)) continue;
       seen.add(inode);
-      this.parse(data, gen, undefined, false);
+      this.parse(data, gen, undefined, 'tcp');
       this.noteSpace(ns, inode, value.counters, value.sys, sysctls, deltas);
     }
     for (const inode of this.spaces.keys()) if (!seen.has(inode)) this.spaces.delete(inode);
@@ -199,6 +216,9 @@ export class SynqueueCollector {
         this.entries.delete(sk);
         this.labels.delete(sk);
         this.changed = true;
+        // Gone (or no longer held by any process): the BPF side forgets it
+        // too, so that if it comes back it is reported, never taken as known.
+        if (e.viaFiles) this.forgetLast(sk, e.skHi);
       }
     }
     return { sysctls, deltas };
@@ -245,13 +265,88 @@ export class SynqueueCollector {
       relisted = true;
       readCounters(this.cachedNamespaces(true));
     }
-    const data = readIteratorFd(createIterator(this.o.filesLink!), this.scratch);
-    if (this.parse(data, gen, seen, true).foreign > 0 && !relisted && !this.o.netns) {
-      readCounters(this.cachedNamespaces(true));
-      this.parse(data, gen, seen, true);
+    // A delta walk reports only listeners that are new or changed; the
+    // others are known to be there when its count of listeners passed adds
+    // up (checkDelta). It is not used with --netns: the walk passes
+    // listeners of namespaces not taken, which user space does not keep.
+    const delta = this.o.walkMap !== undefined && !this.fullNext && !this.o.netns;
+    const known = delta ? this.countViaFiles() : 0;
+    const walk = (full: boolean): { hits: number; foreign: number } => {
+      this.startWalk(full);
+      const data = readIteratorFd(createIterator(this.o.filesLink!), this.scratch);
+      let r = this.parse(data, gen, seen, 'files');
+      if (r.foreign > 0 && !relisted && !this.o.netns) {
+        relisted = true;
+        readCounters(this.cachedNamespaces(true));
+        const again = this.parse(data, gen, seen, 'files');
+        r = { took: r.took + again.took, foreign: again.foreign, hits: r.hits + again.hits };
+      }
+      return r;
+    };
+    // Until the records are in, what the BPF side holds may be ahead of us.
+    this.fullNext = true;
+    if (!delta) {
+      walk(true);
+      if (this.o.walkMap) this.walks.full++;
+    } else {
+      this.walks.delta++;
+      const r = walk(false);
+      if (!this.checkDelta(gen, known, r)) {
+        this.walks.redone++;
+        walk(true);
+      }
     }
+    this.fullNext = false;
     if (this.ownerless || ++this.ownAge >= RECHECK_INTERVALS) this.walkOwn(gen, seen);
     else this.ownSkipped = { gen, seen };
+  }
+
+  /** Number the next open-files walk (walk_ctl), full or delta. */
+  private startWalk(full: boolean): void {
+    if (!this.o.walkMap) return;
+    this.walkGen = this.walkGen >= 0xffffffff ? 1 : this.walkGen + 1;
+    this.o.walkMap.updateRaw(WALK_KEY, walkLayout.encode({ gen: this.walkGen, full: full ? 1 : 0, seen: 0, reported: 0 }));
+  }
+
+  private countViaFiles(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.viaFiles) n++;
+    return n;
+  }
+
+  /**
+   * After a delta walk: did every listener it did not report stay as it was?
+   * The walk passed `seen` distinct listeners and reported `reported` of
+   * them; the rest were unchanged since their last report, so each is one
+   * we keep. When their number is that of the entries we keep from the walk
+   * that the records did not touch, none of those has gone: they are all
+   * carried into this snapshot. Otherwise (a listener closed, or no
+   * process holds it any more) false, and the caller walks again in full.
+   */
+  private checkDelta(gen: number, known: number, r: { hits: number; foreign: number }): boolean {
+    const ctl = this.o.walkMap!.lookupRaw(WALK_KEY);
+    if (!ctl || r.foreign > 0) return false;
+    const { seen, reported } = walkLayout.decode(ctl);
+    const unreported = seen - reported;
+    if (unreported !== known - r.hits) return false;
+    for (const e of this.entries.values()) {
+      if (!e.viaFiles || e.gen === gen) continue;
+      e.prevAcceptQueue = e.acceptQueue;
+      e.prevSynQueue = e.synQueue;
+      e.prevSkDrops = e.skDrops;
+      e.fresh = false;
+      e.gen = gen;
+    }
+    return true;
+  }
+
+  /** Delete a listener from the BPF side's `last` (struct sock address from its key's low bits and skHi). */
+  private forgetLast(sk: number, skHi: number): void {
+    if (!this.o.lastMap) return;
+    const key = new DataView(new ArrayBuffer(8));
+    key.setUint32(0, sk % 4294967296, true);
+    key.setUint32(4, skHi, true);
+    this.o.lastMap.deleteRaw(new Uint8Array(key.buffer));
   }
 
   /** Our own namespace's listeners that no process holds (parse() skips those the files walk saw). */
@@ -259,19 +354,26 @@ export class SynqueueCollector {
     this.ownSkipped = undefined;
     this.ownAge = 0;
     if (this.ownNetns === undefined || !seen.has(this.ownNetns)) return;
-    this.ownerless = this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, true).took > 0;
+    this.ownerless = this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, 'own').took > 0;
   }
 
   /**
-   * Records of either iterator into entries. `files`: owners come with them
-   * (0: none), and a listener seen before in this snapshot (another fd of
-   * it, a later process sharing it) is skipped. `spaces`: only listeners of
-   * these namespaces. Returns how many records it took, and how many it left
-   * because their namespace was not in `spaces`.
+   * Records of either iterator into entries. `source`: 'files', the
+   * open-files walk (owners come with the records, 0: none); 'own', the
+   * iter/tcp walk after it (listeners no process holds); 'tcp', the iter/tcp
+   * walk of one namespace where there is no open-files walk. With 'files'
+   * and 'own' a listener seen before in this snapshot is skipped. `spaces`:
+   * only listeners of these namespaces. Returns how many records it took,
+   * how many it left because their namespace was not in `spaces`, and how
+   * many of those it took were for listeners an earlier open-files walk
+   * reported (`hits`: checkDelta's count).
    */
-  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, files: boolean): { took: number; foreign: number } {
+  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, source: 'files' | 'own' | 'tcp'): { took: number; foreign: number; hits: number } {
+    const files = source !== 'tcp';
+    const viaFiles = source === 'files';
     let took = 0;
     let foreign = 0;
+    let hits = 0;
     const F = infoLayout.fields;
     const size = infoLayout.size;
     const dv = new DataView(data.buffer, data.byteOffset, data.length);
@@ -293,6 +395,7 @@ export class SynqueueCollector {
         continue;
       }
       took++;
+      if (viaFiles && e?.viaFiles) hits++;
       const ino = infoLayout.read(dv, 'ino', at);
       const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
       const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
@@ -310,8 +413,11 @@ export class SynqueueCollector {
         e.synQueue = synQueue;
         e.skDrops = skDrops;
         e.gen = gen;
+        e.viaFiles = viaFiles;
         continue;
       }
+      // A new listener, or a new one at the address of one that closed.
+      if (e?.viaFiles && !viaFiles) this.forgetLast(sk, e.skHi);
       const family = dv.getUint32(at + F.family.offset, true);
       this.labels.delete(sk);
       this.changed = true;
@@ -322,10 +428,11 @@ export class SynqueueCollector {
         acceptQueue, acceptLimit: dv.getUint32(at + F.accept_limit.offset, true), synQueue, skDrops,
         fresh: true, prevAcceptQueue: 0, prevSynQueue: 0, prevSkDrops: 0, gen,
         owner: pid ? { pid, comm: commAt(data, at + F.comm.offset) } : null,
+        viaFiles, skHi: dv.getUint32(at + F.sk.offset + 4, true),
         row: undefined, space: this.tally(netns), counts: QUIET, ctrOwner: null, ctr: undefined,
       });
     }
-    return { took, foreign };
+    return { took, foreign, hits };
   }
 
   private selected(s: Snapshot): boolean {
@@ -451,11 +558,12 @@ function commAt(data: Buffer, at: number): string {
   return data.toString('utf8', at, end);
 }
 
-/** The collector's iterator links from a load of synqueue.bpf.o (task_file is an optional program: 5.8+). */
-export function iteratorLinks(loaded: Loaded): { iterLink: BpfLink; filesLink?: BpfLink } {
+/** The collector's iterators from a load of synqueue.bpf.o (task_file is an optional program: 5.8+), with the open-files walk's maps. */
+export function iteratorLinks(loaded: Loaded<typeof SKELETON>): Pick<CollectorOptions, 'iterLink' | 'filesLink' | 'walkMap' | 'lastMap'> {
   const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
   const k = loaded.optional?.indexOf('dump_listener_files') ?? -1;
-  return { iterLink, ...(k >= 0 ? { filesLink: loaded.links[loaded.path.programs.length + k] } : {}) };
+  if (k < 0) return { iterLink };
+  return { iterLink, filesLink: loaded.links[loaded.path.programs.length + k], walkMap: loaded.obj.map('walk'), lastMap: loaded.obj.map('last') };
 }
 
 /** TcpExt deltas (names without the group); zero for a namespace seen for the first time. */
