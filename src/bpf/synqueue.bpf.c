@@ -399,13 +399,18 @@ static __always_inline void report_file_listener(struct seq_file *seq, struct li
 	l = bpf_map_lookup_elem(&last, &info->sk);
 	if (l && l->gen == w->gen)
 		return;
-	w->seen++;
 	if (l && !w->full && l->ino == info->ino && l->pid == info->pid &&
 	    l->accept_queue == info->accept_queue && l->accept_limit == info->accept_limit &&
 	    l->syn_queue == info->syn_queue && l->sk_drops == info->sk_drops) {
 		l->gen = w->gen;
+		w->seen++;
 		return;
 	}
+	/* Written first: when the record does not fit in the seq buffer, the
+	 * kernel copies the buffer out and runs this program again on the same
+	 * file, so nothing may be marked as passed until the record is in. */
+	if (bpf_seq_write(seq, info, sizeof(*info)))
+		return;
 	now.ino = info->ino;
 	now.gen = w->gen;
 	now.pid = info->pid;
@@ -414,8 +419,8 @@ static __always_inline void report_file_listener(struct seq_file *seq, struct li
 	now.syn_queue = info->syn_queue;
 	now.sk_drops = info->sk_drops;
 	bpf_map_update_elem(&last, &info->sk, &now, BPF_ANY);
+	w->seen++;
 	w->reported++;
-	bpf_seq_write(seq, info, sizeof(*info));
 }
 
 /* Every network namespace in one pass: every open file of every process

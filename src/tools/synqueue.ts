@@ -244,6 +244,8 @@ export default defineTool<SynqueueOptions>({
       // A last, partial interval (Ctrl-C, -d): worth a report if it is not empty.
       if (Date.now() - lastReport > 200) report(true);
       if (opts.hist) printHist(ctx, loaded.obj.map('hist'), labels);
+      const w = collector.walks;
+      if (w.delta + w.full) ctx.log.verbose(`open-files walks: ${w.delta} delta (${w.redone} of them redone in full), ${w.full} full`);
     });
 
     if (demo) {
