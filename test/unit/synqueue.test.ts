@@ -174,12 +174,12 @@ test('the JSON record is ndjson(report), byte for byte, with rows shown again ta
     true, i % 7 ? { pid: i, comm: i % 11 ? 'srv' : 'evil\u2028"\u2029\u001b' } : null, i % 13 ? null : 'docker-\u2028'));
   const report = { time: 't', attach: 'fentry', listeners: rows, netstat: { ListenOverflows: 1 }, namespaces: [] };
   const texts = new WeakMap();
-  assert.equal(reportJsonParts(report, texts).join(''), ndjson(report));
+  assert.equal(Buffer.concat(reportJsonParts(report, texts)).toString(), ndjson(report));
   // Shown again: every text comes from the cache (poisoned to prove it), and the result still parses.
-  for (const r of rows.slice(0, 3)) texts.set(r, '{"cached":true}');
-  const again = JSON.parse(reportJsonParts(report, texts).join(''));
+  for (const r of rows.slice(0, 3)) texts.set(r, Buffer.from('{"cached":true}'));
+  const again = JSON.parse(Buffer.concat(reportJsonParts(report, texts)).toString());
   assert.deepEqual(again.listeners.slice(0, 4).map((r: { cached?: boolean }) => r.cached ?? false), [true, true, true, false]);
-  assert.equal(reportJsonParts({ ...report, listeners: [] }, texts).join(''), ndjson({ ...report, listeners: [] }));
+  assert.equal(Buffer.concat(reportJsonParts({ ...report, listeners: [] }, texts)).toString(), ndjson({ ...report, listeners: [] }));
 });
 
 test('quietRowHolds says true only when buildRow would give the same row (many inputs, both kinds of path)', async () => {

@@ -60,7 +60,7 @@ export class Output {
     this.onFailed = fn;
   }
 
-  write(text: string): void {
+  write(text: string | Uint8Array): void {
     if (this.closed) return;
     try {
       this.stream.write(text);
