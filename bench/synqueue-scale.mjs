@@ -148,7 +148,8 @@ async function measure(bin, view) {
   const base = ['synqueue', '-v', '-i', '1', '-d', String(INTERVALS + 5)];
   const extra = { 'table-pipe': [], 'table-tty': ['--table'], 'chart-tty': ['--chart'], json: ['--json'] }[view];
   const tty = view.endsWith('-tty');
-  const argv = [process.execPath, bin, ...base, ...extra];
+  // The file itself, as a user runs it: its #! line carries node's flags.
+  const argv = [bin, ...base, ...extra];
   const child = tty
     ? spawn('python3', [join(dir, 'ptyrun.py'), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm' } })
     : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });

@@ -180,6 +180,23 @@ test('the JSON record is ndjson(report), byte for byte, with rows shown again ta
   const again = JSON.parse(Buffer.concat(reportJsonParts(report, texts)).toString());
   assert.deepEqual(again.listeners.slice(0, 4).map((r: { cached?: boolean }) => r.cached ?? false), [true, true, true, false]);
   assert.equal(Buffer.concat(reportJsonParts({ ...report, listeners: [] }, texts)).toString(), ndjson({ ...report, listeners: [] }));
+
+  // Chunks kept between reports: the same row objects give the same bytes;
+  // a row replaced (a listener whose figures changed), or rows gone, show.
+  const fresh = new WeakMap();
+  const chunks: import('../../src/tools/synqueue/views.js').JsonChunk[] = [];
+  assert.equal(Buffer.concat(reportJsonParts(report, fresh, chunks)).toString(), ndjson(report));
+  assert.equal(chunks.length, 3);
+  assert.equal(Buffer.concat(reportJsonParts(report, fresh, chunks)).toString(), ndjson(report));
+  const changed = [...rows];
+  changed[700] = { ...rows[700], accept_queue: 77 };
+  const r2 = { ...report, listeners: changed };
+  assert.equal(Buffer.concat(reportJsonParts(r2, fresh, chunks)).toString(), ndjson(r2));
+  const fewer = { ...report, listeners: changed.slice(0, 400) };
+  assert.equal(Buffer.concat(reportJsonParts(fewer, fresh, chunks)).toString(), ndjson(fewer));
+  assert.equal(chunks.length, 1);
+  const shifted = { ...report, listeners: changed.slice(1) };
+  assert.equal(Buffer.concat(reportJsonParts(shifted, fresh, chunks)).toString(), ndjson(shifted));
 });
 
 test('quietRowHolds says true only when buildRow would give the same row (many inputs, both kinds of path)', async () => {

@@ -56,10 +56,11 @@ export function makeView(ctx: ToolContext, opts: SynqueueViewOptions & CommonOpt
   if (opts.events) return eventsView(ctx, Boolean(opts.json), perSyn);
   if (opts.json) {
     const texts = new WeakMap<ListenerRow, Buffer>();
+    const chunks: JsonChunk[] = [];
     return {
       event() {},
       show(report) {
-        for (const part of reportJsonParts(report, texts)) ctx.out.write(part);
+        for (const part of reportJsonParts(report, texts, chunks)) ctx.out.write(part);
       },
     };
   }
@@ -287,24 +288,35 @@ export function printHist(ctx: ToolContext, map: BpfMap, labels: Map<number, str
  * at 10,000 listeners the record is ~3 MB, and one JSON.stringify of it
  * (then its U+2028 escaping, a copy each) kept several such strings alive at
  * once. The same bytes as ndjson(report): keys in the report's order, the
- * rows 500 at a time. A row object the collector showed before (a listener
+ * rows 500 at a time (a chunk whose rows are the very objects of the last
+ * report's chunk is the same bytes: `chunks`). A row object the collector showed before (a listener
  * whose figures did not change: SynqueueCollector reuses its row) keeps its
  * JSON text in `texts`, so a quiet node's rows are not serialized again; as
  * UTF-8 bytes, so that they are not encoded again either (joining 10,000
  * strings and encoding the result for the pipe cost ~8 ms a report).
  */
 const COMMA = Buffer.from(',');
+const CHUNK_ROWS = 500;
 
-export function reportJsonParts(report: SynqueueReport, texts: WeakMap<ListenerRow, Buffer>): Buffer[] {
+/** A chunk of a report's rows as written, kept for the next report (whose chunk it is again when it has the same row objects). */
+export interface JsonChunk { rows: ListenerRow[]; bytes: Buffer }
+
+export function reportJsonParts(report: SynqueueReport, texts: WeakMap<ListenerRow, Buffer>, chunks?: JsonChunk[]): Buffer[] {
   const listeners = report.listeners;
   const head = ndjson({ ...report, listeners: [] });
   // head is {...,"listeners":[],"netstat":...}\n: split it at the empty array.
   const at = head.indexOf('"listeners":[]') + '"listeners":['.length;
-  const parts = [Buffer.from(head.slice(0, at))];
-  const chunk: Buffer[] = [];
-  for (let i = 0; i < listeners.length; i += 500) {
-    const end = Math.min(i + 500, listeners.length);
-    chunk.length = 0;
+  const parts: Buffer[] = [Buffer.from(head.slice(0, at))];
+  const bufs: Uint8Array[] = [];
+  for (let i = 0, c = 0; i < listeners.length; i += CHUNK_ROWS, c++) {
+    const end = Math.min(i + CHUNK_ROWS, listeners.length);
+    // The same rows as last report's chunk (the same objects): the same bytes.
+    const last = chunks?.[c];
+    if (last && last.rows.length === end - i && last.rows.every((r, k) => r === listeners[i + k])) {
+      parts.push(last.bytes);
+      continue;
+    }
+    bufs.length = 0;
     for (let k = i; k < end; k++) {
       const row = listeners[k];
       let text = texts.get(row);
@@ -312,11 +324,14 @@ export function reportJsonParts(report: SynqueueReport, texts: WeakMap<ListenerR
         text = Buffer.from(jsonText(row));
         texts.set(row, text);
       }
-      if (k > 0) chunk.push(COMMA);
-      chunk.push(text);
+      if (k > 0) bufs.push(COMMA);
+      bufs.push(text);
     }
-    parts.push(Buffer.concat(chunk));
+    const bytes = Buffer.concat(bufs);
+    if (chunks) chunks[c] = { rows: listeners.slice(i, end), bytes };
+    parts.push(bytes);
   }
+  if (chunks) chunks.length = Math.ceil(listeners.length / CHUNK_ROWS);
   parts.push(Buffer.from(head.slice(at)));
   return parts;
 }
