@@ -58,10 +58,16 @@ const WORKLOADS: Workload[] = [
   // a pipe can still arrive in two reads: read counts move by a few. dash's SIGCHLD handler runs
   // once per delivered SIGCHLD, and SIGCHLDs of children that exit close
   // together merge: rt_sigreturn and wait4 move by up to the 4 children.
+  // A fork that finds a signal pending (the SIGCHLD of the child before it)
+  // is restarted by the kernel (ERESTARTNOINTR), which enters clone a second
+  // time: every sys_enter counter (bcc's syscount too) sees two. Unslowed,
+  // dash forks right after a child's exit and hit it once in CI (4 vs 3);
+  // under strace it does not: clone moves by up to the 3 forks that follow
+  // a child's exit.
   {
     name: '#! script: tar | gzip | wc',
     argv: [script],
-    slack: { read: 8, write: 4, rt_sigreturn: 4, wait4: 4 },
+    slack: { read: 8, write: 4, rt_sigreturn: 4, wait4: 4, clone: 3 },
   },
 ];
 
