@@ -157,6 +157,8 @@ export class SynqueueCollector {
   private fullNext = true;
   /** How many walks were delta walks, and how many of those had to be followed by a full one (for -v and tests). */
   readonly walks = { delta: 0, redone: 0, full: 0 };
+  /** checkDelta's list, kept between intervals. */
+  private readonly untouched: Entry[] = [];
 
   constructor(private readonly o: CollectorOptions) {
     this.snapshot();
@@ -270,8 +272,7 @@ export class SynqueueCollector {
     // up (checkDelta). It is not used with --netns: the walk passes
     // listeners of namespaces not taken, which user space does not keep.
     const delta = this.o.walkMap !== undefined && !this.fullNext && !this.o.netns;
-    const known = delta ? this.countViaFiles() : 0;
-    const walk = (full: boolean): { hits: number; foreign: number } => {
+    const walk = (full: boolean): { foreign: number } => {
       this.startWalk(full);
       const data = readIteratorFd(createIterator(this.o.filesLink!), this.scratch);
       let r = this.parse(data, gen, seen, 'files');
@@ -279,7 +280,7 @@ export class SynqueueCollector {
         relisted = true;
         readCounters(this.cachedNamespaces(true));
         const again = this.parse(data, gen, seen, 'files');
-        r = { took: r.took + again.took, foreign: again.foreign, hits: r.hits + again.hits };
+        r = { took: r.took + again.took, foreign: again.foreign };
       }
       return r;
     };
@@ -291,7 +292,7 @@ export class SynqueueCollector {
     } else {
       this.walks.delta++;
       const r = walk(false);
-      if (!this.checkDelta(gen, known, r)) {
+      if (!this.checkDelta(gen, r.foreign)) {
         this.walks.redone++;
         walk(true);
       }
@@ -308,29 +309,25 @@ export class SynqueueCollector {
     this.o.walkMap.updateRaw(WALK_KEY, walkLayout.encode({ gen: this.walkGen, full: full ? 1 : 0, seen: 0, reported: 0 }));
   }
 
-  private countViaFiles(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.viaFiles) n++;
-    return n;
-  }
-
   /**
    * After a delta walk: did every listener it did not report stay as it was?
    * The walk passed `seen` distinct listeners and reported `reported` of
    * them; the rest were unchanged since their last report, so each is one
-   * we keep. When their number is that of the entries we keep from the walk
-   * that the records did not touch, none of those has gone: they are all
-   * carried into this snapshot. Otherwise (a listener closed, or no
-   * process holds it any more) false, and the caller walks again in full.
+   * we keep. When their number is that of the entries an earlier open-files
+   * walk reported and no record of this one touched, none of those has
+   * gone: they are all carried into this snapshot. Otherwise (a listener
+   * closed, or no process holds it any more) false, and the caller walks
+   * again in full.
    */
-  private checkDelta(gen: number, known: number, r: { hits: number; foreign: number }): boolean {
+  private checkDelta(gen: number, foreign: number): boolean {
     const ctl = this.o.walkMap!.lookupRaw(WALK_KEY);
-    if (!ctl || r.foreign > 0) return false;
+    if (!ctl || foreign > 0) return false;
     const { seen, reported } = walkLayout.decode(ctl);
-    const unreported = seen - reported;
-    if (unreported !== known - r.hits) return false;
-    for (const e of this.entries.values()) {
-      if (!e.viaFiles || e.gen === gen) continue;
+    const untouched = this.untouched;
+    untouched.length = 0;
+    for (const e of this.entries.values()) if (e.viaFiles && e.gen !== gen) untouched.push(e);
+    if (untouched.length !== seen - reported) return false;
+    for (const e of untouched) {
       e.prevAcceptQueue = e.acceptQueue;
       e.prevSynQueue = e.synQueue;
       e.prevSkDrops = e.skDrops;
@@ -364,16 +361,13 @@ export class SynqueueCollector {
    * walk of one namespace where there is no open-files walk. With 'files'
    * and 'own' a listener seen before in this snapshot is skipped. `spaces`:
    * only listeners of these namespaces. Returns how many records it took,
-   * how many it left because their namespace was not in `spaces`, and how
-   * many of those it took were for listeners an earlier open-files walk
-   * reported (`hits`: checkDelta's count).
+   * and how many it left because their namespace was not in `spaces`.
    */
-  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, source: 'files' | 'own' | 'tcp'): { took: number; foreign: number; hits: number } {
+  private parse(data: Buffer, gen: number, spaces: Set<number> | undefined, source: 'files' | 'own' | 'tcp'): { took: number; foreign: number } {
     const files = source !== 'tcp';
     const viaFiles = source === 'files';
     let took = 0;
     let foreign = 0;
-    let hits = 0;
     const F = infoLayout.fields;
     const size = infoLayout.size;
     const dv = new DataView(data.buffer, data.byteOffset, data.length);
@@ -395,7 +389,6 @@ export class SynqueueCollector {
         continue;
       }
       took++;
-      if (viaFiles && e?.viaFiles) hits++;
       const ino = infoLayout.read(dv, 'ino', at);
       const acceptQueue = dv.getUint32(at + F.accept_queue.offset, true);
       const synQueue = dv.getUint32(at + F.syn_queue.offset, true);
@@ -432,7 +425,7 @@ export class SynqueueCollector {
         row: undefined, space: this.tally(netns), counts: QUIET, ctrOwner: null, ctr: undefined,
       });
     }
-    return { took, foreign, hits };
+    return { took, foreign };
   }
 
   private selected(s: Snapshot): boolean {
