@@ -72,12 +72,25 @@ struct {
 	__type(value, struct listener_last);
 } last SEC(".maps");
 
+/* Listeners in rbtrace's own namespace that no process holds (kernel
+ * sockets, or one whose only reference is an fd in flight), by struct sock
+ * address, put here by user space after an iter/tcp walk found them: read
+ * back each interval by dump_ownerless, so that their queues cost a few
+ * reads rather than a walk of every socket of every namespace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SYNQUEUE_OWNERLESS_MAX);
+	__type(key, __u64);
+	__type(value, struct ownerless_hint);
+} ownerless SEC(".maps");
+
 const volatile bool want_events = false;
 const volatile bool want_hist = false;
 
 RBTRACE_EXPORT_TYPE(struct listener_info, listener_info);
 RBTRACE_EXPORT_TYPE(struct sq_event, sq_event);
 RBTRACE_EXPORT_TYPE(struct walk_ctl, walk_ctl);
+RBTRACE_EXPORT_TYPE(struct ownerless_hint, ownerless_hint);
 RBTRACE_EXPORT_TYPE(enum sq_event_kind, sq_event_kind);
 
 static struct listener_stats zero_stats;
@@ -372,6 +385,34 @@ int dump_listeners(struct bpf_iter__tcp *ctx)
 	if (passed_by_files_walk((__u64)tp))
 		return 0;
 	fill_info_btf(&info, (struct sock *)tp, tp->inet_conn.icsk_accept_queue.qlen.counter);
+	bpf_seq_write(seq, &info, sizeof(info));
+	return 0;
+}
+
+/* Each listener of `ownerless` read again by its address. The address comes
+ * from user space and the socket may have closed since: it is read with
+ * probe reads (fill_info), which cannot fault, and reported only while it is
+ * still a listener with the same port, namespace and inode (TCP sockets are
+ * SLAB_TYPESAFE_BY_RCU: freed memory stays a socket, so a reused one is
+ * told apart by those). One that fails the test is left out: user space
+ * drops it, as a walk that no longer finds it would. (iter/bpf_map_elem: 5.9+.) */
+SEC("iter/bpf_map_elem")
+int dump_ownerless(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct ownerless_hint *hint = ctx->value;
+	struct listener_info info = {};
+	__u64 *key = ctx->key;
+	struct sock *sk;
+
+	if (!key || !hint)
+		return 0;
+	sk = (struct sock *)*key;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != SYNQUEUE_TCP_LISTEN)
+		return 0;
+	fill_info(&info, sk);
+	if (info.port != hint->port || info.netns != hint->netns || info.ino != hint->ino)
+		return 0;
 	bpf_seq_write(seq, &info, sizeof(info));
 	return 0;
 }

@@ -75,6 +75,15 @@ struct listener_last {
 	__u32 sk_drops;
 };
 
+/* A listener no process holds, as the iter/tcp walk found it: what must
+ * still match when it is read again by its address (dump_ownerless). */
+#define SYNQUEUE_OWNERLESS_MAX 1024
+struct ownerless_hint {
+	__u64 ino;
+	__u32 netns;
+	__u32 port;
+};
+
 enum sq_event_kind {
 	SQ_OVERFLOW = 1, /* accept queue full */
 	SQ_DROP = 2,     /* any other listener drop */

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from './package.js';
-import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
+import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, withIterMapOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
 import { minimizedBtf } from './btf.js';
 import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from './errors.js';
@@ -116,6 +116,16 @@ export class BpfProgram {
   /** Attach as the SEC() name says (tracepoint/, raw_tp/, tp_btf/, fentry/, ksyscall/, iter/, ...). */
   attach(): BpfLink {
     return this.link(libbpf.attach(this.ptr), `${this.name} (${this.section})`);
+  }
+  /**
+   * An iterator over one map's elements (SEC("iter/bpf_map_elem"), 5.9+):
+   * each read of an iterator made from the link (createIterator) runs the
+   * program on every element of `map`. Such a program cannot be attached as
+   * its SEC() says (the kernel wants the map), so its attach path lists it
+   * in `loadOnly`.
+   */
+  attachIterMap(map: BpfMap): BpfLink {
+    return this.link(withIterMapOpts(map.fd, (opts) => libbpf.attachIter(this.ptr, opts)), `${this.name} (${this.section}, map ${map.name})`);
   }
   attachTracepoint(category: string, name: string): BpfLink {
     return this.link(libbpf.attachTracepoint(this.ptr, category, name), `tracepoint ${category}:${name}`);

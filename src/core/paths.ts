@@ -35,6 +35,12 @@ export interface AttachPath<S extends AnySkeleton = AnySkeleton> {
    * says which loaded.
    */
   optional?: ProgramName<S>[];
+  /**
+   * Programs loaded with the path but attached by the tool once it is loaded
+   * (BpfProgram.attachIterMap: an iterator over a map of the object), not
+   * as their SEC() says. Not in Loaded.links.
+   */
+  loadOnly?: ProgramName<S>[];
 }
 
 export interface LoadOptions<S extends AnySkeleton = AnySkeleton> {
@@ -96,7 +102,7 @@ export function loadWithPaths<S extends AnySkeleton>(opts: LoadOptions<S>): Load
           if (hook.present) optional.push(name);
           else leftOut.push({ program: name, reason: hook.missing ?? 'hook missing' });
         }
-        obj.selectPrograms([...path.programs, ...optional, ...(opts.alwaysLoad ?? []) as ProgramName<S>[]]);
+        obj.selectPrograms([...path.programs, ...optional, ...(path.loadOnly ?? []), ...(opts.alwaysLoad ?? []) as ProgramName<S>[]]);
         for (const [prog, target] of Object.entries(path.attachTargets ?? {}) as [ProgramName<S>, string][]) obj.program(prog).setAttachTarget(target);
         opts.configure?.(obj);
         obj.load();

@@ -44,6 +44,8 @@ const TAIL: ProgramName[] = ['tpb_kfree_skb', 'tpb_synack'];
 const CLASSIC: ProgramName[] = ['tp_kfree_skb', 'tp_synack'];
 /** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/collect.ts); without it, one iter/tcp walk per namespace. */
 const FILES_ITER: ProgramName = 'dump_listener_files';
+/** iter/bpf_map_elem (5.9+, as iter/tcp): listeners no process holds, read again by address (collect.ts); attached to its map once loaded. */
+const OWNERLESS_ITER: ProgramName = 'dump_ownerless';
 
 /**
  * Best first. The iterator is in every path: it is the snapshot. fentry and
@@ -57,24 +59,28 @@ export const ATTACH_PATHS: AttachPath<typeof SKELETON>[] = [
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
     optional: [FILES_ITER],
+    loadOnly: [OWNERLESS_ITER],
     note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'kprobe',
     programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
     optional: [FILES_ITER],
+    loadOnly: [OWNERLESS_ITER],
     note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'tp_btf',
     programs: ['dump_listeners', ...TAIL],
     optional: ['tpb_data_ready', FILES_ITER],
+    loadOnly: [OWNERLESS_ITER],
     note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
   {
     name: 'tracepoint',
     programs: ['dump_listeners', ...CLASSIC],
     optional: ['tp_data_ready', FILES_ITER],
+    loadOnly: [OWNERLESS_ITER],
     note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
 ];
@@ -246,6 +252,7 @@ export default defineTool<SynqueueOptions>({
       if (opts.hist) printHist(ctx, loaded.obj.map('hist'), labels);
       const w = collector.walks;
       if (w.delta + w.full) ctx.log.verbose(`open-files walks: ${w.delta} delta (${w.redone} of them redone in full), ${w.full} full`);
+      if (w.ownWalks + w.ownByAddress) ctx.log.verbose(`listeners no process holds: ${w.ownWalks} walks of this namespace, ${w.ownByAddress} reads by address`);
     });
 
     if (demo) {

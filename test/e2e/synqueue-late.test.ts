@@ -41,6 +41,36 @@ print('connected', flush=True)
 sys.stdin.read()
 `;
 
+// python3: a backlog-8 listener on 127.0.0.1 handed to a unix socket as
+// SCM_RIGHTS and closed (no process holds it), then commands on stdin:
+// "connect N" makes N connections (they wait in its accept queue), "close"
+// receives the listener back and closes it. Prints its port, then "done"
+// after each command.
+const GHOST = `
+import array, os, socket, sys
+l = socket.socket()
+l.bind(('127.0.0.1', 0))
+l.listen(8)
+port = l.getsockname()[1]
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [l.fileno()]))])
+l.close()
+print(port, flush=True)
+cs = []
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == 'connect':
+        for i in range(int(cmd[1])):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(('127.0.0.1', port))
+            cs.append(c)
+    elif cmd[0] == 'close':
+        msg, anc, flags, addr = b.recvmsg(1, socket.CMSG_LEN(4))
+        os.close(array.array('i', anc[0][2])[0])
+    print('done', flush=True)
+`;
+
 const NS = `rbtlate${process.pid}`;
 const procs: ChildProcess[] = [];
 after(() => {
@@ -110,5 +140,62 @@ test('a namespace made after synqueue started, and a listener no process holds: 
   assert.equal(g.netns, statSync('/proc/self/ns/net').ino);
 
   for (const p of procs) p.stdin!.end();
-  assert.deepEqual(await settledLeftovers(['dump_listeners', 'dump_listener_files', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
+  assert.deepEqual(await settledLeftovers(['dump_listeners', 'dump_listener_files', 'dump_ownerless', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
+});
+
+test('a listener no process holds is read by its address between walks: its queue as ss shows it at each step, gone once it closes', async () => {
+  const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '11']);
+  await r.ready(30000);
+  await sleep(1500);
+  const proc = spawn('python3', ['-c', GHOST], { stdio: ['pipe', 'pipe', 'inherit'] });
+  procs.push(proc);
+  const lines: string[] = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+  const command = async (cmd: string): Promise<number> => {
+    const want = lines.length + 1;
+    proc.stdin!.write(`${cmd}\n`);
+    while (lines.length < want) {
+      if (proc.exitCode !== null) throw new Error(`ghost listener exited ${proc.exitCode}`);
+      await sleep(20);
+    }
+    await sleep(300); // loopback handshakes (or the resets of a close) are done well within this
+    return Date.now();
+  };
+  while (lines.length === 0) await sleep(20);
+  const port = Number(lines[0]);
+  const recvQ = () => execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }).trim();
+
+  // Each step is held for 2.5 s: at least one whole interval of reports after it.
+  const steps: { at: number; queue: number | null }[] = [];
+  steps.push({ at: await command('connect 1'), queue: 1 });
+  assert.match(recvQ(), /^LISTEN\s+1\s+8\s/, 'ss: one connection waits');
+  assert.doesNotMatch(recvQ(), /users:/, 'ss finds no process holding it');
+  await sleep(2500);
+  steps.push({ at: await command('connect 2'), queue: 3 });
+  assert.match(recvQ(), /^LISTEN\s+3\s+8\s/, 'ss: three connections wait');
+  await sleep(2500);
+  steps.push({ at: await command('close'), queue: null });
+  assert.equal(recvQ(), '', 'ss: closed');
+
+  const f = await r.finished;
+  assert.equal(f.code, 0, f.stderr);
+  const rs = reports(f.stdout);
+  for (const [i, step] of steps.entries()) {
+    const until = steps[i + 1]?.at ?? Infinity;
+    // Every report made over an interval after the step and before the next.
+    const during = rs.filter((x) => Date.parse(x.time) > step.at + 1100 && Date.parse(x.time) < until);
+    assert.ok(during.length > 0, `a report after step ${i}: ${f.stdout.slice(-2000)}`);
+    for (const x of during) {
+      const row = x.listeners.find((l) => l.port === port);
+      if (step.queue === null) assert.equal(row, undefined, `closed at step ${i}, still in the report of ${x.time}`);
+      else assert.deepEqual([row?.accept_queue, row?.accept_limit, row?.pid], [step.queue, 8, null], `step ${i}, report of ${x.time}`);
+    }
+  }
+  // Between the walks of rbtrace's namespace (one every 10 intervals, and one
+  // when the probes count for a listener it does not know), reads by address.
+  const m = /listeners no process holds: (\d+) walks of this namespace, (\d+) reads by address/.exec(f.stderr);
+  assert.ok(m, f.stderr);
+  assert.ok(Number(m[2]) >= 4 && Number(m[1]) <= 3, `walks ${m[1]}, reads by address ${m[2]}`);
+  proc.stdin!.end();
+  assert.deepEqual(await settledLeftovers(['dump_listeners', 'dump_listener_files', 'dump_ownerless', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
 });

@@ -62,6 +62,14 @@ const UsdtOpts = koffi.struct('bpf_usdt_opts', {
   usdt_cookie: 'uint64_t',
 });
 
+// libbpf 1.1's struct bpf_iter_attach_opts; link_info points at a union
+// bpf_iter_link_info, of which only the map iterator's { __u32 map_fd } is used.
+const IterAttachOpts = koffi.struct('bpf_iter_attach_opts', {
+  sz: 'size_t',
+  link_info: 'void *',
+  link_info_len: 'uint32_t',
+});
+
 const SampleCallback = koffi.proto('int rbtrace_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 const PrintCallback = koffi.proto('int rbtrace_libbpf_print_fn(int level, const char *fmt, void *args)');
 
@@ -118,8 +126,8 @@ export const libbpf = {
     'bpf_link *bpf_program__attach_uprobe_opts(const bpf_program *prog, int pid, const char *binary_path, size_t func_offset, const bpf_uprobe_opts *opts)'),
   attachUsdt: bind<(prog: Pointer, pid: number, binary: string, provider: string, name: string, opts: object | null) => Pointer | null>(
     'bpf_link *bpf_program__attach_usdt(const bpf_program *prog, int pid, const char *binary_path, const char *usdt_provider, const char *usdt_name, const bpf_usdt_opts *opts)'),
-  attachIter: bind<(prog: Pointer, opts: null) => Pointer | null>(
-    'bpf_link *bpf_program__attach_iter(const bpf_program *prog, const void *opts)'),
+  attachIter: bind<(prog: Pointer, opts: object | null) => Pointer | null>(
+    'bpf_link *bpf_program__attach_iter(const bpf_program *prog, const bpf_iter_attach_opts *opts)'),
   attachPerfEvent: bind<(prog: Pointer, pfd: number) => Pointer | null>(
     'bpf_link *bpf_program__attach_perf_event(const bpf_program *prog, int pfd)'),
   linkFd: bind<(link: Pointer) => number>('int bpf_link__fd(const bpf_link *link)'),
@@ -180,6 +188,21 @@ export function uprobeOpts(o: { funcName?: string; retprobe?: boolean; refCtrOff
     retprobe: o.retprobe ?? false,
     func_name: o.funcName ?? null,
   };
+}
+
+/**
+ * Run `attach` with the options of an iterator over one map's elements
+ * (iter/bpf_map_elem and the like): link_info is { map_fd }, in C memory
+ * that lives for the call (the kernel copies it at link creation).
+ */
+export function withIterMapOpts<T>(mapFd: number, attach: (opts: object) => T): T {
+  const info = koffi.alloc('uint32_t', 1);
+  try {
+    koffi.encode(info, 'uint32_t', mapFd);
+    return attach({ sz: koffi.sizeof(IterAttachOpts), link_info: info, link_info_len: 4 });
+  } finally {
+    koffi.free(info);
+  }
 }
 
 export function objectOpenOpts(o: { btfCustomPath?: string }): object {

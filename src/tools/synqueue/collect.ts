@@ -23,6 +23,7 @@ import type { BpfLink } from '../../core/object.js';
 import type { Loaded } from '../../core/paths.js';
 import {
   SKELETON, listener_info_layout as infoLayout, listener_stats_layout as statsLayout, walk_ctl_layout as walkLayout,
+  ownerless_hint_layout as hintLayout,
 } from '../../generated/synqueue.js';
 import {
   AF_INET6, QUIET, buildRow, emptyCounted, formatAddr, formatListener, quietRowHolds, sameRow,
@@ -40,6 +41,9 @@ export interface CollectorOptions {
   /** With filesLink: its control (struct walk_ctl) and what it last reported of each listener (delta walks). */
   walkMap?: BpfMap;
   lastMap?: BpfMap;
+  /** iter/bpf_map_elem over `ownerlessMap` (dump_ownerless): the listeners no process holds, read again by address. */
+  ownerlessLink?: BpfLink;
+  ownerlessMap?: BpfMap;
   statsMap: BpfMap;
   /** The attach path's name (goes into each report). */
   attach: string;
@@ -155,8 +159,16 @@ export class SynqueueCollector {
   /** The open-files walk's number (walk_ctl.gen: never 0), and whether the next must report every listener. */
   private walkGen = 0;
   private fullNext = true;
-  /** How many walks were delta walks, and how many of those had to be followed by a full one (for -v and tests). */
-  readonly walks = { delta: 0, redone: 0, full: 0 };
+  /**
+   * How many open-files walks were delta walks, how many of those had to be
+   * followed by a full one, how many were full; how many times rbtrace's
+   * own namespace was walked, and how many times its listeners no process
+   * holds were read by address instead (for -v and tests).
+   */
+  readonly walks = { delta: 0, redone: 0, full: 0, ownWalks: 0, ownByAddress: 0 };
+  /** What `ownerlessMap` holds (by listener key), and whether it holds every listener the last own walk found. */
+  private readonly byAddress = new Map<number, { skHi: number; ino: number; netns: number; port: number }>();
+  private byAddressComplete = false;
   /** checkDelta's list, kept between intervals. */
   private readonly untouched: Entry[] = [];
 
@@ -221,6 +233,7 @@ export class SynqueueCollector {
         // Gone (or no longer held by any process): the BPF side forgets it
         // too, so that if it comes back it is reported, never taken as known.
         if (e.viaFiles) this.forgetLast(sk, e.skHi);
+        else if (this.byAddress.delete(sk)) this.o.ownerlessMap!.deleteRaw(sockKey(sk, e.skHi));
       }
     }
     return { sysctls, deltas };
@@ -298,8 +311,13 @@ export class SynqueueCollector {
       }
     }
     this.fullNext = false;
-    if (this.ownerless || ++this.ownAge >= RECHECK_INTERVALS) this.walkOwn(gen, seen);
-    else this.ownSkipped = { gen, seen };
+    // Listeners no process holds: found by a walk of our namespace every
+    // RECHECK_INTERVALS; in between, those it found are read by address.
+    if (++this.ownAge >= RECHECK_INTERVALS || (this.ownerless && !this.byAddressComplete)) this.walkOwn(gen, seen);
+    else {
+      if (this.ownerless) this.readByAddress(gen, seen);
+      this.ownSkipped = { gen, seen };
+    }
   }
 
   /** Number the next open-files walk (walk_ctl), full or delta. */
@@ -337,13 +355,9 @@ export class SynqueueCollector {
     return true;
   }
 
-  /** Delete a listener from the BPF side's `last` (struct sock address from its key's low bits and skHi). */
+  /** Delete a listener from the BPF side's `last`. */
   private forgetLast(sk: number, skHi: number): void {
-    if (!this.o.lastMap) return;
-    const key = new DataView(new ArrayBuffer(8));
-    key.setUint32(0, sk % 4294967296, true);
-    key.setUint32(4, skHi, true);
-    this.o.lastMap.deleteRaw(new Uint8Array(key.buffer));
+    this.o.lastMap?.deleteRaw(sockKey(sk, skHi));
   }
 
   /** Our own namespace's listeners that no process holds (parse() skips those the files walk saw). */
@@ -351,7 +365,45 @@ export class SynqueueCollector {
     this.ownSkipped = undefined;
     this.ownAge = 0;
     if (this.ownNetns === undefined || !seen.has(this.ownNetns)) return;
+    this.walks.ownWalks++;
     this.ownerless = this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, 'own').took > 0;
+    this.storeByAddress(gen);
+  }
+
+  /**
+   * Put the listeners the own walk just found (not via files, seen in this
+   * snapshot) into `ownerlessMap`, and take out those it no longer found or
+   * whose address now holds another socket. Past the map's size they are
+   * walked for every interval, as without the map.
+   */
+  private storeByAddress(gen: number): void {
+    const map = this.o.ownerlessMap;
+    this.byAddressComplete = false;
+    if (!map || !this.o.ownerlessLink) return;
+    const found: Entry[] = [];
+    for (const e of this.entries.values()) if (!e.viaFiles && e.gen === gen) found.push(e);
+    const keep = new Set<number>();
+    const room = map.maxEntries;
+    for (const e of found.slice(0, room)) {
+      keep.add(e.sk);
+      const h = this.byAddress.get(e.sk);
+      if (h && h.ino === e.ino && h.netns === e.netns && h.port === e.port) continue;
+      const hint = { ino: e.ino, netns: e.netns, port: e.port };
+      map.updateRaw(sockKey(e.sk, e.skHi), hintLayout.encode(hint));
+      this.byAddress.set(e.sk, { skHi: e.skHi, ...hint });
+    }
+    for (const [sk, h] of this.byAddress) {
+      if (keep.has(sk)) continue;
+      map.deleteRaw(sockKey(sk, h.skHi));
+      this.byAddress.delete(sk);
+    }
+    this.byAddressComplete = found.length <= room;
+  }
+
+  /** The listeners of `ownerlessMap` as they are now: one gone (or now another socket) writes no record, and leaves. */
+  private readByAddress(gen: number, seen: Set<number>): void {
+    this.walks.ownByAddress++;
+    this.parse(readIteratorFd(createIterator(this.o.ownerlessLink!), this.scratch), gen, seen, 'own');
   }
 
   /**
@@ -552,11 +604,23 @@ function commAt(data: Buffer, at: number): string {
 }
 
 /** The collector's iterators from a load of synqueue.bpf.o (task_file is an optional program: 5.8+), with the open-files walk's maps. */
-export function iteratorLinks(loaded: Loaded<typeof SKELETON>): Pick<CollectorOptions, 'iterLink' | 'filesLink' | 'walkMap' | 'lastMap'> {
+export function iteratorLinks(loaded: Loaded<typeof SKELETON>): Pick<CollectorOptions, 'iterLink' | 'filesLink' | 'walkMap' | 'lastMap' | 'ownerlessLink' | 'ownerlessMap'> {
   const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
   const k = loaded.optional?.indexOf('dump_listener_files') ?? -1;
   if (k < 0) return { iterLink };
-  return { iterLink, filesLink: loaded.links[loaded.path.programs.length + k], walkMap: loaded.obj.map('walk'), lastMap: loaded.obj.map('last') };
+  const ownerlessMap = loaded.obj.map('ownerless');
+  return {
+    iterLink, filesLink: loaded.links[loaded.path.programs.length + k], walkMap: loaded.obj.map('walk'), lastMap: loaded.obj.map('last'),
+    ownerlessMap, ownerlessLink: loaded.obj.program('dump_ownerless').attachIterMap(ownerlessMap),
+  };
+}
+
+/** A listener's struct sock address as a map key (8 bytes), from its key's low bits and skHi. */
+function sockKey(sk: number, skHi: number): Uint8Array {
+  const key = new DataView(new ArrayBuffer(8));
+  key.setUint32(0, sk % 4294967296, true);
+  key.setUint32(4, skHi, true);
+  return new Uint8Array(key.buffer);
 }
 
 /** TcpExt deltas (names without the group); zero for a namespace seen for the first time. */
