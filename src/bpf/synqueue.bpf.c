@@ -421,53 +421,70 @@ int dump_ownerless(struct bpf_iter__bpf_map_elem *ctx)
 #define S_IFSOCK 0140000
 #define IPPROTO_TCP 6
 
-/* The open-files walk's record of a listener, written only when the
- * listener is new to this walk (another fd of one already passed is
- * skipped: tasks come in pid order, so the lowest pid owns it, as ss -p and
- * /proc scans report) and, unless the walk is `full`, when its figures or
- * owner changed since it was last reported: on a steady node most of 10,000
- * listeners cost a map lookup, not a record to copy and parse. */
-static __always_inline void report_file_listener(struct seq_file *seq, struct listener_info *info)
+/* The open-files walk passes a listener without a record when it passed it
+ * already in this walk (another fd of it: tasks come in pid order, so the
+ * lowest pid owns it, as ss -p and /proc scans report) or, unless the walk
+ * is `full`, when `now` (its figures and owner) is what was last reported:
+ * on a steady node most of 10,000 listeners cost a map lookup, not a record
+ * to fill, copy and parse. */
+static __always_inline bool known_to_walk(struct walk_ctl *w, __u64 sk, const struct listener_last *now)
+{
+	struct listener_last *l = bpf_map_lookup_elem(&last, &sk);
+
+	if (!l)
+		return false;
+	if (l->gen == w->gen)
+		return true;
+	if (!w->full && l->ino == now->ino && l->pid == now->pid &&
+	    l->accept_queue == now->accept_queue && l->accept_limit == now->accept_limit &&
+	    l->syn_queue == now->syn_queue && l->sk_drops == now->sk_drops) {
+		l->gen = w->gen;
+		w->seen++;
+		return true;
+	}
+	return false;
+}
+
+/* Write the listener's record, then mark it as passed (`last`). Written
+ * first: when the record does not fit in the seq buffer, the kernel copies
+ * the buffer out and runs this program again on the same file, so nothing
+ * may be marked as passed until the record is in. */
+static __always_inline void write_file_listener(struct seq_file *seq, struct walk_ctl *w, struct listener_info *info,
+						struct listener_last *now)
+{
+	if (bpf_seq_write(seq, info, sizeof(*info)))
+		return;
+	now->gen = w->gen;
+	bpf_map_update_elem(&last, &info->sk, now, BPF_ANY);
+	w->seen++;
+	w->reported++;
+}
+
+/* What known_to_walk() compares, from a record. */
+static __always_inline void figures_of(struct listener_last *now, const struct listener_info *info)
+{
+	now->ino = info->ino;
+	now->pid = info->pid;
+	now->accept_queue = info->accept_queue;
+	now->accept_limit = info->accept_limit;
+	now->syn_queue = info->syn_queue;
+	now->sk_drops = info->sk_drops;
+}
+
+/* The walk's control, or NULL before user space numbered a walk (then every listener is written, unmarked). */
+static __always_inline struct walk_ctl *walk_ctl(void)
 {
 	__u32 zero = 0;
 	struct walk_ctl *w = bpf_map_lookup_elem(&walk, &zero);
-	struct listener_last *l, now = {};
 
-	if (!w || !w->gen) {
-		bpf_seq_write(seq, info, sizeof(*info));
-		return;
-	}
-	l = bpf_map_lookup_elem(&last, &info->sk);
-	if (l && l->gen == w->gen)
-		return;
-	if (l && !w->full && l->ino == info->ino && l->pid == info->pid &&
-	    l->accept_queue == info->accept_queue && l->accept_limit == info->accept_limit &&
-	    l->syn_queue == info->syn_queue && l->sk_drops == info->sk_drops) {
-		l->gen = w->gen;
-		w->seen++;
-		return;
-	}
-	/* Written first: when the record does not fit in the seq buffer, the
-	 * kernel copies the buffer out and runs this program again on the same
-	 * file, so nothing may be marked as passed until the record is in. */
-	if (bpf_seq_write(seq, info, sizeof(*info)))
-		return;
-	now.ino = info->ino;
-	now.gen = w->gen;
-	now.pid = info->pid;
-	now.accept_queue = info->accept_queue;
-	now.accept_limit = info->accept_limit;
-	now.syn_queue = info->syn_queue;
-	now.sk_drops = info->sk_drops;
-	bpf_map_update_elem(&last, &info->sk, &now, BPF_ANY);
-	w->seen++;
-	w->reported++;
+	return w && w->gen ? w : NULL;
 }
 
 /* Every network namespace in one pass: every open file of every process
  * (threads sharing their leader's files are skipped by the kernel), keeping
  * TCP listening sockets, with the process holding them, each reported by
- * report_file_listener (once per walk; on a delta walk only when changed).
+ * known_to_walk and write_file_listener (once per walk; on a delta walk only
+ * when changed).
  * iter/task_file is 5.8+; before 5.11 sockets are read with probe reads
  * (file->private_data is a void *), which every kernel with BTF allows. */
 SEC("iter/task_file")
@@ -477,6 +494,8 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct listener_info info = {};
+	struct listener_last now = {};
+	struct walk_ctl *w;
 	struct socket *sock;
 	struct sock *sk;
 
@@ -487,6 +506,7 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 	 * branch is dead (CO-RE makes the test a constant) and never verified. */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_sock_from_file)) {
 		struct inet_connection_sock *icsk;
+		__u32 qlen;
 
 		sock = bpf_sock_from_file(file);
 		if (!sock)
@@ -497,10 +517,27 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 		if (sk->__sk_common.skc_family != AF_INET && sk->__sk_common.skc_family != AF_INET6)
 			return 0;
 		icsk = (struct inet_connection_sock *)sk;
-		fill_info_btf(&info, sk, BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter));
-		info.pid = task->tgid;
+		qlen = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+		/* First only what a delta walk compares; the rest of the record
+		 * (address, namespace, uid, comm: more cache lines) only for a
+		 * listener it reports. The inode is the file's, in hand. */
+		now.ino = file->f_inode->i_ino;
+		now.pid = task->tgid;
+		now.accept_queue = sk->sk_ack_backlog;
+		now.accept_limit = sk->sk_max_ack_backlog;
+		now.syn_queue = qlen;
+		now.sk_drops = sk->sk_drops.counter;
+		w = walk_ctl();
+		if (w && known_to_walk(w, (__u64)sk, &now))
+			return 0;
+		fill_info_btf(&info, sk, qlen);
+		info.ino = now.ino;
+		info.pid = now.pid;
 		__builtin_memcpy(info.comm, task->group_leader->comm, sizeof(info.comm));
-		report_file_listener(seq, &info);
+		if (w)
+			write_file_listener(seq, w, &info, &now);
+		else
+			bpf_seq_write(seq, &info, sizeof(info));
 		return 0;
 	}
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
@@ -517,7 +554,12 @@ int dump_listener_files(struct bpf_iter__task_file *ctx)
 	fill_info(&info, sk);
 	info.pid = BPF_CORE_READ(task, tgid);
 	BPF_CORE_READ_STR_INTO(&info.comm, task, group_leader, comm);
-	report_file_listener(seq, &info);
+	figures_of(&now, &info);
+	w = walk_ctl();
+	if (!w)
+		bpf_seq_write(seq, &info, sizeof(info));
+	else if (!known_to_walk(w, info.sk, &now))
+		write_file_listener(seq, w, &info, &now);
 	return 0;
 }
 
