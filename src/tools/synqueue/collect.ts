@@ -171,6 +171,16 @@ export class SynqueueCollector {
   private byAddressComplete = false;
   /** checkDelta's list, kept between intervals. */
   private readonly untouched: Entry[] = [];
+  /**
+   * Entries a record updated in this snapshot, and in the one before (whose
+   * previous figures moved since): with the listeners counted by the probes,
+   * the only rows that can change while no listener comes or goes, owners
+   * are only those the walk reports and no sysctl changed (collect()).
+   */
+  private touched = new Set<Entry>();
+  private touchedBefore = new Set<Entry>();
+  /** The last report's entries (selected, in order) and rows, and the sysctls they were built with. */
+  private last: { mine: Entry[]; rows: ListenerRow[]; sysctls: Map<number, SynSysctls> } | undefined;
 
   constructor(private readonly o: CollectorOptions) {
     this.snapshot();
@@ -202,6 +212,8 @@ export class SynqueueCollector {
    */
   private snapshot(): { sysctls: Map<number, SynSysctls>; deltas: Map<number, Record<string, number>> } {
     const gen = ++this.gen;
+    [this.touchedBefore, this.touched] = [this.touched, this.touchedBefore];
+    this.touched.clear();
     const sysctls = new Map<number, SynSysctls>();
     const deltas = new Map<number, Record<string, number>>();
     const seen = new Set<number>();
@@ -459,6 +471,7 @@ export class SynqueueCollector {
         e.skDrops = skDrops;
         e.gen = gen;
         e.viaFiles = viaFiles;
+        this.touched.add(e);
         continue;
       }
       // A new listener, or a new one at the address of one that closed.
@@ -466,7 +479,7 @@ export class SynqueueCollector {
       const family = dv.getUint32(at + F.family.offset, true);
       this.labels.delete(sk);
       this.changed = true;
-      this.entries.set(sk, {
+      const fresh: Entry = {
         sk, netns, family, ino,
         addr: formatAddr(family, new Uint8Array(data.buffer, data.byteOffset + at + F.addr.offset, F.addr.size)),
         port: dv.getUint32(at + F.port.offset, true),
@@ -475,7 +488,9 @@ export class SynqueueCollector {
         owner: pid ? { pid, comm: commAt(data, at + F.comm.offset) } : null,
         viaFiles, skHi: dv.getUint32(at + F.sk.offset + 4, true),
         row: undefined, space: this.tally(netns), counts: QUIET, ctrOwner: null, ctr: undefined,
-      });
+      };
+      this.entries.set(sk, fresh);
+      this.touched.add(fresh);
     }
     return { took, foreign };
   }
@@ -516,6 +531,35 @@ export class SynqueueCollector {
     for (const [inode, t] of this.tallies) if (!spaces.has(t)) this.tallies.delete(inode);
   }
 
+  /** The owner's cgroup and container, looked up again only when the owner changed. */
+  private containerFor(e: Entry, o: { pid: number; comm: string } | null): Entry['ctr'] {
+    if (e.ctrOwner !== o || (o && e.ctr === undefined)) {
+      e.ctrOwner = o;
+      e.ctr = o ? this.containerOf(o.pid) : undefined;
+    }
+    return e.ctr;
+  }
+
+  /** A listener's row for this interval (its counts taken), the same object as before when nothing in it changed. */
+  private refreshRow(e: Entry, o: { pid: number; comm: string } | null): ListenerRow {
+    const counts = e.counts;
+    e.counts = QUIET;
+    const prev = this.prevScratch;
+    prev.acceptQueue = e.prevAcceptQueue;
+    prev.synQueue = e.prevSynQueue;
+    prev.skDrops = e.prevSkDrops;
+    const before = e.fresh ? undefined : prev;
+    const sys = e.space.sys!;
+    const container = this.containerFor(e, o)?.container ?? null;
+    // A steady node's rows mostly stay as they were: keep the row object
+    // (no new one per listener per interval; views keep work by identity).
+    if (!quietRowHolds(e, before, counts, e.row, this.o.perSyn, sys, this.o.seesEnqueues, o, container)) {
+      const row = buildRow(e, before, counts, this.o.perSyn, sys, this.o.seesEnqueues, o, container);
+      if (e.row === undefined || !sameRow(e.row, row)) e.row = row;
+    }
+    return e.row!;
+  }
+
   /** The report for the interval since the last call. */
   collect(final = false): SynqueueReport {
     const snap = this.snapshot();
@@ -532,56 +576,68 @@ export class SynqueueCollector {
         }
       }
     }
-    if (this.changed) {
+    const changed = this.changed;
+    if (changed) {
       // A steady node keeps its listeners: sort them when that changes, not every interval.
       this.ordered = [...this.entries.values()].sort((a, b) => a.port - b.port || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0) || a.netns - b.netns);
       this.changed = false;
     }
-    const mine: Entry[] = [];
-    for (const e of this.ordered) if (this.selected(e)) mine.push(e);
     const files = this.o.filesLink !== undefined;
-    if (!files) this.owners.update(mine.map((e) => e.ino));
     const pids = this.o.wantedPids?.();
-    const rows: ListenerRow[] = [];
-    for (const [inode, t] of this.tallies) {
-      t.rows = 0;
-      t.sys = snap.sysctls.get(inode);
-    }
     // The few listeners with counts get them on their entry (a lookup per
     // counted listener, not per row).
     for (const [sk, c] of counted) {
       const e = this.entries.get(sk);
       if (e) e.counts = c;
     }
-    const prev = this.prevScratch;
-    for (const e of mine) {
-      const o = files ? e.owner : this.owners.get(e.ino);
-      const counts = e.counts;
-      e.counts = QUIET;
-      if (pids && (!o || !pids.has(o.pid))) continue;
-      if (e.ctrOwner !== o || (o && e.ctr === undefined)) {
-        e.ctrOwner = o;
-        e.ctr = o ? this.containerOf(o.pid) : undefined;
+    let rows: ListenerRow[];
+    const last = this.last;
+    if (files && !changed && pids === undefined && this.o.cgroup === undefined && last !== undefined && sameSysctls(last.sysctls, snap.sysctls)) {
+      // A steady node: only the rows of listeners a record or the probes
+      // touched can change; the other ten thousand stay as they were, rows,
+      // tallies and all.
+      let moved = false;
+      const refresh = (e: Entry): void => {
+        if (!this.selected(e)) return;
+        const row = e.row;
+        if (this.refreshRow(e, e.owner) !== row) moved = true;
+      };
+      for (const e of this.touched) refresh(e);
+      for (const e of this.touchedBefore) if (!this.touched.has(e)) refresh(e);
+      for (const sk of counted.keys()) {
+        const e = this.entries.get(sk);
+        if (e && e.counts !== QUIET) refresh(e); // not refreshed above (that resets counts)
       }
-      const c = e.ctr;
-      if (this.o.cgroup !== undefined && !cgroupUnder(c?.cgroup, this.o.cgroup)) continue;
-      prev.acceptQueue = e.prevAcceptQueue;
-      prev.synQueue = e.prevSynQueue;
-      prev.skDrops = e.prevSkDrops;
-      const before = e.fresh ? undefined : prev;
-      const sys = e.space.sys!;
-      const container = c?.container ?? null;
-      // A steady node's rows mostly stay as they were: keep the row object
-      // (no new one per listener per interval; views keep work by identity).
-      if (!quietRowHolds(e, before, counts, e.row, this.o.perSyn, sys, this.o.seesEnqueues, o, container)) {
-        const row = buildRow(e, before, counts, this.o.perSyn, sys, this.o.seesEnqueues, o, container);
-        if (e.row === undefined || !sameRow(e.row, row)) e.row = row;
+      rows = moved ? last.mine.map((e) => e.row!) : last.rows;
+      this.last = { mine: last.mine, rows, sysctls: snap.sysctls };
+    } else {
+      const mine: Entry[] = [];
+      for (const e of this.ordered) if (this.selected(e)) mine.push(e);
+      if (!files) this.owners.update(mine.map((e) => e.ino));
+      for (const [inode, t] of this.tallies) {
+        t.rows = 0;
+        t.sys = snap.sysctls.get(inode);
       }
-      rows.push(e.row!);
-      e.space.rows++;
-      if (this.o.labels && !this.labels.has(e.sk)) {
-        this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
+      rows = [];
+      const kept: Entry[] = [];
+      for (const e of mine) {
+        const o = files ? e.owner : this.owners.get(e.ino);
+        if (pids && (!o || !pids.has(o.pid))) {
+          e.counts = QUIET;
+          continue;
+        }
+        if (this.o.cgroup !== undefined && !cgroupUnder(this.containerFor(e, o)?.cgroup, this.o.cgroup)) {
+          e.counts = QUIET;
+          continue;
+        }
+        rows.push(this.refreshRow(e, o));
+        kept.push(e);
+        e.space.rows++;
+        if (this.o.labels && !this.labels.has(e.sk)) {
+          this.labels.set(e.sk, formatListener(e.addr, e.port, e.family) + (e.netns !== this.ownNetns ? ` (netns ${e.netns})` : ''));
+        }
       }
+      this.last = { mine: kept, rows, sysctls: snap.sysctls };
     }
     if (++this.collects % RECHECK_INTERVALS === 0) this.prune();
 
@@ -594,6 +650,16 @@ export class SynqueueCollector {
     }
     return { time: new Date().toISOString(), attach: this.o.attach, ...(final ? { final: true } : {}), listeners: rows, netstat: total, namespaces };
   }
+}
+
+/** Whether every namespace's SYN sysctls are as before (the rows' SYN limits depend on them). */
+function sameSysctls(a: Map<number, SynSysctls>, b: Map<number, SynSysctls>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [inode, x] of a) {
+    const y = b.get(inode);
+    if (!y || y.syncookies !== x.syncookies || y.maxSynBacklog !== x.maxSynBacklog) return false;
+  }
+  return true;
 }
 
 /** A comm from a record (NUL-terminated, up to 16 bytes), as /proc/PID/comm reads. */
