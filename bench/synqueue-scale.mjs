@@ -171,12 +171,13 @@ async function measure(bin, view) {
     }
     pid = Number(out.split('\n')[0]);
   }
-  // rbtrace says "probes attached" on stderr with -v (on the pty: on the
-  // terminal, so wait for its first CPU-heavy second instead).
+  // Every view is measured from 1.5 s after its first report (the first,
+  // full walk and the collection after it are start-up): on a pipe that
+  // report is seen on stdout, on the pty the helper says "first report".
   const t0 = Date.now();
-  while (!tty && !/probes attached/.test(err) && Date.now() - t0 < 30000) await sleep(20);
+  while (!tty && reports === 0 && Date.now() - t0 < 30000) await sleep(20);
   while (tty && !/first report/.test(out) && Date.now() - t0 < 30000) await sleep(20);
-  await sleep(1500); // the first report (and the owner scan) out of the way
+  await sleep(1500);
   let c0, c1, rss;
   try {
     c0 = cpuOf(pid);
