@@ -43,8 +43,9 @@ sys.stdin.read()
 
 // python3: a backlog-8 listener on 127.0.0.1 handed to a unix socket as
 // SCM_RIGHTS and closed (no process holds it), then commands on stdin:
-// "connect N" makes N connections (they wait in its accept queue), "close"
-// receives the listener back and closes it. Prints its port, then "done"
+// "connect N" makes N connections (they wait in its accept queue), "flash"
+// makes, reaches and closes another listener, "close" receives the listener
+// back and closes it. Prints its port, then "done"
 // after each command.
 const GHOST = `
 import array, os, socket, sys
@@ -65,6 +66,16 @@ for line in sys.stdin:
             c.setblocking(False)
             c.connect_ex(('127.0.0.1', port))
             cs.append(c)
+    elif cmd[0] == 'flash':
+        # another listener, reached and closed within the interval: the probes
+        # count for a listener the next snapshot no longer has
+        f = socket.socket()
+        f.bind(('127.0.0.1', 0))
+        f.listen(8)
+        fc = [socket.create_connection(f.getsockname()) for i in range(2)]
+        f.close()
+        for c in fc:
+            c.close()
     elif cmd[0] == 'close':
         msg, anc, flags, addr = b.recvmsg(1, socket.CMSG_LEN(4))
         os.close(array.array('i', anc[0][2])[0])
@@ -144,7 +155,7 @@ test('a namespace made after synqueue started, and a listener no process holds: 
 });
 
 test('a listener no process holds is read by its address between walks: its queue as ss shows it at each step, gone once it closes', async () => {
-  const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '11']);
+  const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '14']);
   await r.ready(30000);
   await sleep(1500);
   const proc = spawn('python3', ['-c', GHOST], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -174,6 +185,10 @@ test('a listener no process holds is read by its address between walks: its queu
   steps.push({ at: await command('connect 2'), queue: 3 });
   assert.match(recvQ(), /^LISTEN\s+3\s+8\s/, 'ss: three connections wait');
   await sleep(2500);
+  // A listener the probes counted for and that closed: the walk it makes
+  // rbtrace do must not lose track of the one read by address.
+  steps.push({ at: await command('flash'), queue: 3 });
+  await sleep(2500);
   steps.push({ at: await command('close'), queue: null });
   assert.equal(recvQ(), '', 'ss: closed');
 
@@ -193,10 +208,103 @@ test('a listener no process holds is read by its address between walks: its queu
   }
   // Between the walks of rbtrace's namespace (the first, one every 10
   // intervals, one when the probes count for a listener it does not know, and
-  // perhaps one for the resets of the close), reads by address: 12 reports.
+  // one after the flash, perhaps one for the resets of the close), reads by
+  // address: 15 reports.
   const m = /listeners no process holds: (\d+) walks of this namespace, (\d+) reads by address/.exec(f.stderr);
   assert.ok(m, f.stderr);
-  assert.ok(Number(m[2]) >= 6 && Number(m[1]) <= 4, `walks ${m[1]}, reads by address ${m[2]}`);
+  assert.ok(Number(m[2]) >= 8 && Number(m[1]) <= 5, `walks ${m[1]}, reads by address ${m[2]}`);
   proc.stdin!.end();
   assert.deepEqual(await settledLeftovers(['dump_listeners', 'dump_listener_files', 'dump_ownerless', 'tpb_kfree_skb', 'tpb_synack', 'tpb_data_ready']), []);
+});
+
+// python3: a backlog-16 listener on 127.0.0.1 that accepts and closes every
+// connection at once (its queue is empty whenever a walk looks), and a
+// client that makes N connections to it on "burst N". Prints its port, then
+// "done" after each burst.
+const ACCEPTOR = `
+import socket, sys, threading
+l = socket.socket()
+l.bind(('127.0.0.1', 0))
+l.listen(16)
+def serve():
+    while True:
+        c, _ = l.accept()
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+print(l.getsockname()[1], flush=True)
+for line in sys.stdin:
+    n = int(line.split()[1])
+    cs = [socket.create_connection(l.getsockname()) for i in range(n)]
+    for c in cs:
+        c.close()
+    print('done', flush=True)
+`;
+
+test('what the probes counted for a listener whose queues look the same at every walk is in the report of its interval only', async () => {
+  const proc = spawn('python3', ['-c', ACCEPTOR], { stdio: ['pipe', 'pipe', 'inherit'] });
+  procs.push(proc);
+  const lines: string[] = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+  while (lines.length === 0) await sleep(20);
+  const port = Number(lines[0]);
+  const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '7', '--port', String(port)]);
+  await r.ready(30000);
+  await sleep(2500); // a steady listener: every report after the first is made from the kept rows
+  proc.stdin!.write('burst 7\n');
+  while (!lines.includes('done')) await sleep(20);
+  const f = await r.finished;
+  assert.equal(f.code, 0, f.stderr);
+  const rows = reports(f.stdout).map((x) => x.listeners.find((l) => l.port === port) as (Row & { enqueued: number | null }) | undefined);
+  assert.ok(rows.every((x) => x !== undefined), f.stdout.slice(-2000));
+  const enqueued = rows.map((x) => x!.enqueued);
+  // 7 connections joined its accept queue once each: 7 in all, over the one or two reports the burst fell in.
+  assert.equal(enqueued.reduce((a, b) => a! + b!, 0), 7, `enqueued per report: ${enqueued.join(' ')}`);
+  assert.ok(enqueued.at(-1) === 0 && enqueued.at(-2) === 0, `quiet again after the burst: ${enqueued.join(' ')}`);
+  proc.stdin!.end();
+});
+
+// python3: a backlog-8 listener on 127.0.0.1 with 2 connections waiting,
+// held by this process; on "handoff" it is sent as SCM_RIGHTS on a unix
+// socket and closed here, so that no process holds it any more (it lives
+// on, in flight). Prints its port, then "done".
+const HANDOFF = `
+import array, socket, sys
+l = socket.socket()
+l.bind(('127.0.0.1', 0))
+l.listen(8)
+cs = [socket.create_connection(l.getsockname()) for i in range(2)]
+print(l.getsockname()[1], flush=True)
+sys.stdin.readline()
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+a.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [l.fileno()]))])
+l.close()
+print('done', flush=True)
+sys.stdin.read()
+`;
+
+test('a listener its process hands off (in flight, held by none) keeps its row: same queue, owner gone, no report without it', async () => {
+  const proc = spawn('python3', ['-c', HANDOFF], { stdio: ['pipe', 'pipe', 'inherit'] });
+  procs.push(proc);
+  const lines: string[] = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+  while (lines.length === 0) await sleep(20);
+  const port = Number(lines[0]);
+  const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '6']);
+  await r.ready(30000);
+  await sleep(2500);
+  proc.stdin!.write('handoff\n');
+  while (!lines.includes('done')) await sleep(20);
+  const handedOff = Date.now();
+  assert.doesNotMatch(execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }), /users:/, 'ss: no process holds it');
+  const f = await r.finished;
+  assert.equal(f.code, 0, f.stderr);
+  const rs = reports(f.stdout);
+  for (const x of rs) {
+    const row = x.listeners.find((l) => l.port === port);
+    assert.ok(row, `in every report, that of ${x.time} too: ${f.stdout.slice(-2000)}`);
+    assert.deepEqual([row.accept_queue, row.accept_limit, (row as Row & { drops: number }).drops], [2, 8, 0], x.time);
+    if (Date.parse(x.time) > handedOff + 1100) assert.equal(row.pid, null, `no owner in the report of ${x.time}`);
+    if (Date.parse(x.time) < handedOff) assert.equal(row.pid, proc.pid, `its owner before, in the report of ${x.time}`);
+  }
+  proc.stdin!.end();
 });

@@ -135,9 +135,14 @@ export class SynqueueCollector {
     const pids = this.o.wantedPids?.();
     // The few listeners with counts get them on their entry (a lookup per
     // counted listener, not per row).
+    // They count as touched: their rows change now, and again next interval
+    // (back to quiet).
     for (const [sk, c] of counted) {
       const e = this.table.entries.get(sk);
-      if (e) e.counts = c;
+      if (e) {
+        e.counts = c;
+        this.table.touched.add(e);
+      }
     }
     let rows: ListenerRow[];
     const last = this.last;
@@ -153,10 +158,6 @@ export class SynqueueCollector {
       };
       for (const e of this.table.touched) refresh(e);
       for (const e of this.table.touchedBefore) if (!this.table.touched.has(e)) refresh(e);
-      for (const sk of counted.keys()) {
-        const e = this.table.entries.get(sk);
-        if (e && e.counts !== QUIET) refresh(e); // not refreshed above (that resets counts)
-      }
       rows = moved ? last.mine.map((e) => e.row!) : last.rows;
       this.last = { mine: last.mine, rows, sysctls: snap.sysctls };
     } else {

@@ -104,10 +104,11 @@ export class ListenerTable {
   /** checkDelta's list, kept between intervals. */
   private readonly untouched: Entry[] = [];
   /**
-   * Entries a record updated in this snapshot, and in the one before (whose
-   * previous figures moved since): with the listeners counted by the probes,
-   * the only rows that can change while no listener comes or goes, owners
-   * are only those the walk reports and no sysctl changed (collect.ts).
+   * Entries a record updated in this snapshot or the probes counted for
+   * (collect.ts adds those), and those of the one before (whose previous
+   * figures moved since, or whose counts go back to none): the only rows
+   * that can change while no listener comes or goes, owners are only those
+   * the walk reports and no sysctl changed (collect.ts).
    */
   touched = new Set<Entry>();
   touchedBefore = new Set<Entry>();
@@ -165,7 +166,17 @@ export class ListenerTable {
       this.noteSpace(ns, inode, value.counters, value.sys, sysctls, deltas);
     }
     for (const inode of this.spaces.keys()) if (!seen.has(inode)) this.spaces.delete(inode);
-    for (const [sk, e] of this.entries) {
+    const gone: Entry[] = [];
+    for (const e of this.entries.values()) if (e.gen !== gen) gone.push(e);
+    // One the open-files walk held before and no longer passes may be alive
+    // with no process holding it (its fd passed on, in flight): when this
+    // snapshot skipped the walk of our namespace, walk it now, so that such a
+    // listener keeps its row (and its figures of the interval before).
+    if (this.ownSkipped && gone.some((e) => e.viaFiles && e.netns === this.ownNetns)) {
+      this.walkOwn(this.ownSkipped.gen, this.ownSkipped.seen);
+    }
+    for (const e of gone) {
+      const sk = e.sk;
       if (e.gen !== gen) {
         this.entries.delete(sk);
         this.labels.delete(sk);
@@ -306,8 +317,13 @@ export class ListenerTable {
     this.ownAge = 0;
     if (this.ownNetns === undefined || !seen.has(this.ownNetns)) return;
     this.walks.ownWalks++;
-    this.ownerless = this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, 'own').took > 0;
-    this.storeByAddress(gen);
+    this.parse(readIteratorFd(createIterator(this.o.iterLink), this.scratch), gen, seen, 'own');
+    // Every listener of this snapshot that no process holds (those read by
+    // address earlier in it included: parse() does not count them again).
+    const found: Entry[] = [];
+    for (const e of this.entries.values()) if (!e.viaFiles && e.gen === gen) found.push(e);
+    this.ownerless = found.length > 0;
+    this.storeByAddress(found);
   }
 
   /**
@@ -316,26 +332,24 @@ export class ListenerTable {
    * whose address now holds another socket. Past the map's size they are
    * walked for every interval, as without the map.
    */
-  private storeByAddress(gen: number): void {
+  private storeByAddress(found: Entry[]): void {
     const map = this.o.ownerlessMap;
     this.byAddressComplete = false;
     if (!map || !this.o.ownerlessLink) return;
-    const found: Entry[] = [];
-    for (const e of this.entries.values()) if (!e.viaFiles && e.gen === gen) found.push(e);
-    const keep = new Set<number>();
     const room = map.maxEntries;
+    const keep = new Set(found.slice(0, room).map((e) => e.sk));
+    // Out first, so that a full map has room for the new ones.
+    for (const [sk, h] of this.byAddress) {
+      if (keep.has(sk)) continue;
+      map.deleteRaw(sockKey(sk, h.skHi));
+      this.byAddress.delete(sk);
+    }
     for (const e of found.slice(0, room)) {
-      keep.add(e.sk);
       const h = this.byAddress.get(e.sk);
       if (h && h.ino === e.ino && h.netns === e.netns && h.port === e.port) continue;
       const hint = { ino: e.ino, netns: e.netns, port: e.port };
       map.updateRaw(sockKey(e.sk, e.skHi), hintLayout.encode(hint));
       this.byAddress.set(e.sk, { skHi: e.skHi, ...hint });
-    }
-    for (const [sk, h] of this.byAddress) {
-      if (keep.has(sk)) continue;
-      map.deleteRaw(sockKey(sk, h.skHi));
-      this.byAddress.delete(sk);
     }
     this.byAddressComplete = found.length <= room;
   }
@@ -388,6 +402,8 @@ export class ListenerTable {
       const pid = files ? dv.getUint32(at + F.pid.offset, true) : 0;
       if (e !== undefined && e.ino === ino && e.netns === netns) {
         if (files && (e.owner?.pid ?? 0) !== pid) e.owner = pid ? { pid, comm: commAt(data, at + F.comm.offset) } : null;
+        // No process holds it any more: the open-files walk's `last` need not keep it.
+        if (e.viaFiles && !viaFiles) this.forgetLast(sk, e.skHi);
         // The same listener: shift now to previous (address and port do not change).
         e.prevAcceptQueue = e.acceptQueue;
         e.prevSynQueue = e.synQueue;
