@@ -97,19 +97,22 @@ interface Row { port: number; netns: number; pid: number | null; comm: string | 
 const reports = (stdout: string): { time: string; listeners: Row[] }[] =>
   stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => Array.isArray(r.listeners));
 
-/** Start the python listener (in `ns` if given); resolves with it and its port. */
-async function listener(mode: 'held' | 'inflight', n: number, ns?: string): Promise<{ proc: ChildProcess; port: number; lines: string[] }> {
-  const argv = ['python3', '-c', LISTENER, mode, String(n)];
+/** Run a python3 script with args (in network namespace `ns` if given; killed after the file's tests); resolves once it printed its first line (a port). */
+async function python(script: string, args: string[] = [], ns?: string): Promise<{ proc: ChildProcess; lines: string[]; port: number }> {
+  const argv = ['python3', '-c', script, ...args];
   const proc = spawn(ns ? 'ip' : argv[0], ns ? ['netns', 'exec', ns, ...argv] : argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   procs.push(proc);
   const lines: string[] = [];
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
   while (lines.length === 0) {
-    if (proc.exitCode !== null) throw new Error(`listener exited ${proc.exitCode}`);
+    if (proc.exitCode !== null) throw new Error(`python3 exited ${proc.exitCode}`);
     await sleep(20);
   }
-  return { proc, port: Number(lines[0]), lines };
+  return { proc, lines, port: Number(lines[0]) };
 }
+
+/** Start the LISTENER script (in `ns` if given). */
+const listener = (mode: 'held' | 'inflight', n: number, ns?: string) => python(LISTENER, [mode, String(n)], ns);
 
 async function connected(l: { proc: ChildProcess; lines: string[] }): Promise<void> {
   l.proc.stdin!.write('go\n');
@@ -158,10 +161,7 @@ test('a listener no process holds is read by its address between walks: its queu
   const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '14']);
   await r.ready(30000);
   await sleep(1500);
-  const proc = spawn('python3', ['-c', GHOST], { stdio: ['pipe', 'pipe', 'inherit'] });
-  procs.push(proc);
-  const lines: string[] = [];
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+  const { proc, lines, port } = await python(GHOST);
   const command = async (cmd: string): Promise<number> => {
     const want = lines.length + 1;
     proc.stdin!.write(`${cmd}\n`);
@@ -172,8 +172,6 @@ test('a listener no process holds is read by its address between walks: its queu
     await sleep(300); // loopback handshakes (or the resets of a close) are done well within this
     return Date.now();
   };
-  while (lines.length === 0) await sleep(20);
-  const port = Number(lines[0]);
   const recvQ = () => execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }).trim();
 
   // Each step is held for 2.5 s: at least one whole interval of reports after it.
@@ -241,12 +239,7 @@ for line in sys.stdin:
 `;
 
 test('what the probes counted for a listener whose queues look the same at every walk is in the report of its interval only', async () => {
-  const proc = spawn('python3', ['-c', ACCEPTOR], { stdio: ['pipe', 'pipe', 'inherit'] });
-  procs.push(proc);
-  const lines: string[] = [];
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
-  while (lines.length === 0) await sleep(20);
-  const port = Number(lines[0]);
+  const { proc, lines, port } = await python(ACCEPTOR);
   const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '7', '--port', String(port)]);
   await r.ready(30000);
   await sleep(2500); // a steady listener: every report after the first is made from the kept rows
@@ -283,12 +276,7 @@ sys.stdin.read()
 `;
 
 test('a listener its process hands off (in flight, held by none) keeps its row: same queue, owner gone, no report without it', async () => {
-  const proc = spawn('python3', ['-c', HANDOFF], { stdio: ['pipe', 'pipe', 'inherit'] });
-  procs.push(proc);
-  const lines: string[] = [];
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
-  while (lines.length === 0) await sleep(20);
-  const port = Number(lines[0]);
+  const { proc, lines, port } = await python(HANDOFF);
   const r = startRbtrace(['synqueue', '--json', '-v', '-i', '1', '-d', '6']);
   await r.ready(30000);
   await sleep(2500);
