@@ -23,9 +23,9 @@ export interface Exporter {
 }
 
 /** Start `rbtrace exporter -v` on a free port; resolves once it listens (probes may still be attaching). */
-export async function startExporter(args: string[] = []): Promise<Exporter> {
+export async function startExporter(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Exporter> {
   const port = await freePort();
-  const run = startRbtrace(['exporter', '-v', '--listen', `127.0.0.1:${port}`, ...args]);
+  const run = startRbtrace(['exporter', '-v', '--listen', `127.0.0.1:${port}`, ...args], { env });
   await run.waitFor(() => /listening on/.test(run.stderr), 20000, 'the exporter to listen');
   return { run, port, url: `http://127.0.0.1:${port}` };
 }

@@ -127,23 +127,53 @@ export function heldProgramIds(pid: number, into: Set<number>): void {
   }
 }
 
+/** A process's parent pid, or undefined when it is gone. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is `pid` this test process or one of its descendants? */
+function ours(pid: number): boolean {
+  for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; p = parentOf(p), hops++) {
+    if (p === process.pid) return true;
+  }
+  return false;
+}
+
+/** Another rbtrace, not started by this test (another test run, a benchmark, an operator). */
+function otherRbtrace(pid: number): boolean {
+  if (ours(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('rbtrace');
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Ids of BPF programs every holder of which (a process with the program's
- * fd, or a link's, open: heldProgramIds) started before this test run (the
- * `node --test` runner, our parent): another tool's, such as a benchmark's
- * exporter left running beside the tests, not something a test left behind.
- * A program no process holds (pinned) is never foreign.
+ * fd, or a link's, open: heldProgramIds) is not this test's: one that
+ * started before this test run (the `node --test` runner, our parent), such
+ * as a benchmark's exporter left running beside the tests, or another
+ * rbtrace that this test did not start (two runs on one machine). Not
+ * something a test left behind. A program no process holds (pinned) is
+ * never foreign.
  */
 function foreignProgramIds(): Set<number> {
   const epoch = startTicks(process.ppid) ?? startTicks(process.pid)!;
-  const starts = new Map<number, number[]>();
+  const holders = new Map<number, number[]>();
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
     const ids = new Set<number>();
     heldProgramIds(pid, ids);
-    const start = startTicks(pid) ?? Infinity;
-    for (const id of ids) starts.set(id, [...(starts.get(id) ?? []), start]);
+    for (const id of ids) holders.set(id, [...(holders.get(id) ?? []), pid]);
   }
-  return new Set([...starts].filter(([, s]) => s.every((t) => t < epoch)).map(([id]) => id));
+  const foreign = (pid: number) => (startTicks(pid) ?? Infinity) < epoch || otherRbtrace(pid);
+  return new Set([...holders].filter(([, pids]) => pids.every(foreign)).map(([id]) => id));
 }
 
 /**

@@ -12,13 +12,19 @@ export class RbtraceError extends Error {
   readonly exitCode: number;
   /** Longer diagnostics (libbpf's log, the verifier's): shown with --verbose only; the error line says they exist. */
   readonly details?: string;
+  /** The kernel's (or libbpf's) answer, a positive errno, where one caused this. */
+  readonly errno?: number;
+  /** The cause may pass by itself (a process not started yet): a daemon tries again later. */
+  readonly transient: boolean;
 
-  constructor(message: string, opts: { hint?: string; exitCode?: number; details?: string; cause?: unknown } = {}) {
+  constructor(message: string, opts: { hint?: string; exitCode?: number; details?: string; cause?: unknown; errno?: number; transient?: boolean } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'RbtraceError';
     this.hint = opts.hint;
     this.exitCode = opts.exitCode ?? EXIT_RUNTIME;
     this.details = opts.details;
+    this.errno = opts.errno;
+    this.transient = opts.transient ?? false;
   }
 }
 

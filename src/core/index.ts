@@ -9,7 +9,7 @@ export { readIterator, readIteratorIn, records } from './iter.js';
 export { listNetns, inNetns, type Netns } from './netns.js';
 export { cgroupLayout, resolveCgroupDir, cgroupOfPid, containerOf, type CgroupDir } from './cgroup.js';
 export { StructLayout, scalarLayout, decodeCString, type FieldSpec } from './layout.js';
-export { loadWithPaths, probePaths, forcedPath, type AttachPath, type Loaded } from './paths.js';
+export { loadWithPaths, probePaths, forcedPath, type AttachPath, type OptionalProgram, type LeftOut, type Loaded } from './paths.js';
 export { Target } from './target.js';
 export { Session, type StopReason } from './session.js';
 export { addCommonOptions, parseSeconds, parsePositiveInt, parseUint, type CommonOptions } from './options.js';

@@ -7,6 +7,7 @@ import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOp
 import { minimizedBtf } from './btf.js';
 import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from './errors.js';
+import { misleadingMemlockHint } from './refusals.js';
 import { writeField } from './layout.js';
 import { BpfMap } from './maps.js';
 import type { AnySkeleton, MapName, ProgramName, RodataOf, RodataVar, Skeleton } from './skeleton/types.js';
@@ -29,6 +30,10 @@ function installLog(): void {
   logInstalled = true;
   setLibbpfPrint((level, text) => {
     if (level === LIBBPF_DEBUG) return;
+    // libbpf 1.x raises RLIMIT_MEMLOCK itself where the kernel still counts
+    // BPF memory against it (before 5.11), so its "try raising 'ulimit -l'"
+    // after an EPERM only ever points away from the real cause.
+    if (misleadingMemlockHint(text)) return;
     for (const line of text.replace(/\n$/, '').split('\n')) logLines.push(line);
     if (logLines.length > 20000) logLines = logLines.slice(-10000);
     if (echoLog) process.stderr.write(`libbpf: ${text.endsWith('\n') ? text : text + '\n'}`);
@@ -150,7 +155,7 @@ export class BpfProgram {
     if (!ptr) {
       const errno = lastErrno();
       const log = takeLibbpfLog();
-      throw new RbtraceError(`cannot attach ${what}: ${errnoText(errno)}`, { details: log.join('\n') || undefined });
+      throw new RbtraceError(`cannot attach ${what}: ${errnoText(errno)}`, { details: log.join('\n') || undefined, errno: Math.abs(errno) });
     }
     return this.obj.own(new BpfLink(ptr, what));
   }
@@ -190,8 +195,7 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
   static open(what: string | AnySkeleton, opts: OpenOptions = {}): BpfObject<any> {
     installLog();
     const skeleton = typeof what === 'string' ? undefined : what;
-    const nameOrPath = opts.path ?? (typeof what === 'string' ? what : what.object);
-    const path = nameOrPath.includes('/') ? nameOrPath : join(bpfObjectDir(), `${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`);
+    const path = BpfObject.resolvePath(opts.path ?? what);
     if (!existsSync(path)) {
       throw new RbtraceError(`BPF object ${path} is missing`, { hint: 'build it: npm run build' });
     }
@@ -203,6 +207,12 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
       throw new RbtraceError(`cannot open BPF object ${path}: ${errnoText(errno)}`, { details: takeLibbpfLog().join('\n') });
     }
     return new BpfObject(ptr, path, btfCustomPath, skeleton);
+  }
+
+  /** The file open() reads for a skeleton or a name: build/bpf/<arch>/<name>.bpf.o, or the path given. */
+  static resolvePath(what: string | AnySkeleton): string {
+    const nameOrPath = typeof what === 'string' ? what : what.object;
+    return nameOrPath.includes('/') ? nameOrPath : join(bpfObjectDir(), `${nameOrPath.replace(/\.bpf\.o$/, '')}.bpf.o`);
   }
 
   private get handle(): Pointer {
@@ -274,7 +284,7 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
     const log = takeLibbpfLog();
     if (err < 0) {
       throw new RbtraceError(`cannot load ${this.path.replace(/.*\//, '')}: ${errnoText(err)}`,
-        { details: log.join('\n') || undefined });
+        { details: log.join('\n') || undefined, errno: Math.abs(err) });
     }
     this.loaded = true;
   }

@@ -101,6 +101,11 @@ export interface ToolDefinition<O = Record<string, unknown>> {
    * attach path, and of the fallback the tool can still run on.
    */
   kernels?: { best: string; fallback?: string };
+  /**
+   * Every attach path the tool may load, whatever its options (for tests
+   * that refuse each optional program in turn, test/e2e/degrade.test.ts).
+   */
+  paths?: readonly AttachPath<any>[];
   run(ctx: ToolContext, opts: O & CommonOptions): Promise<void> | void;
   /** The shape of the figures the tool passes to ctx.report() with these options (docs/SDK.md). */
   figures?(opts: O & CommonOptions): FigureSchema;

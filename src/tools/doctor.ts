@@ -4,7 +4,7 @@ import { defineTool } from '../core/tool.js';
 import { libbpf } from '../core/ffi/libbpf.js';
 import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/features.js';
 import { kernelRelease, privileges } from '../core/system.js';
-import { renderTable } from '../core/output/table.js';
+import { renderTable, wrapText } from '../core/output/table.js';
 import { escapeForTerminal, styled, term } from '../core/output/format.js';
 import { TOOLS } from './registry.js';
 import { cgroupLayout, type CgroupLayout } from '../core/cgroup.js';
@@ -80,13 +80,18 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     ctx.out.line('');
     ctx.out.write(renderTable(['ATTACH', 'OK', 'DETAIL'], report.attach.map((f) => [f.name, yes(f.available), f.detail])));
     ctx.out.line('');
+    // The reasons can be long (a path, what it runs without, why): wrapped
+    // in their cell, so that the table fits the terminal (80 columns off one).
+    const width = terminalWidth();
     ctx.out.write(renderTable(['TOOL', 'OK', 'PATH / WHY NOT', 'MIN KERNEL: BEST / FALLBACK'],
-      report.tools.map((t) => [t.name, yes(t.available), t.path ?? t.detail ?? '', minKernelCell(t.min_kernel)])));
-    ctx.out.line(`MIN KERNEL: the oldest kernel each path needs; tested on ${TESTED_KERNELS} (test/vm), nothing older than ${TESTED_KERNELS.split(', ')[0]}.`);
+      report.tools.map((t) => [t.name, yes(t.available), t.path ?? t.detail ?? '', minKernelCell(t.min_kernel)]),
+      { fit: { width, wrap: [2, 3] } }));
+    const prose = (text: string) => wrapText(text, width - 1).forEach((l) => ctx.out.line(l));
+    prose(`MIN KERNEL: the oldest kernel each path needs; tested on ${TESTED_KERNELS} (test/vm), nothing older than ${TESTED_KERNELS.split(', ')[0]}.`);
     const runs = report.tools.filter((t) => t.available).map((t) => t.name);
     const not = report.tools.filter((t) => !t.available).map((t) => t.name);
     ctx.out.line('');
-    ctx.out.line(`as ${priv.root ? 'root' : 'this user'}: ${runs.length ? `${runs.join(', ')} can run` : 'no tool can run'}` +
+    prose(`as ${priv.root ? 'root' : 'this user'}: ${runs.length ? `${runs.join(', ')} can run` : 'no tool can run'}` +
       (not.length ? `; ${not.join(', ')} cannot${!priv.uprobes ? ' (uprobes and USDT need CAP_SYS_ADMIN)' : ''}` : ''));
   },
 });
@@ -102,6 +107,11 @@ function minKernel(def: { kernels?: { best: string; fallback?: string } }): { mi
 function minKernelCell(k: { best: string; fallback?: string } | undefined): string {
   if (!k) return '';
   return k.fallback ? `${k.best} / ${k.fallback}` : k.best;
+}
+
+/** The terminal's width; off a terminal, $COLUMNS or 80. */
+function terminalWidth(): number {
+  return process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : Number(process.env.COLUMNS) || 80;
 }
 
 function cgroupsLine(l: CgroupLayout): string {

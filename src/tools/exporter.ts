@@ -9,7 +9,7 @@
 // maps that are drained on read never fill.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
-import { UsageError } from '../core/errors.js';
+import { RbtraceError, UsageError } from '../core/errors.js';
 import { checkBtf, checkPrivileges } from '../core/system.js';
 import { parsePositiveInt } from '../core/options.js';
 import { MetricsServer, parseListen } from '../core/metrics/server.js';
@@ -18,11 +18,14 @@ import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
 import { releaseFreedMemory } from '../core/memory.js';
 import { boundHeap } from './exporter/heap.js';
 import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
+import { SourceSupervisor } from './exporter/supervisor.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
 
 export interface ExporterOptions {
   listen: string;
   tools?: string;
+  /** --require: tools whose failure stops the exporter. */
+  require?: string;
   maxSeries: number;
   /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
   cgroup?: CgroupDir;
@@ -31,8 +34,6 @@ export interface ExporterOptions {
 
 export const DEFAULT_LISTEN = '127.0.0.1:9435';
 const DEFAULT_TOOLS: SourceName[] = ['syscount', 'synqueue', 'execsnoop', 'gcstat'];
-/** Tools that may be missing from a default start (no ruby installed): warned about, not fatal. */
-const OPTIONAL_BY_DEFAULT = new Set<SourceName>(['gcstat']);
 /** Parallel scrapes within this many ms share one reading of the maps. */
 const COALESCE_MS = 200;
 /** A reading at least this often even without scrapes (drained maps must not fill). */
@@ -40,12 +41,12 @@ const BACKGROUND_MS = 30_000;
 /** Freed C heap given back to the system this often (malloc_trim: well under a millisecond). */
 const TRIM_MS = 10_000;
 
-export function parseTools(text: string): SourceName[] {
+export function parseTools(text: string, option = '--tools'): SourceName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new UsageError('--tools wants at least one tool', `from: ${SOURCE_NAMES.join(', ')}`);
+  if (names.length === 0) throw new UsageError(`${option} wants at least one tool`, `from: ${SOURCE_NAMES.join(', ')}`);
   for (const n of names) {
-    if (n === 'mallocstat' || n === 'strlat') throw new UsageError(`--tools: ${n} is not exported yet (it costs a trap per call)`, `pick from: ${SOURCE_NAMES.join(', ')}`);
-    if (!(SOURCE_NAMES as readonly string[]).includes(n)) throw new UsageError(`--tools: unknown tool '${n}'`, `pick from: ${SOURCE_NAMES.join(', ')}`);
+    if (n === 'mallocstat' || n === 'strlat') throw new UsageError(`${option}: ${n} is not exported yet (it costs a trap per call)`, `pick from: ${SOURCE_NAMES.join(', ')}`);
+    if (!(SOURCE_NAMES as readonly string[]).includes(n)) throw new UsageError(`${option}: unknown tool '${n}'`, `pick from: ${SOURCE_NAMES.join(', ')}`);
   }
   return [...new Set(names)] as SourceName[];
 }
@@ -65,7 +66,7 @@ export class Gatherer {
 
   private readonly errors = new Map<string, number>();
 
-  constructor(private readonly sources: Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => [],
+  constructor(private readonly sources: () => Source[], private readonly maxSeries: number, private readonly own: () => MetricFamily[] = () => [],
     private readonly onError: (tool: string, err: unknown) => void = () => {}) {}
 
   gather(): MetricFamily[] {
@@ -73,7 +74,8 @@ export class Gatherer {
     if (this.cached && now - this.cached.at < COALESCE_MS) return this.cached.families;
     const started = process.hrtime.bigint();
     const families: MetricFamily[] = [];
-    for (const s of this.sources) {
+    const sources = this.sources();
+    for (const s of sources) {
       // One tool failing to read (a map gone wrong) must not take the others' figures with it.
       let got: MetricFamily[];
       try {
@@ -97,15 +99,15 @@ export class Gatherer {
       },
       {
         name: 'rbtrace_exporter_lost_events', type: 'counter', help: 'Events the BPF side could not pass on (ring buffer full), per tool.',
-        samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: s.lost() })),
+        samples: sources.map((s) => ({ labels: { tool: s.tool }, value: s.lost() })),
       },
       {
         name: 'rbtrace_exporter_collect_errors', type: 'counter', help: 'Readings of a tool\'s maps that failed (its figures were left out of that scrape), per tool.',
-        samples: this.sources.map((s) => ({ labels: { tool: s.tool }, value: this.errors.get(s.tool) ?? 0 })),
+        samples: sources.map((s) => ({ labels: { tool: s.tool }, value: this.errors.get(s.tool) ?? 0 })),
       },
       {
         name: 'rbtrace_exporter_tool_info', type: 'gauge', help: 'Tools whose probes are attached (1), with the attach path each uses.',
-        samples: this.sources.map((s) => ({ labels: { tool: s.tool, attach_path: s.path }, value: 1 })),
+        samples: sources.map((s) => ({ labels: { tool: s.tool, attach_path: s.path }, value: 1 })),
       },
       { name: 'rbtrace_exporter_collect_seconds', type: 'gauge', unit: 'seconds', help: 'Time the last reading of the BPF maps took.', samples: [{ labels: {}, value: seconds }] },
       ...processFamilies(),
@@ -166,12 +168,17 @@ export default defineTool<ExporterOptions>({
   sudo rbtrace exporter                       syscount, synqueue, execsnoop, gcstat on 127.0.0.1:9435
   curl -s localhost:9435/metrics
   sudo rbtrace exporter --listen 0.0.0.0:9435 --tools synqueue,syscount
+  sudo rbtrace exporter --require synqueue    exit if synqueue cannot attach
+A tool that cannot attach is left out (rbtrace_exporter_source_up 0, the reason
+on stderr) and the others keep serving; causes that may pass are tried again.
+/healthz answers 200 once every tool has attached or failed for good.
 Runs until SIGTERM or SIGINT (which detach everything); SIGHUP is logged and ignored.
 Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the source tree.`,
   options(cmd: Command) {
     cmd
       .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)
-      .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}; gcstat is skipped with a warning where there is no ruby)`)
+      .option('--tools <list>', `tools to run, comma-separated (default: ${DEFAULT_TOOLS.join(',')}); one that cannot attach is left out, with a warning`)
+      .option('--require <list>', 'tools that must attach: the exporter exits (status 1) if one fails for good')
       .option('--cgroup <dir>', 'only tasks in this cgroup v2 directory and below (a container, a pod, a systemd unit); synqueue: listeners whose owner is there', (v) => resolveCgroupDir(v))
       .addOption(new Option('--max-series <n>', 'at most this many series per metric family; more are dropped and counted').default(2000).argParser(parsePositiveInt('--max-series', 1_000_000)));
     // -v (which attach path each tool uses, and why others were passed over) is a global option.
@@ -179,25 +186,28 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
   async run(ctx, opts) {
     if (ctx.opts.json) throw new UsageError('--json does not apply to exporter: its output is /metrics, in the Prometheus text format', 'drop --json');
     const listen = parseListen(opts.listen);
-    const explicit = opts.tools !== undefined;
-    const tools = explicit ? parseTools(opts.tools!) : DEFAULT_TOOLS;
+    const tools = opts.tools !== undefined ? parseTools(opts.tools) : DEFAULT_TOOLS;
+    const required = opts.require !== undefined ? parseTools(opts.require, '--require') : [];
+    const notRun = required.filter((t) => !tools.includes(t));
+    if (notRun.length) throw new UsageError(`--require ${notRun.join(',')}: not among the tools run (${tools.join(',')})`, 'add it to --tools, or drop it from --require');
     checkPrivileges();
     checkBtf();
     // Before anything is loaded or listened on: the same command under bounded V8 heap flags (same pid).
     boundHeap((line) => ctx.log.warn(line));
 
     const scope = exporterScope(opts.cgroup);
-    const sources: Source[] = [];
-    const gatherer = new Gatherer(sources, opts.maxSeries, () => [{
+    const supervisor = new SourceSupervisor(tools,
+      (name) => SOURCES[name as SourceName]((line) => ctx.log.verbose(`${name}: ${line}`), scope, { maxSeries: opts.maxSeries }),
+      ctx.log);
+    const gatherer = new Gatherer(() => supervisor.up(), opts.maxSeries, () => [...supervisor.families(), {
       name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',
       samples: Object.entries(server.byFormat).map(([format, value]) => ({ labels: { format }, value })),
     }], (tool, err) => ctx.log.warn(`${tool}: reading its maps failed: ${(err as Error).message}`));
     const server: MetricsServer = new MetricsServer(() => gatherer.gather(), (err) => ctx.log.warn(`collection failed: ${(err as Error).message}`));
+    server.healthy = () => supervisor.settled();
     const closeAll = () => {
       server.close();
-      for (const s of sources.splice(0).reverse()) {
-        try { s.close(); } catch { /* keep detaching the rest */ }
-      }
+      supervisor.close();
     };
     // Listening first: a scrape during attach gets 503, not "connection refused".
     await server.listen(listen);
@@ -219,34 +229,23 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
       process.off('SIGHUP', onHup);
     };
 
-    try {
-      for (const name of tools) {
-        // Let the event loop answer scrapes (503) between two loads.
-        await new Promise((r) => setImmediate(r));
-        if (stopSignal) break; // SIGTERM during attach: detach what is attached and go
-        try {
-          const source = SOURCES[name]((line) => ctx.log.verbose(`${name}: ${line}`), scope, { maxSeries: opts.maxSeries });
-          sources.push(source);
-          ctx.log.verbose(`${name}: attached (${source.path})`);
-        } catch (err) {
-          if (!explicit && OPTIONAL_BY_DEFAULT.has(name)) {
-            ctx.log.warn(`${name} left out: ${(err as Error).message}`);
-            continue;
-          }
-          throw err;
-        }
-      }
-    } catch (err) {
+    await supervisor.startAll(() => stopSignal !== undefined);
+    // A required tool that failed for good, or nothing at all to serve: stop, saying why.
+    const requiredFailed = required.find((t) => supervisor.state(t) === 'failed');
+    if (!stopSignal && (requiredFailed || supervisor.allFailed())) {
       untrap();
       closeAll();
-      throw err;
+      throw requiredFailed
+        ? new RbtraceError(`--require ${requiredFailed}: ${supervisor.reason(requiredFailed)}`, { hint: 'rbtrace doctor shows what this kernel allows each tool' })
+        : new RbtraceError(`no tool could attach (${tools.map((t) => `${t}: ${supervisor.reason(t)}`).join('; ')})`, { hint: 'rbtrace doctor shows what this kernel allows each tool' });
     }
 
     // libbpf parsed megabytes of BTF while loading: give back what it freed.
     const trim = process.env.RBTRACE_NO_TRIM !== '1';
     if (trim) releaseFreedMemory();
     server.ready = true;
-    process.stderr.write(`rbtrace exporter: probes attached (${sources.map((s) => `${s.tool}: ${s.path}`).join(', ')}), serving http://${opts.listen}/metrics\n`);
+    const failed = tools.filter((t) => supervisor.state(t) !== 'up');
+    process.stderr.write(`rbtrace exporter: probes attached (${supervisor.up().map((s) => `${s.tool}: ${s.path}`).join(', ')})${failed.length ? `, not attached: ${failed.join(', ')}` : ''}, serving http://${opts.listen}/metrics\n`);
     let lastScrapes = 0;
     const background = setInterval(() => {
       if (server.scrapes === lastScrapes) {

@@ -11,7 +11,7 @@
 // synqueue/views.ts (table, chart, JSON, events, --hist). See man rbtrace-synqueue.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
-import { probePaths, type AttachPath } from '../core/paths.js';
+import { probePaths, type AttachPath, type OptionalProgram } from '../core/paths.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
 import { resolveNetnsArg, type Netns } from '../core/netns.js';
 import { releaseFreedMemory } from '../core/memory.js';
@@ -42,45 +42,52 @@ export interface SynqueueOptions {
 
 const TAIL: ProgramName[] = ['tpb_kfree_skb', 'tpb_synack'];
 const CLASSIC: ProgramName[] = ['tp_kfree_skb', 'tp_synack'];
-/** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/collect.ts); without it, one iter/tcp walk per namespace. */
-const FILES_ITER: ProgramName = 'dump_listener_files';
-/** iter/bpf_map_elem (5.9+, as iter/tcp): listeners no process holds, read again by address (collect.ts); attached to its map once loaded. */
-const OWNERLESS_ITER: ProgramName = 'dump_ownerless';
+/** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/listeners.ts). */
+const FILES_ITER: OptionalProgram<typeof SKELETON> = {
+  program: 'dump_listener_files',
+  without: 'listeners found by one iter/tcp walk per network namespace, owners by a /proc/PID/fd scan',
+};
+/** iter/bpf_map_elem (5.9+, as iter/tcp): listeners no process holds, read again by address; attached to its map once loaded. */
+const OWNERLESS_ITER: OptionalProgram<typeof SKELETON> = {
+  program: 'dump_ownerless',
+  without: 'listeners no process holds: found by walking rbtrace\'s network namespace every interval',
+  attachedByTool: true,
+};
+const dataReady = (program: ProgramName): OptionalProgram<typeof SKELETON> => ({
+  program,
+  without: 'accept queue max = the most the per-interval snapshots saw, enqueued = null, overflows inferred from sk_drops',
+});
 
 /**
  * Best first. The iterator is in every path: it is the snapshot. fentry and
  * kprobe see each enqueue at inet_csk_complete_hashdance(); the tracepoint paths
  * through sock:sk_data_ready, which kernels before 6.2 lack: there it is
- * optional, and the accept queue's most is what the snapshots saw (see
- * ENQUEUE_PROGRAMS).
+ * optional (see ENQUEUE_PROGRAMS). The other iterators only make the
+ * snapshot cheaper.
  */
 export const ATTACH_PATHS: AttachPath<typeof SKELETON>[] = [
   {
     name: 'fentry',
     programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
-    optional: [FILES_ITER],
-    loadOnly: [OWNERLESS_ITER],
+    optional: [FILES_ITER, OWNERLESS_ITER],
     note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'kprobe',
     programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
-    optional: [FILES_ITER],
-    loadOnly: [OWNERLESS_ITER],
+    optional: [FILES_ITER, OWNERLESS_ITER],
     note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/task_file (every namespace, 5.8+) and iter/tcp',
   },
   {
     name: 'tp_btf',
     programs: ['dump_listeners', ...TAIL],
-    optional: ['tpb_data_ready', FILES_ITER],
-    loadOnly: [OWNERLESS_ITER],
+    optional: [dataReady('tpb_data_ready'), FILES_ITER, OWNERLESS_ITER],
     note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
   {
     name: 'tracepoint',
     programs: ['dump_listeners', ...CLASSIC],
-    optional: ['tp_data_ready', FILES_ITER],
-    loadOnly: [OWNERLESS_ITER],
+    optional: [dataReady('tp_data_ready'), FILES_ITER, OWNERLESS_ITER],
     note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
   },
 ];
@@ -97,10 +104,6 @@ function collectNetns(text: string, prev: Netns[] = []): Netns[] {
 }
 
 // ---- the tool -----------------------------------------------------------------
-
-function configureMaps(): void {
-  // nothing to resize; kept for probePaths symmetry
-}
 
 export default defineTool<SynqueueOptions>({
   name: 'synqueue',
@@ -128,7 +131,8 @@ export default defineTool<SynqueueOptions>({
   },
   kernels: { best: '5.10 fentry', fallback: '5.10 kprobe, tp_btf, tracepoint (per-enqueue on tp: sk_data_ready 6.2+)' },
   figures: SYNQUEUE,
-  probe: () => probePaths(SKELETON, ATTACH_PATHS, configureMaps),
+  paths: ATTACH_PATHS,
+  probe: () => probePaths(SKELETON, ATTACH_PATHS),
   run(ctx, opts) {
     if (opts.ipv4 && opts.ipv6) throw new UsageError('-4 and -6 exclude each other', 'give one, or neither for both');
     if (opts.chart && opts.table) throw new UsageError('--chart and --table exclude each other');
@@ -158,7 +162,7 @@ export default defineTool<SynqueueOptions>({
       rodata: { want_events: Boolean(opts.events), want_hist: Boolean(opts.hist) },
     });
     const perSyn = PER_SYN.has(loaded.path.name);
-    const seesEnqueues = [...loaded.path.programs, ...(loaded.optional ?? [])].some((p) => ENQUEUE_PROGRAMS.has(p));
+    const seesEnqueues = [...ENQUEUE_PROGRAMS].some((p) => loaded.has(p));
     if (!seesEnqueues) {
       // A tracepoint path on a kernel without sock:sk_data_ready (before 6.2).
       if (opts.hist) {

@@ -23,9 +23,14 @@ test('doctor --json: kernel facts, attach kinds, and a working path for every to
   for (const t of d.tools) assert.equal(t.available, true, `${t.name}: ${t.detail}`);
   // MIN KERNEL: every tool says the oldest kernel of its best path ("5.10 ...", "6.9 ...").
   for (const t of d.tools) assert.match(t.min_kernel?.best ?? '', /^\d+\.\d+ \S/, t.name);
-  const table = await runRbtrace(['doctor']);
+  const table = await runRbtrace(['doctor'], { env: { COLUMNS: '400' } });
   assert.match(table.stdout, /MIN KERNEL: BEST \/ FALLBACK/);
   assert.match(table.stdout, /^syscount .* 6\.9 fentry .* \/ 5\.10 tp_btf/m);
+  // Off a terminal, 80 columns: long reasons wrap inside their cells.
+  const narrow = await runRbtrace(['doctor'], { env: { COLUMNS: '' } });
+  const toolTable = narrow.stdout.slice(narrow.stdout.indexOf('TOOL  '));
+  for (const line of toolTable.split('\n')) assert.ok(line.length <= 80, `${line.length} columns: ${line}`);
+  assert.match(toolTable, /^syscount\s+yes\s+\S/m);
   // Nothing doctor tried stays loaded.
   assert.doesNotMatch(execFileSync('bpftool', ['prog', 'list'], { encoding: 'utf8' }), /probe_(fentry|kprobe|tracepoint|raw_tp|tp_btf|uprobe|iter)/);
 });

@@ -97,7 +97,7 @@ test('a counter reading below the last shown value shows the last value; a vanis
     tool: 't', path: 'p', lost: () => 0, close: () => {},
     collect: (): MetricFamily[] => [{ name: 'x', type: 'counter', help: 'h', samples: values.map(([k, v]) => ({ labels: { k }, value: v })) }],
   };
-  const g = new Gatherer([source], 10);
+  const g = new Gatherer(() => [source], 10);
   const shown = () => Object.fromEntries(g.gather().find((f) => f.name === 'x')!.samples!.map((s) => [s.labels.k, s.value]));
   assert.deepEqual(shown(), { a: 5, b: 7 });
   values = [['a', 4], ['b', 8]];

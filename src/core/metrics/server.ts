@@ -22,7 +22,10 @@ export function parseListen(text: string): ListenAddress {
 
 export class MetricsServer {
   private readonly server: Server;
+  /** Set once the initial attach is done: before it, /metrics and /healthz answer 503. */
   ready = false;
+  /** /healthz's rule after that (the exporter's: every source attached or failed for good). */
+  healthy: () => boolean = () => true;
   scrapes = 0;
   /** Scrapes answered, per format: what scrapers asked for. */
   readonly byFormat = { text: 0, openmetrics: 0 };
@@ -49,7 +52,8 @@ export class MetricsServer {
         return;
       }
       if (url === '/healthz') {
-        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+        if (this.healthy()) res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+        else res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '5' }).end('rbtrace exporter: a tool is waiting to try attaching again\n');
         return;
       }
       let body: string;

@@ -19,6 +19,61 @@ export interface TableOptions {
   align?: Align[];
   /** Used to embolden the header; pass createColor(...) so pipes stay plain. */
   color?: ChalkInstance;
+  /**
+   * Fit the table in this many columns by wrapping the cells of the `wrap`
+   * columns (at word boundaries) instead of letting one long cell pad every row.
+   */
+  fit?: { width: number; wrap: number[] };
+}
+
+// Visible width: colour escapes take no room on screen.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+const visible = (s: string) => s.replace(ANSI, '').length;
+
+/**
+ * Lines of at most `width` visible characters, broken at spaces; a word
+ * longer than a line (a path) is cut across lines, never shortened.
+ */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const paragraph of text.split('\n')) {
+    let line = '';
+    for (let word of paragraph.split(' ')) {
+      while (visible(word) > width) {
+        if (line) lines.push(line);
+        line = '';
+        lines.push(word.slice(0, width));
+        word = word.slice(width);
+      }
+      if (!line) line = word;
+      else if (visible(line) + 1 + visible(word) <= width) line += ` ${word}`;
+      else {
+        lines.push(line);
+        line = word;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+/** The narrowest a wrapped column gets, however narrow the terminal. */
+const MIN_WRAP = 16;
+
+/**
+ * Widths for cli-table3 (null: as wide as its cells): the wrapped columns
+ * share what the others leave, in proportion to their natural widths.
+ */
+function colWidths(headers: string[], cells: string[][], fit: { width: number; wrap: number[] }): (number | null)[] {
+  // Each column is its widest cell + 1 padding + 1 separator.
+  const natural = headers.map((h, c) => Math.max(visible(h), ...cells.map((r) => Math.max(...r[c].split('\n').map(visible)))) + 2);
+  const wrapped = new Set(fit.wrap);
+  const fixed = natural.reduce((a, w, c) => (wrapped.has(c) ? a : a + w), 0);
+  const want = natural.reduce((a, w, c) => (wrapped.has(c) ? a + w : a), 0);
+  const room = fit.width - 1 - fixed;
+  if (want <= room) return natural.map(() => null);
+  return natural.map((w, c) => (wrapped.has(c) ? Math.max(MIN_WRAP, Math.floor((room * w) / want)) : null));
 }
 
 const BORDERLESS = {
@@ -28,10 +83,6 @@ const BORDERLESS = {
   right: '', 'right-mid': '', middle: ' ',
 };
 
-/**
- * Render rows under headers. Returns complete lines ending in '\n' (trailing
- * blanks trimmed), or just the header line when there are no rows.
- */
 // cli-table3 (with string-width and emoji-regex) costs ~5 MB of RSS at load:
 // load it on the first table, not at start-up (execsnoop never needs it).
 let TableCtor: typeof TableType | undefined;
@@ -40,6 +91,10 @@ function tableClass(): typeof TableType {
   return TableCtor;
 }
 
+/**
+ * Render rows under headers. Returns complete lines ending in '\n' (trailing
+ * blanks trimmed), or just the header line when there are no rows.
+ */
 export function renderTable(
   headers: string[],
   rows: Cell[][],
@@ -49,6 +104,7 @@ export function renderTable(
     (_, c) => opts.align?.[c] ?? (rows.length > 0 && rows.every((r) => typeof r[c] === 'number') ? 'right' : 'left'),
   );
   const Table = tableClass();
+  const cells = rows.map((r) => headers.map((_, c) => cellText(r[c])));
   const table = new Table({
     head: headers.map((h) => (opts.color ? opts.color.bold(escapeForTerminal(h)) : escapeForTerminal(h))),
     chars: BORDERLESS,
@@ -56,7 +112,9 @@ export function renderTable(
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 1, compact: true },
     colAligns: align,
   });
-  for (const r of rows) table.push(headers.map((_, c) => cellText(r[c])));
+  const widths = opts.fit ? colWidths(headers, cells, opts.fit) : [];
+  // Wrapped here, not by cli-table3 (whose word wrap cuts a path longer than its column to '…').
+  for (const r of cells) table.push(r.map((cell, c) => (widths[c] ? wrapText(cell, widths[c]! - 2).join('\n') : cell)));
   return table
     .toString()
     .split('\n')
@@ -71,12 +129,8 @@ export interface Column {
   align?: Align;
 }
 
-// Visible width: colour escapes take no room on screen.
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;]*m/g;
-
 function pad(s: string, width: number, align: Align): string {
-  const fill = width - s.replace(ANSI, '').length;
+  const fill = width - visible(s);
   if (fill <= 0) return s; // like printf: never truncate, the column just grows
   return align === 'right' ? ' '.repeat(fill) + s : s + ' '.repeat(fill);
 }

@@ -27,11 +27,14 @@ import * as synqueueGen from '../../generated/synqueue.js';
 import * as execGen from '../../generated/execsnoop.js';
 import * as gcGen from '../../generated/gcstat.js';
 import { scalarLayout } from '../../core/layout.js';
+import { RbtraceError } from '../../core/errors.js';
 
 export interface Source {
   tool: string;
   /** The attach path that loaded. */
   path: string;
+  /** What it runs without (Loaded.degraded()): optional programs left out, and the cost. */
+  degraded?: string[];
   /** Read the maps now and return this tool's families. */
   collect(): MetricFamily[];
   /** Events lost by the BPF side (ring buffer full), since load. */
@@ -109,7 +112,7 @@ export function synqueueSource(log: Log, scope: Target, limits: Limits): Source 
     statsMap: loaded.obj.map('stats'),
     attach: loaded.path.name,
     perSyn: PER_SYN.has(loaded.path.name),
-    seesEnqueues: [...loaded.path.programs, ...(loaded.optional ?? [])].some((p) => ENQUEUE_PROGRAMS.has(p)),
+    seesEnqueues: [...ENQUEUE_PROGRAMS].some((p) => loaded.has(p)),
     // --cgroup: listeners whose owner is in the directory (decided in user
     // space, as `rbtrace synqueue --cgroup` does: its probes run in softirq).
     cgroup: scope.cgroup?.relative,
@@ -120,6 +123,7 @@ export function synqueueSource(log: Log, scope: Target, limits: Limits): Source 
   return {
     tool: 'synqueue',
     path: loaded.path.name,
+    degraded: loaded.degraded(),
     lost: lostOf(loaded),
     close: () => loaded.obj.close(),
     collect: () => series.update(collector.collect().listeners),
@@ -201,7 +205,8 @@ export function gcstatSource(log: Log, scope: Target): Source {
     checkGcProbes(system);
   } catch (err) {
     // No ruby on the host (a Kubernetes node): the containers' rubies are still found.
-    if (!hasBpfCookie()) throw err;
+    // Without BPF cookies they are not, and a ruby installed later is worth another try.
+    if (!hasBpfCookie()) throw err instanceof RbtraceError ? new RbtraceError(err.message, { hint: err.hint, transient: true }) : err;
     log(`no system libruby with USDT (${(err as Error).message}): rubies are attached as processes run them`);
     system = undefined;
   }

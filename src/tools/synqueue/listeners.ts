@@ -472,13 +472,15 @@ function commAt(data: Buffer, at: number): string {
 
 /** The collector's iterators from a load of synqueue.bpf.o (task_file is an optional program: 5.8+), with the open-files walk's maps. */
 export function iteratorLinks(loaded: Loaded<typeof SKELETON>): WalkSources {
-  const iterLink = loaded.links[loaded.path.programs.indexOf('dump_listeners')];
-  const k = loaded.optional?.indexOf('dump_listener_files') ?? -1;
-  if (k < 0) return { iterLink };
+  const iterLink = loaded.link('dump_listeners')!;
+  const filesLink = loaded.link('dump_listener_files');
+  if (!filesLink) return { iterLink };
   const ownerlessMap = loaded.obj.map('ownerless');
+  // Without it (refused: some kernels' policy forbids iter/bpf_map_elem), rbtrace's namespace is walked every interval instead.
+  const ownerlessLink = loaded.attachOptional('dump_ownerless', (prog) => prog.attachIterMap(ownerlessMap));
   return {
-    iterLink, filesLink: loaded.links[loaded.path.programs.length + k], walkMap: loaded.obj.map('walk'), lastMap: loaded.obj.map('last'),
-    ownerlessMap, ownerlessLink: loaded.obj.program('dump_ownerless').attachIterMap(ownerlessMap),
+    iterLink, filesLink, walkMap: loaded.obj.map('walk'), lastMap: loaded.obj.map('last'),
+    ...(ownerlessLink ? { ownerlessMap, ownerlessLink } : {}),
   };
 }
 

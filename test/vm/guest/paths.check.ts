@@ -8,9 +8,10 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { buildC, runRbtrace, startRbtrace, settledLeftovers, sleep, type Finished } from '../../helpers.js';
+import { synqueueBacklogCheck } from '../../checks/synqueue-backlog.js';
 
 const KERNEL = release();
 const kallsyms = readFileSync('/proc/kallsyms', 'utf8');
@@ -106,35 +107,10 @@ for (const path of SYSCOUNT_PATHS) {
 }
 
 // ---- synqueue: a backlog-4 listener never accepting, 10 connections ----------
-const SQPROG = buildC(`
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-/* sqvm PORT-FILE N: listen (backlog 4) on 127.0.0.1, write the port, make N
- * non-blocking connects to it, print "done", hold everything until stdin EOF. */
-int main(int argc, char **argv) {
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  socklen_t len = sizeof a;
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  if (bind(s, (void *)&a, len) || listen(s, 4) || getsockname(s, (void *)&a, &len)) { perror("listen"); return 1; }
-  printf("%d\\n", ntohs(a.sin_port)); fflush(stdout);
-  char b[8];
-  if (read(0, b, 1) != 1) return 1; /* go */
-  for (int i = 0; i < atoi(argv[1]); i++) {
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    fcntl(c, F_SETFL, O_NONBLOCK);
-    if (connect(c, (void *)&a, sizeof a) && errno != EINPROGRESS) { perror("connect"); return 1; }
-  }
-  printf("done\\n"); fflush(stdout);
-  while (read(0, b, sizeof b) > 0) {}
-  return 0;
-}`, 'sqvm');
+// (test/checks/synqueue-backlog.ts); then the best path once more with every
+// optional program refused (RBTRACE_REFUSE): exact all the same.
 const DATA_READY = hasTracepoint('sock', 'sk_data_ready');
+const SYNQUEUE_OPTIONAL = ['dump_listener_files', 'dump_ownerless', 'tpb_data_ready', 'tp_data_ready'];
 for (const path of ['fentry', 'kprobe', 'tp_btf', 'tracepoint']) {
   if (path === 'fentry' && NO_FENTRY) {
     test(`${KERNEL} synqueue [fentry]: not offered (no fentry on arm64 before 6.4)`, async () => {
@@ -144,46 +120,17 @@ for (const path of ['fentry', 'kprobe', 'tp_btf', 'tracepoint']) {
     });
     continue;
   }
-  test(`${KERNEL} synqueue [${path}]: backlog 4, 10 connects: the queue holds 5${path.startsWith('t') && !DATA_READY ? '' : ', 5 enqueued'}`, async () => {
-    const load = spawn(SQPROG, ['10'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    load.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    try {
-      while (!out.includes('\n')) await sleep(20);
-      const port = Number(out.split('\n')[0]);
-      const r = startRbtrace(['synqueue', '--json', '-v', '--attach', path, '-i', '1', '-d', '4', '--port', String(port)]);
-      await r.ready(120000);
-      load.stdin!.write('g');
-      while (!out.includes('done')) await sleep(20);
-      const f = await r.finished;
-      ok(f, 'synqueue');
-      const rows = jsonLines(f.stdout).flatMap((x) => (x.listeners ?? []).filter((l: { port: number }) => l.port === port));
-      assert.ok(rows.length >= 2, f.stdout);
-      // sk_acceptq_is_full() is backlog > limit: 5 fit a backlog of 4
-      assert.equal(rows.at(-1).accept_queue, 5);
-      assert.equal(rows.at(-1).accept_limit, 4);
-      // Found by the walk of open files (task_file: typed loads from 5.11,
-      // probe reads before): its owner and namespace, as /proc tells them.
-      assert.equal(rows.at(-1).pid, load.pid);
-      assert.equal(rows.at(-1).comm, 'sqvm');
-      assert.equal(rows.at(-1).netns, statSync('/proc/self/ns/net').ino);
-      const enq = rows.reduce((a: number, x: { enqueued: number | null }) => a + (x.enqueued ?? 0), 0);
-      if (path === 'fentry' || path === 'kprobe' || DATA_READY) {
-        assert.equal(enq, 5, 'each connection that joined the accept queue, seen once');
-        assert.equal(Math.max(...rows.map((x: { accept_queue_max: number }) => x.accept_queue_max)), 5);
-      } else {
-        assert.ok(rows.every((x: { enqueued: number | null }) => x.enqueued === null), 'no sk_data_ready: enqueues unknown, not 0');
-      }
-      // The 6th connection on is refused: at its SYN (an overflow) or, when
-      // its SYN came before the queue filled, at its final ACK (a listen
-      // drop; an overflow only where kfree_skb has reasons, 6.4+).
-      const refused = rows.reduce((a: number, x: { overflows: number; drops: number }) => a + x.overflows + x.drops, 0);
-      assert.ok(refused >= 5, `5 connections refused (overflows + drops): ${refused}\n${f.stdout}`);
-    } finally {
-      load.stdin!.end();
-    }
+  const seesEnqueues = path === 'fentry' || path === 'kprobe' || DATA_READY;
+  test(`${KERNEL} synqueue [${path}]: backlog 4, 10 connects: the queue holds 5${seesEnqueues ? ', 5 enqueued' : ''}`, async () => {
+    await synqueueBacklogCheck({ path, seesEnqueues, timeoutMs: 120000 });
   });
 }
+const BEST_SYNQUEUE = NO_FENTRY ? 'kprobe' : 'fentry';
+test(`${KERNEL} synqueue [${BEST_SYNQUEUE}] with every optional program refused: exact, and says what it runs without`, async () => {
+  const f = await synqueueBacklogCheck({ path: BEST_SYNQUEUE, seesEnqueues: true, timeoutMs: 120000, env: { RBTRACE_REFUSE: SYNQUEUE_OPTIONAL.join(',') } });
+  assert.match(f.stderr, /optional program dump_listener_files left out: iter\/task_file refused by RBTRACE_REFUSE: EPERM/);
+  assert.match(f.stderr, /optional program dump_ownerless left out: iter\/bpf_map_elem refused by RBTRACE_REFUSE: EPERM/);
+});
 
 // ---- uprobe tools, once per kernel -------------------------------------------
 const WORK = buildC(`
