@@ -25,13 +25,13 @@ export interface ArchInfo {
   syscallPrefix: string;
   /**
    * The kernel function every native syscall goes through, for syscount's
-   * fentry path, and syscount's programs for it. x86-64: x64_sys_call(regs,
-   * nr), 6.9+ (and late 6.1.y), returns the result. arm64:
-   * invoke_syscall(regs, scno, sc_nr, table) (static, in BTF and kallsyms
-   * on Debian 12's 6.1 and 6.12), returns nothing: the result is read from
-   * regs->regs[0] at exit, so its programs differ (fa_*).
+   * fentry path (src/tools/syscount/probe.ts names its programs per
+   * architecture). x86-64: x64_sys_call(regs, nr), 6.9+ (and late 6.1.y),
+   * returns the result. arm64: invoke_syscall(regs, scno, sc_nr, table)
+   * (static, in BTF and kallsyms on Debian 12's 6.1 and 6.12), returns
+   * nothing: the result is read from regs->regs[0] at exit.
    */
-  syscallDispatcher: { func: string; enter: string; exit: string; count: string };
+  syscallDispatcher: { func: string };
   /** The machine field ldconfig -p prints for this architecture's libraries. */
   ldconfigTag: string;
   /** Debian's multiarch library directories. */
@@ -47,7 +47,7 @@ const ARCHES: Record<'x64' | 'arm64', ArchInfo> = {
     machine: 'x86_64',
     syscallTable: 'x86_64',
     syscallPrefix: '__x64_sys_',
-    syscallDispatcher: { func: 'x64_sys_call', enter: 'fe_enter', exit: 'fe_exit', count: 'fe_count' },
+    syscallDispatcher: { func: 'x64_sys_call' },
     ldconfigTag: 'x86-64',
     libDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu'],
     elfMachine: 62, // EM_X86_64
@@ -58,7 +58,7 @@ const ARCHES: Record<'x64' | 'arm64', ArchInfo> = {
     machine: 'aarch64',
     syscallTable: 'arm64',
     syscallPrefix: '__arm64_sys_',
-    syscallDispatcher: { func: 'invoke_syscall', enter: 'fa_enter', exit: 'fa_exit', count: 'fa_count' },
+    syscallDispatcher: { func: 'invoke_syscall' },
     ldconfigTag: 'AArch64',
     libDirs: ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu'],
     elfMachine: 183, // EM_AARCH64

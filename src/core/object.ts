@@ -9,8 +9,8 @@ import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from './errors.js';
 import { misleadingMemlockHint } from './refusals.js';
 import { writeField } from './layout.js';
-import { BpfMap } from './maps.js';
-import type { AnySkeleton, MapName, ProgramName, RodataOf, RodataVar, Skeleton } from './skeleton/types.js';
+import { BpfMap, type TypedMap } from './maps.js';
+import type { AnySkeleton, MapKeyOf, MapName, MapValueOf, ProgramName, RodataOf, RodataVar, Skeleton, TypedMapName } from './skeleton/types.js';
 
 /** build/bpf/<arch> of this package: this architecture's objects (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
@@ -190,7 +190,7 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
    * build's minimized BTF when it fits the running kernel (src/core/btf.ts),
    * unless `fullBtf` is set.
    */
-  static open<P extends string, M extends string, R extends object>(skeleton: Skeleton<P, M, R>, opts?: OpenOptions): BpfObject<Skeleton<P, M, R>>;
+  static open<P extends string, M extends string, R extends object, T extends object>(skeleton: Skeleton<P, M, R, T>, opts?: OpenOptions): BpfObject<Skeleton<P, M, R, T>>;
   static open(nameOrPath: string, opts?: OpenOptions): BpfObject;
   static open(what: string | AnySkeleton, opts: OpenOptions = {}): BpfObject<any> {
     installLog();
@@ -242,6 +242,16 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
     const m = libbpf.findMap(this.handle, name);
     if (!m) throw new Error(`BPF object ${this.path} has no map ${name}`);
     return new BpfMap(m, name);
+  }
+
+  /**
+   * A map read and written decoded, with the key and value types the
+   * skeleton took from the C (per-CPU values summed by TypedMap).
+   */
+  typedMap<N extends TypedMapName<S>>(name: N): TypedMap<MapKeyOf<S, N>, MapValueOf<S, N>> {
+    const spec = this.skeleton?.maps[name];
+    if (!spec?.key || !spec.value) throw new Error(`BPF object ${this.path}: map ${name} has no key and value types in its skeleton`);
+    return this.map(name as unknown as MapName<S>).typed(spec.key, spec.value) as TypedMap<MapKeyOf<S, N>, MapValueOf<S, N>>;
   }
 
   /** Load only these programs (every other one is left out). */

@@ -121,26 +121,8 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
     ...base,
     report: (delta) => figures?.add(delta),
     load<S extends AnySkeleton>(spec: LoadSpec<S>): Loaded<S> {
-      const object = spec.skeleton ?? spec.object;
-      if (!object) throw new Error('ctx.load: give the skeleton of the object to load');
-      const loaded = loadWithPaths<S>({
-        object,
-        objectPath: spec.objectPath,
-        paths: spec.paths,
-        alwaysLoad: base.target.extraPrograms(),
-        force: base.opts.attach,
-        log: (line) => base.log.verbose(line),
-        configure: (obj) => {
-          if (spec.rodata || base.target.following || base.target.pid || base.target.cgroup) {
-            const rodataSpec = spec.rodataSpec ?? spec.skeleton?.rodata;
-            if (!rodataSpec) throw new Error(`${spec.object}: rodata given without its RODATA table`);
-            obj.setRodata(rodataSpec, { ...base.target.rodata(), ...spec.rodata });
-          }
-          spec.configure?.(obj);
-        },
-      });
+      const loaded = loadForTarget(spec, base.target, { force: base.opts.attach, log: (line) => base.log.verbose(line) });
       base.session.own(loaded.obj);
-      base.target.attach(loaded.obj);
       watchLosses(ctx, loaded.obj);
       return loaded;
     },
@@ -149,6 +131,41 @@ export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'r
     },
   };
   return ctx;
+}
+
+/**
+ * Load a tool's object for a target (its pid, command or cgroup filters in
+ * .rodata, its follow programs, its cgroup and traced-pid maps filled): what
+ * a tool's ctx.load() and the exporter's sources both do. The caller owns
+ * the object.
+ */
+export function loadForTarget<S extends AnySkeleton>(spec: LoadSpec<S>, target: Target,
+  opts: { force?: string; log?: (line: string) => void } = {}): Loaded<S> {
+  const object = spec.skeleton ?? spec.object;
+  if (!object) throw new Error('load: give the skeleton of the object to load');
+  const loaded = loadWithPaths<S>({
+    object,
+    objectPath: spec.objectPath,
+    paths: spec.paths,
+    alwaysLoad: target.extraPrograms(),
+    force: opts.force,
+    log: opts.log,
+    configure: (obj) => {
+      if (spec.rodata || target.following || target.pid || target.cgroup) {
+        const rodataSpec = spec.rodataSpec ?? spec.skeleton?.rodata;
+        if (!rodataSpec) throw new Error(`${spec.object}: rodata given without its RODATA table`);
+        obj.setRodata(rodataSpec, { ...target.rodata(), ...spec.rodata });
+      }
+      spec.configure?.(obj);
+    },
+  });
+  try {
+    target.attach(loaded.obj);
+  } catch (err) {
+    loaded.obj.close();
+    throw err;
+  }
+  return loaded;
 }
 
 /** Tell the user (stderr, and a JSON record) when the BPF side dropped events. */

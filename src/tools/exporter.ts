@@ -19,6 +19,8 @@ import { releaseFreedMemory } from '../core/memory.js';
 import { boundHeap } from './exporter/heap.js';
 import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
 import { SourceSupervisor } from './exporter/supervisor.js';
+import { loadForTarget } from '../core/tool.js';
+import { Target } from '../core/target.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
 
 export interface ExporterOptions {
@@ -197,7 +199,13 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the 
 
     const scope = exporterScope(opts.cgroup);
     const supervisor = new SourceSupervisor(tools,
-      (name) => SOURCES[name as SourceName]((line) => ctx.log.verbose(`${name}: ${line}`), scope, { maxSeries: opts.maxSeries }),
+      (name) => {
+        const log = (line: string) => ctx.log.verbose(`${name}: ${line}`);
+        return SOURCES[name as SourceName]({
+          log, scope, maxSeries: opts.maxSeries,
+          load: (spec, how) => loadForTarget(spec, how?.unscoped ? Target.all() : scope, { log }),
+        });
+      },
       ctx.log);
     const gatherer = new Gatherer(() => supervisor.up(), opts.maxSeries, () => [...supervisor.families(), {
       name: 'rbtrace_exporter_scrapes', type: 'counter', help: 'Scrapes of /metrics answered, by format (text 0.0.4 or OpenMetrics, as the scraper asked).',

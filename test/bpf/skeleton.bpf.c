@@ -6,6 +6,12 @@
 #include "rbtrace.bpf.h"
 #include "skeleton.h"
 
+#ifdef RENAMED_FIELD
+#define SKEL_COUNT hits
+#else
+#define SKEL_COUNT count
+#endif
+
 #ifdef RENAMED
 #define COUNTS tallies
 #else
@@ -33,6 +39,6 @@ int BPF_PROG(skel_enter, struct pt_regs *regs, long id)
 		return 0;
 	v = bpf_map_lookup_elem(&COUNTS, &key);
 	if (v)
-		__sync_fetch_and_add(&v->count, 1);
+		__sync_fetch_and_add(&v->SKEL_COUNT, 1);
 	return 0;
 }

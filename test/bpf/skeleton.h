@@ -19,10 +19,20 @@ struct skel_key {
 	__u32 pad;
 };
 
+/* -DRENAMED_FIELD renames count, -DCHANGED_TYPE makes comm a u64: the
+ * test expects TypeScript reading the first to fail to type-check. */
 struct skel_value {
+#ifdef RENAMED_FIELD
+	__u64 hits;
+#else
 	__u64 count;            /* a magnitude: number */
+#endif
 	__u64 slots[SKEL_SLOTS];
+#ifdef CHANGED_TYPE
+	__u64 comm;
+#else
 	char comm[16];
+#endif
 };
 
 #endif

@@ -70,7 +70,7 @@ test('synq: one event per SYN to a listener (fentry or kprobe); else the standar
       assert.equal(f.code, 1);
       const last = f.stderr.trim().split('\n').filter((l) => l.startsWith('rbtrace synq: no attach path'));
       assert.equal(last.length, 1, f.stderr);
-      assert.match(last[0], /^rbtrace synq: no attach path works on this kernel \(fentry: .+; kprobe: .+\) \(run rbtrace doctor to see what this kernel offers\)$/);
+      assert.match(last[0], /^rbtrace synq: no attach path works on this kernel: fentry: .+; kprobe: .+ \(run rbtrace doctor to see what this kernel offers\)$/);
       assert.equal(f.stdout, '');
       assert.deepEqual(await settledLeftovers(['fe_conn_request', 'kp_conn_request']), []);
       return;

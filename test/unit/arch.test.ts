@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { archInfo, bpfArchDir, hostArch, SUPPORTED_ARCHES } from '../../src/core/arch.js';
 import { syscallName, syscallNumber } from '../../src/core/names.js';
-import { pathsFor } from '../../src/tools/syscount.js';
+import { pathsFor } from '../../src/tools/syscount/probe.js';
 import { BpfObject, bpfObjectDir } from '../../src/core/object.js';
 import { ROOT } from '../helpers.js';
 

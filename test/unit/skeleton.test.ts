@@ -1,7 +1,8 @@
 // The typed skeleton (src/core/skeleton/gen.ts) on a real object built here
 // from test/bpf/skeleton.bpf.c: its programs, maps, .rodata, layouts and
 // macros, and the point of it all: TypeScript written against the object
-// stops type-checking when a map is renamed in the C.
+// stops type-checking when a map or a value's field is renamed in the C, or
+// a field's type changes.
 // Needs clang and bpftool (no root): nothing is loaded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,10 +18,12 @@ const arch = process.arch === 'arm64' ? 'arm64' : 'x86';
 const SDK = join(ROOT, 'dist/src/core/skeleton/index.js');
 const OBJECT = join(ROOT, 'dist/src/core/object.js');
 
-function buildObject(dir: string, renamed: boolean): string {
+type Variant = 'same' | 'RENAMED' | 'RENAMED_FIELD' | 'CHANGED_TYPE';
+
+function buildObject(dir: string, variant: Variant): string {
   const tmp = join(dir, 'skeleton.tmp.o');
   const obj = join(dir, 'skeleton.bpf.o');
-  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', `-D__TARGET_ARCH_${arch}`, ...(renamed ? ['-DRENAMED'] : []),
+  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', `-D__TARGET_ARCH_${arch}`, ...(variant === 'same' ? [] : [`-D${variant}`]),
     '-I', join(ROOT, 'build'), '-I', join(ROOT, 'src/bpf/include'), '-I', join(ROOT, 'test/bpf'),
     '-c', join(ROOT, 'test/bpf/skeleton.bpf.c'), '-o', tmp], { stdio: 'pipe' });
   execFileSync('bpftool', ['gen', 'object', obj, tmp], { stdio: 'pipe' });
@@ -28,9 +31,9 @@ function buildObject(dir: string, renamed: boolean): string {
 }
 
 /** A directory holding the generated skeleton and a tool file written against the original object. */
-function project(renamed: boolean): string {
+function project(variant: Variant): string {
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-skeleton-'));
-  const obj = buildObject(dir, renamed);
+  const obj = buildObject(dir, variant);
   writeFileSync(join(dir, 'skeleton.ts'), generateSkeleton(obj, { header: join(ROOT, 'test/bpf/skeleton.h'), sdkModule: SDK }));
   writeFileSync(join(dir, 'use.ts'), `import { BpfObject } from ${JSON.stringify(OBJECT)};
 import { SKELETON, DEFINES, skel_key_layout, skel_value_layout, type SkelKey } from './skeleton.js';
@@ -44,6 +47,20 @@ export function use(): void {
   const addr: bigint = key.addr;
   const slots: 16 = DEFINES.SKEL_SLOTS;
   void addr; void slots;
+}
+`);
+  // Values typed from the C: the key and value types come with the map's name.
+  writeFileSync(join(dir, 'fields.ts'), `import { BpfObject } from ${JSON.stringify(OBJECT)};
+import { SKELETON } from './skeleton.js';
+
+export function read(obj: BpfObject<typeof SKELETON>): void {
+  const v = obj.typedMap('rbtrace_lost').lookup({ value: 0 });
+  const lost: number | undefined = v?.value;
+  const counts = obj.typedMap(${JSON.stringify('counts')});
+  const row = counts.lookup({ addr: 1n, pid: 2 });
+  const count: number | undefined = row?.count;
+  const comm: string | undefined = row?.comm;
+  void lost; void count; void comm;
 }
 `);
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
@@ -63,7 +80,7 @@ function tsc(dir: string, emit: boolean): { status: number | null; output: strin
 }
 
 test('the skeleton of a real object: programs, maps, .rodata, layouts, macros; tool code type-checks against it', async () => {
-  const dir = project(false);
+  const dir = project('same');
   try {
     const r = tsc(dir, true);
     assert.equal(r.status, 0, r.output);
@@ -95,14 +112,33 @@ test('the skeleton of a real object: programs, maps, .rodata, layouts, macros; t
 });
 
 test('a map renamed in the C is a type error in the TypeScript that uses the old name', () => {
-  const dir = project(true);
+  const dir = project('RENAMED');
   try {
     const r = tsc(dir, false);
     assert.notEqual(r.status, 0, 'tsc accepted a map name the object no longer has');
     assert.match(r.output, /use\.ts\(8,\d+\): error TS2345: Argument of type '"counts"' is not assignable to parameter of type 'MapName'/, r.output);
-    assert.equal(r.output.match(/error TS/g)?.length, 1, `only the renamed map is an error:\n${r.output}`);
+    assert.match(r.output, /fields\.ts\(7,\d+\): error TS2345: Argument of type '"counts"' is not assignable/, r.output);
+    // Past the refused name, fields.ts's reads have no value type to check; use.ts has no other error.
+    assert.equal(r.output.match(/use\.ts\(\d+,\d+\): error TS/g)?.length, 1, `only the renamed map is an error in use.ts:\n${r.output}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a value's field renamed, or its type changed, in the C is a type error where the TypeScript reads it", () => {
+  for (const [variant, line, error] of [
+    ['RENAMED_FIELD', 9, /error TS2339: Property 'count' does not exist on type 'SkelValue'/],
+    ['CHANGED_TYPE', 10, /error TS2322: Type 'number \| undefined' is not assignable to type 'string \| undefined'/],
+  ] as const) {
+    const dir = project(variant);
+    try {
+      const r = tsc(dir, false);
+      assert.notEqual(r.status, 0, `${variant}: tsc accepted it`);
+      assert.match(r.output, new RegExp(`fields\\.ts\\(${line},\\d+\\): ${error.source}`), `${variant}:\n${r.output}`);
+      assert.equal(r.output.match(/error TS/g)?.length, 1, `${variant}: only the changed field is an error:\n${r.output}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 

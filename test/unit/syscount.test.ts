@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatStraceTable, sortStraceRows } from '../../src/core/output/strace-table.js';
-import { parseErrno, parseSyscallList, topRows } from '../../src/tools/syscount.js';
+import { parseErrno, parseSyscallList } from '../../src/tools/syscount/index.js';
+import { topRows } from '../../src/tools/syscount/views.js';
 import { RbtraceError } from '../../src/core/errors.js';
 
 // `strace -c -w -f true` on the development machine (strace 6.1).

@@ -1,11 +1,11 @@
-// The exporter's sources: one per tool, each loading that tool's BPF object
-// once (through the SDK's attach-path fallback) and turning what the tool's
-// maps hold into metric families. The readings themselves live in the
-// tools' collector modules (syscount/collect.ts, synqueue/collect.ts, ...).
-import { loadWithPaths, type Loaded } from '../../core/paths.js';
+// The exporter's sources: one per tool (src/core/metrics/source.ts), each
+// loading that tool's BPF object once and turning what the tool's maps hold
+// into metric families. A tool converted to the one shape keeps its source in
+// src/tools/<name>/metrics.ts (syscount's); the rest are still here.
+import type { Loaded } from '../../core/paths.js';
 import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
 import { possibleCpus } from '../../core/maps.js';
-import { errnoName, syscallName } from '../../core/names.js';
+import { errnoName } from '../../core/names.js';
 import { findRubyBinary } from '../../core/uprobes.js';
 import { hasBpfCookie } from '../../core/usdt-pids.js';
 import type { BinaryFile } from '../../core/procfiles.js';
@@ -13,90 +13,29 @@ import type { BpfObject } from '../../core/object.js';
 import { RubyDiscovery, hasRubyGcProbes } from './rubies.js';
 import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
-import { log2Buckets, type MetricFamily, type Sample } from '../../core/metrics/exposition.js';
-import { pathsFor as syscountPaths, sizeMaps as sizeSyscountMaps, syscallNumbersRodata } from '../syscount.js';
-import { readErrnoTotals, readSyscallTotals, syscountMaps } from '../syscount/collect.js';
+import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
+import { syscountSource } from '../syscount/metrics.js';
+import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
 import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
 import { Target } from '../../core/target.js';
 import type { CgroupDir } from '../../core/cgroup.js';
 import { SYSCALL_PATHS as EXEC_PATHS } from '../execsnoop.js';
 import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from '../gcstat.js';
-import * as syscountGen from '../../generated/syscount.js';
 import * as synqueueGen from '../../generated/synqueue.js';
 import * as execGen from '../../generated/execsnoop.js';
 import * as gcGen from '../../generated/gcstat.js';
 import { scalarLayout } from '../../core/layout.js';
 import { RbtraceError } from '../../core/errors.js';
 
-export interface Source {
-  tool: string;
-  /** The attach path that loaded. */
-  path: string;
-  /** What it runs without (Loaded.degraded()): optional programs left out, and the cost. */
-  degraded?: string[];
-  /** Read the maps now and return this tool's families. */
-  collect(): MetricFamily[];
-  /** Events lost by the BPF side (ring buffer full), since load. */
-  lost(): number;
-  close(): void;
-}
+export type Source = MetricSource;
 
 export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
-type Log = (line: string) => void;
-
-/** What a source may need of the exporter's options. */
-export interface Limits {
-  /** --max-series: per metric family. */
-  maxSeries: number;
-}
-
 function lostOf(loaded: Loaded): () => number {
   const map = loaded.obj.map('rbtrace_lost');
   return () => lostEvents(map);
-}
-
-// ---- syscount ---------------------------------------------------------------
-
-/** (syscall, errno) pairs counted in the kernel: a busy host shows a few hundred. */
-const ERRNO_PAIRS = 4096;
-
-export function syscountSource(log: Log, scope: Target): Source {
-  const loaded = loadWithPaths({
-    object: syscountGen.SKELETON,
-    paths: syscountPaths(false),
-    log,
-    configure: (obj) => {
-      sizeSyscountMaps(obj, { byProcess: false, latency: false, hist: false });
-      obj.map('errnos').maxEntries = ERRNO_PAIRS;
-      obj.setRodata({
-        self_tgid: process.pid,
-        want_errnos: true,
-        ...syscallNumbersRodata(),
-        ...scope.rodata(),
-      });
-    },
-  });
-  scope.attach(loaded.obj);
-  const maps = syscountMaps(loaded.obj);
-  return {
-    tool: 'syscount',
-    path: loaded.path.name,
-    lost: lostOf(loaded),
-    close: () => loaded.obj.close(),
-    collect() {
-      const calls: Sample[] = [];
-      for (const [nr, v] of readSyscallTotals(maps.syscalls, maps.rare, maps.slots)) calls.push({ labels: { syscall: syscallName(nr) }, value: v.count });
-      const errors: Sample[] = readErrnoTotals(maps.errnos).filter((e) => e.count > 0)
-        .map((e) => ({ labels: { syscall: syscallName(e.nr), errno: errnoName(e.errno) }, value: e.count }));
-      return [
-        { name: 'rbtrace_syscalls', type: 'counter', help: 'Syscalls completed, per syscall (every process but the exporter).', samples: calls },
-        { name: 'rbtrace_syscall_errors', type: 'counter', help: 'Syscalls that returned an error, per syscall and errno.', samples: errors },
-      ];
-    },
-  };
 }
 
 // ---- synqueue ---------------------------------------------------------------
@@ -105,8 +44,9 @@ export function syscountSource(log: Log, scope: Target): Source {
  * synqueue's own collector (synqueue/collect.ts): every network namespace
  * with a process in it, each listener's row as `rbtrace synqueue` shows it.
  */
-export function synqueueSource(log: Log, scope: Target, limits: Limits): Source {
-  const loaded = loadWithPaths({ object: synqueueGen.SKELETON, paths: SYNQUEUE_PATHS, log });
+export const synqueueSource: SourceFactory = ({ load, scope, maxSeries }) => {
+  // Unscoped: --cgroup is applied to each listener's owner in user space (below).
+  const loaded = load({ skeleton: synqueueGen.SKELETON, paths: SYNQUEUE_PATHS }, { unscoped: true });
   const collector = new SynqueueCollector({
     ...iteratorLinks(loaded),
     statsMap: loaded.obj.map('stats'),
@@ -119,7 +59,7 @@ export function synqueueSource(log: Log, scope: Target, limits: Limits): Source 
   });
   collector.collect(); // the first reading sets the baseline
   // Per label set, kept between scrapes, --max-series applied per listener (exporter/listeners.ts).
-  const series = new ListenerSeries(limits.maxSeries);
+  const series = new ListenerSeries(maxSeries);
   return {
     tool: 'synqueue',
     path: loaded.path.name,
@@ -128,7 +68,7 @@ export function synqueueSource(log: Log, scope: Target, limits: Limits): Source 
     close: () => loaded.obj.close(),
     collect: () => series.update(collector.collect().listeners),
   };
-}
+};
 
 // ---- execsnoop ---------------------------------------------------------------
 
@@ -144,17 +84,15 @@ export function execResult(retval: number): string {
   return retval === 0 ? 'ok' : errnoName(-retval);
 }
 
-export function execsnoopSource(log: Log, scope: Target): Source {
-  const loaded = loadWithPaths({
-    object: execGen.SKELETON,
+export const execsnoopSource: SourceFactory = ({ load }) => {
+  const loaded = load({
+    skeleton: execGen.SKELETON,
     paths: EXEC_EXIT_PATHS,
-    log,
+    rodata: {},
     configure: (obj) => {
       obj.map('scratch').maxEntries = possibleCpus();
-      obj.setRodata(scope.rodata());
     },
   });
-  scope.attach(loaded.obj);
   const F = execGen.exec_event_layout.fields;
   const counts = new Map<string, number>();
   const rb = new RingBuffer(loaded.obj.map('events'), (rec) => {
@@ -177,7 +115,7 @@ export function execsnoopSource(log: Log, scope: Target): Source {
       }];
     },
   };
-}
+};
 
 // ---- gcstat ---------------------------------------------------------------
 
@@ -198,7 +136,7 @@ interface RubyProcess {
  * found. Without BPF cookies (before 5.15) a shared library's USDT attaches
  * only per process: there, the system's libruby only, as before.
  */
-export function gcstatSource(log: Log, scope: Target): Source {
+export const gcstatSource: SourceFactory = ({ log, load }) => {
   let system: BinaryFile | undefined;
   try {
     system = findRubyBinary({});
@@ -216,14 +154,13 @@ export function gcstatSource(log: Log, scope: Target): Source {
     return GC_PROBES.map((p) => o.program(p.program).attachUsdt({ binary, provider: GC_PROVIDER, name: p.name }));
   };
   // No pid: every process that maps the file (USDT semaphores through the kernel's ref counter).
-  const loaded = loadWithPaths({
-    object: gcGen.SKELETON,
-    log,
+  const loaded = load({
+    skeleton: gcGen.SKELETON,
+    rodata: {},
     paths: [{
       name: 'usdt', programs, note: `USDT ${GC_PROVIDER}:gc__{mark,sweep}__{begin,end} in every libruby and static ruby run, every process`,
       attach: () => [],
     }],
-    configure: (obj) => obj.setRodata(scope.rodata()),
   });
   let rubies: RubyDiscovery | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -244,7 +181,6 @@ export function gcstatSource(log: Log, scope: Target): Source {
         }
       }, RUBY_SCAN_MS);
     }
-    scope.attach(loaded.obj);
   } catch (err) {
     if (timer) clearInterval(timer);
     rubies?.close();
@@ -301,7 +237,7 @@ export function gcstatSource(log: Log, scope: Target): Source {
       ];
     },
   };
-}
+};
 
 /**
  * What every source traces: all processes, or with --cgroup only the tasks
@@ -314,7 +250,7 @@ export function exporterScope(cgroup?: CgroupDir): Target {
   return scope;
 }
 
-export const SOURCES: Record<SourceName, (log: Log, scope: Target, limits: Limits) => Source> = {
+export const SOURCES: Record<SourceName, SourceFactory> = {
   syscount: syscountSource,
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,

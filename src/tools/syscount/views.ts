@@ -1,0 +1,100 @@
+// syscount's views: a reading (collect.ts) as bcc syscount's table, strace
+// -c -w's table, log2 histograms, NDJSON records and saved figures. No map
+// access here: everything comes in as rows.
+import { renderTable } from '../../core/output/table.js';
+import { term } from '../../core/output/format.js';
+import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
+import { formatStraceTable, sortStraceRows } from '../../core/output/strace-table.js';
+import { cgroupColumns, type CgroupFields } from '../../core/cgroup.js';
+import type { ProcessRow, SyscallRow } from './collect.js';
+
+/** How a report looks, from the options (index.ts resolveMode). */
+export interface ViewMode {
+  byProcess: boolean;
+  latency: boolean;
+  hist: boolean;
+  strace: boolean;
+  top: number; // Infinity for all
+}
+
+/** Sort and cut to the top N: by time with latency, else by count. */
+export function topRows<T extends { count: number; total_ns: number }>(rows: T[], byTime: boolean, top: number): { shown: T[]; omitted: number } {
+  const key = (r: T) => (byTime ? r.total_ns : r.count);
+  const sorted = [...rows].sort((a, b) => key(b) - key(a) || b.count - a.count);
+  const shown = Number.isFinite(top) ? sorted.slice(0, top) : sorted;
+  return { shown, omitted: sorted.length - shown.length };
+}
+
+/** The syscall rows a report shows: strace's order with --strace, else topRows'. */
+export function shownSyscalls(rows: SyscallRow[], mode: ViewMode): { shown: SyscallRow[]; omitted: number } {
+  if (!mode.strace) return topRows(rows, mode.latency, mode.top);
+  const sorted = sortStraceRows(rows.map((r) => ({ ...r, calls: r.count })));
+  const shown = Number.isFinite(mode.top) ? sorted.slice(0, mode.top) : sorted;
+  return { shown, omitted: sorted.length - shown.length };
+}
+
+function usecs(ns: number): string {
+  return (ns / 1000).toFixed(3);
+}
+
+/** bcc syscount's layout, plus an ERRORS column and, with -L, the average. */
+export function formatSyscallTable(rows: SyscallRow[], latency: boolean): string {
+  const headers = ['SYSCALL', 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
+  const body = rows.map((r) => [r.name, r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
+  return renderTable(headers, body, { align: ['left', 'right', 'right', 'right', 'right'] });
+}
+
+/** -P: with CGROUP (--cgroup) and CONTAINER (when a row is in one) columns (src/core/cgroup.ts). */
+export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency: boolean, withCgroup = false): string {
+  const cg = cgroupColumns(rows, { cgroup: withCgroup });
+  const headers = ['PID', 'COMM', ...cg.headers, 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
+  const body = rows.map((r) => [r.pid, r.comm, ...cg.cells(r), r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
+  return renderTable(headers, body, { align: ['right', 'left', ...cg.headers.map(() => 'left' as const), 'right', 'right', 'right', 'right'] });
+}
+
+/** The per-syscall text report: the table, then with --hist one histogram per shown syscall. */
+export function syscallText(shown: SyscallRow[], mode: ViewMode): string {
+  let text = mode.strace
+    ? formatStraceTable(shown.map((r) => ({ name: r.name, calls: r.count, errors: r.errors, total_ns: r.total_ns })))
+    : formatSyscallTable(shown, mode.latency);
+  if (mode.hist) {
+    for (const r of shown) {
+      text += term`\nsyscall = ${r.name}, count = ${r.count}, errors = ${r.errors}, avg = ${usecs(r.total_ns / r.count)} us\n`;
+      text += formatLog2Hist(r.hist!, 'nsecs');
+    }
+  }
+  return text;
+}
+
+/** One NDJSON record of a per-syscall report: the shown rows, and totals over every row. */
+export function syscallRecord(when: { time: Date; intervalS: number }, rows: SyscallRow[], shown: SyscallRow[], omitted: number, latency: boolean): object {
+  const total = rows.reduce((t, r) => ({ count: t.count + r.count, errors: t.errors + r.errors, total_ns: t.total_ns + r.total_ns }), { count: 0, errors: 0, total_ns: 0 });
+  return {
+    time: when.time.toISOString(), interval_s: when.intervalS,
+    syscalls: shown.map((r) => ({
+      name: r.name, nr: r.nr, count: r.count, errors: r.errors,
+      ...(latency ? { total_ns: r.total_ns, avg_ns: Math.round(r.total_ns / r.count) } : {}),
+      ...(r.hist ? { hist: log2HistToJson(r.hist) } : {}),
+    })),
+    total: latency ? total : { count: total.count, errors: total.errors },
+    omitted,
+  };
+}
+
+/** One NDJSON record of a per-process report (-P). */
+export function processRecord(when: { time: Date; intervalS: number }, shown: (ProcessRow & CgroupFields)[], omitted: number, latency: boolean): object {
+  return {
+    time: when.time.toISOString(), interval_s: when.intervalS,
+    processes: shown.map((r) => ({ pid: r.pid, comm: r.comm, cgroup: r.cgroup, container: r.container, count: r.count, errors: r.errors, ...(latency ? { total_ns: r.total_ns } : {}) })),
+    omitted,
+  };
+}
+
+/** Figures for --save/--assert (common/figures.ts SYSCOUNT): every row, time only when measured. */
+export function syscallFigures(rows: SyscallRow[], latency: boolean): object {
+  return { syscalls: rows.map((r) => ({ ...r, total_ns: latency ? r.total_ns : undefined })) };
+}
+
+export function processFigures(rows: ProcessRow[], latency: boolean): object {
+  return { processes: rows.map((r) => ({ ...r, total_ns: latency ? r.total_ns : undefined })) };
+}
