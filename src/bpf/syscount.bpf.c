@@ -2,7 +2,7 @@
 /* syscount: per-syscall (or per-process) counts, errors and latency,
  * aggregated in the kernel: no event per syscall ever reaches user space.
  *
- * Attach paths, chosen at run time by src/tools/syscount.ts:
+ * Attach paths, chosen at run time by src/tools/syscount/probe.ts:
  *   fentry  fentry/fexit on x64_sys_call (x86_64, kernel 6.9+): the one
  *           function every native 64-bit syscall goes through (nr and return
  *           value are its arguments/result); on arm64 invoke_syscall (the fa_
@@ -189,7 +189,8 @@ static __always_inline void add_proc(__u32 tgid, long nr, long ret, bool failed,
 	p->total_ns += delta;
 }
 
-static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
+/* The figures of syscall nr: its slot in the array, else in `rare`. */
+static __always_inline struct sc_stats *stats_of(long nr)
 {
 	__u32 key = (__u32)nr;
 	struct sc_stats *s = bpf_map_lookup_elem(&syscalls, &key);
@@ -201,10 +202,18 @@ static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
 
 			bpf_map_update_elem(&rare, &key, &zero, BPF_NOEXIST);
 			s = bpf_map_lookup_elem(&rare, &key);
-			if (!s)
-				return;
 		}
 	}
+	return s;
+}
+
+static __always_inline void add_syscall(long nr, bool failed, __u64 delta)
+{
+	__u32 key = (__u32)nr;
+	struct sc_stats *s = stats_of(nr);
+
+	if (!s)
+		return;
 	s->count++;
 	if (failed)
 		s->errors++;
@@ -233,6 +242,28 @@ static __always_inline void add_errno(long nr, long err)
 			return; /* map full */
 	}
 	(*n)++;
+}
+
+/* include/linux/sched/signal.h: the same value from 2.6 to 6.x. */
+#define SYSCOUNT_SIGNAL_GROUP_EXIT 0x00000004
+#define SYSCOUNT_SIGKILL 9
+
+/*
+ * The thread dies on its way back to user space: a SIGKILL is pending for
+ * it (kill -9, a fatal signal's group kill, another thread's exit_group or
+ * execve), or its thread group is exiting. Its call never returns, so strace
+ * -c, which counts returns, has no row for it: neither do we (-v and JSON
+ * show it as `unfinished`). Checked at sys_exit, where every mode (-p, --
+ * CMD, --cgroup, every attach path) sees the same thing.
+ */
+static __always_inline bool never_returns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	unsigned long kill = 1UL << (SYSCOUNT_SIGKILL - 1);
+
+	if (BPF_CORE_READ(task, signal, flags) & SYSCOUNT_SIGNAL_GROUP_EXIT)
+		return true;
+	return (BPF_CORE_READ(task, pending.signal.sig[0]) | BPF_CORE_READ(task, signal, shared_pending.signal.sig[0])) & kill;
 }
 
 static __always_inline int on_exit(long nr, long ret, enum start_store store)
@@ -265,6 +296,13 @@ static __always_inline int on_exit(long nr, long ret, enum start_store store)
 			*start = 0;
 		}
 		start_done(store);
+	}
+	if (never_returns()) {
+		struct sc_stats *s = by_process ? NULL : stats_of(nr);
+
+		if (s)
+			s->unfinished++;
+		return 0;
 	}
 	if (only_failed && !failed)
 		return 0;

@@ -1,4 +1,4 @@
-/* syscount: structs shared by syscount.bpf.c and src/tools/syscount.ts
+/* syscount: structs shared by syscount.bpf.c and src/tools/syscount/
  * (layouts generated from the object's BTF at build time). */
 #ifndef SYSCOUNT_H
 #define SYSCOUNT_H
@@ -16,6 +16,7 @@ struct sc_stats {
 	__u64 count;
 	__u64 errors;   /* returned a negative errno */
 	__u64 total_ns; /* only with latency (-L, --hist, --strace) */
+	__u64 unfinished; /* never returned to user space: not in count */
 };
 
 /* -P: per process; comm is set when the entry is created, and again after a

@@ -165,39 +165,42 @@ for (const refuse of [false, true]) test(`a listener no process holds is read by
   await r.ready(30000);
   await sleep(1500);
   const { proc, lines, port } = await python(GHOST);
-  const command = async (cmd: string): Promise<number> => {
+  // When a command was sent and when its effect is surely in place: a
+  // report between the two may show either state, so it belongs to no step.
+  const command = async (cmd: string): Promise<{ sent: number; at: number }> => {
     const want = lines.length + 1;
+    const sent = Date.now();
     proc.stdin!.write(`${cmd}\n`);
     while (lines.length < want) {
       if (proc.exitCode !== null) throw new Error(`ghost listener exited ${proc.exitCode}`);
       await sleep(20);
     }
     await sleep(300); // loopback handshakes (or the resets of a close) are done well within this
-    return Date.now();
+    return { sent, at: Date.now() };
   };
   const recvQ = () => execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }).trim();
 
   // Each step is held for 2.5 s: at least one whole interval of reports after it.
-  const steps: { at: number; queue: number | null }[] = [];
-  steps.push({ at: await command('connect 1'), queue: 1 });
+  const steps: { sent: number; at: number; queue: number | null }[] = [];
+  steps.push({ ...await command('connect 1'), queue: 1 });
   assert.match(recvQ(), /^LISTEN\s+1\s+8\s/, 'ss: one connection waits');
   assert.doesNotMatch(recvQ(), /users:/, 'ss finds no process holding it');
   await sleep(2500);
-  steps.push({ at: await command('connect 2'), queue: 3 });
+  steps.push({ ...await command('connect 2'), queue: 3 });
   assert.match(recvQ(), /^LISTEN\s+3\s+8\s/, 'ss: three connections wait');
   await sleep(2500);
   // A listener the probes counted for and that closed: the walk it makes
   // rbtrace do must not lose track of the one read by address.
-  steps.push({ at: await command('flash'), queue: 3 });
+  steps.push({ ...await command('flash'), queue: 3 });
   await sleep(2500);
-  steps.push({ at: await command('close'), queue: null });
+  steps.push({ ...await command('close'), queue: null });
   assert.equal(recvQ(), '', 'ss: closed');
 
   const f = await r.finished;
   assert.equal(f.code, 0, f.stderr);
   const rs = reports(f.stdout);
   for (const [i, step] of steps.entries()) {
-    const until = steps[i + 1]?.at ?? Infinity;
+    const until = steps[i + 1]?.sent ?? Infinity;
     // Every report made over an interval after the step and before the next.
     const during = rs.filter((x) => Date.parse(x.time) > step.at + 1100 && Date.parse(x.time) < until);
     assert.ok(during.length > 0, `a report after step ${i}: ${f.stdout.slice(-2000)}`);

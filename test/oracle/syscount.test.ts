@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runRbtrace, settledLeftovers } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { runRbtrace, settledLeftovers, sleep, startRbtrace } from '../helpers.js';
 import { straceCount, syscountMap } from './oracles.js';
 import { assertWithinVariance, makeGitRepo, tempDir } from './compare.js';
 import assert from 'node:assert/strict';
@@ -64,6 +65,29 @@ const WORKLOADS: Workload[] = [
   // dash forks right after a child's exit and hit it once in CI (4 vs 3);
   // under strace it does not: clone moves by up to the 3 forks that follow
   // a child's exit.
+  // Calls that never return to user space: strace -c counts returns, so it
+  // has no row for them; neither may syscount (they show as `unfinished`).
+  // The thread dies in the call: perl's kill of itself with SIGKILL (in a sh
+  // so the run exits 0); a python thread asleep when the main thread calls
+  // os._exit (exit_group kills it in the call); a sleep killed with SIGKILL
+  // (SIGKILL, not SIGTERM: under ptrace a SIGTERM stops at strace first and
+  // the call returns ERESTART_RESTARTBLOCK to it, so strace counts a call
+  // that, untraced, never returns).
+  {
+    name: 'perl: kill 9 of itself, in the call',
+    argv: ['sh', '-c', "perl -e 'kill 9, $$'; true"],
+  },
+  // futex: how often the threads contend (interpreter lock) varies with timing, as in the 4-thread case.
+  {
+    name: 'python3: a thread asleep when the main thread calls os._exit',
+    argv: ['/usr/bin/python3', '-c', 'import threading, time, os\nthreading.Thread(target=time.sleep, args=(100,)).start()\ntime.sleep(0.2)\nos._exit(0)'],
+    slack: { futex: 8, mmap: 1, mprotect: 1, rt_sigprocmask: 1 },
+  },
+  {
+    name: 'sh: a sleep killed with SIGKILL in the call',
+    argv: ['sh', '-c', 'sleep 100 & p=$!; sleep 0.3; kill -KILL $p; wait $p; true'],
+    slack: { rt_sigreturn: 1, wait4: 1 },
+  },
   {
     name: '#! script: tar | gzip | wc',
     argv: [script],
@@ -86,6 +110,29 @@ for (const w of WORKLOADS) {
     }
   });
 }
+
+// The same rule under -p: a thread killed in its call by another thread's
+// exit_group is not counted, and the call shows as unfinished.
+test('-p: a call whose thread dies in it (exit_group) is unfinished, not counted', async () => {
+  const py = spawn('/usr/bin/python3', ['-c', 'import threading, time, os, sys\nthreading.Thread(target=time.sleep, args=(100,)).start()\nsys.stdin.readline()\nos._exit(0)'],
+    { stdio: ['pipe', 'ignore', 'ignore'] });
+  try {
+    await sleep(300);
+    const r = startRbtrace(['syscount', '--json', '--all', '-v', '--syscall', 'clock_nanosleep,exit_group,read', '-p', String(py.pid)]);
+    await r.ready();
+    py.stdin!.end('go\n');
+    const f = await r.finished;
+    assert.equal(f.code, 0, f.stderr);
+    const report = JSON.parse(f.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
+    // The sleep started before rbtrace and never returned: unfinished. The
+    // main thread's read returned (1); its exit_group never returns (not counted, not unfinished: no sys_exit).
+    assert.deepEqual(report.unfinished, { clock_nanosleep: 1 }, f.stdout);
+    assert.deepEqual(report.syscalls.map((x: { name: string; count: number }) => [x.name, x.count]), [['read', 1]], f.stdout);
+    assert.match(f.stderr, /not counted: 1 call that never returned to user space \(clock_nanosleep 1\)/);
+  } finally {
+    py.kill('SIGKILL');
+  }
+});
 
 test('syscount oracle runs leave nothing attached', async () => {
   assert.deepEqual(await settledLeftovers(['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit']), []);

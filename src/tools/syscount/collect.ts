@@ -15,6 +15,13 @@ export interface SyscallRow {
   hist?: number[];
 }
 
+/** Calls of one syscall that never returned to user space (the thread died in them), not counted in its row. */
+export interface UnfinishedRow {
+  nr: number;
+  name: string;
+  count: number;
+}
+
 /** One process's figures for a report (-P). */
 export interface ProcessRow {
   pid: number;
@@ -47,7 +54,7 @@ export function readSyscallTotals(maps: Pick<SyscountMaps, 'syscalls' | 'rare' |
   const now = new Map<number, ScStats>();
   for (let nr = 0; nr < maps.slots; nr++) {
     const v = maps.syscalls.lookup({ value: nr });
-    if (v && v.count) now.set(nr, v);
+    if (v && (v.count || v.unfinished)) now.set(nr, v);
   }
   // The key is the kernel's `long` syscall number cut to 32 bits: read it
   // signed, so a negative number is shown as one (never as 4294967295).
@@ -74,6 +81,8 @@ export class SyscountCollector {
   private readonly maps: SyscountMaps;
   private prev = new Map<number, ScStats>();
   private prevHist = new Map<number, number[]>();
+  /** Of the last syscallRows() reading. */
+  unfinished: UnfinishedRow[] = [];
 
   constructor(obj: BpfObject<typeof SKELETON>) {
     this.maps = syscountMaps(obj);
@@ -82,8 +91,11 @@ export class SyscountCollector {
   syscallRows(): SyscallRow[] {
     const now = readSyscallTotals(this.maps);
     const rows: SyscallRow[] = [];
+    this.unfinished = [];
     for (const [nr, v] of now) {
       const p = this.prev.get(nr);
+      const unfinished = sub(v.unfinished, p?.unfinished);
+      if (unfinished > 0) this.unfinished.push({ nr, name: syscallName(nr), count: unfinished });
       const count = sub(v.count, p?.count);
       if (count <= 0) continue;
       rows.push({ nr, name: syscallName(nr), count, errors: sub(v.errors, p?.errors), total_ns: sub(v.total_ns, p?.total_ns) });

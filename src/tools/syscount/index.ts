@@ -17,7 +17,7 @@ import { SKELETON } from '../../generated/syscount.js';
 import { FILTER_SYSCALLS, loadSpec, pathsFor, sizeMaps } from './probe.js';
 import { SyscountCollector } from './collect.js';
 import {
-  processFigures, processRecord, shownSyscalls, syscallFigures, syscallRecord, syscallText, formatProcessTable, topRows,
+  processFigures, processRecord, shownSyscalls, unfinishedLine, syscallFigures, syscallRecord, syscallText, formatProcessTable, topRows,
   type ViewMode,
 } from './views.js';
 
@@ -148,7 +148,9 @@ export default defineTool<SyscountOptions>({
       const { shown, omitted } = shownSyscalls(rows, mode);
       if (mode.hist) for (const r of shown) r.hist = collector.histOf(r.nr);
       ctx.report(syscallFigures(rows, mode.latency));
-      if (opts.json) ctx.out.record(syscallRecord(when, rows, shown, omitted, mode.latency));
+      const notCounted = unfinishedLine(collector.unfinished);
+      if (notCounted) ctx.log.verbose(notCounted);
+      if (opts.json) ctx.out.record(syscallRecord(when, rows, shown, omitted, mode.latency, collector.unfinished));
       else ctx.out.write(stamp + syscallText(shown, mode) + end);
     };
 

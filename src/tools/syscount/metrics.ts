@@ -31,7 +31,7 @@ export const syscountSource: SourceFactory = (ctx): MetricSource => {
     close: () => loaded.obj.close(),
     collect() {
       const calls: Sample[] = [];
-      for (const [nr, v] of readSyscallTotals(maps)) calls.push({ labels: { syscall: syscallName(nr) }, value: v.count });
+      for (const [nr, v] of readSyscallTotals(maps)) if (v.count) calls.push({ labels: { syscall: syscallName(nr) }, value: v.count });
       const errors: Sample[] = readErrnoTotals(maps.errnos).filter((e) => e.count > 0)
         .map((e) => ({ labels: { syscall: syscallName(e.nr), errno: errnoName(e.errno) }, value: e.count }));
       return [

@@ -6,7 +6,7 @@ import { term } from '../../core/output/format.js';
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { formatStraceTable, sortStraceRows } from '../../core/output/strace-table.js';
 import { cgroupColumns, type CgroupFields } from '../../core/cgroup.js';
-import type { ProcessRow, SyscallRow } from './collect.js';
+import type { ProcessRow, SyscallRow, UnfinishedRow } from './collect.js';
 
 /** How a report looks, from the options (index.ts resolveMode). */
 export interface ViewMode {
@@ -67,7 +67,8 @@ export function syscallText(shown: SyscallRow[], mode: ViewMode): string {
 }
 
 /** One NDJSON record of a per-syscall report: the shown rows, and totals over every row. */
-export function syscallRecord(when: { time: Date; intervalS: number }, rows: SyscallRow[], shown: SyscallRow[], omitted: number, latency: boolean): object {
+export function syscallRecord(when: { time: Date; intervalS: number }, rows: SyscallRow[], shown: SyscallRow[], omitted: number, latency: boolean,
+  unfinished: UnfinishedRow[] = []): object {
   const total = rows.reduce((t, r) => ({ count: t.count + r.count, errors: t.errors + r.errors, total_ns: t.total_ns + r.total_ns }), { count: 0, errors: 0, total_ns: 0 });
   return {
     time: when.time.toISOString(), interval_s: when.intervalS,
@@ -78,7 +79,16 @@ export function syscallRecord(when: { time: Date; intervalS: number }, rows: Sys
     })),
     total: latency ? total : { count: total.count, errors: total.errors },
     omitted,
+    ...(unfinished.length ? { unfinished: Object.fromEntries(unfinished.map((u) => [u.name, u.count])) } : {}),
   };
+}
+
+/** -v: the calls left out because they never returned, as strace -c leaves them out. */
+export function unfinishedLine(unfinished: UnfinishedRow[]): string | undefined {
+  if (!unfinished.length) return undefined;
+  const total = unfinished.reduce((t, u) => t + u.count, 0);
+  const which = unfinished.map((u) => `${u.name} ${u.count}`).join(', ');
+  return `not counted: ${total} call${total === 1 ? '' : 's'} that never returned to user space (${which}): the thread died in ${total === 1 ? 'it' : 'them'} (a fatal signal, or another thread's exit_group or execve), and strace -c counts returns`;
 }
 
 /** One NDJSON record of a per-process report (-P). */
