@@ -44,6 +44,11 @@ export function syscallName(nr: number, arch: SyscallArch = hostSyscallArch()): 
   return SYSCALLS[arch][nr] ?? `[unknown: ${nr}]`;
 }
 
+/** Every syscall name of the arch's table. */
+export function syscallNames(arch: SyscallArch = hostSyscallArch()): string[] {
+  return Object.values(SYSCALLS[arch]);
+}
+
 const syscallByName = new Map<SyscallArch, Map<string, number>>();
 
 /** Syscall number from its name ("openat", also "sys_openat"); undefined if the arch has none. */

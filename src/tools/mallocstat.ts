@@ -316,7 +316,7 @@ export default defineTool<MallocstatOptions>({
         .argParser(integerParser('--max-allocs', { min: 1, max: 100_000_000, example: '5000000' })));
   },
   kernels: { best: '5.10 uprobe' },
-  figures: MALLOCSTAT,
+  figures: (opts) => MALLOCSTAT({ ...opts, functions: FUNCTIONS.map((f) => f.name) }),
   probe: () => {
     // doctor: can a uprobe program on libc's malloc load and attach here?
     const binary = findAllocator({}, undefined);

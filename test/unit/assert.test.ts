@@ -77,13 +77,15 @@ test('names and units are checked against the schema before the run', () => {
   checkAssertions([parseAssertion('realloc.total == 0')], MALLOCSTAT({}), 'mallocstat');
 });
 
-test('evaluate: rows, totals, top-level figures, absent rows count 0', () => {
-  const c = new FigureCollector(MALLOCSTAT({}));
+const MALLOC_FUNCTIONS = ['malloc', 'calloc', 'realloc', 'free'];
+
+test('evaluate: rows, totals, top-level figures, absent rows of a known set count 0', () => {
+  const c = new FigureCollector(MALLOCSTAT({ functions: MALLOC_FUNCTIONS }));
   // two interval deltas: counts add up, max is the max
   c.add({ functions: [{ name: 'realloc', count: 50000, bytes: 10, timed: 50000, total_ns: 5e6, max_ns: 300 }, { name: 'malloc', count: 7, bytes: 70 }], sizes: [0, 2, 3] });
   c.add({ functions: [{ name: 'realloc', count: 40002, bytes: 5, timed: 40002, total_ns: 4e6, max_ns: 200 }], sizes: [1] });
   const f = c.result();
-  const schema = MALLOCSTAT({});
+  const schema = MALLOCSTAT({ functions: MALLOC_FUNCTIONS });
   const ev = (t: string) => evaluate(parseAssertion(t), f, schema, 'mallocstat');
   assert.equal(ev('realloc.count <= 40000').ok, false);
   assert.equal(ev('realloc.count == 90002').ok, true);
@@ -96,6 +98,25 @@ test('evaluate: rows, totals, top-level figures, absent rows count 0', () => {
   assert.equal(ev('not malloc.count == 7').ok, false);
   const o = ev('realloc.count <= 40k');
   assert.equal(describeOutcome(o), 'assertion failed: realloc.count <= 40k (realloc.count = 90,002)');
+  // A misspelled row of a known set is a usage error, never a silent 0.
+  assert.throws(() => ev('realoc.count <= 1000'), /^UsageError: --assert: no function 'realoc' in 'realoc.count' \(did you mean realloc\?\)$/);
+  assert.throws(() => checkAssertions([parseAssertion('realoc.count <= 1000')], schema, 'mallocstat'), /did you mean realloc/);
+});
+
+test('evaluate: open rows (per process): an absent row fails the assertion unless written ROW?.FIELD', () => {
+  const schema = MALLOCSTAT({ perProcess: true, functions: MALLOC_FUNCTIONS });
+  const c = new FigureCollector(schema);
+  c.add({ functions: [{ comm: 'app', name: 'malloc', count: 3, bytes: 30 }] });
+  const f = c.result();
+  const ev = (t: string) => evaluate(parseAssertion(t), f, schema, 'mallocstat');
+  // A row's label joins its key fields (comm, name) with ':'.
+  assert.equal(ev('"app:malloc".count == 3').ok, true);
+  const absent = ev('"other:malloc".count == 0');
+  assert.equal(absent.ok, false);
+  assert.match(describeOutcome(absent), /"other:malloc"\.count = no such row in this run/);
+  assert.equal(ev('"other:malloc"?.count == 0').ok, true);
+  assert.equal(ev('"app:malloc"?.count == 3').ok, true);
+  assert.throws(() => parseAssertion('other.count? == 0'), /'\?' goes after a row's name/);
 });
 
 test('evaluate: percentiles from the merged histogram; none without samples', () => {

@@ -7,11 +7,16 @@
 //   unary   := 'not' unary | '(' expr ')' | compare
 //   compare := operand ('<' | '<=' | '>' | '>=' | '==' | '!=') operand
 //   operand := NUMBER [unit] | path
-//   path    := segment ('.' segment)*      segment := NAME | "quoted"
+//   path    := segment ['?'] ('.' segment)*      segment := NAME | "quoted"
 // Units: ns us µs ms s (times; a duration figure must be compared with one)
 // and k M G (x1000). Identifiers: ROW.FIELD (a row by its key: openat,
 // realloc, "127.0.0.1:8080"), total.FIELD (sum over rows), or FIELD (a figure
 // of the whole run, else the total). FIELD may drop _ns: p99 = p99_ns.
+// Rows: where a tool knows every row there can be (syscalls, malloc's
+// functions), a name outside that set is a usage error, and a known row that
+// never occurred counts as 0. Where rows are open (listeners, processes,
+// functions by pattern), a row absent from the run fails the assertion,
+// unless its name ends in '?': 'ROW?.FIELD' counts an absent row as 0.
 import { UsageError } from '../errors.js';
 import { formatCount, formatDuration } from '../output/format.js';
 import { TIME_UNITS, PERCENTILES, getPath, percentileName, rowLabel, type FigureSchema, type FieldSpec, type Figures } from './figures.js';
@@ -20,7 +25,7 @@ type Op = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
 export type Operand =
   | { kind: 'number'; value: number; time: boolean; text: string }
-  | { kind: 'path'; segments: string[]; text: string };
+  | { kind: 'path'; segments: string[]; text: string; absentIsZero?: boolean };
 
 export type Node =
   | { kind: 'cmp'; op: Op; left: Operand; right: Operand }
@@ -36,7 +41,7 @@ const MULTIPLIERS: Record<string, number> = { k: 1e3, K: 1e3, M: 1e6, G: 1e9 };
 const TIME_SUFFIXES: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
 
 interface Token {
-  type: 'num' | 'name' | 'str' | 'op' | '(' | ')' | '.' | 'end';
+  type: 'num' | 'name' | 'str' | 'op' | '(' | ')' | '.' | '?' | 'end';
   text: string;
   pos: number;
   value?: number;
@@ -87,7 +92,7 @@ function lex(text: string): Token[] {
       i += op[0].length;
       continue;
     }
-    if (c === '(' || c === ')' || c === '.') {
+    if (c === '(' || c === ')' || c === '.' || c === '?') {
       toks.push({ type: c, text: c, pos: start });
       i++;
       continue;
@@ -103,7 +108,7 @@ function lex(text: string): Token[] {
 export function parseAssertion(text: string): Assertion {
   const toks = lex(text);
   let k = 0;
-  const peek = () => toks[k];
+  const peek = (ahead = 0) => toks[Math.min(k + ahead, toks.length - 1)];
   const isWord = (w: string) => peek().type === 'name' && peek().text === w;
   const describe = (t: Token) => (t.type === 'end' ? 'end of expression' : `'${t.text}'`);
 
@@ -115,15 +120,28 @@ export function parseAssertion(text: string): Assertion {
     }
     if ((t.type === 'name' && !['and', 'or', 'not'].includes(t.text)) || t.type === 'str') {
       const segments = [t.text];
+      let question: { at: number; pos: number } | undefined;
+      const misplaced = (pos: number): never => fail(text, pos, "'?' goes after a row's name, before '.FIELD' (ROW?.FIELD: an absent row counts as 0)");
       k++;
-      while (peek().type === '.') {
+      for (;;) {
+        if (peek().type === '?') {
+          if (question || peek(1).type !== '.') misplaced(peek().pos);
+          question = { at: segments.length, pos: peek().pos };
+          k++;
+        }
+        if (peek().type !== '.') break;
         k++;
         const s = peek();
         if (s.type !== 'name' && s.type !== 'str' && s.type !== 'num') fail(text, s.pos, `a name after '.', not ${describe(s)}`);
         segments.push(s.text);
         k++;
       }
-      return { kind: 'path', segments, text: segments.map((s) => (/^[A-Za-z0-9_-]+$/.test(s) ? s : JSON.stringify(s))).join('.') };
+      // Only right after the whole row's name (the row's key may span segments: comm.name).
+      if (question && question.at !== segments.length - 1) misplaced(question.pos);
+      const absentIsZero = question !== undefined;
+      const shown = segments.map((s) => (/^[A-Za-z0-9_-]+$/.test(s) ? s : JSON.stringify(s)));
+      if (absentIsZero) shown[shown.length - 2] += '?';
+      return { kind: 'path', segments, text: shown.join('.'), ...(absentIsZero ? { absentIsZero } : {}) };
     }
     return fail(text, t.pos, `expected a figure or a number, found ${describe(t)}`);
   };
@@ -206,6 +224,8 @@ interface Resolved {
   label?: string;
   field: string;
   kind: Kind;
+  /** A row that never occurred counts as 0 (a known row, or ROW?.FIELD); else it fails the assertion. */
+  absentIsZero?: boolean;
 }
 
 function pick(fields: Map<string, Kind>, name: string): string | undefined {
@@ -215,7 +235,7 @@ function pick(fields: Map<string, Kind>, name: string): string | undefined {
 }
 
 /** What a path names in a tool's figures, or a UsageError listing what there is. */
-export function resolvePath(segments: string[], schema: FigureSchema, tool: string): Resolved {
+export function resolvePath(segments: string[], schema: FigureSchema, tool: string, absentIsZero = false): Resolved {
   const top = fieldsOf(schema.top);
   const rows = fieldsOf(schema.rows);
   const known = () => {
@@ -241,7 +261,39 @@ export function resolvePath(segments: string[], schema: FigureSchema, tool: stri
     if (rows.get(r) === 'percentile') bad(`total.${field}: percentiles are per ${schema.rows.noun}, not summed`);
     return { where: 'total', field: r, kind: rows.get(r)! };
   }
-  return { where: 'row', label: segments.slice(0, -1).join('.'), field: r, kind: rows.get(r)! };
+  const label = segments.slice(0, -1).join('.');
+  const labels = schema.rows.labels;
+  if (labels) {
+    if (!labels.includes(label)) {
+      const near = closest(label, labels);
+      throw new UsageError(`--assert: no ${schema.rows.noun} '${label}' in '${text}'${near ? ` (did you mean ${near}?)` : ''}`,
+        labels.length <= 12 ? `${tool}'s ${schema.rows.noun}s: ${labels.join(', ')}` : `${tool} knows ${labels.length} ${schema.rows.noun}s by name`);
+    }
+    return { where: 'row', label, field: r, kind: rows.get(r)!, absentIsZero: true };
+  }
+  return { where: 'row', label, field: r, kind: rows.get(r)!, absentIsZero };
+}
+
+/** The known name nearest to a misspelled one (edit distance at most 2), for "did you mean". */
+function closest(name: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const n of names) {
+    const d = editDistance(name, n, bestD);
+    if (d < bestD) { best = n; bestD = d; }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 /**
@@ -256,7 +308,7 @@ export function checkAssertions(list: Assertion[], schema: FigureSchema, tool: s
       walk(n.right);
       return;
     }
-    const kinds = [n.left, n.right].map((o) => (o.kind === 'path' ? resolvePath(o.segments, schema, tool).kind : undefined));
+    const kinds = [n.left, n.right].map((o) => (o.kind === 'path' ? resolvePath(o.segments, schema, tool, o.absentIsZero).kind : undefined));
     for (const [i, o] of [n.left, n.right].entries()) {
       if (o.kind !== 'number') continue;
       const other = kinds[1 - i];
@@ -284,8 +336,8 @@ function containsNode(root: Node, n: Node): boolean {
 export interface Outcome {
   assertion: Assertion;
   ok: boolean;
-  /** Each figure the assertion read, and its value (undefined: no samples). */
-  values: { name: string; value: number | undefined; kind: Kind }[];
+  /** Each figure the assertion read, and its value (undefined: no samples, or no such row in the run). */
+  values: { name: string; value: number | undefined; kind: Kind; absent?: boolean }[];
 }
 
 function lookup(res: Resolved, figures: Figures, schema: FigureSchema): number | undefined {
@@ -296,8 +348,8 @@ function lookup(res: Resolved, figures: Figures, schema: FigureSchema): number |
     const rs = schema.rows!;
     const list = (figures[rs.array] as Figures[] | undefined) ?? [];
     const row = list.find((r) => rowLabel(r, rs.key) === res.label);
-    v = row ? getPath(row, res.field) : undefined;
-    if (!row && res.kind !== 'percentile') v = 0; // a row that never occurred: nothing counted
+    if (!row) return res.absentIsZero && res.kind !== 'percentile' ? 0 : undefined;
+    v = getPath(row, res.field);
   }
   if (res.kind === 'percentile') {
     // No samples: no percentile (rather than a vacuous 0).
@@ -311,9 +363,10 @@ export function evaluate(a: Assertion, figures: Figures, schema: FigureSchema, t
   const values: Outcome['values'] = [];
   const value = (o: Operand): number | undefined => {
     if (o.kind === 'number') return o.value;
-    const res = resolvePath(o.segments, schema, tool);
+    const res = resolvePath(o.segments, schema, tool, o.absentIsZero);
     const v = lookup(res, figures, schema);
-    if (!values.some((x) => x.name === o.text)) values.push({ name: o.text, value: v, kind: res.kind });
+    const absent = res.where === 'row' && v === undefined && !rowPresent(res, figures, schema);
+    if (!values.some((x) => x.name === o.text)) values.push({ name: o.text, value: v, kind: res.kind, ...(absent ? { absent } : {}) });
     return v;
   };
   const run = (n: Node): boolean => {
@@ -339,7 +392,13 @@ export function evaluate(a: Assertion, figures: Figures, schema: FigureSchema, t
   return { assertion: a, ok: run(a.ast), values };
 }
 
-export function formatValue(v: { value: number | undefined; kind: Kind }): string {
+function rowPresent(res: Resolved, figures: Figures, schema: FigureSchema): boolean {
+  const rs = schema.rows!;
+  return ((figures[rs.array] as Figures[] | undefined) ?? []).some((r) => rowLabel(r, rs.key) === res.label);
+}
+
+export function formatValue(v: { value: number | undefined; kind: Kind; absent?: boolean }): string {
+  if (v.absent) return "no such row in this run (ROW?.FIELD counts an absent row as 0)";
   if (v.value === undefined) return 'no samples';
   if (v.kind === 'duration' || v.kind === 'percentile') return `${formatCount(Math.round(v.value))} ns (${formatDuration(v.value)})`;
   return formatCount(v.value);

@@ -27,6 +27,13 @@ export interface FigureSchema {
     key: string[];
     /** Word for a row in diff's header (syscall, function, listener, ...). */
     noun: string;
+    /**
+     * Every label a row can have, where the tool knows them (syscall names,
+     * malloc's functions): --assert refuses any other name. Without it the
+     * rows are open (listeners, processes), and a row absent from a run
+     * fails an assertion that names it, unless written ROW?.FIELD.
+     */
+    labels?: readonly string[];
   };
   /** Figures of the whole run (strlat's count and histogram, ...). */
   top?: FieldSpec;

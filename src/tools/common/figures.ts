@@ -5,14 +5,17 @@
 // merging lives in src/core/report. Kept apart from the tools' own files so
 // that their changes to the figures stay in one reviewable place.
 import type { FigureSchema } from '../../core/report/figures.js';
+import { syscallNames } from '../../core/names.js';
 
 export const SYSCOUNT = (opts: { process?: boolean }): FigureSchema => (opts.process
   ? { rows: { array: 'processes', key: ['comm'], noun: 'process name', counts: ['count', 'errors'], durations: ['total_ns'] } }
-  : { rows: { array: 'syscalls', key: ['name'], noun: 'syscall', counts: ['count', 'errors'], durations: ['total_ns'], histograms: { hist: { unit: 'ns' } } } });
+  : { rows: { array: 'syscalls', key: ['name'], noun: 'syscall', labels: syscallNames(), counts: ['count', 'errors'], durations: ['total_ns'], histograms: { hist: { unit: 'ns' } } } });
 
-export const MALLOCSTAT = (opts: { perProcess?: boolean }): FigureSchema => ({
+/** `functions`: every function mallocstat probes (a closed set of rows for --assert, without -P). */
+export const MALLOCSTAT = (opts: { perProcess?: boolean; functions?: readonly string[] }): FigureSchema => ({
   rows: {
     array: 'functions', key: opts.perProcess ? ['comm', 'name'] : ['name'], noun: 'function',
+    ...(opts.functions && !opts.perProcess ? { labels: opts.functions } : {}),
     counts: ['count', 'bytes', 'timed'], durations: ['total_ns'], maxima: ['max_ns'],
   },
   top: { histograms: { sizes: { unit: 'bytes' } } },
