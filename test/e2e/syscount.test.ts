@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildC, leftoverPrograms, runRbtrace, startRbtrace } from '../helpers.js';
+import { syscallNumber } from '../../src/core/names.js';
 
 const OUR_PROGRAMS = ['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit', 'tb_count', 'rt_count', 'fe_count', 'tbh_enter', 'tbh_exit', 'rth_enter', 'rth_exit'];
 
@@ -217,6 +218,26 @@ test('-i 1 -d 3 prints three reports', async () => {
     assert.ok(r.interval_s > 0.8 && r.interval_s < 1.5, `interval_s ${r.interval_s}`);
     assert.ok(Array.isArray(r.syscalls));
   }
+});
+
+test("bcc's habits: -m prints times in ms (the same figures as us / 1000), -l lists the table; -i stamps every block, the last too", async () => {
+  const args = ['--no-strace', '--syscall', 'getppid', '--', PROG, 'calls', '300', '0'];
+  const us = await runRbtrace(['syscount', '-L', ...args]);
+  const ms = await runRbtrace(['syscount', '-m', ...args]);
+  assert.equal(ms.code, 0, ms.stderr);
+  assert.match(ms.stdout, /^SYSCALL +COUNT +ERRORS +TIME \(ms\) +AVG \(ms\)$/m);
+  assert.match(ms.stdout, /^getppid +300 +0 +[\d.]+ +[\d.]+$/m);
+  assert.match(us.stdout, /^SYSCALL +COUNT +ERRORS +TIME \(us\) +AVG \(us\)$/m);
+  const list = await runRbtrace(['syscount', '-l']);
+  assert.equal(list.code, 0, list.stderr);
+  // The kernel's own numbers (uapi): read and execve on this architecture.
+  const lines = list.stdout.trim().split('\n');
+  assert.ok(lines.length > 300, `${lines.length} syscalls`);
+  for (const name of ['read', 'execve', 'getppid']) assert.match(list.stdout, new RegExp(`^ *${syscallNumber(name)} ${name}$`, 'm'));
+  const stamped = await runRbtrace(['syscount', '-i', '1', '-d', '2.5']);
+  assert.equal(stamped.code, 0, stamped.stderr);
+  // Two interval blocks and the last one at -d: three, each under its time.
+  assert.equal(stamped.stdout.match(/^\[\d\d:\d\d:\d\d\]$/gm)?.length, 3, stamped.stdout);
 });
 
 test('-p PID: the report prints when the process exits', async () => {

@@ -10,7 +10,7 @@ import { errnoParser, integerParser, pidParser } from '../../core/parsers.js';
 import { hasTaskStorage } from '../../core/features.js';
 import { hostArch } from '../../core/arch.js';
 import { UsageError } from '../../core/errors.js';
-import { errnoName, syscallNumber } from '../../core/names.js';
+import { errnoName, syscallNames, syscallNumber } from '../../core/names.js';
 import { cgroupFieldsOfPid } from '../../core/cgroup.js';
 import { SYSCOUNT } from '../common/figures.js';
 import { SKELETON } from '../../generated/syscount.js';
@@ -33,6 +33,7 @@ export interface SyscountOptions {
   tid?: number;        // --tid
   comm?: string;       // -c
   strace?: boolean;    // --strace / --no-strace (default: on with -- CMD)
+  milliseconds?: boolean; // -m
 }
 
 /** Parse --syscall: names (or numbers) separated by commas. */
@@ -60,6 +61,12 @@ export const parseErrno = errnoParser('-e');
 /** -T: at most the rows a report can have (every pid, with -P). */
 const MAX_TOP = 4194304;
 
+/** -l: "NR NAME" per syscall of the host's table, by number. */
+function syscallList(): string {
+  const names = syscallNames();
+  return names.map((n) => `${String(syscallNumber(n)).padStart(4)} ${n}\n`).join('');
+}
+
 function resolveMode(ctx: ToolContext, opts: SyscountOptions): ViewMode {
   const byProcess = Boolean(opts.process);
   if (byProcess && opts.hist) throw new UsageError('-P and --hist cannot be used together', 'histograms are per syscall: drop -P, or use -P -L for per-process time');
@@ -68,10 +75,11 @@ function resolveMode(ctx: ToolContext, opts: SyscountOptions): ViewMode {
   // strace's table is the natural summary of one command, as `strace -c CMD` prints.
   const strace = opts.strace ?? (ctx.target.following && !byProcess && !opts.hist);
   const hist = Boolean(opts.hist);
-  const latency = Boolean(opts.latency) || hist || strace;
+  const latency = Boolean(opts.latency) || hist || strace || Boolean(opts.milliseconds);
   // strace -c prints every syscall; bcc's syscount the top 10.
   const top = opts.all ? Infinity : opts.top ?? (strace ? Infinity : 10);
-  return { byProcess, latency, hist, strace, top };
+  if (opts.milliseconds && strace) throw new UsageError("-m and strace's table cannot be used together", "strace -c's table has seconds and usecs/call: add --no-strace for bcc's layout in ms");
+  return { byProcess, latency, hist, strace, top, timeUnit: opts.milliseconds ? 'ms' : 'us' };
 }
 
 export default defineTool<SyscountOptions>({
@@ -98,7 +106,14 @@ export default defineTool<SyscountOptions>({
       .addOption(new Option('--tid <tid>', 'only this thread (a thread id, 1 to 4194304)').argParser(pidParser('--tid', 'a thread id')))
       .addOption(new Option('-c, --comm <comm>', 'only tasks with this name (comm, first 15 characters)').argParser(parseComm))
       .option('--strace', "strace -c -w's table: % time, seconds, usecs/call, calls, errors (default with -- CMD)")
-      .option('--no-strace', "with -- CMD, bcc syscount's layout instead of strace's table");
+      .option('--no-strace', "with -- CMD, bcc syscount's layout instead of strace's table")
+      .option('-m, --milliseconds', "times in milliseconds, not microseconds (bcc syscount's -m; implies -L)")
+      .option('-l, --list', 'list the syscall names and numbers of this architecture, and exit (bcc syscount -l)');
+    // -l needs nothing traced: it answers while the options are parsed.
+    cmd.on('option:list', () => {
+      process.stdout.write(syscallList());
+      process.exit(0);
+    });
   },
   // Latency mode: the one whose start map depends on the kernel.
   probe: () => {
@@ -132,7 +147,8 @@ export default defineTool<SyscountOptions>({
       const now = Date.now();
       const when = { time: new Date(now), intervalS: (now - lastReport) / 1000 };
       lastReport = now;
-      const stamp = periodic && !opts.json ? `[${when.time.toTimeString().slice(0, 8)}]\n` : '';
+      // With -i every block has its time, the last one (at Ctrl-C or -d) too.
+      const stamp = (periodic || opts.interval !== undefined) && !opts.json ? `[${when.time.toTimeString().slice(0, 8)}]\n` : '';
       const end = periodic ? '\n' : '';
       if (mode.byProcess) {
         const all = collector.processRows();
@@ -141,7 +157,7 @@ export default defineTool<SyscountOptions>({
         // Read at report time: a process gone by then has none (omitted).
         const shown = top.map((r) => ({ ...r, ...cgroupFieldsOfPid(r.pid) }));
         if (opts.json) ctx.out.record(processRecord(when, shown, omitted, mode.latency));
-        else ctx.out.write(stamp + formatProcessTable(shown, mode.latency, Boolean(ctx.target.cgroup)) + end);
+        else ctx.out.write(stamp + formatProcessTable(shown, mode.latency, Boolean(ctx.target.cgroup), mode.timeUnit) + end);
         return;
       }
       const rows = collector.syscallRows();

@@ -15,6 +15,8 @@ export interface ViewMode {
   hist: boolean;
   strace: boolean;
   top: number; // Infinity for all
+  /** Of TIME and AVG: bcc's default us, or ms (-m). */
+  timeUnit: 'us' | 'ms';
 }
 
 /** Sort and cut to the top N: by time with latency, else by count. */
@@ -33,22 +35,22 @@ export function shownSyscalls(rows: SyscallRow[], mode: ViewMode): { shown: Sysc
   return { shown, omitted: sorted.length - shown.length };
 }
 
-function usecs(ns: number): string {
-  return (ns / 1000).toFixed(3);
+function inUnit(ns: number, unit: ViewMode['timeUnit']): string {
+  return (ns / (unit === 'ms' ? 1e6 : 1e3)).toFixed(3);
 }
 
 /** bcc syscount's layout, plus an ERRORS column and, with -L, the average. */
-export function formatSyscallTable(rows: SyscallRow[], latency: boolean): string {
-  const headers = ['SYSCALL', 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
-  const body = rows.map((r) => [r.name, r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
+export function formatSyscallTable(rows: SyscallRow[], latency: boolean, unit: ViewMode['timeUnit'] = 'us'): string {
+  const headers = ['SYSCALL', 'COUNT', 'ERRORS', ...(latency ? [`TIME (${unit})`, `AVG (${unit})`] : [])];
+  const body = rows.map((r) => [r.name, r.count, r.errors, ...(latency ? [inUnit(r.total_ns, unit), inUnit(r.total_ns / r.count, unit)] : [])]);
   return renderTable(headers, body, { align: ['left', 'right', 'right', 'right', 'right'] });
 }
 
 /** -P: with CGROUP (--cgroup) and CONTAINER (when a row is in one) columns (src/core/cgroup.ts). */
-export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency: boolean, withCgroup = false): string {
+export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency: boolean, withCgroup = false, unit: ViewMode['timeUnit'] = 'us'): string {
   const cg = cgroupColumns(rows, { cgroup: withCgroup });
-  const headers = ['PID', 'COMM', ...cg.headers, 'COUNT', 'ERRORS', ...(latency ? ['TIME (us)', 'AVG (us)'] : [])];
-  const body = rows.map((r) => [r.pid, r.comm, ...cg.cells(r), r.count, r.errors, ...(latency ? [usecs(r.total_ns), usecs(r.total_ns / r.count)] : [])]);
+  const headers = ['PID', 'COMM', ...cg.headers, 'COUNT', 'ERRORS', ...(latency ? [`TIME (${unit})`, `AVG (${unit})`] : [])];
+  const body = rows.map((r) => [r.pid, r.comm, ...cg.cells(r), r.count, r.errors, ...(latency ? [inUnit(r.total_ns, unit), inUnit(r.total_ns / r.count, unit)] : [])]);
   return renderTable(headers, body, { align: ['right', 'left', ...cg.headers.map(() => 'left' as const), 'right', 'right', 'right', 'right'] });
 }
 
@@ -56,10 +58,10 @@ export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency:
 export function syscallText(shown: SyscallRow[], mode: ViewMode): string {
   let text = mode.strace
     ? formatStraceTable(shown.map((r) => ({ name: r.name, calls: r.count, errors: r.errors, total_ns: r.total_ns })))
-    : formatSyscallTable(shown, mode.latency);
+    : formatSyscallTable(shown, mode.latency, mode.timeUnit);
   if (mode.hist) {
     for (const r of shown) {
-      text += term`\nsyscall = ${r.name}, count = ${r.count}, errors = ${r.errors}, avg = ${usecs(r.total_ns / r.count)} us\n`;
+      text += term`\nsyscall = ${r.name}, count = ${r.count}, errors = ${r.errors}, avg = ${inUnit(r.total_ns / r.count, mode.timeUnit)} ${mode.timeUnit}\n`;
       text += formatLog2Hist(r.hist!, 'nsecs');
     }
   }
