@@ -23,7 +23,7 @@ const hasTracepoint = (cat: string, name: string) => tracefs !== undefined && ex
 // (ENOTSUPP, 524), so there the fentry paths must fail for that reason.
 const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
 const NO_FENTRY = process.arch === 'arm64' && (KMAJ < 6 || (KMAJ === 6 && KMIN < 4));
-const FENTRY_REFUSED = /cannot attach \w+ \(fentry[^)]*\): 524: not supported by this kernel/;
+const FENTRY_REFUSED = /the kernel refused to attach program \w+ \(fentry\): 524\b/;
 
 // Which check was running when the test process died (a crash leaves no TAP
 // line for it): each check's start and end, with the guest's uptime to match
