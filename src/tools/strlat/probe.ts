@@ -130,7 +130,8 @@ export function loadKernelPaths(func: string, load: (paths: AttachPath<typeof SK
     return load(kernelPaths(func));
   } catch (err) {
     if (!(err instanceof RbtraceError) || !/^no attach path works/.test(err.message)) throw err;
-    const why = err.message.replace(/^no attach path works on this kernel \((.*)\)$/, '$1')
+    // src/core/paths.ts: "no attach path works on this kernel: PATH: WHY; PATH: WHY".
+    const why = err.message.replace(/^no attach path works on this kernel: /, '')
       .replace(/kprobe: .*ENOENT[^;]*/, (m) => (existsSync(KPROBE_PMU) ? m : 'kprobe: this kernel has no kprobes (CONFIG_KPROBES is off)'));
     // The one line says it all; -v has libbpf's log.
     throw new RbtraceError(`cannot time kernel function ${func}: this kernel offers neither fentry nor kprobes for it (${why})`,
