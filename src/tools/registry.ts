@@ -18,5 +18,5 @@ export const TOOLS: ToolEntry[] = [
   { name: 'profile', summary: 'CPU profile by sampling user and kernel stacks: top stacks, folded stacks, SVG flame graph', load: async () => (await import('./profile.js')).default },
   { name: 'diff', summary: 'compare two runs saved with --save: figures side by side, histograms shifted or not', load: async () => (await import('./diff.js')).default },
   { name: 'exporter', summary: "the tools' figures as Prometheus metrics on /metrics, as a long-running daemon", load: async () => (await import('./exporter.js')).default },
-  { name: 'doctor', summary: 'what this kernel offers rbtrace, and what each tool would use', load: async () => (await import('./doctor.js')).default },
+  { name: 'doctor', summary: 'what this kernel offers rbtrace, and what each tool would use', load: async () => (await import('./doctor.js')).doctorTool(TOOLS) },
 ];
