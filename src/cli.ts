@@ -207,7 +207,3 @@ export async function main(argv: string[]): Promise<number> {
   }
   return exitCode;
 }
-
-export function isVerbose(): boolean {
-  return verboseErrors;
-}

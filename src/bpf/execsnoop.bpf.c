@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* execsnoop: every execve()/execveat(), with its arguments and result.
  *
- * Attach paths, chosen at run time by src/tools/execsnoop.ts:
+ * Attach paths, chosen at run time by src/tools/execsnoop/probe.ts:
  *   sched      raw_tp/sched_process_exec: successful execs only, one record
  *              each, argv read from the new image's stack. Cheapest: fires
  *              once per exec, needs no tracefs, detaches instantly. The

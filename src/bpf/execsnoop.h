@@ -1,4 +1,4 @@
-/* execsnoop: structs shared by execsnoop.bpf.c and src/tools/execsnoop.ts
+/* execsnoop: structs shared by execsnoop.bpf.c and src/tools/execsnoop/
  * (whose layouts are generated from this object's BTF at build time). */
 #ifndef EXECSNOOP_H
 #define EXECSNOOP_H

@@ -72,7 +72,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STRLAT_MAX_FUNCS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct strlat_max);
 } max_ns SEC(".maps");
 
 struct {
@@ -185,15 +185,15 @@ static __always_inline void record_stack(void *ctx, __u32 func, __u64 delta, boo
 static __always_inline void record(void *ctx, __u32 func, __u64 delta, bool kernel)
 {
 	struct strlat_stats *s = get_stats(func);
-	__u64 *mx;
+	struct strlat_max *mx;
 
 	if (!s)
 		return;
 	s->count++;
 	s->total_ns += delta;
 	mx = bpf_map_lookup_elem(&max_ns, &func);
-	if (mx && delta > *mx)
-		*mx = delta;
+	if (mx && delta > mx->max_ns)
+		mx->max_ns = delta;
 	hist_add(func, STRLAT_HIST_NS, delta);
 	hist_add(func, STRLAT_HIST_UNIT, delta / unit_div);
 	if (want_stacks)

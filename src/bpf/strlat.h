@@ -1,4 +1,4 @@
-/* strlat: structs shared by strlat.bpf.c and src/tools/strlat.ts. */
+/* strlat: structs shared by strlat.bpf.c and src/tools/strlat/. */
 #ifndef STRLAT_H
 #define STRLAT_H
 
@@ -21,6 +21,13 @@ struct strlat_stats {
 	__u64 stale;     /* frames whose return never came (longjmp, exceptions) */
 	__u64 unmatched; /* returns without an entry (entered before attach) */
 	__u64 stack_missed; /* --stack: calls not kept by stack (the table full) */
+};
+
+/* The longest call of an interval, per CPU, one per function: user space
+ * takes the largest over the CPUs (src/core/maps.ts folds a field named
+ * max_ns by max) and zeroes it after reading (a max cannot be diffed). */
+struct strlat_max {
+	__u64 max_ns;
 };
 
 /* --stack: latency by calling stack, keyed by function, process and the

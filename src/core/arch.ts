@@ -1,4 +1,4 @@
-// Everything that depends on the CPU architecture, in one place (issue 17).
+// Everything that depends on the CPU architecture, in one place.
 //
 // rbtrace is built for x86-64 and arm64 (scripts/build-bpf.sh compiles every
 // BPF object twice, with __TARGET_ARCH_x86 and __TARGET_ARCH_arm64, into

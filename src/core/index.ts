@@ -2,9 +2,8 @@
 // written with. See docs/SDK.md for a walk-through.
 export { defineTool, type ToolDefinition, type ToolContext, type LoadSpec, type Logger } from './tool.js';
 export { BpfObject, BpfProgram, BpfLink, bpfObjectDir, type UprobeSpec, type UsdtSpec, type OpenOptions } from './object.js';
-export type {
-  Skeleton, AnySkeleton, ProgramSpec, MapSpec, RodataVar, ProgramName, MapName, RodataOf, TypedMapSpec, TypedMapName, MapKeyOf, MapValueOf,
-} from './skeleton/types.js';
+export type { Skeleton, AnySkeleton, ProgramSpec, MapSpec, RodataVar, ProgramName, MapName, RodataOf,
+  TypedMapSpec, TypedMapName, MapKeyOf, MapValueOf } from './skeleton/types.js';
 export { BpfMap, TypedMap, possibleCpus, sumValues, readPerCpuCounter } from './maps.js';
 export { RingBuffer, lostEvents } from './ringbuf.js';
 export { readIterator, readIteratorIn, records } from './iter.js';

@@ -1,12 +1,11 @@
 // rbtrace doctor: what this kernel offers, found by trying each attach kind,
 // and what each tool would use here.
-import { defineTool } from '../core/tool.js';
+import { defineTool, type ToolDefinition } from '../core/tool.js';
 import { libbpf } from '../core/ffi/libbpf.js';
 import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/features.js';
 import { kernelRelease, privileges } from '../core/system.js';
 import { renderTable, wrapText } from '../core/output/table.js';
 import { escapeForTerminal, styled, term } from '../core/output/format.js';
-import { TOOLS } from './registry.js';
 import { cgroupLayout, type CgroupLayout } from '../core/cgroup.js';
 import { listNetns } from '../core/netns.js';
 
@@ -24,7 +23,14 @@ interface DoctorReport {
   network_namespaces: number;
 }
 
-export default defineTool<{ json?: boolean; color?: boolean }>({
+/** A tool doctor asks about: the registry's entries (src/tools/registry.ts), given by it. */
+export interface ToolLoader {
+  name: string;
+  load: () => Promise<ToolDefinition<any>>;
+}
+
+/** The doctor command, asking each of `tools` what it would use here. */
+export const doctorTool = (tools: readonly ToolLoader[]) => defineTool<{ json?: boolean; color?: boolean }>({
   name: 'doctor',
   summary: 'what this kernel offers rbtrace, and what each tool would use',
   traces: false,
@@ -43,7 +49,7 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
     };
     if (priv.sufficient && report.features[0].available) {
       report.attach = ATTACH_KINDS.map(probeAttachKind);
-      for (const entry of TOOLS) {
+      for (const entry of tools) {
         let def;
         try {
           def = await entry.load();
@@ -96,7 +102,7 @@ export default defineTool<{ json?: boolean; color?: boolean }>({
   },
 });
 
-// ---- MIN KERNEL column (issue 13) ----
+// ---- MIN KERNEL column ----
 /** The kernels the kernel matrix (test/vm) runs, oldest first. */
 const TESTED_KERNELS = '5.10, 6.1, 6.12';
 

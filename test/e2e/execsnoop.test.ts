@@ -5,7 +5,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ExecRecord } from '../../src/tools/execsnoop.js';
+import type { ExecRecord } from '../../src/tools/execsnoop/collect.js';
 import { ROOT, RBTRACE, buildC, leftoverPrograms, runRbtrace, settledLeftovers, startRbtrace, sleep } from '../helpers.js';
 
 // Names only execsnoop's object uses (rbtrace_fork/rbtrace_exit are in every tool's).

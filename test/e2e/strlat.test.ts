@@ -1,5 +1,5 @@
 // strlat end to end: real uprobes on programs built here and on ruby.
-import type { StrlatReport } from '../../src/tools/strlat.js';
+import type { StrlatReport } from '../../src/tools/strlat/collect.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

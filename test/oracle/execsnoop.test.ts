@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ExecRecord } from '../../src/tools/execsnoop.js';
+import type { ExecRecord } from '../../src/tools/execsnoop/collect.js';
 import { runRbtrace } from '../helpers.js';
 import { straceExecs, type StraceExec } from './oracles.js';
 import { tempDir } from './compare.js';

@@ -1,4 +1,4 @@
-// Issue 17: both architectures' pieces, checked on any build machine. The
+// Both architectures' pieces, checked on any build machine. The
 // architecture table (src/core/arch.ts), the syscall names per table, the
 // objects of both architectures (compiled for the right one: the registers
 // bpf_tracing.h reads are arm64's user_pt_regs or x86's pt_regs), and the

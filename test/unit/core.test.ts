@@ -10,7 +10,8 @@ import { parsePid, libraryMatches, resolveCommand } from '../../src/core/process
 import { RbtraceError, UsageError, errorLine, EXIT_USAGE } from '../../src/core/errors.js';
 import { StructLayout, scalarLayout, decodeCString } from '../../src/core/layout.js';
 import { sumValues } from '../../src/core/maps.js';
-import { splitRawArgs, formatArgs } from '../../src/tools/execsnoop.js';
+import { splitRawArgs } from '../../src/tools/execsnoop/collect.js';
+import { formatArgs } from '../../src/tools/execsnoop/views.js';
 import { TOOLS } from '../../src/tools/registry.js';
 import { buildProgram } from '../../src/cli.js';
 import { ROOT } from '../helpers.js';

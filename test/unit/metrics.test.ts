@@ -6,7 +6,7 @@ import { escapeLabelValue, log2Buckets, render, wantsOpenMetrics, type MetricFam
 import { SeriesLimiter } from '../../src/core/metrics/limit.js';
 import { parseListen } from '../../src/core/metrics/server.js';
 import { Gatherer, parseTools } from '../../src/tools/exporter.js';
-import { execResult } from '../../src/tools/exporter/sources.js';
+import { execResult } from '../../src/tools/execsnoop/collect.js';
 import { ListenerSeries } from '../../src/tools/exporter/listeners.js';
 import { DEFAULT_NODE_FLAGS, wantedNodeFlags } from '../../src/tools/exporter/heap.js';
 import type { ListenerRow } from '../../src/tools/synqueue/model.js';

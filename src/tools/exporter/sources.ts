@@ -3,9 +3,7 @@
 // into metric families. A tool converted to the one shape keeps its source in
 // src/tools/<name>/metrics.ts (syscount's); the rest are still here.
 import type { Loaded } from '../../core/paths.js';
-import { RingBuffer, lostEvents } from '../../core/ringbuf.js';
-import { possibleCpus } from '../../core/maps.js';
-import { errnoName } from '../../core/names.js';
+import { lostEvents } from '../../core/ringbuf.js';
 import { findRubyBinary } from '../../core/uprobes.js';
 import { hasBpfCookie } from '../../core/usdt-pids.js';
 import type { BinaryFile } from '../../core/procfiles.js';
@@ -15,15 +13,14 @@ import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
+import { execsnoopSource } from '../execsnoop/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
 import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
 import { Target } from '../../core/target.js';
 import type { CgroupDir } from '../../core/cgroup.js';
-import { SYSCALL_PATHS as EXEC_PATHS } from '../execsnoop.js';
 import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from '../gcstat.js';
 import * as synqueueGen from '../../generated/synqueue.js';
-import * as execGen from '../../generated/execsnoop.js';
 import * as gcGen from '../../generated/gcstat.js';
 import { scalarLayout } from '../../core/layout.js';
 import { RbtraceError } from '../../core/errors.js';
@@ -67,53 +64,6 @@ export const synqueueSource: SourceFactory = ({ load, scope, maxSeries }) => {
     lost: lostOf(loaded),
     close: () => loaded.obj.close(),
     collect: () => series.update(collector.collect().listeners),
-  };
-};
-
-// ---- execsnoop ---------------------------------------------------------------
-
-/** execsnoop's syscall paths with only their exit programs: one small record per exec, with its result. */
-const EXEC_EXIT_PATHS = EXEC_PATHS.map((p) => ({
-  ...p,
-  programs: p.programs.filter((n) => n.includes('exit')),
-  attachTargets: p.attachTargets && Object.fromEntries(Object.entries(p.attachTargets).filter(([k]) => k.includes('exit'))),
-}));
-
-/** The result label of an exec: ok, or the errno's name. */
-export function execResult(retval: number): string {
-  return retval === 0 ? 'ok' : errnoName(-retval);
-}
-
-export const execsnoopSource: SourceFactory = ({ load }) => {
-  const loaded = load({
-    skeleton: execGen.SKELETON,
-    paths: EXEC_EXIT_PATHS,
-    rodata: {},
-    configure: (obj) => {
-      obj.map('scratch').maxEntries = possibleCpus();
-    },
-  });
-  const F = execGen.exec_event_layout.fields;
-  const counts = new Map<string, number>();
-  const rb = new RingBuffer(loaded.obj.map('events'), (rec) => {
-    if (rec.getUint32(F.kind.offset, true) !== execGen.ENUMS.EXEC_EXIT) return;
-    const result = execResult(rec.getInt32(F.retval.offset, true));
-    counts.set(result, (counts.get(result) ?? 0) + 1);
-  });
-  // Polled often enough that 1 MiB of ring buffer never fills between two scrapes.
-  rb.start(100);
-  return {
-    tool: 'execsnoop',
-    path: loaded.path.name,
-    lost: lostOf(loaded),
-    close: () => { rb.close(); loaded.obj.close(); },
-    collect() {
-      rb.consume();
-      return [{
-        name: 'rbtrace_execs', type: 'counter', help: 'execve/execveat calls completed, by result (ok, or the errno name).',
-        samples: [...counts].map(([result, value]) => ({ labels: { result }, value })),
-      }];
-    },
   };
 };
 

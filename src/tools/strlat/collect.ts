@@ -1,15 +1,29 @@
-// strlat's model: per-function cumulative figures read from the BPF maps
-// (src/bpf/strlat.bpf.c), turned into one report per function for each
-// interval (the difference from the previous snapshot, so nothing is lost
-// between reading and resetting), and the text view of those reports.
+// strlat's readings: the only code that reads its maps. The BPF side
+// (src/bpf/strlat.bpf.c) keeps cumulative per-CPU figures and histograms per
+// function; each reading is the difference from the previous snapshot, so
+// nothing is lost between reading and resetting. The max is kept per
+// interval instead (a max cannot be diffed): read, then zeroed. With
+// --stack, stack_lat's (function, process, stacks) entries are drained and
+// symbolized through src/core/stacks.
 import type { BpfObject } from '../../core/object.js';
-import { scalarLayout } from '../../core/layout.js';
-import { formatLog2Hist, log2HistToJson, log2Percentile } from '../../core/output/histogram.js';
-import { escapeForTerminal, formatDuration, formatCount, term } from '../../core/output/format.js';
-import { renderTable } from '../../core/output/table.js';
 import type { ToolContext } from '../../core/tool.js';
-import { formatStack, type StackCollector, type StrlatStackRow } from './stacks.js';
-import { strlat_stats_layout, strlat_hist_layout, ENUMS, DEFINES, type StrlatStats, type SKELETON } from '../../generated/strlat.js';
+import { log2HistToJson, log2Percentile } from '../../core/output/histogram.js';
+import { StackMap, Symbolizer, type Stack } from '../../core/stacks/index.js';
+import { ENUMS, DEFINES, type StrlatStats, type SKELETON } from '../../generated/strlat.js';
+import type { TracedFunction } from './probe.js';
+
+/** One stack of one function in a report, as --json prints it. */
+export interface StrlatStackRow {
+  count: number;
+  total_ns: number;
+  avg_ns: number;
+  max_ns: number;
+  pid: number;
+  /** Innermost first: the function's caller first (kernel frames first for --kfunc). */
+  stack: { name: string; module?: string; kernel?: boolean }[];
+  /** The user stack was probably cut short (frame pointers missing). */
+  truncated: boolean;
+}
 
 /** One report of one function (an interval, or the whole run), as --json prints it. */
 export interface StrlatReport {
@@ -33,132 +47,135 @@ export interface StrlatReport {
   stacks?: StrlatStackRow[];
 }
 
+/** One function's reading: its report, and what only the text view shows. */
+export interface StrlatReading {
+  report: StrlatReport;
+  /** The histogram in the unit of -u/-m (the BPF side divides). */
+  unitHist: number[];
+  /** --size: the histogram of the argument. */
+  sizeHist: number[];
+  /** --stack: calls not kept by stack (the stack table full). */
+  stackMissed: number;
+}
+
 interface Snapshot {
   stats: StrlatStats;
   hists: number[][]; // by ENUMS.STRLAT_HIST_*
 }
 
-const u32 = scalarLayout('u32');
 const zeroHist = () => new Array<number>(DEFINES.STRLAT_SLOTS).fill(0);
 const ZERO: Snapshot = {
   stats: { count: 0, total_ns: 0, dropped: 0, stale: 0, unmatched: 0, stack_missed: 0 },
   hists: Array.from({ length: ENUMS.STRLAT_HIST_KINDS }, zeroHist),
 };
 
-/** The maps sized to `n` functions (before load): per-CPU arrays cost ncpu x entries. */
-export function sizeMaps(obj: BpfObject<typeof SKELETON>, n: number): void {
-  obj.map('stats').maxEntries = n;
-  obj.map('max_ns').maxEntries = n;
-  obj.map('hists').maxEntries = n * ENUMS.STRLAT_HIST_KINDS;
-}
-
-export interface Unit {
-  name: string;
-  div: number;
-}
-
-export interface TracedFunction {
-  /** As the user named it (or as a pattern matched it). */
-  name: string;
-  /** What the table's title says of it (the raw symbol when demangled, aliases). */
-  label: string;
+/** The maps strlat reads, typed from the skeleton. */
+function strlatMaps(obj: BpfObject<typeof SKELETON>) {
+  return {
+    stats: obj.typedMap('stats'),
+    hists: obj.typedMap('hists'),
+    maxNs: obj.typedMap('max_ns'),
+    stackLat: obj.typedMap('stack_lat'),
+  };
 }
 
 export class StrlatCollector {
   private prev: Snapshot[];
+  private readonly maps: ReturnType<typeof strlatMaps>;
 
-  constructor(private readonly obj: BpfObject<typeof SKELETON>, private readonly funcs: TracedFunction[],
+  constructor(obj: BpfObject<typeof SKELETON>, private readonly funcs: TracedFunction[],
     private readonly binary: string, private readonly sizeArg: number) {
     this.prev = funcs.map(() => ZERO);
+    this.maps = strlatMaps(obj);
   }
 
-  /** One report per function since the last call (with --stack, its slowest stacks). */
-  take(stackCollector?: StackCollector): StrlatReport[] {
+  /** One reading per function since the last call (with --stack, its slowest stacks). */
+  take(stackCollector?: StackCollector): StrlatReading[] {
     const stacks = stackCollector?.take(this.funcs.length);
-    const smap = this.obj.map('stats').typed(u32, strlat_stats_layout);
-    const hmap = this.obj.map('hists').typed(u32, strlat_hist_layout);
-    const mmap = this.obj.map('max_ns').typed(u32, scalarLayout('u64'));
     const time = new Date().toISOString();
     return this.funcs.map((f, i) => {
       const cur: Snapshot = {
-        stats: smap.lookup({ value: i }) ?? ZERO.stats,
-        hists: Array.from({ length: ENUMS.STRLAT_HIST_KINDS }, (_, k) => hmap.lookup({ value: i * ENUMS.STRLAT_HIST_KINDS + k })?.slots ?? zeroHist()),
+        stats: this.maps.stats.lookup({ value: i }) ?? ZERO.stats,
+        hists: Array.from({ length: ENUMS.STRLAT_HIST_KINDS }, (_, k) => this.maps.hists.lookup({ value: i * ENUMS.STRLAT_HIST_KINDS + k })?.slots ?? zeroHist()),
       };
       const prev = this.prev[i];
       this.prev[i] = cur;
       const s = { ...cur.stats };
       for (const k of Object.keys(s) as (keyof StrlatStats)[]) s[k] = cur.stats[k] - prev.stats[k];
       const hists = cur.hists.map((h, k) => h.map((v, j) => v - prev.hists[k][j]));
-      // Max since the last call (per CPU, zeroed after reading: a max cannot be diffed).
-      const max = (mmap.lookupPerCpu({ value: i }) ?? []).reduce((a, v) => Math.max(a, v.value), 0);
-      mmap.update({ value: i }, { value: 0 });
+      // Max since the last call (the CPUs' max, src/core/maps.ts; zeroed after reading).
+      const max = this.maps.maxNs.lookup({ value: i })?.max_ns ?? 0;
+      this.maps.maxNs.update({ value: i }, { max_ns: 0 });
       const ns = hists[ENUMS.STRLAT_HIST_NS];
       return {
-        time,
-        function: f.name,
-        binary: this.binary,
-        count: s.count,
-        total_ns: s.total_ns,
-        avg_ns: s.count ? Math.round(s.total_ns / s.count) : 0,
-        p50_ns: s.count ? log2Percentile(ns, 50) : 0,
-        p90_ns: s.count ? log2Percentile(ns, 90) : 0,
-        p99_ns: s.count ? log2Percentile(ns, 99) : 0,
-        max_ns: max,
-        hist: log2HistToJson(ns),
-        ...(this.sizeArg ? { size_hist: log2HistToJson(hists[ENUMS.STRLAT_HIST_SIZE]) } : {}),
-        dropped: s.dropped,
-        stale: s.stale,
-        unmatched: s.unmatched,
-        // kept for the text view (not in JSON)
-        ...{ [UNIT_HIST]: hists[ENUMS.STRLAT_HIST_UNIT], [SIZE_HIST]: hists[ENUMS.STRLAT_HIST_SIZE], [MISSED]: s.stack_missed },
-        ...(stacks ? { stacks: stacks[i] } : {}),
+        report: {
+          time,
+          function: f.name,
+          binary: this.binary,
+          count: s.count,
+          total_ns: s.total_ns,
+          avg_ns: s.count ? Math.round(s.total_ns / s.count) : 0,
+          p50_ns: s.count ? log2Percentile(ns, 50) : 0,
+          p90_ns: s.count ? log2Percentile(ns, 90) : 0,
+          p99_ns: s.count ? log2Percentile(ns, 99) : 0,
+          max_ns: max,
+          hist: log2HistToJson(ns),
+          ...(this.sizeArg ? { size_hist: log2HistToJson(hists[ENUMS.STRLAT_HIST_SIZE]) } : {}),
+          dropped: s.dropped,
+          stale: s.stale,
+          unmatched: s.unmatched,
+          ...(stacks ? { stacks: stacks[i] } : {}),
+        },
+        unitHist: hists[ENUMS.STRLAT_HIST_UNIT],
+        sizeHist: hists[ENUMS.STRLAT_HIST_SIZE],
+        stackMissed: s.stack_missed,
       };
     });
   }
 }
 
-// Symbols: invisible to JSON.stringify, so --json prints only the fields above.
-const UNIT_HIST = Symbol('unitHist');
-const SIZE_HIST = Symbol('sizeHist');
-const MISSED = Symbol('stackMissed');
-type WithHists = StrlatReport & { [UNIT_HIST]?: number[]; [SIZE_HIST]?: number[]; [MISSED]?: number };
+/**
+ * --stack: each function's latency by the stack that called it. Processes
+ * are noted while they run (their mappings), so a command that has exited by
+ * the final report still gets names.
+ */
+export class StackCollector {
+  private readonly symbolizer = new Symbolizer();
+  private readonly stacks: StackMap;
+  private readonly stackLat: ReturnType<typeof strlatMaps>['stackLat'];
+  private readonly timer: NodeJS.Timeout;
 
-/** The text view of one report: histograms, summary lines, and with several functions a table. */
-export function printReports(ctx: ToolContext, reps: StrlatReport[], funcs: TracedFunction[], unit: Unit, sizeArg: number): void {
-  const c = ctx.color;
-  const several = funcs.length > 1;
-  for (const [i, r] of (reps as WithHists[]).entries()) {
-    if (several) ctx.out.line(`${i ? "\n" : ""}${c.bold(escapeForTerminal(funcs[i].label))}`);
-    const text = formatLog2Hist(r[UNIT_HIST] ?? [], unit.name);
-    ctx.out.write(text || term`     (no calls to ${r.function})\n`);
-    if (sizeArg) {
-      const st = formatLog2Hist(r[SIZE_HIST] ?? [], `arg${sizeArg}`);
-      if (st) ctx.out.write(`\n${st}`);
-    }
-    ctx.out.line();
-    ctx.out.line(`${c.bold(escapeForTerminal(r.function))}: count ${formatCount(r.count)}, avg ${formatDuration(r.avg_ns)}, ` +
-      `p50 ≤ ${formatDuration(r.p50_ns)}, p90 ≤ ${formatDuration(r.p90_ns)}, p99 ≤ ${formatDuration(r.p99_ns)}, max ${formatDuration(r.max_ns)}`);
-    const notes: string[] = [];
-    if (r.dropped) notes.push(`${r.dropped} calls nested deeper than ${DEFINES.STRLAT_MAX_DEPTH} not timed`);
-    if (r.stale) notes.push(`${r.stale} calls left by longjmp/exception never returned`);
-    if (r.unmatched) notes.push(`${r.unmatched} returns of calls entered before attach`);
-    if (r[MISSED]) notes.push(`${r[MISSED]} calls not kept by stack (the stack table is full)`);
-    if (r.stacks?.length) {
-      ctx.out.line(`  slowest callers by total time (${r.stacks.length} of this period's stacks, outermost frame first):`);
-      for (const st of r.stacks) {
-        ctx.out.line(`    total ${formatDuration(st.total_ns)}, count ${formatCount(st.count)}, avg ${formatDuration(st.avg_ns)}, max ${formatDuration(st.max_ns)}, pid ${st.pid}`);
-        for (const l of formatStack(st)) ctx.out.line(l);
-      }
-    }
-    if (notes.length) ctx.out.line(c.dim(notes.join('; ')));
+  constructor(obj: BpfObject<typeof SKELETON>, ctx: ToolContext, private readonly top: number) {
+    this.stacks = StackMap.of(obj);
+    this.stackLat = strlatMaps(obj).stackLat;
+    this.timer = setInterval(() => this.notePids(), 100);
+    this.timer.unref();
+    ctx.session.own({ close: () => clearInterval(this.timer) });
   }
-  if (several) {
-    const rows = [...reps].sort((a, b) => b.total_ns - a.total_ns || b.count - a.count)
-      .map((r) => [r.function, formatCount(r.count), formatDuration(r.total_ns), formatDuration(r.avg_ns),
-        formatDuration(r.p50_ns), formatDuration(r.p99_ns), formatDuration(r.max_ns)]);
-    ctx.out.line();
-    ctx.out.write(renderTable(['FUNCTION', 'COUNT', 'TOTAL', 'AVG', 'P50 ≤', 'P99 ≤', 'MAX'], rows,
-      { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+
+  private notePids(): void {
+    for (const k of this.stackLat.keys()) this.symbolizer.notePid(k.tgid);
   }
-  ctx.out.line(c.dim('(percentiles are upper bounds of log2 buckets; count, avg and max are exact)'));
+
+  /** Per function (by index): its `top` stacks by total time since the last call. */
+  take(nfuncs: number): StrlatStackRow[][] {
+    this.notePids();
+    const rows: StrlatStackRow[][] = Array.from({ length: nfuncs }, () => []);
+    for (const [k, v] of this.stackLat.drain().sort((a, b) => b[1].total_ns - a[1].total_ns)) {
+      const list = rows[k.func];
+      if (!list || list.length >= this.top) continue;
+      const st: Stack = this.symbolizer.symbolize(k.tgid, this.stacks.addresses(k.ustack), this.stacks.addresses(k.kstack));
+      list.push({
+        count: v.count, total_ns: v.total_ns, avg_ns: v.count ? Math.round(v.total_ns / v.count) : 0, max_ns: v.max_ns, pid: k.tgid,
+        stack: st.frames.map((f) => ({ name: f.name, ...(f.module ? { module: f.module } : {}), ...(f.kernel ? { kernel: true } : {}) })),
+        truncated: st.truncated,
+      });
+    }
+    return rows;
+  }
+
+  /** Captures the stack map could not keep (full, collisions). */
+  errors(): number {
+    return this.stacks.errors();
+  }
 }

@@ -1,0 +1,211 @@
+// strlat's probe: what src/bpf/strlat.bpf.c is attached to and how its maps
+// are sized. A user-space function (the default, rb_str_new in the target's
+// libruby, or --func/--lib) through a uprobe and a uretprobe on each of its
+// addresses; a kernel function (--kfunc) through fentry/fexit where the
+// kernel lets BPF trampolines attach (5.5+, the function in BTF), else a
+// kprobe and a kretprobe (any function in kallsyms that is not notrace),
+// chosen by really loading and attaching each in turn (src/core/paths.ts).
+// RBTRACE_ATTACH / --attach force one of them (the kernel matrix checks both).
+import { existsSync, readFileSync } from 'node:fs';
+import { hostArch } from '../../core/arch.js';
+import type { AttachPath, Loaded } from '../../core/paths.js';
+import type { BpfObject } from '../../core/object.js';
+import type { ToolContext } from '../../core/tool.js';
+import { RbtraceError, UsageError } from '../../core/errors.js';
+import { kernelBtfHas } from '../../core/kernel-targets.js';
+import { findLibrary } from '../../core/process.js';
+import type { BinaryFile } from '../../core/procfiles.js';
+import { StackMap } from '../../core/stacks/index.js';
+import {
+  findRubyBinary, loadUserProbes, refuseGoUretprobes, resolveFunction, resolveFunctions, splitFunctionList,
+  type NamedFunction, type ResolvedFunction,
+} from '../../core/uprobes.js';
+import { DEFINES, ENUMS, SKELETON, type ProgramName } from '../../generated/strlat.js';
+
+/** Functions timed at once: each is two probes (and a uprobe hit costs µs). */
+export const MAX_FUNCS = DEFINES.STRLAT_MAX_FUNCS;
+
+/** The histogram's unit: the BPF side divides each latency by `div` (.rodata unit_div). */
+export interface Unit {
+  name: string;
+  div: number;
+}
+
+export interface TracedFunction {
+  /** As the user named it (or as a pattern matched it). */
+  name: string;
+  /** What the table's title says of it (the raw symbol when demangled, aliases). */
+  label: string;
+}
+
+/** What the command asks the BPF side for, besides where to attach. */
+export interface ProbeWants {
+  unit: Unit;
+  /** The argument whose histogram --size keeps (1-based), 0 for none. */
+  sizeArg: number;
+  stacks: boolean;
+}
+
+/** What one run traces, loaded and attached. */
+export interface Probed {
+  obj: BpfObject<typeof SKELETON>;
+  funcs: TracedFunction[];
+  /** The file holding the functions; none for a kernel function. */
+  binary?: BinaryFile;
+  /** The attach path that loaded (fentry or kprobe for a kernel function). */
+  path: string;
+}
+
+/**
+ * Before load: the maps sized to `n` functions (per-CPU arrays cost ncpu x
+ * entries), and the stack table only with --stack (a hash is preallocated).
+ */
+export function sizeMaps(obj: BpfObject<typeof SKELETON>, n: number, stacks: boolean): void {
+  obj.map('stats').maxEntries = n;
+  obj.map('max_ns').maxEntries = n;
+  obj.map('hists').maxEntries = n * ENUMS.STRLAT_HIST_KINDS;
+  obj.map('stack_lat').maxEntries = stacks ? DEFINES.STRLAT_STACK_KEYS : 1;
+  if (!stacks) StackMap.resize(obj, 1);
+}
+
+function rodataOf(wants: ProbeWants) {
+  return { unit_div: wants.unit.div, size_arg: wants.sizeArg, want_stacks: wants.stacks };
+}
+
+// ---- a kernel function (--kfunc) ---------------------------------------------
+
+/** Where a kernel with kprobes lists their perf event type. */
+const KPROBE_PMU = '/sys/bus/event_source/devices/kprobe';
+
+/** Kernel function names: what the kernel's symbols can be (module suffixes and .cold parts are not). */
+const KFUNC_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+export function kernelPaths(func: string): AttachPath<typeof SKELETON>[] {
+  return [
+    {
+      name: 'fentry',
+      programs: ['strlat_fentry', 'strlat_fexit'],
+      attachTargets: { strlat_fentry: func, strlat_fexit: func },
+      note: `fentry/fexit on ${func}: BPF trampolines, the cheapest kernel hook`,
+    },
+    {
+      name: 'kprobe',
+      programs: ['strlat_kprobe', 'strlat_kretprobe'],
+      attach: (obj) => [obj.program('strlat_kprobe').attachKprobe(func), obj.program('strlat_kretprobe').attachKprobe(func, true)],
+      note: `kprobe + kretprobe on ${func} (no fentry here)`,
+    },
+  ];
+}
+
+/** Text functions of /proc/kallsyms named `func` (modules' too). */
+function inKallsyms(func: string): boolean | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/kallsyms', 'utf8');
+  } catch {
+    return undefined; // no kallsyms: let the attach decide
+  }
+  const re = new RegExp(`^\\S+ [TtWw] ${func.replace(/\./g, '\\.')}(\\s|$)`, 'm');
+  return re.test(text);
+}
+
+/** Refuse a name that is no kernel function before loading anything. */
+export function checkKernelFunction(func: string): void {
+  if (!KFUNC_NAME.test(func)) {
+    throw new UsageError(`--kfunc: '${func}' is not a kernel function name`, 'give one name as /proc/kallsyms lists it, e.g. --kfunc vfs_read');
+  }
+  if (inKallsyms(func) === false && !kernelBtfHas(func, 'func')) {
+    throw new RbtraceError(`no kernel function '${func}' (not in /proc/kallsyms nor the kernel's BTF)`,
+      { hint: `list them with grep -w T /proc/kallsyms; syscalls are ${hostArch().syscallPrefix}NAME on ${hostArch().machine}` });
+  }
+}
+
+/**
+ * Load through the kernel paths, and when none works say so in one line,
+ * naming both hooks and why each failed (as on a kernel without kprobes
+ * whose BPF trampolines are refused).
+ */
+export function loadKernelPaths(func: string, load: (paths: AttachPath<typeof SKELETON>[]) => Loaded<typeof SKELETON>): Loaded<typeof SKELETON> {
+  try {
+    return load(kernelPaths(func));
+  } catch (err) {
+    if (!(err instanceof RbtraceError) || !/^no attach path works/.test(err.message)) throw err;
+    // src/core/paths.ts: "no attach path works on this kernel: PATH: WHY; PATH: WHY".
+    const why = err.message.replace(/^no attach path works on this kernel: /, '')
+      .replace(/kprobe: .*ENOENT[^;]*/, (m) => (existsSync(KPROBE_PMU) ? m : 'kprobe: this kernel has no kprobes (CONFIG_KPROBES is off)'));
+    // The one line says it all; -v has libbpf's log.
+    throw new RbtraceError(`cannot time kernel function ${func}: this kernel offers neither fentry nor kprobes for it (${why})`,
+      { hint: 'a kernel with CONFIG_KPROBES or BPF trampolines (fentry, 5.5+) can; rbtrace doctor lists what this one offers' });
+  }
+}
+
+/** --kfunc: check the name, then load the best kernel path that works. */
+export function probeKernel(ctx: ToolContext, func: string, wants: ProbeWants): Probed {
+  checkKernelFunction(func);
+  const { obj, path } = loadKernelPaths(func, (paths) => ctx.load({
+    skeleton: SKELETON, paths,
+    rodata: rodataOf(wants),
+    configure: (o) => sizeMaps(o, 1, wants.stacks),
+  }));
+  return { obj, funcs: [{ name: func, label: func }], path: path.name };
+}
+
+// ---- user-space functions ------------------------------------------------------
+
+/** The function as the title names it: the raw symbol when demangled, and how many addresses share the name. */
+export function describeFunctions(query: string, funcs: ResolvedFunction[]): string {
+  const f = funcs[0];
+  const shown = f.demangled && f.demangled !== query ? `${query} (${f.symbol})` : query;
+  return funcs.length > 1 ? `${shown} and ${funcs.length - 1} more of that name` : shown;
+}
+
+/** A kernel without BPF cookies for uprobes (before 5.15) refuses the multi-function programs: say so. */
+function cookiesNeeded<T>(several: boolean, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (several && err instanceof RbtraceError && /get_attach_cookie|unknown#174/.test(err.details ?? '')) {
+      throw new RbtraceError('several functions at once need BPF cookies (Linux 5.15+), which this kernel lacks',
+        { hint: 'time one function per run', details: err.details });
+    }
+    throw err;
+  }
+}
+
+/** Which user-space functions: `query` (a name, or with `several` a list or pattern) in --lib, else the target's libruby. */
+export interface UserQuery {
+  query: string;
+  several: boolean;
+  lib?: string;
+}
+
+/** Resolve the functions in their binary, load, and put a uprobe and a uretprobe on each address. */
+export function probeUser(ctx: ToolContext, { query, several, lib }: UserQuery, wants: ProbeWants): Probed {
+  const binary = lib !== undefined
+    ? findLibrary(lib, ctx.target.pid)
+    : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
+  const named: NamedFunction[] = several
+    ? resolveFunctions(binary, splitFunctionList(query), MAX_FUNCS)
+    : [{ name: query, funcs: resolveFunction(binary, query) }];
+  refuseGoUretprobes(binary, 'strlat');
+  for (const n of named) ctx.log.verbose(`${n.name}: ${n.funcs.map((f) => `${f.symbol} at file offset 0x${f.offset.toString(16)}`).join(', ')} in ${binary}`);
+
+  // One function: programs without cookies (5.10 loads them). Several: the
+  // cookie of each link says which function (5.15+).
+  const [entry, ret]: ProgramName[] = several ? ['strlat_entry_multi', 'strlat_return_multi'] : ['strlat_entry', 'strlat_return'];
+  const { obj } = cookiesNeeded(several, () => loadUserProbes(ctx, {
+    skeleton: SKELETON,
+    pathName: 'uprobe',
+    note: `uprobe + uretprobe on ${named.length > 1 ? `each of ${named.length} functions (BPF cookies say which)` : 'the function'}; user-space code has no fentry/kprobe/tracepoint`,
+    programs: [entry, ret],
+    rodata: rodataOf(wants),
+    configure: (o) => sizeMaps(o, named.length, wants.stacks),
+    // -p: the kernel filters by pid (other processes never trap). -- CMD
+    // and no target: every process mapping the binary; BPF filters.
+    attach: (o) => named.flatMap((n, i) => n.funcs.flatMap((f) => {
+      const at = { binary, offset: f.offset, pid: ctx.target.pid, ...(several ? { cookie: BigInt(i) } : {}) };
+      return [o.program(entry).attachUprobe(at), o.program(ret).attachUprobe({ ...at, retprobe: true })];
+    })),
+  }));
+  return { obj, funcs: named.map((n) => ({ name: n.name, label: describeFunctions(n.name, n.funcs) })), binary, path: 'uprobe' };
+}

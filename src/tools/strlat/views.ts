@@ -1,0 +1,65 @@
+// strlat's views: readings (collect.ts) as log2 histograms with a summary
+// line per function, the slowest stacks, and with several functions a table.
+// No map access here: everything comes in as readings.
+import { formatLog2Hist } from '../../core/output/histogram.js';
+import { escapeForTerminal, formatDuration, formatCount, term } from '../../core/output/format.js';
+import { renderTable } from '../../core/output/table.js';
+import type { ToolContext } from '../../core/tool.js';
+import { DEFINES } from '../../generated/strlat.js';
+import type { StrlatReading, StrlatStackRow } from './collect.js';
+import type { Probed, TracedFunction, Unit } from './probe.js';
+
+/** The line said before tracing starts: what is traced, where (a -p target's pid too). */
+export function titleOf(probed: Probed, query: string | undefined, pid: number | undefined): string {
+  const at = pid ? ` (pid ${pid})` : '';
+  if (!probed.binary) return term`Tracing kernel function ${probed.funcs[0].name} (${probed.path})${at}...`;
+  const { funcs } = probed;
+  const shown = funcs.length > 1 ? `${funcs.length} functions (${query})` : funcs[0].label;
+  return term`Tracing ${shown} in ${probed.binary.name}${at}...`;
+}
+
+/** Text: a stack, outermost caller first (as a flame graph reads), one frame a line. */
+export function formatStack(row: StrlatStackRow): string[] {
+  const frames = [...row.stack].reverse().map((f) => `      ${escapeForTerminal(f.name)}${f.kernel ? ' [k]' : ''}`);
+  return row.truncated ? ['      [truncated: frame pointers missing?]', ...frames] : frames;
+}
+
+/** The text view of one reading per function: histograms, summary lines, and with several functions a table. */
+export function printReports(ctx: ToolContext, readings: StrlatReading[], funcs: TracedFunction[], unit: Unit, sizeArg: number): void {
+  const c = ctx.color;
+  const several = funcs.length > 1;
+  for (const [i, { report: r, unitHist, sizeHist, stackMissed }] of readings.entries()) {
+    if (several) ctx.out.line(`${i ? "\n" : ""}${c.bold(escapeForTerminal(funcs[i].label))}`);
+    const text = formatLog2Hist(unitHist, unit.name);
+    ctx.out.write(text || term`     (no calls to ${r.function})\n`);
+    if (sizeArg) {
+      const st = formatLog2Hist(sizeHist, `arg${sizeArg}`);
+      if (st) ctx.out.write(`\n${st}`);
+    }
+    ctx.out.line();
+    ctx.out.line(`${c.bold(escapeForTerminal(r.function))}: count ${formatCount(r.count)}, avg ${formatDuration(r.avg_ns)}, ` +
+      `p50 ≤ ${formatDuration(r.p50_ns)}, p90 ≤ ${formatDuration(r.p90_ns)}, p99 ≤ ${formatDuration(r.p99_ns)}, max ${formatDuration(r.max_ns)}`);
+    const notes: string[] = [];
+    if (r.dropped) notes.push(`${r.dropped} calls nested deeper than ${DEFINES.STRLAT_MAX_DEPTH} not timed`);
+    if (r.stale) notes.push(`${r.stale} calls left by longjmp/exception never returned`);
+    if (r.unmatched) notes.push(`${r.unmatched} returns of calls entered before attach`);
+    if (stackMissed) notes.push(`${stackMissed} calls not kept by stack (the stack table is full)`);
+    if (r.stacks?.length) {
+      ctx.out.line(`  slowest callers by total time (${r.stacks.length} of this period's stacks, outermost frame first):`);
+      for (const st of r.stacks) {
+        ctx.out.line(`    total ${formatDuration(st.total_ns)}, count ${formatCount(st.count)}, avg ${formatDuration(st.avg_ns)}, max ${formatDuration(st.max_ns)}, pid ${st.pid}`);
+        for (const l of formatStack(st)) ctx.out.line(l);
+      }
+    }
+    if (notes.length) ctx.out.line(c.dim(notes.join('; ')));
+  }
+  if (several) {
+    const rows = readings.map((x) => x.report).sort((a, b) => b.total_ns - a.total_ns || b.count - a.count)
+      .map((r) => [r.function, formatCount(r.count), formatDuration(r.total_ns), formatDuration(r.avg_ns),
+        formatDuration(r.p50_ns), formatDuration(r.p99_ns), formatDuration(r.max_ns)]);
+    ctx.out.line();
+    ctx.out.write(renderTable(['FUNCTION', 'COUNT', 'TOTAL', 'AVG', 'P50 ≤', 'P99 ≤', 'MAX'], rows,
+      { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+  }
+  ctx.out.line(c.dim('(percentiles are upper bounds of log2 buckets; count, avg and max are exact)'));
+}
