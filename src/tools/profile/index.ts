@@ -17,7 +17,8 @@ import { readComm } from '../../core/process.js';
 import { SKELETON } from '../../generated/profile.js';
 import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
 import { ProfileCollector } from './collect.js';
-import { flameStacks, foldedLines, profileNotes, profileRecord, writeTable } from './views.js';
+import { flameStacks, foldedLines, profileFigures, profileNotes, profileRecord, writeTable } from './views.js';
+import { PROFILE } from '../common/figures.js';
 import { flameGraphSvg } from './flamegraph.js';
 
 export interface ProfileOptions {
@@ -60,6 +61,7 @@ export default defineTool<ProfileOptions>({
       .option('--kernel-only', 'kernel stacks only');
   },
   kernels: { best: '5.10 perf_event' },
+  figures: PROFILE,
   probe: () => probePaths(SKELETON, pathsFor(DEFAULT_HZ)),
   run(ctx, opts) {
     if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
@@ -79,7 +81,7 @@ export default defineTool<ProfileOptions>({
     ctx.session.onFinish(() => {
       const seconds = (Date.now() - started) / 1000;
       const profile = collector.read();
-      ctx.report({ samples: profile.samples });
+      ctx.report(profileFigures(profile));
       if (opts.svg !== undefined) {
         const svg = flameGraphSvg(flameStacks(profile), {
           title: `rbtrace profile: ${what}`,

@@ -3,7 +3,7 @@
 // end-of-run notes. No map access here.
 import { basename } from 'node:path';
 import { escapeForTerminal, formatCount } from '../../core/output/format.js';
-import type { Frame } from '../../core/stacks/index.js';
+import { frameLabel, type Frame } from '../../core/stacks/index.js';
 import type { FoldedStack } from './flamegraph.js';
 import type { Profile } from './collect.js';
 
@@ -67,4 +67,24 @@ export function profileNotes(p: Profile, extra: { kernelHidden?: string | false;
   if (extra.kernelHidden) notes.push(`kernel frames unnamed: ${extra.kernelHidden}`);
   if (extra.svg !== undefined) notes.push(`flame graph written to ${extra.svg}`);
   return notes.map(escapeForTerminal);
+}
+
+/**
+ * Figures for --save/--assert/diff (common/figures.ts PROFILE): per function,
+ * self (innermost frame) and total (anywhere on the stack, once per sample).
+ */
+export function profileFigures(p: Profile): { samples: number; functions: { function: string; self: number; total: number }[] } {
+  const rows = new Map<string, { function: string; self: number; total: number }>();
+  const rowOf = (name: string) => {
+    let r = rows.get(name);
+    if (!r) rows.set(name, (r = { function: name, self: 0, total: 0 }));
+    return r;
+  };
+  for (const s of p.stacks) {
+    const names = s.frames.map(frameLabel);
+    if (names.length) rowOf(names[0]).self += s.count;
+    for (const name of new Set(names)) rowOf(name).total += s.count;
+  }
+  const functions = [...rows.values()].sort((a, b) => b.self - a.self || b.total - a.total || (a.function < b.function ? -1 : 1));
+  return { samples: p.samples, functions };
 }
