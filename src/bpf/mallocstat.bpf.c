@@ -4,7 +4,7 @@
  * aligned_alloc, memalign) of libc or of another allocator.
  *
  * One attach path: uprobes (an allocator is user-space code; there is no
- * kernel hook for it). src/tools/mallocstat.ts attaches one entry program
+ * kernel hook for it). src/tools/mallocstat/probe.ts attaches one entry program
  * per function at the symbol it resolved, and ms_return as a uretprobe on
  * every timed function (realloc and reallocarray always; all with -L).
  *

@@ -1,4 +1,4 @@
-/* mallocstat: structs shared by mallocstat.bpf.c and src/tools/mallocstat.ts
+/* mallocstat: structs shared by mallocstat.bpf.c and src/tools/mallocstat/
  * (layouts generated from the object's BTF at build time). */
 #ifndef MALLOCSTAT_H
 #define MALLOCSTAT_H
@@ -63,6 +63,24 @@ enum ms_event_kind {
 struct ms_pid_event {
 	__u32 kind;
 	__u32 pid;
+};
+
+/* The kernel's struct bpf_stack_build_id (uapi): status 1 = build id and
+ * file offset, 2 = only the address. */
+struct ms_build_frame {
+	__s32 status;
+	__u8 build_id[20];
+	__u64 offset;
+};
+
+/* Frames named by file (build id) and offset when the stack is first seen:
+ * they stay nameable after the process exits, when its mappings are gone. */
+struct ms_stack_event {
+	__u32 kind;
+	__u32 pid;
+	__s32 stackid;
+	__u32 nframes;
+	struct ms_build_frame frames[MS_STACK_FRAMES];
 };
 
 /* procs map (--leaks): a process seen allocating. */

@@ -36,26 +36,6 @@ struct {
 	__type(value, struct ms_proc);
 } procs SEC(".maps");
 
-/* Here, not in mallocstat.h: gen-bindings has no arrays of structs, so
- * src/tools/mallocstat/leaks.ts reads these records by hand (offsets there). */
-/* The kernel's struct bpf_stack_build_id (uapi): status 1 = build id and
- * file offset, 2 = only the address. */
-struct ms_build_frame {
-	__s32 status;
-	__u8 build_id[20];
-	__u64 offset;
-};
-
-/* Frames named by file (build id) and offset when the stack is first seen:
- * they stay nameable after the process exits, when its mappings are gone. */
-struct ms_stack_event {
-	__u32 kind;
-	__u32 pid;
-	__s32 stackid;
-	__u32 nframes;
-	struct ms_build_frame frames[MS_STACK_FRAMES];
-};
-
 /* --leaks: (pid, stack id) pairs whose frames were sent as build ids. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -70,6 +50,7 @@ struct {
 } ms_events SEC(".maps");
 
 RBTRACE_EXPORT_TYPE(struct ms_pid_event, ms_pid_event);
+RBTRACE_EXPORT_TYPE(struct ms_stack_event, ms_stack_event);
 
 static __always_inline void live_delete(__u32 tgid, __u64 ptr)
 {

@@ -39,6 +39,7 @@ struct {
 } new_pids SEC(".maps");
 
 RBTRACE_EXPORT_TYPE(struct profile_key, profile_key);
+RBTRACE_EXPORT_TYPE(struct profile_pid_event, profile_pid_event);
 
 static __always_inline void count_dropped(void)
 {
@@ -79,9 +80,9 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 
 	if (!bpf_map_lookup_elem(&seen_pids, &tgid) &&
 	    !bpf_map_update_elem(&seen_pids, &tgid, &yes, BPF_NOEXIST)) {
-		__u32 *e = rbtrace_reserve(&new_pids, sizeof(*e));
+		struct profile_pid_event *e = rbtrace_reserve(&new_pids, sizeof(*e));
 		if (e) {
-			*e = tgid;
+			e->tgid = tgid;
 			bpf_ringbuf_submit(e, 0);
 		}
 	}

@@ -1,4 +1,4 @@
-/* profile: structs shared by profile.bpf.c and src/tools/profile.ts. */
+/* profile: structs shared by profile.bpf.c and src/tools/profile/. */
 #ifndef PROFILE_H
 #define PROFILE_H
 
@@ -16,6 +16,11 @@ struct profile_key {
 	__s32 user_stack;   /* rbtrace_stacks id, -1: none */
 	__s32 kernel_stack; /* rbtrace_stacks id, -1: none */
 	char comm[16];      /* of the thread sampled */
+};
+
+/* new_pids records: a process's first sample. */
+struct profile_pid_event {
+	__u32 tgid;
 };
 
 #endif /* PROFILE_H */

@@ -2,7 +2,8 @@
 // name) and its file offset with our own ELF reader, find the Ruby a target
 // runs, and load an object whose programs are attached as uprobes / USDT
 // rather than by their SEC() name.
-import { ElfFile, demangle, normalizeFunctionQuery, stripVersion, type ElfSymbol } from './elf.js';
+import { ElfFile, stripVersion, type ElfSymbol } from './elf.js';
+import { demangle, normalizeFunctionQuery } from './demangle.js';
 import { RbtraceError } from './errors.js';
 import { checkUprobePrivileges } from './system.js';
 import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';

@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KernelSymbols, Symbolizer, parseMaps, readBuildId, foldedLine, symbolTableFor } from '../../src/core/stacks/index.js';
-import { demangle, ElfFile } from '../../src/core/elf.js';
+import { ElfFile } from '../../src/core/elf.js';
+import { demangle } from '../../src/core/demangle.js';
 import { openFile } from '../../src/core/procfiles.js';
 import { sleep } from '../helpers.js';
 

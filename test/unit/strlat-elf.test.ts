@@ -1,7 +1,8 @@
-// The ELF reader and demangler behind strlat --func (src/core/elf.ts).
+// The ELF reader and demangler behind strlat --func (src/core/elf.ts, src/core/demangle.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { demangle, normalizeFunctionQuery, ElfFile } from '../../src/core/elf.js';
+import { ElfFile } from '../../src/core/elf.js';
+import { demangle, normalizeFunctionQuery } from '../../src/core/demangle.js';
 
 test('demangles Rust legacy, Rust v0 and Itanium C++ names to qualified names', () => {
   // Real symbols from rustc 1.8x (legacy and -C symbol-mangling-version=v0) and g++.

@@ -7,7 +7,8 @@
 // the process's root first, then the host's), from that file's .symtab too:
 // Debian's -dbg packages put the full symbol tables of stripped libraries
 // there (libc's static functions, for one).
-import { ElfFile, demangle, stripVersion } from '../elf.js';
+import { ElfFile, stripVersion } from '../elf.js';
+import { demangle } from '../demangle.js';
 import { openFile, type BinaryFile } from '../procfiles.js';
 
 const PT_LOAD = 1;

@@ -50,6 +50,18 @@ export const SYNQUEUE = (): FigureSchema => ({
   primary: 'overflows',
 });
 
+/**
+ * profile: a row per function (its folded name, kernel ones with "_[k]"):
+ * `self`, the samples in which it was the innermost frame (where the CPU
+ * was), and `total`, the samples with it anywhere on the stack (counted once
+ * per sample, however deep the recursion).
+ */
+export const PROFILE = (): FigureSchema => ({
+  rows: { array: 'functions', key: ['function'], noun: 'function', counts: ['self', 'total'] },
+  top: { counts: ['samples'] },
+  primary: 'self',
+});
+
 export const EXECSNOOP = (): FigureSchema => ({
   rows: { array: 'execs', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
 });

@@ -1,0 +1,67 @@
+// profile's readings: the only code that reads its maps and its ring buffer.
+// At the end, `counts` and the stack map are read once, each distinct stack
+// symbolized, and the ones that read the same merged (two addresses in one
+// function are one frame).
+import type { BpfObject } from '../../core/object.js';
+import { StackMap, Symbolizer, foldedFrames, type Frame } from '../../core/stacks/index.js';
+import { profile_pid_event_layout, type SKELETON } from '../../generated/profile.js';
+
+export interface ProfiledStack {
+  comm: string;
+  pids: number[];
+  count: number;
+  truncated: boolean;
+  /** Innermost first. */
+  frames: Frame[];
+  /** Outermost first, the comm first: the folded fields. */
+  folded: string[];
+}
+
+export interface Profile {
+  samples: number;
+  /** Sorted by count, largest first. */
+  stacks: ProfiledStack[];
+  /** Stack captures that failed (stack map full, collisions). */
+  stackErrors: number;
+  /** Samples not counted: the counts map was full. */
+  dropped: number;
+}
+
+export class ProfileCollector {
+  readonly sym = new Symbolizer();
+
+  /**
+   * `kernelOnly`: a sample in user mode has no kernel stack (and no user
+   * stack was asked for): it is shown as "[user]", not as a lost stack.
+   */
+  constructor(private readonly obj: BpfObject<typeof SKELETON>, private readonly kernelOnly = false) {}
+
+  /** A new_pids record, a process's first sample: its mappings now, while it is alive. */
+  onNewPid(record: DataView): void {
+    this.sym.notePid(profile_pid_event_layout.read(record, 'tgid'));
+  }
+
+  read(): Profile {
+    const stackMap = StackMap.of(this.obj);
+    const entries = this.obj.typedMap('counts').entries();
+    const merged = new Map<string, ProfiledStack>();
+    let samples = 0;
+    for (const [k, v] of entries) {
+      samples += v.value;
+      const st = this.sym.symbolize(k.tgid, stackMap.addresses(k.user_stack), stackMap.addresses(k.kernel_stack));
+      if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: this.kernelOnly ? '[user]' : '[lost stack]', addr: 0n, kernel: false });
+      const folded = foldedFrames(k.comm, st);
+      const key = folded.join(';');
+      const had = merged.get(key);
+      if (had) {
+        had.count += v.value;
+        if (!had.pids.includes(k.tgid)) had.pids.push(k.tgid);
+      } else {
+        merged.set(key, { comm: k.comm, pids: [k.tgid], count: v.value, truncated: st.truncated, frames: st.frames, folded });
+      }
+    }
+    const stacks = [...merged.values()].sort((a, b) => b.count - a.count || (a.folded.join(';') < b.folded.join(';') ? -1 : 1));
+    const dropped = this.obj.typedMap('dropped').lookup({ value: 0 })?.value ?? 0;
+    return { samples, stacks, stackErrors: stackMap.errors(), dropped };
+  }
+}

@@ -1,0 +1,103 @@
+// profile: CPU sampling with user and kernel stacks (bcc's profile, perf
+// record -g), output as a top-N table, folded stacks (--folded) or an
+// interactive SVG flame graph (--svg FILE) drawn by rbtrace itself.
+//
+// src/bpf/profile.bpf.c counts (process, stacks, comm) at each tick
+// (probe.ts loads it); collect.ts reads the counts and names the stacks
+// (src/core/stacks/) at the end; views.ts prints them, flamegraph.ts draws them.
+import { Option, type Command } from 'commander';
+import { defineTool } from '../../core/tool.js';
+import { probePaths } from '../../core/paths.js';
+import { UsageError } from '../../core/errors.js';
+import { checkOutputPath, writeOutputFile, type OutputKind } from '../../core/output-file.js';
+import { integerParser } from '../../core/parsers.js';
+import { onlineCpus } from '../../core/perf.js';
+import { escapeForTerminal } from '../../core/output/format.js';
+import { readComm } from '../../core/process.js';
+import { SKELETON } from '../../generated/profile.js';
+import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
+import { ProfileCollector } from './collect.js';
+import { flameStacks, foldedLines, profileFigures, profileNotes, profileRecord, writeTable } from './views.js';
+import { PROFILE } from '../common/figures.js';
+import { flameGraphSvg } from './flamegraph.js';
+
+export interface ProfileOptions {
+  frequency: number;
+  top: number;
+  folded?: boolean;
+  svg?: string;
+  userOnly?: boolean;
+  kernelOnly?: boolean;
+}
+
+const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling frequency in Hz', example: '99' });
+const parseTop = integerParser('--top', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '20' });
+
+/** What --svg writes, and so the only kind of file it replaces. */
+const FLAME_GRAPH: OutputKind = {
+  flag: '--svg',
+  what: 'an SVG file',
+  recognise: (head) => /^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]/.test(head),
+};
+
+export default defineTool<ProfileOptions>({
+  name: 'profile',
+  summary: 'CPU profile by sampling user and kernel stacks: top stacks, folded stacks, SVG flame graph',
+  honours: ['pid', 'command', 'duration'],
+  whyNot: { interval: 'a profile is one report, at the end' },
+  textOnly: ['top'],
+  help: `Examples:
+  rbtrace profile -p 1234 -d 10                 top stacks of a running process over 10 s
+  rbtrace profile --svg cpu.svg -- make -j2     a flame graph of a build (open cpu.svg in a browser)
+  rbtrace profile -F 99 --folded -d 5 > out.folded    folded stacks: flamegraph.pl, speedscope, inferno
+  rbtrace profile -d 5                          every process on every CPU`,
+  options(cmd: Command) {
+    cmd
+      .addOption(new Option('-F, --frequency <hz>', 'samples a second, per CPU').argParser(parseHz).default(DEFAULT_HZ))
+      .addOption(new Option('--top <n>', 'stacks shown in the table').argParser(parseTop).default(10))
+      .option('--folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
+      .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
+      .option('--user-only', 'user stacks only')
+      .option('--kernel-only', 'kernel stacks only');
+  },
+  kernels: { best: '5.10 perf_event' },
+  figures: PROFILE,
+  probe: () => probePaths(SKELETON, pathsFor(DEFAULT_HZ)),
+  run(ctx, opts) {
+    if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
+    if (opts.folded && ctx.out.json) throw new UsageError('--folded and --json cannot be used together', 'pick one output');
+    const hz = opts.frequency;
+    const { obj } = ctx.load(loadSpec(hz, opts));
+    const collector = new ProfileCollector(obj, Boolean(opts.kernelOnly));
+    ctx.ringBuffer(obj, 'new_pids', (rec) => collector.onNewPid(rec));
+    const started = Date.now();
+    const cpus = onlineCpus().length;
+    const what = ctx.target.pid ? `pid ${ctx.target.pid}${readComm(ctx.target.pid) ? ` (${readComm(ctx.target.pid)})` : ''}`
+      : ctx.target.command ? 'the command and its children' : 'all processes';
+    if (!ctx.out.json && !opts.folded) {
+      ctx.out.line(`Sampling ${escapeForTerminal(what)} at ${hz} Hz on ${cpus} CPUs, ${opts.userOnly ? 'user' : opts.kernelOnly ? 'kernel' : 'user + kernel'} stacks... ${ctx.opts.duration ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+    }
+
+    ctx.session.onFinish(() => {
+      const seconds = (Date.now() - started) / 1000;
+      const profile = collector.read();
+      ctx.report(profileFigures(profile));
+      if (opts.svg !== undefined) {
+        const svg = flameGraphSvg(flameStacks(profile), {
+          title: `rbtrace profile: ${what}`,
+          subtitle: `${profile.samples} samples at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
+        });
+        writeOutputFile(opts.svg, svg, FLAME_GRAPH);
+      }
+      if (ctx.out.json) {
+        ctx.out.record(profileRecord(profile, { time: new Date(), hz, cpus, seconds }));
+        return;
+      }
+      if (opts.folded) for (const line of foldedLines(profile)) ctx.out.line(line);
+      else writeTable(ctx.out.line.bind(ctx.out), ctx.color, profile, opts.top);
+      const sym = collector.sym;
+      for (const n of profileNotes(profile, { kernelHidden: !opts.userOnly && sym.kernelSymbols.unavailable, svg: opts.svg })) ctx.log.warn(n);
+      for (const [file, why] of sym.failures) ctx.log.verbose(escapeForTerminal(`no symbols from ${file}: ${why}`));
+    });
+  },
+});
