@@ -2,9 +2,10 @@
 /* synqueue: SYN and accept queue fill of every TCP listener.
  *
  * Two kinds of data:
- *  - a snapshot of every listener (iter/tcp: queue lengths, limits, the
- *    kernel's per-socket drop counter, the socket inode), read by user space
- *    once per interval;
+ *  - a snapshot of every listener (iter/task_file over every process's
+ *    open files, with the owner; else iter/tcp per namespace: queue lengths,
+ *    limits, the kernel's per-socket drop counter, the socket inode), read
+ *    by user space once per interval;
  *  - samples and counts between snapshots, per listener (keyed by the
  *    listener's struct sock address) in a per-CPU hash that user space drains:
  *      a connection joining a listener's accept queue: max lengths, the
@@ -22,7 +23,7 @@
  *
  * SYN-time overflows are dropped without a kfree_skb reason (the SYN is
  * "consumed"), so without conn_request probes user space infers them from
- * the listener's sk_drops (see synqueue.ts).
+ * the listener's sk_drops (model.ts, buildRow).
  *
  * No rbtrace_wanted() here: these programs run in softirq context, where the
  * current task means nothing; -p filters listeners by owner in user space.
@@ -39,7 +40,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__type(key, struct listener_key);
 	__type(value, struct listener_stats);
 } stats SEC(".maps");
 
@@ -68,7 +69,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
+	__type(key, struct listener_key);
 	__type(value, struct listener_last);
 } last SEC(".maps");
 
@@ -80,7 +81,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SYNQUEUE_OWNERLESS_MAX);
-	__type(key, __u64);
+	__type(key, struct listener_key);
 	__type(value, struct ownerless_hint);
 } ownerless SEC(".maps");
 

@@ -1,10 +1,18 @@
-/* synqueue: structs shared by synqueue.bpf.c and src/tools/synqueue.ts
- * (whose layouts are generated from this object's BTF at build time). */
+/* synqueue: structs shared by synqueue.bpf.c and src/tools/synqueue/
+ * (whose layouts are generated from this object's BTF at build time). A
+ * listener's struct sock address is its identity on both sides: tagged
+ * RBTRACE_BIG, it reaches TypeScript as an exact bigint. */
 #ifndef SYNQUEUE_H
 #define SYNQUEUE_H
 
 #define SYNQUEUE_HIST_SLOTS 32
 #define SYNQUEUE_TCP_LISTEN 10
+
+/* The key of the maps kept per listener (stats, last, ownerless): its
+ * struct sock address, the same 8 bytes as a __u64. */
+struct listener_key {
+	__u64 sk RBTRACE_BIG;
+};
 
 /* Per listener (key: the listener's struct sock address), per CPU, between
  * two reports: user space drains the map each interval. Fields named *max*
@@ -24,7 +32,7 @@ struct listener_stats {
 /* --hist: accept queue length at each enqueue, per listener and limit (as
  * bcc's tcpsynbl keys by backlog limit). */
 struct hist_key {
-	__u64 sk;
+	__u64 sk RBTRACE_BIG;
 	__u32 limit;
 	__u32 pad;
 };
@@ -36,7 +44,7 @@ struct hist_value {
 /* One record per listening socket, written by the iter/tcp program (its own
  * namespace) and by the iter/task_file one (every namespace, with owner). */
 struct listener_info {
-	__u64 sk;
+	__u64 sk RBTRACE_BIG;
 	__u64 ino;            /* socket inode: matched against /proc/PID/fd */
 	__u32 family;
 	__u32 port;
@@ -56,7 +64,7 @@ struct listener_info {
  * each walk): it reports a listener only when something user space keeps
  * of it changed since the walk that last reported it (listener_last), unless
  * `full`. `seen` counts the distinct listeners the walk passed, so user space
- * can tell that none it knows has gone (see collect.ts, delta walks). */
+ * can tell that none it knows has gone (listener-table.ts, checkDelta). */
 struct walk_ctl {
 	__u32 gen;            /* this walk's number (never 0) */
 	__u32 full;           /* report every listener */
@@ -92,7 +100,7 @@ enum sq_event_kind {
 /* --events: one per overflow/drop seen one by one. */
 struct sq_event {
 	__u64 ts_ns;
-	__u64 sk;
+	__u64 sk RBTRACE_BIG;
 	__u32 kind;
 	__u32 reason;         /* enum skb_drop_reason, 0 when from conn_request */
 	__u32 family;

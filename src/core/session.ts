@@ -56,6 +56,7 @@ export class Session {
   private readonly resources: Closeable[] = [];
   private readonly ringBuffers: RingBuffer[] = [];
   private readonly intervalHandlers: (() => void)[] = [];
+  private defaultIntervalSec?: number;
   private readonly finishHandlers: ((reason: StopReason) => void)[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private stopReason?: StopReason;
@@ -99,9 +100,13 @@ export class Session {
     return rb;
   }
 
-  /** Called every -i seconds (if -i was given). */
-  onInterval(fn: () => void): void {
+  /**
+   * Called every -i seconds: if -i was given, or else every `defaultSec`
+   * when the tool reports periodically by default (synqueue: each second).
+   */
+  onInterval(fn: () => void, defaultSec?: number): void {
     this.intervalHandlers.push(fn);
+    if (defaultSec !== undefined) this.defaultIntervalSec = defaultSec;
   }
 
   /** Called once at the end, for the final summary (not if stdout is gone). */
@@ -156,8 +161,9 @@ export class Session {
     this.timers.push(setInterval(() => {}, 1 << 30));
 
     const { durationSec, intervalSec } = this.opts;
-    if (intervalSec !== undefined && this.intervalHandlers.length) {
-      this.timers.push(setInterval(() => this.safely(() => this.intervalHandlers.forEach((fn) => fn())), intervalSec * 1000));
+    const everySec = intervalSec ?? this.defaultIntervalSec;
+    if (everySec !== undefined && this.intervalHandlers.length) {
+      this.timers.push(setInterval(() => this.safely(() => this.intervalHandlers.forEach((fn) => fn())), everySec * 1000));
     }
     if (durationSec !== undefined) {
       // With -i, let the last interval's report land before the end.

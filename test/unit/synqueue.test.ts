@@ -2,7 +2,8 @@
 // put together from snapshots and probe counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAddr, formatListener, parsePorts, synLimit, buildRow, formatNetstat } from '../../src/tools/synqueue.js';
+import { formatAddr, formatListener, parsePorts, synLimit, buildRow } from '../../src/tools/synqueue/model.js';
+import { formatNetstat } from '../../src/tools/synqueue/views.js';
 import { readNetCounters } from '../../src/core/netstat.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -138,7 +139,7 @@ test('top listeners: overflows, drops, then fill; partial selection equals a ful
 });
 
 test('the table escapes names from the system and marks namespaces only when several show', async () => {
-  const { renderTableReport } = await import('../../src/tools/synqueue.js');
+  const { renderTableReport } = await import('../../src/tools/synqueue/views.js');
   const { Chalk } = await import('chalk');
   const ctx = { color: new Chalk({ level: 0 }) };
   const row = (netns: number, comm: string) => ({ ...buildRow(snap({ netns }), undefined, counts(), true, sys, true, { pid: 42, comm }) });

@@ -1,7 +1,7 @@
 // The exporter's sources: one per tool (src/core/metrics/source.ts), each
 // loading that tool's BPF object once and turning what the tool's maps hold
 // into metric families. A tool converted to the one shape keeps its source in
-// src/tools/<name>/metrics.ts (syscount's); the rest are still here.
+// src/tools/<name>/metrics.ts (syscount's, synqueue's); the rest are still here.
 import type { Loaded } from '../../core/paths.js';
 import { lostEvents } from '../../core/ringbuf.js';
 import { findRubyBinary } from '../../core/uprobes.js';
@@ -9,18 +9,15 @@ import { hasBpfCookie } from '../../core/usdt-pids.js';
 import type { BinaryFile } from '../../core/procfiles.js';
 import type { BpfObject } from '../../core/object.js';
 import { RubyDiscovery, hasRubyGcProbes } from './rubies.js';
-import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
 import { execsnoopSource } from '../execsnoop/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
-import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
-import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
+import { synqueueSource } from '../synqueue/metrics.js';
 import { Target } from '../../core/target.js';
 import type { CgroupDir } from '../../core/cgroup.js';
 import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from '../gcstat.js';
-import * as synqueueGen from '../../generated/synqueue.js';
 import * as gcGen from '../../generated/gcstat.js';
 import { scalarLayout } from '../../core/layout.js';
 import { RbtraceError } from '../../core/errors.js';
@@ -34,38 +31,6 @@ function lostOf(loaded: Loaded): () => number {
   const map = loaded.obj.map('rbtrace_lost');
   return () => lostEvents(map);
 }
-
-// ---- synqueue ---------------------------------------------------------------
-
-/**
- * synqueue's own collector (synqueue/collect.ts): every network namespace
- * with a process in it, each listener's row as `rbtrace synqueue` shows it.
- */
-export const synqueueSource: SourceFactory = ({ load, scope, maxSeries }) => {
-  // Unscoped: --cgroup is applied to each listener's owner in user space (below).
-  const loaded = load({ skeleton: synqueueGen.SKELETON, paths: SYNQUEUE_PATHS }, { unscoped: true });
-  const collector = new SynqueueCollector({
-    ...iteratorLinks(loaded),
-    statsMap: loaded.obj.map('stats'),
-    attach: loaded.path.name,
-    perSyn: PER_SYN.has(loaded.path.name),
-    seesEnqueues: [...ENQUEUE_PROGRAMS].some((p) => loaded.has(p)),
-    // --cgroup: listeners whose owner is in the directory (decided in user
-    // space, as `rbtrace synqueue --cgroup` does: its probes run in softirq).
-    cgroup: scope.cgroup?.relative,
-  });
-  collector.collect(); // the first reading sets the baseline
-  // Per label set, kept between scrapes, --max-series applied per listener (exporter/listeners.ts).
-  const series = new ListenerSeries(maxSeries);
-  return {
-    tool: 'synqueue',
-    path: loaded.path.name,
-    degraded: loaded.degraded(),
-    lost: lostOf(loaded),
-    close: () => loaded.obj.close(),
-    collect: () => series.update(collector.collect().listeners),
-  };
-};
 
 // ---- gcstat ---------------------------------------------------------------
 

@@ -1,28 +1,19 @@
-// One TCP listener as synqueue keeps it between intervals (listeners.ts
-// updates it from the walks, collect.ts makes its report row), and its key.
-import type { Counted, ListenerRow, Snapshot, SynSysctls } from './model.js';
+// One TCP listener as synqueue keeps it between intervals: what the walks
+// read (listener-table.ts updates it), and what the report made of it
+// (collect.ts). Kept and updated in place, so a steady node costs no new
+// object per listener per interval.
+import type { Counted, ListenerRow, ListenerSnapshot, SynSysctls } from './model.js';
 
-/**
- * A listener's key: its struct sock address, cut to its low 53 bits so that
- * it is a plain number (cheaper Map keys than strings at 10,000 listeners).
- * Sockets live in the kernel's direct map, whose addresses differ well
- * within those bits (the top ones are the same for all of them).
- */
-export const skKey = (dv: DataView, offset: number): number =>
-  (dv.getUint32(offset + 4, true) & 0x1fffff) * 4294967296 + dv.getUint32(offset, true);
+export type Owner = { pid: number; comm: string };
 
-/**
- * A listener between intervals: its snapshot now, and the figures of the
- * previous snapshot that buildRow() needs. Kept and updated in place, so a
- * steady node costs no new object per listener per interval.
- */
-export interface Entry extends Snapshot {
-  /** Its owner, when the walk of open files found one (filesLink); kept between intervals. */
-  owner: { pid: number; comm: string } | null;
+export interface Entry extends ListenerSnapshot {
+  // ---- kept by the listener table (listener-table.ts) ----
+  /** Its struct sock address: its key in the table and in every per-listener map (exact: RBTRACE_BIG). */
+  readonly sk: bigint;
+  /** Its owner, when the walk of open files found one; kept between intervals. */
+  owner: Owner | null;
   /** The open-files walk reported it (so the BPF side keeps it in `last`), not the iter/tcp walk. */
   viaFiles: boolean;
-  /** The high 32 bits of its struct sock address (skKey keeps 21 of them): `last`'s key. */
-  skHi: number;
   /** Not in the previous snapshot (born during the interval). */
   fresh: boolean;
   prevAcceptQueue: number;
@@ -30,15 +21,19 @@ export interface Entry extends Snapshot {
   prevSkDrops: number;
   /** Snapshot number that last saw it. */
   gen: number;
+
+  // ---- kept by the report (collect.ts) ----
   /** The row last reported for it: shown again while its figures do not change (sameRow). */
   row: ListenerRow | undefined;
-  /** Its namespace's tally (one object per namespace, kept: no Map lookup per row). */
-  space: NsTally;
+  /** Its namespace's tally (one object per namespace, kept: no Map lookup per row); set by the first report that selects it. */
+  space: NsTally | undefined;
   /** What the probes counted for it this interval (QUIET: nothing), set from the drained map. */
   counts: Counted;
   /** The owner object its container was looked up for, and that container (a lookup per owner change, not per row). */
-  ctrOwner: { pid: number; comm: string } | null;
+  ctrOwner: Owner | null;
   ctr: { cgroup: string | undefined; container: string | null } | undefined;
+  /** What --hist and --events call it (address:port, and the namespace when not rbtrace's own), once a report selected it. */
+  label: string | undefined;
 }
 
 /**
@@ -50,12 +45,4 @@ export interface Entry extends Snapshot {
 export interface NsTally {
   sys: SynSysctls | undefined;
   rows: number;
-}
-
-/** A listener's struct sock address as a map key (8 bytes), from its key's low bits and skHi. */
-export function sockKey(sk: number, skHi: number): Uint8Array {
-  const key = new DataView(new ArrayBuffer(8));
-  key.setUint32(0, sk % 4294967296, true);
-  key.setUint32(4, skHi, true);
-  return new Uint8Array(key.buffer);
 }

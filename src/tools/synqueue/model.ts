@@ -6,9 +6,8 @@ import { UsageError } from '../../core/errors.js';
 
 export const AF_INET6 = 10;
 
-/** One listener as the iterator saw it (sk: its struct sock address, as skKey() in synqueue/collect.ts makes it). */
-export interface Snapshot {
-  sk: number;
+/** One listener's figures as the last walk read them (its identity, the struct sock address, is the table's: listener-table.ts Entry). */
+export interface ListenerSnapshot {
   ino: number;
   /** Inode of the network namespace the iterator walked. */
   netns: number;
@@ -63,6 +62,23 @@ export interface ListenerRow {
   enqueued: number | null;
   /** true when overflows were inferred from sk_drops (no per-SYN probe). */
   overflows_inferred?: boolean;
+}
+
+/** One overflow or drop, as --events prints it (a ring-buffer record, or counts inferred from sk_drops). */
+export interface EventRecord {
+  time: string;
+  event: 'overflow' | 'drop';
+  listener: string;
+  addr: string;
+  port: number;
+  remote_addr: string | null;
+  remote_port: number | null;
+  reason: string | null;
+  accept_queue: number;
+  accept_limit: number;
+  syn_queue: number;
+  count?: number;
+  inferred?: boolean;
 }
 
 /** One network namespace of a report. */
@@ -148,7 +164,7 @@ export interface SynSysctls {
  * Combine a listener's snapshot now, its snapshot at the start of the
  * interval, and what the probes counted in between, into one report row.
  */
-export function buildRow(now: Snapshot, prev: Pick<Snapshot, 'acceptQueue' | 'synQueue' | 'skDrops'> | undefined, c: Counted, perSyn: boolean,
+export function buildRow(now: ListenerSnapshot, prev: Pick<ListenerSnapshot, 'acceptQueue' | 'synQueue' | 'skDrops'> | undefined, c: Counted, perSyn: boolean,
   sys: SynSysctls, seesEnqueues = true, owner: { pid: number; comm: string } | null = null, container: string | null = null): ListenerRow {
   const acceptMax = Math.max(c.acceptMax, now.acceptQueue, prev?.acceptQueue ?? 0);
   const synMax = Math.max(c.synMax, now.synQueue, prev?.synQueue ?? 0);
@@ -219,7 +235,7 @@ export function sameRow(a: ListenerRow, b: ListenerRow): boolean {
  * whenever that is not certain (the caller then builds the row). The unit
  * test checks it against sameRow(row, buildRow(...)) over many inputs.
  */
-export function quietRowHolds(now: Snapshot, prev: Pick<Snapshot, 'acceptQueue' | 'synQueue' | 'skDrops'> | undefined, c: Counted, row: ListenerRow | undefined,
+export function quietRowHolds(now: ListenerSnapshot, prev: Pick<ListenerSnapshot, 'acceptQueue' | 'synQueue' | 'skDrops'> | undefined, c: Counted, row: ListenerRow | undefined,
   perSyn: boolean, sys: SynSysctls, seesEnqueues: boolean, owner: { pid: number; comm: string } | null, container: string | null): boolean {
   if (row === undefined || prev === undefined || c !== QUIET) return false;
   if (now.acceptQueue !== prev.acceptQueue || now.synQueue !== prev.synQueue || now.skDrops !== prev.skDrops) return false;

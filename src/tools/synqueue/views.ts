@@ -1,19 +1,18 @@
-// synqueue's views of a SynqueueReport: the table (default), live charts,
-// NDJSON, one line per event, and the --hist histograms on exit. Every
+// synqueue's views of a SynqueueReport (collect.ts): the table (default),
+// live charts, NDJSON, one line per event, and the --hist histograms on
+// exit. No map access here: everything comes in as reports and rows. Every
 // string that comes from the system (comm, container, namespace names, drop
 // reasons) goes through escapeForTerminal() before a terminal sees it.
 import type { ToolContext } from '../../core/tool.js';
 import type { CommonOptions } from '../../core/options.js';
-import { possibleCpus, type BpfMap } from '../../core/maps.js';
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { ColumnPrinter, type Align } from '../../core/output/table.js';
 import type { ChalkInstance } from 'chalk';
 import { escapeForTerminal as esc } from '../../core/output/format.js';
 import { jsonText, ndjson } from '../../core/output/json.js';
 import { LiveChart } from '../../core/output/chart.js';
-import { hist_value_layout as histLayout } from '../../generated/synqueue.js';
-import { AF_INET6, formatListener, labelOf, topRows, type ListenerRow, type SynqueueReport } from './model.js';
-import { skKey } from './collect.js';
+import { AF_INET6, formatListener, labelOf, topRows, type EventRecord, type ListenerRow, type SynqueueReport } from './model.js';
+import type { QueueHistogram } from './collect.js';
 
 export interface SynqueueViewOptions {
   chart?: boolean;
@@ -22,22 +21,6 @@ export interface SynqueueViewOptions {
   demo?: boolean;
   port?: number[];
   all?: boolean;
-}
-
-export interface EventRecord {
-  time: string;
-  event: 'overflow' | 'drop';
-  listener: string;
-  addr: string;
-  port: number;
-  remote_addr: string | null;
-  remote_port: number | null;
-  reason: string | null;
-  accept_queue: number;
-  accept_limit: number;
-  syn_queue: number;
-  count?: number;
-  inferred?: boolean;
 }
 
 export interface View {
@@ -250,26 +233,12 @@ class ChartView {
   }
 }
 
-export function printHist(ctx: ToolContext, map: BpfMap, labels: Map<number, string>): void {
-  const slot = (histLayout.size + 7) & ~7;
-  const entries: { sk: number; limit: number; slots: number[] }[] = [];
-  for (const k of map.keysRaw()) {
-    const v = map.lookupRaw(k);
-    if (!v) continue;
-    const kd = new DataView(k.buffer, k.byteOffset, k.byteLength);
-    const vd = new DataView(v.buffer, v.byteOffset, v.byteLength);
-    const slots = new Array<number>(32).fill(0);
-    for (let cpu = 0; cpu < possibleCpus(); cpu++) {
-      const h = histLayout.decode(vd, cpu * slot);
-      h.slots.forEach((n, i) => (slots[i] += n));
-    }
-    entries.push({ sk: skKey(kd, 0), limit: kd.getUint32(8, true), slots });
-  }
-  const shown = entries.filter((e) => labels.has(e.sk)); // only listeners the filters selected
+/** --hist on exit: one log2 histogram per selected listener and accept limit. */
+export function printHist(ctx: ToolContext, shown: QueueHistogram[]): void {
   if (ctx.opts.json) {
     ctx.out.record({
       time: new Date().toISOString(),
-      histograms: shown.map((e) => ({ listener: labels.get(e.sk), accept_limit: e.limit, accept_queue: log2HistToJson(e.slots) })),
+      histograms: shown.map((e) => ({ listener: e.listener, accept_limit: e.limit, accept_queue: log2HistToJson(e.slots) })),
     });
     return;
   }
@@ -278,7 +247,7 @@ export function printHist(ctx: ToolContext, map: BpfMap, labels: Map<number, str
     return;
   }
   for (const e of shown) {
-    ctx.out.line(`\nlistener ${labels.get(e.sk)}  backlog_max = ${e.limit}`);
+    ctx.out.line(`\nlistener ${e.listener}  backlog_max = ${e.limit}`);
     ctx.out.write(formatLog2Hist(e.slots, 'backlog'));
   }
 }

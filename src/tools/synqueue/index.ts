@@ -1,31 +1,28 @@
 // synqueue: SYN and accept queue fill of every TCP listener, in every network
 // namespace, live.
 //
-// Each interval: a BPF iterator snapshot of every listener (queue lengths and
-// limits now, the kernel's per-socket drop counter) in each network
-// namespace, plus what the probes of src/bpf/synqueue.bpf.c counted per
-// listener since the last report (the longest queues seen, overflows, drops,
-// SYN cookies, SYN-ACK retransmits), plus each namespace's TcpExt deltas.
-// The pieces: synqueue/model.ts (the report type, pure), synqueue/collect.ts
-// (one call, one report), synqueue/proc.ts (/proc and tracefs readers),
-// synqueue/views.ts (table, chart, JSON, events, --hist). See man rbtrace-synqueue.
+// Each interval: a snapshot of every listener (queue lengths and limits now,
+// the kernel's per-socket drop counter) from BPF iterators, plus what the
+// probes of src/bpf/synqueue.bpf.c counted per listener since the last
+// report (the longest queues seen, overflows, drops, SYN cookies, SYN-ACK
+// retransmits), plus each namespace's TcpExt deltas. probe.ts loads it;
+// collect.ts makes each report (listener-table.ts keeps the listeners,
+// model.ts does the arithmetic of a row); views.ts prints it. See man
+// rbtrace-synqueue.
 import { Option, type Command } from 'commander';
-import { defineTool } from '../core/tool.js';
-import { probePaths, type AttachPath, type OptionalProgram } from '../core/paths.js';
-import { RbtraceError, UsageError } from '../core/errors.js';
-import { resolveNetnsArg, type Netns } from '../core/netns.js';
-import { releaseFreedMemory } from '../core/memory.js';
-import { formatAddr, formatListener, parsePorts, AF_INET6 } from './synqueue/model.js';
-import { SynqueueCollector, iteratorLinks, skKey } from './synqueue/collect.js';
-import { descendants, dropReasonName, kfreeSkbHasRxSk } from './synqueue/proc.js';
-import { makeView, printHist } from './synqueue/views.js';
-import { sq_event_layout as eventLayout, ENUMS, SKELETON, type ProgramName } from '../generated/synqueue.js';
-import { SynqueueDemo } from './synqueue/demo.js';
-import { SYNQUEUE } from './common/figures.js';
-
-export { formatAddr, formatListener, parsePorts, synLimit, buildRow, type ListenerRow, type SynqueueReport } from './synqueue/model.js';
-export { formatNetstat, renderTableReport } from './synqueue/views.js';
-export { SynqueueCollector } from './synqueue/collect.js';
+import { defineTool } from '../../core/tool.js';
+import { probePaths } from '../../core/paths.js';
+import { RbtraceError, UsageError } from '../../core/errors.js';
+import { resolveNetnsArg, type Netns } from '../../core/netns.js';
+import { releaseFreedMemory } from '../../core/memory.js';
+import { parsePorts } from './model.js';
+import { SynqueueCollector } from './collect.js';
+import { descendants, kfreeSkbHasRxSk } from './proc.js';
+import { makeView, printHist } from './views.js';
+import { SKELETON } from '../../generated/synqueue.js';
+import { SynqueueDemo } from './demo.js';
+import { ATTACH_PATHS, loadSpec, sightOf, walkLinks } from './probe.js';
+import { SYNQUEUE } from '../common/figures.js';
 
 export interface SynqueueOptions {
   port?: number[];
@@ -39,64 +36,6 @@ export interface SynqueueOptions {
   netns?: Netns[];
   all?: boolean;
 }
-
-const TAIL: ProgramName[] = ['tpb_kfree_skb', 'tpb_synack'];
-const CLASSIC: ProgramName[] = ['tp_kfree_skb', 'tp_synack'];
-/** iter/task_file (5.8+): every namespace's listeners and owners in one walk (synqueue/listeners.ts). */
-const FILES_ITER: OptionalProgram<typeof SKELETON> = {
-  program: 'dump_listener_files',
-  without: 'listeners found by one iter/tcp walk per network namespace, owners by a /proc/PID/fd scan',
-};
-/** iter/bpf_map_elem (5.9+, as iter/tcp): listeners no process holds, read again by address; attached to its map once loaded. */
-const OWNERLESS_ITER: OptionalProgram<typeof SKELETON> = {
-  program: 'dump_ownerless',
-  without: 'listeners no process holds: found by walking rbtrace\'s network namespace every interval',
-  attachedByTool: true,
-};
-const dataReady = (program: ProgramName): OptionalProgram<typeof SKELETON> => ({
-  program,
-  without: 'accept queue max = the most the per-interval snapshots saw, enqueued = null, overflows inferred from sk_drops',
-});
-
-/**
- * Best first. The iterator is in every path: it is the snapshot. fentry and
- * kprobe see each enqueue at inet_csk_complete_hashdance(); the tracepoint paths
- * through sock:sk_data_ready, which kernels before 6.2 lack: there it is
- * optional (see ENQUEUE_PROGRAMS). The other iterators only make the
- * snapshot cheaper.
- */
-export const ATTACH_PATHS: AttachPath<typeof SKELETON>[] = [
-  {
-    name: 'fentry',
-    programs: ['dump_listeners', 'fe_syn4', 'fe_syn6', 'fe_enqueue', ...TAIL],
-    optional: [FILES_ITER, OWNERLESS_ITER],
-    note: 'fentry on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + tp_btf kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp',
-  },
-  {
-    name: 'kprobe',
-    programs: ['dump_listeners', 'kp_syn4', 'kp_syn6', 'kp_enqueue', ...CLASSIC],
-    optional: [FILES_ITER, OWNERLESS_ITER],
-    note: 'kprobes on tcp_v{4,6}_conn_request (every SYN) and inet_csk_complete_hashdance (every enqueue) + skb/tcp tracepoints + iter/task_file (every namespace, 5.8+) and iter/tcp',
-  },
-  {
-    name: 'tp_btf',
-    programs: ['dump_listeners', ...TAIL],
-    optional: [dataReady('tpb_data_ready'), FILES_ITER, OWNERLESS_ITER],
-    note: 'tp_btf sk_data_ready (6.2+)/kfree_skb/tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
-  },
-  {
-    name: 'tracepoint',
-    programs: ['dump_listeners', ...CLASSIC],
-    optional: [dataReady('tp_data_ready'), FILES_ITER, OWNERLESS_ITER],
-    note: 'sock:sk_data_ready (6.2+), skb:kfree_skb, tcp:tcp_retransmit_synack + iter/task_file (every namespace, 5.8+) and iter/tcp; SYN-time overflows inferred from sk_drops, no per-listener SYN cookie count',
-  },
-];
-
-/** Programs that see each connection join an accept queue (max lengths, enqueued, --hist). */
-export const ENQUEUE_PROGRAMS = new Set<ProgramName>(['fe_enqueue', 'kp_enqueue', 'tpb_data_ready', 'tp_data_ready']);
-
-/** Paths that see every SYN (so count overflows and cookies one by one). */
-export const PER_SYN = new Set(['fentry', 'kprobe']);
 
 function collectNetns(text: string, prev: Netns[] = []): Netns[] {
   const ns = resolveNetnsArg(text);
@@ -156,14 +95,9 @@ export default defineTool<SynqueueOptions>({
       ports = new Set(demo.ports);
     }
 
-    const loaded = ctx.load({
-      skeleton: SKELETON,
-      paths: ATTACH_PATHS,
-      rodata: { want_events: Boolean(opts.events), want_hist: Boolean(opts.hist) },
-    });
-    const perSyn = PER_SYN.has(loaded.path.name);
-    const seesEnqueues = [...ENQUEUE_PROGRAMS].some((p) => loaded.has(p));
-    if (!seesEnqueues) {
+    const loaded = ctx.load(loadSpec({ events: opts.events, hist: opts.hist }));
+    const sight = sightOf(loaded);
+    if (!sight.seesEnqueues) {
       // A tracepoint path on a kernel without sock:sk_data_ready (before 6.2).
       if (opts.hist) {
         throw new RbtraceError(`--hist needs to see each connection join an accept queue, which attach path ${loaded.path.name} cannot on this kernel (no sock:sk_data_ready tracepoint)`,
@@ -190,12 +124,10 @@ export default defineTool<SynqueueOptions>({
     // below. Here, unlike the per-task tools, this is decided in user space:
     // the probes run in softirq context (the current task is whoever the
     // packet interrupted) and a listener is a socket, not a task.
-    const collector = new SynqueueCollector({
-      ...iteratorLinks(loaded), statsMap: loaded.obj.map('stats'), attach: loaded.path.name, perSyn, seesEnqueues,
+    const collector = new SynqueueCollector(loaded.obj, walkLinks(loaded), sight, {
       netns: opts.netns, ports, family: opts.ipv4 ? 'ipv4' : opts.ipv6 ? 'ipv6' : undefined,
       wantedPids, cgroup: ctx.target.cgroup?.relative, labels: Boolean(opts.hist || opts.events),
     });
-    const labels = collector.labels;
     releaseFreedMemory(); // libbpf's load-time BTF parsing
 
     let lastReport = Date.now();
@@ -209,51 +141,22 @@ export default defineTool<SynqueueOptions>({
       releaseFreedMemory();
     };
 
-    const view = makeView(ctx, opts, perSyn);
+    const view = makeView(ctx, opts, sight.perSyn);
 
     if (opts.events) {
-      const EF = eventLayout.fields;
       const narrowed = Boolean(opts.netns || ctx.target.cgroup);
       ctx.ringBuffer(loaded.obj, 'events', (rec) => {
-        const e = eventLayout.decode(rec);
-        const port = e.lport;
-        if (ports && !ports.has(port)) return;
-        if (opts.ipv4 && e.family === AF_INET6) return;
-        if (opts.ipv6 && e.family !== AF_INET6) return;
-        const sk = skKey(rec, EF.sk.offset);
-        // --netns and --cgroup select listeners by namespace and owner, which
-        // the collector knows: an event counts once its listener was selected.
-        if (narrowed && !labels.has(sk)) return;
-        const laddr = formatAddr(e.family, e.laddr);
-        view.event({
-          time: new Date(ctx.session.wallTimeOf(e.ts_ns)).toISOString(),
-          event: e.kind === ENUMS.SQ_OVERFLOW ? 'overflow' : 'drop',
-          listener: labels.get(sk) ?? formatListener(laddr, port, e.family),
-          addr: laddr,
-          port,
-          remote_addr: formatAddr(e.family, e.raddr),
-          remote_port: e.rport,
-          reason: e.reason ? dropReasonName(e.reason) : null,
-          accept_queue: e.accept_queue,
-          accept_limit: e.accept_limit,
-          syn_queue: e.syn_queue,
-        });
+        const e = collector.event(rec, (ns) => ctx.session.wallTimeOf(ns), narrowed);
+        if (e) view.event(e);
       });
     }
 
-    const timer = setInterval(() => {
-      try {
-        report(false);
-      } catch (err) {
-        ctx.session.fail(err);
-      }
-    }, intervalSec * 1000);
-    ctx.session.own({ close: () => clearInterval(timer) });
+    ctx.session.onInterval(() => report(false), intervalSec);
 
     ctx.session.onFinish(() => {
       // A last, partial interval (Ctrl-C, -d): worth a report if it is not empty.
       if (Date.now() - lastReport > 200) report(true);
-      if (opts.hist) printHist(ctx, loaded.obj.map('hist'), labels);
+      if (opts.hist) printHist(ctx, collector.histograms());
       const w = collector.walks;
       if (w.delta + w.full) ctx.log.verbose(`open-files walks: ${w.delta} delta (${w.redone} of them redone in full), ${w.full} full`);
       if (w.ownWalks + w.ownByAddress) ctx.log.verbose(`listeners no process holds: ${w.ownWalks} walks of this namespace, ${w.ownByAddress} reads by address`);
