@@ -68,8 +68,10 @@ test('--save replaces a saved run and an empty file, and leaves no temporary fil
 
 test('--save: a name that becomes something else during the run is not replaced at the end (exit 1, one line)', async () => {
   const target = file('late.json');
-  const r = startRbtrace([SYSCOUNT[0], '--save', target, '-d', '1.5']);
-  await sleep(700);
+  const r = startRbtrace([SYSCOUNT[0], '-v', '--save', target, '-d', '1.5']);
+  // Once attached, the start's check of the name is over (a slow start under
+  // load must not see the file yet): the replacement happens during the run.
+  await r.ready();
   writeFileSync(target, 'written by someone else\n');
   const f = await r.finished;
   assert.equal(f.code, 1, f.stderr);

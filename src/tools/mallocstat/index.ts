@@ -92,7 +92,9 @@ export default defineTool<MallocstatOptions>({
       for (const r of reports) ctx.report(mallocstatDelta(r, probed));
       if (!perProcess && reports.length === 0) reports = [emptyReport(0)];
       const empty = reports.every((r) => r.stats.size === 0);
-      if (final && intervals > 0 && empty && !tracker) return; // nothing since the last interval's report
+      // Nothing since the last interval's report: no empty table, but JSON
+      // readers always get the record that says the run ended.
+      if (final && intervals > 0 && empty && !tracker && !opts.json) return;
       if (!final) intervals++;
       let leakReport = tracker?.read(final);
       if (leakReport && final) for (const w of leakWarnings(leakReport, maxAllocs)) ctx.log.warn(w);
