@@ -2,7 +2,7 @@
 // Attach bench/syscount-floor.bpf.o's empty programs until SIGINT/SIGTERM.
 //   node bench/syscount-floor.mjs OBJECT exit|both
 // Prints "ready" on stdout once attached. Uses the SDK from dist/.
-import { BpfObject } from '../dist/src/core/object.js';
+import { BpfObject } from '../dist/src/core/bpf/object.js';
 
 const [object, which = 'exit'] = process.argv.slice(2);
 const programs = which === 'both' ? ['floor_enter', 'floor_exit'] : ['floor_exit'];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile every src/bpf/*.bpf.c to a CO-RE object once per target
 # architecture, build/bpf/x86/ and build/bpf/arm64/ (the package ships both;
-# src/core/arch.ts picks one by process.arch), and generate its TypeScript
+# src/core/bpf/arch.ts picks one by process.arch), and generate its TypeScript
 # bindings (struct layouts, .rodata offsets) from the object's BTF into
 # src/generated/. Needs clang, bpftool and a kernel BTF per architecture (for
 # its vmlinux.h) at build time only; the objects then load on any kernel of
@@ -75,7 +75,7 @@ for arch in $ARCHES; do
     else
       gen=build/tmp/$arch-$name.ts
     fi
-    if [ ! -f "$gen" ] || [ "$obj" -nt "$gen" ] || [ -n "$(find src/core/skeleton src/core/elf.ts scripts/gen-bindings.mjs -newer "$gen" 2>/dev/null | head -1)" ]; then
+    if [ ! -f "$gen" ] || [ "$obj" -nt "$gen" ] || [ -n "$(find src/core/skeleton src/core/elf/elf.ts scripts/gen-bindings.mjs -newer "$gen" 2>/dev/null | head -1)" ]; then
       node scripts/gen-bindings.mjs "$obj" "$header" "$gen" 2>/dev/null
     fi
     if [ -n "$first" ] && ! cmp -s "$gen" "src/generated/$name.ts"; then

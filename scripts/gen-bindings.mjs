@@ -28,7 +28,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'src/core/skeleton/gen.ts');
 const bundled = join(root, 'build/tmp/skeleton-gen.mjs');
 const mtime = (p) => { try { return statSync(p).mtimeMs; } catch { return 0; } };
-if (mtime(bundled) < Math.max(mtime(entry), mtime(join(root, 'src/core/elf.ts')))) {
+if (mtime(bundled) < Math.max(mtime(entry), mtime(join(root, 'src/core/elf/elf.ts')))) {
   mkdirSync(dirname(bundled), { recursive: true });
   await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: bundled, logLevel: 'error',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });

@@ -9,7 +9,7 @@
 // unsigned one gzip'd), x86's bzImage (an xz/gzip/zstd-compressed ELF vmlinux
 // inside). We find the BTF header (magic 0xeB9F, version 1, 24-byte header)
 // in the image or in its decompressed payload and cut the blob out by the
-// header's lengths. Prints the fingerprint src/core/btf.ts compares before it
+// header's lengths. Prints the fingerprint src/core/bpf/btf.ts compares before it
 // uses a minimized BTF: release, GNU build id, BTF size. The build id is the
 // kernel's own note (the one just before .BTF: the vDSOs carry notes too,
 // earlier in the image).

@@ -4,7 +4,7 @@
 # ~5 MiB). libbpf parses the kernel's BTF on every load, in two copies; with
 # this file (given as btf_custom_path, and only when the running kernel is the
 # one it was made from: same release, build id and BTF size, see
-# src/core/btf.ts) a tool that needs no other kernel BTF starts faster and
+# src/core/bpf/btf.ts) a tool that needs no other kernel BTF starts faster and
 # ~11 MiB smaller.
 #
 # Only for the build machine's own architecture (build/bpf/x86/ or

@@ -8,9 +8,9 @@ export {
   secondsParser, integerParser, pidParser, uidParser, errnoParser, portParser, portListParser,
   MAX_TIMER_SECONDS, PID_MAX_LIMIT, type Parser,
 } from './core/parsers.js';
-export { resolveFunction, findRubyBinary, loadUserProbes, probeUserProbes, type ResolvedFunction, type UserProbeSpec } from './core/uprobes.js';
-export { PerProcessUsdt, hasBpfCookie, type PerProcessOptions } from './core/usdt-pids.js';
-export { hasTaskStorage } from './core/features.js';
+export { resolveFunction, findRubyBinary, loadUserProbes, probeUserProbes, type ResolvedFunction, type UserProbeSpec } from './core/bpf/uprobes.js';
+export { PerProcessUsdt, hasBpfCookie, type PerProcessOptions } from './core/bpf/usdt-pids.js';
+export { hasTaskStorage } from './core/bpf/features.js';
 
 /**
  * The SDK's API version (semver). The stable surface of docs/SDK.md changes

@@ -1,5 +1,5 @@
 /* rbtrace profile: CPU sampling. One program runs at every tick of a
- * software cpu-clock perf event on each CPU (src/core/perf.ts); it counts
+ * software cpu-clock perf event on each CPU (src/core/bpf/perf.ts); it counts
  * the (process, user stack, kernel stack, comm) it interrupted. The frames
  * live in rbtrace_stacks (rbtrace_stacks.bpf.h), the counts in `counts`:
  * user space reads both once, at the end, and symbolizes. A process's first

@@ -6,7 +6,7 @@
  *
  * Attach paths: user functions have only uprobe + uretprobe; user space
  * resolves the symbol (raw or demangled) to a file offset itself
- * (src/core/elf.ts). Several functions at once (--func a,b or a glob): one
+ * (src/core/elf/elf.ts). Several functions at once (--func a,b or a glob): one
  * uprobe pair per function, the entry program told which one by its BPF
  * cookie (5.15+); a single function needs no cookie (5.10 works).
  *

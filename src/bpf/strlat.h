@@ -24,7 +24,7 @@ struct strlat_stats {
 };
 
 /* The longest call of an interval, per CPU, one per function: user space
- * takes the largest over the CPUs (src/core/maps.ts folds a field named
+ * takes the largest over the CPUs (src/core/bpf/maps.ts folds a field named
  * max_ns by max) and zeroes it after reading (a max cannot be diffed). */
 struct strlat_max {
 	__u64 max_ns;

@@ -6,7 +6,7 @@
  *   fentry  fentry/fexit on x64_sys_call (x86_64, kernel 6.9+): the one
  *           function every native 64-bit syscall goes through (nr and return
  *           value are its arguments/result); on arm64 invoke_syscall (the fa_
- *           programs below; src/core/arch.ts names the target). Older x86
+ *           programs below; src/core/bpf/arch.ts names the target). Older x86
  *           kernels have no such function, so the path is skipped there.
  *   tp_btf  the raw_syscalls sys_enter/sys_exit tracepoints as BTF-typed
  *           programs (pt_regs read directly, no helper call);
@@ -404,7 +404,7 @@ int BPF_PROG(fa_count, struct pt_regs *regs, unsigned int scno)
 }
 #else
 /* Elsewhere the same names exist as empty programs that are never loaded
- * (src/core/arch.ts picks fe_* on x86-64), so both architectures' objects
+ * (src/core/bpf/arch.ts picks fe_* on x86-64), so both architectures' objects
  * have one typed skeleton (build-bpf.sh checks they are identical). */
 SEC("fentry")
 int BPF_PROG(fa_enter, struct pt_regs *regs, unsigned int scno) { return 0; }

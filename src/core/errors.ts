@@ -1,6 +1,6 @@
 // Errors a user sees: one line, `rbtrace <tool>: what went wrong (how to fix it)`.
 // Anything that is not an RbtraceError is a bug and shows its stack with --verbose.
-import { errnoName } from './names.js';
+import { errnoName } from './linux/names.js';
 import { escapeForTerminal } from './output/format.js';
 
 export const EXIT_OK = 0;

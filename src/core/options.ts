@@ -6,9 +6,9 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from './errors.js';
 import { integerParser, pidParser, secondsParser, MAX_TIMER_SECONDS } from './parsers.js';
-import { parseUser } from './user.js';
+import { parseUser } from './linux/user.js';
 import { addReportOptions, type ReportOptions } from './report/options.js';
-import { resolveCgroupDir, type CgroupDir } from './cgroup.js';
+import { resolveCgroupDir, type CgroupDir } from './linux/cgroup.js';
 
 export interface CommonOptions extends ReportOptions {
   pid?: number;

@@ -6,7 +6,7 @@
 // exponent, hex or "Infinity", which Number() would all take.
 import { execFileSync } from 'node:child_process';
 import { UsageError } from './errors.js';
-import { errnoNumber } from './names.js';
+import { errnoNumber } from './linux/names.js';
 
 export type Parser<T> = (text: string) => T;
 

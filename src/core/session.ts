@@ -18,9 +18,9 @@
 //   reverse order. Exit status: the command's if there is one (128+N for
 //   signal N), else 0; 1 after an error (a failed write included).
 import type { Output } from './output/stdout.js';
-import type { RingBuffer } from './ringbuf.js';
+import type { RingBuffer } from './bpf/ringbuf.js';
 import type { Target } from './target.js';
-import type { ExitStatus } from './gate.js';
+import type { ExitStatus } from './linux/gate.js';
 import { EXIT_OK, EXIT_RUNTIME, RbtraceError, errorLine } from './errors.js';
 
 export type StopReason = 'duration' | 'interrupt' | 'terminate' | 'hangup' | 'quit' | 'target-exit' | 'pipe-closed' | 'error' | 'done';

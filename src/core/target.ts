@@ -3,14 +3,14 @@
 // tasks in one cgroup v2 directory (--cgroup DIR). The BPF side of this
 // lives in src/bpf/include/rbtrace.bpf.h (rbtrace_wanted()).
 import { closeSync, openSync } from 'node:fs';
-import type { BpfObject, BpfLink } from './object.js';
+import type { BpfObject, BpfLink } from './bpf/object.js';
 import { RbtraceError } from './errors.js';
-import type { CgroupDir } from './cgroup.js';
-import { checkPidExists } from './process.js';
-import { GatedCommand, type ExitStatus } from './gate.js';
+import type { CgroupDir } from './linux/cgroup.js';
+import { checkPidExists } from './linux/process.js';
+import { GatedCommand, type ExitStatus } from './linux/gate.js';
 import { UsageError } from './errors.js';
-import { watchPid, type PidWatch } from './pidwatch.js';
-import { RunAs } from './user.js';
+import { watchPid, type PidWatch } from './linux/pidwatch.js';
+import { RunAs } from './linux/user.js';
 import { DEFINES, type MapName, type ProgramName, type Rodata } from '../generated/rbtrace.js';
 
 // rbtrace.bpf.h's names, in every tool's object: checked against its skeleton.

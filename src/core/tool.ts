@@ -8,14 +8,14 @@ import type { CommonOption, CommonOptions } from './options.js';
 import type { Output } from './output/stdout.js';
 import type { Session } from './session.js';
 import type { Target } from './target.js';
-import { loadWithPaths, type AttachPath, type Loaded } from './paths.js';
-import type { BpfObject } from './object.js';
+import { loadWithPaths, type AttachPath, type Loaded } from './bpf/paths.js';
+import type { BpfObject } from './bpf/object.js';
 import type { AnySkeleton, MapName, RodataOf, RodataVar } from './skeleton/types.js';
 import type { MapName as CommonMapName } from '../generated/rbtrace.js';
 
 /** rbtrace.bpf.h's count of ring-buffer records lost. */
 const LOST_MAP: CommonMapName = 'rbtrace_lost';
-import { RingBuffer, lostEvents } from './ringbuf.js';
+import { RingBuffer, lostEvents } from './bpf/ringbuf.js';
 import type { FigureCollector, FigureSchema } from './report/figures.js';
 
 export interface Logger {

@@ -2,12 +2,12 @@
 // and what each tool would use here.
 import { defineTool, type ToolDefinition } from '../core/tool.js';
 import { libbpf } from '../core/ffi/libbpf.js';
-import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/features.js';
-import { kernelRelease, privileges } from '../core/system.js';
+import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/bpf/features.js';
+import { kernelRelease, privileges } from '../core/linux/system.js';
 import { renderTable, wrapText } from '../core/output/table.js';
 import { escapeForTerminal, styled, term } from '../core/output/format.js';
-import { cgroupLayout, type CgroupLayout } from '../core/cgroup.js';
-import { listNetns } from '../core/netns.js';
+import { cgroupLayout, type CgroupLayout } from '../core/linux/cgroup.js';
+import { listNetns } from '../core/linux/netns.js';
 
 interface DoctorReport {
   kernel: string;

@@ -10,18 +10,18 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
-import { checkBtf, checkPrivileges } from '../core/system.js';
+import { checkBtf, checkPrivileges } from '../core/linux/system.js';
 import { parsePositiveInt } from '../core/options.js';
 import { MetricsServer, parseListen } from '../core/metrics/server.js';
 import { SeriesLimiter, seriesKey } from '../core/metrics/limit.js';
 import type { MetricFamily, Sample } from '../core/metrics/exposition.js';
-import { releaseFreedMemory } from '../core/memory.js';
+import { releaseFreedMemory } from '../core/linux/memory.js';
 import { boundHeap } from './exporter/heap.js';
 import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } from './exporter/sources.js';
 import { SourceSupervisor } from './exporter/supervisor.js';
 import { loadForTarget } from '../core/tool.js';
 import { Target } from '../core/target.js';
-import { resolveCgroupDir, type CgroupDir } from '../core/cgroup.js';
+import { resolveCgroupDir, type CgroupDir } from '../core/linux/cgroup.js';
 
 export interface ExporterOptions {
   listen: string;

@@ -10,7 +10,7 @@ import { lstatSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TOOLS } from '../../src/tools/registry.js';
-import type { AttachPath, OptionalProgram } from '../../src/core/paths.js';
+import type { AttachPath, OptionalProgram } from '../../src/core/bpf/paths.js';
 import { runRbtrace } from '../helpers.js';
 import { synqueueBacklogCheck } from '../checks/synqueue-backlog.js';
 import { attached, freePort, get, parseMetrics, startExporter, valueOf } from '../exporter-helpers.js';

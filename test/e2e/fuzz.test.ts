@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Option } from 'commander';
 import { buildProgram } from '../../src/cli.js';
-import { BpfObject, bpfObjectDir } from '../../src/core/object.js';
+import { BpfObject, bpfObjectDir } from '../../src/core/bpf/object.js';
 import { runRbtrace, sleep } from '../helpers.js';
 
 /** Runs happen here: a fuzzed --save FILE with hostile bytes must not land in the checkout. */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openMapping, readMaps } from '../../src/core/procfiles.js';
+import { openMapping, readMaps } from '../../src/core/linux/procfiles.js';
 import { RBTRACE, buildC, startRbtrace, sleep, settledLeftovers, type Finished } from '../helpers.js';
 
 const NOBODY = 65534;

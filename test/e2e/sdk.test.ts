@@ -7,10 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BpfObject } from '../../src/core/object.js';
-import { RingBuffer, lostEvents } from '../../src/core/ringbuf.js';
-import { scalarLayout } from '../../src/core/layout.js';
-import { syscallNumber } from '../../src/core/names.js';
+import { BpfObject } from '../../src/core/bpf/object.js';
+import { RingBuffer, lostEvents } from '../../src/core/bpf/ringbuf.js';
+import { scalarLayout } from '../../src/core/bpf/layout.js';
+import { syscallNumber } from '../../src/core/linux/names.js';
 import { ROOT, settledLeftovers } from '../helpers.js';
 
 function buildTestObject(): string {

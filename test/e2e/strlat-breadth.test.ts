@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { StrlatReport } from '../../src/tools/strlat/collect.js';
-import { syscallPrefix } from '../../src/core/system.js';
+import { syscallPrefix } from '../../src/core/linux/system.js';
 import { spawn } from 'node:child_process';
 import { buildC, runRbtrace, settledLeftovers, sleep, startRbtrace } from '../helpers.js';
 

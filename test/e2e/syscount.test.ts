@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildC, leftoverPrograms, runRbtrace, startRbtrace } from '../helpers.js';
-import { syscallNumber } from '../../src/core/names.js';
+import { syscallNumber } from '../../src/core/linux/names.js';
 
 const OUR_PROGRAMS = ['tb_enter', 'tb_exit', 'rt_enter', 'rt_exit', 'fe_enter', 'fe_exit', 'tb_count', 'rt_count', 'fe_count', 'tbh_enter', 'tbh_exit', 'rth_enter', 'rth_exit'];
 

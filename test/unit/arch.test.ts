@@ -1,5 +1,5 @@
 // Both architectures' pieces, checked on any build machine. The
-// architecture table (src/core/arch.ts), the syscall names per table, the
+// architecture table (src/core/bpf/arch.ts), the syscall names per table, the
 // objects of both architectures (compiled for the right one: the registers
 // bpf_tracing.h reads are arm64's user_pt_regs or x86's pt_regs), and the
 // package (npm pack) carrying both plus koffi's native module for both.
@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { archInfo, bpfArchDir, hostArch, SUPPORTED_ARCHES } from '../../src/core/arch.js';
-import { syscallName, syscallNumber } from '../../src/core/names.js';
+import { archInfo, bpfArchDir, hostArch, SUPPORTED_ARCHES } from '../../src/core/bpf/arch.js';
+import { syscallName, syscallNumber } from '../../src/core/linux/names.js';
 import { pathsFor } from '../../src/tools/syscount/probe.js';
-import { BpfObject, bpfObjectDir } from '../../src/core/object.js';
+import { BpfObject, bpfObjectDir } from '../../src/core/bpf/object.js';
 import { ROOT } from '../helpers.js';
 
 const X64 = archInfo('x64')!;

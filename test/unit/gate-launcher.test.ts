@@ -1,4 +1,4 @@
-// The two gates of `-- CMD` (src/core/gate-launcher.ts) run on their own,
+// The two gates of `-- CMD` (src/core/linux/gate-launcher.ts) run on their own,
 // without BPF: perl's passes the environment on exactly and refuses a
 // missing or short "go"; bash's (the fallback where perl is missing) is
 // exact but for what its comment admits. The oracle: coreutils' env -0,
@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { bashLauncher, environBlock, perlLauncher, type Launcher } from '../../src/core/gate-launcher.js';
+import { bashLauncher, environBlock, perlLauncher, type Launcher } from '../../src/core/linux/gate-launcher.js';
 
 const ENV = '/usr/bin/env';
 

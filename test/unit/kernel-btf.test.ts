@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { hostArch } from '../../src/core/arch.js';
+import { hostArch } from '../../src/core/bpf/arch.js';
 import { ROOT } from '../helpers.js';
 
 const BTF = readFileSync(join(ROOT, 'build/bpf', hostArch().bpf, 'vmlinux.min.btf'));

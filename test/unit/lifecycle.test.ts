@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { classifyFds } from '../../src/core/gate.js';
+import { classifyFds } from '../../src/core/linux/gate.js';
 import { Output } from '../../src/core/output/stdout.js';
-import { parseUser } from '../../src/core/user.js';
+import { parseUser } from '../../src/core/linux/user.js';
 import { UsageError } from '../../src/core/errors.js';
 
 const CLOEXEC = 0o2000000;

@@ -1,7 +1,7 @@
 // Unit tests of the errno and syscall name tables (generated from uapi headers).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { errnoName, errnoNumber, syscallName, syscallNumber, hostSyscallArch } from '../../src/core/names.js';
+import { errnoName, errnoNumber, syscallName, syscallNumber, hostSyscallArch } from '../../src/core/linux/names.js';
 
 test('errno names', () => {
   assert.equal(errnoName(2), 'ENOENT');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RefusalMemory, describeRefusal, failedProgramInLog, hookKind, lastsThisBoot, type Refusal } from '../../src/core/refusals.js';
+import { RefusalMemory, describeRefusal, failedProgramInLog, hookKind, lastsThisBoot, type Refusal } from '../../src/core/bpf/refusals.js';
 
 const EPERM_LOG = [
   "libbpf: prog 'dump_ownerless': BPF program load failed: Operation not permitted",

@@ -16,7 +16,7 @@ import { ROOT } from '../helpers.js';
 
 const arch = process.arch === 'arm64' ? 'arm64' : 'x86';
 const SDK = join(ROOT, 'dist/src/core/skeleton/index.js');
-const OBJECT = join(ROOT, 'dist/src/core/object.js');
+const OBJECT = join(ROOT, 'dist/src/core/bpf/object.js');
 
 type Variant = 'same' | 'RENAMED' | 'RENAMED_FIELD' | 'CHANGED_TYPE';
 

@@ -9,9 +9,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KernelSymbols, Symbolizer, parseMaps, readBuildId, foldedLine, symbolTableFor } from '../../src/core/stacks/index.js';
-import { ElfFile } from '../../src/core/elf.js';
-import { demangle } from '../../src/core/demangle.js';
-import { openFile } from '../../src/core/procfiles.js';
+import { ElfFile } from '../../src/core/elf/elf.js';
+import { demangle } from '../../src/core/elf/demangle.js';
+import { openFile } from '../../src/core/linux/procfiles.js';
 import { sleep } from '../helpers.js';
 
 const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';

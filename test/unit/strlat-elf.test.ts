@@ -1,8 +1,8 @@
-// The ELF reader and demangler behind strlat --func (src/core/elf.ts, src/core/demangle.ts).
+// The ELF reader and demangler behind strlat --func (src/core/elf/elf.ts, src/core/elf/demangle.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ElfFile } from '../../src/core/elf.js';
-import { demangle, normalizeFunctionQuery } from '../../src/core/demangle.js';
+import { ElfFile } from '../../src/core/elf/elf.js';
+import { demangle, normalizeFunctionQuery } from '../../src/core/elf/demangle.js';
 
 test('demangles Rust legacy, Rust v0 and Itanium C++ names to qualified names', () => {
   // Real symbols from rustc 1.8x (legacy and -C symbol-mangling-version=v0) and g++.
@@ -32,7 +32,7 @@ test('reads the USDT notes and symbols of the system libruby', () => {
 });
 
 test('--func lists and patterns: split at top-level commas, patterns matched against libruby\'s symbols, capped', async () => {
-  const { splitFunctionList, isFunctionPattern, resolveFunctions, isGoBinary } = await import('../../src/core/uprobes.js');
+  const { splitFunctionList, isFunctionPattern, resolveFunctions, isGoBinary } = await import('../../src/core/bpf/uprobes.js');
   assert.deepEqual(splitFunctionList('malloc, free,,calloc'), ['malloc', 'free', 'calloc']);
   assert.deepEqual(splitFunctionList('ns::f<int, long>(int, char),g'), ['ns::f<int, long>(int, char)', 'g']);
   assert.ok(isFunctionPattern('rb_str_*') && isFunctionPattern('f?') && isFunctionPattern('f[ab]') && !isFunctionPattern('app::parse'));

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddr, formatListener, parsePorts, synLimit, buildRow } from '../../src/tools/synqueue/model.js';
 import { formatNetstat } from '../../src/tools/synqueue/views.js';
-import { readNetCounters } from '../../src/core/netstat.js';
+import { readNetCounters } from '../../src/core/linux/netstat.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,7 +83,7 @@ test('without an enqueue probe (tracepoint paths before 6.2): enqueued is null, 
 });
 
 test('containers from cgroup paths', async () => {
-  const { containerOf, cgroupLayout, cgroupUnder } = await import('../../src/core/cgroup.js');
+  const { containerOf, cgroupLayout, cgroupUnder } = await import('../../src/core/linux/cgroup.js');
   const id = 'a'.repeat(64);
   assert.equal(containerOf(`/system.slice/docker-${id}.scope`), id);
   assert.equal(containerOf(`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234abcd_5678_90ab_cdef_1234567890ab.slice/cri-containerd-${id}.scope`), id);
@@ -100,7 +100,7 @@ test('containers from cgroup paths', async () => {
 });
 
 test('cgroup fields and columns of per-process rows', async () => {
-  const { cgroupFields, cgroupColumns, cgroupSuffix, CgroupPaths } = await import('../../src/core/cgroup.js');
+  const { cgroupFields, cgroupColumns, cgroupSuffix, CgroupPaths } = await import('../../src/core/linux/cgroup.js');
   const id = 'b'.repeat(64);
   const inCtr = cgroupFields(`/system.slice/docker-${id}.scope`);
   assert.deepEqual(inCtr, { cgroup: `/system.slice/docker-${id}.scope`, container: id });

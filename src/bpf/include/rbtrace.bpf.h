@@ -7,7 +7,7 @@
  *  - lost-event accounting: ring buffers have no loss notification, so every
  *    failed reserve is counted in rbtrace_lost, which user space reports.
  *
- * User space (src/core/target.ts, src/core/ringbuf.ts) knows these names:
+ * User space (src/core/target.ts, src/core/bpf/ringbuf.ts) knows these names:
  * keep them in step.
  */
 #ifndef RBTRACE_BPF_H

@@ -1,7 +1,7 @@
 // libc calls Node does not offer: setns(2), to move the calling thread (and
 // only it) into another network namespace, so that a BPF iterator created
-// there walks that namespace (src/core/netns.ts); and malloc_trim(3), to give
-// back to the system what libbpf and libuv freed (src/core/memory.ts); and
+// there walks that namespace (src/core/linux/netns.ts); and malloc_trim(3), to give
+// back to the system what libbpf and libuv freed (src/core/linux/memory.ts); and
 // execv(2), for the exporter to restart itself with bounded V8 heap flags.
 import koffi from 'koffi';
 

@@ -2,7 +2,7 @@
 // runs from its command, with its readings turned into metric families. Each
 // tool that exports metrics has a src/tools/<name>/metrics.ts whose
 // SourceFactory the exporter calls; the exporter itself knows no tool's maps.
-import type { Loaded } from '../paths.js';
+import type { Loaded } from '../bpf/paths.js';
 import type { LoadSpec } from '../tool.js';
 import type { AnySkeleton } from '../skeleton/types.js';
 import type { Target } from '../target.js';

@@ -4,7 +4,7 @@
 // error naming the output, exit status 1.
 import { ndjson } from './json.js';
 import { RbtraceError } from '../errors.js';
-import { errnoName } from '../names.js';
+import { errnoName } from '../linux/names.js';
 
 /** Why a write failed, in words: "no space left on device (ENOSPC)". */
 function writeFailure(name: string, err: NodeJS.ErrnoException): RbtraceError {

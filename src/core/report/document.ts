@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { UsageError } from '../errors.js';
-import { writeOutputFile, type OutputKind } from '../output-file.js';
+import { writeOutputFile, type OutputKind } from '../output/file.js';
 import { packageVersion } from '../package.js';
 import { finishFigures, type FigureSchema, type Figures } from './figures.js';
 

@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { collectAssertion, type Assertion } from './assert.js';
 import { SAVED_RUN } from './document.js';
-import { checkOutputPath } from '../output-file.js';
+import { checkOutputPath } from '../output/file.js';
 
 export interface ReportOptions {
   save?: string;

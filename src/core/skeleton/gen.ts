@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { ElfFile } from '../elf.js';
+import { ElfFile } from '../elf/elf.js';
 
 export interface SkeletonOptions {
   /**
@@ -122,7 +122,7 @@ class Generator {
     }
   }
 
-  /** A field kind understood by src/core/layout.ts. */
+  /** A field kind understood by src/core/bpf/layout.ts. */
   private kindOf(t: BtfType, big = false): string {
     switch (t.kind) {
       case 'INT': {

@@ -3,7 +3,7 @@
 // asked for by name. Program, map and .rodata names are TypeScript literal
 // unions, so a name renamed or removed in the C is a type error where the
 // TypeScript uses it (docs/SDK.md, "Typed skeletons").
-import type { StructLayout } from '../layout.js';
+import type { StructLayout } from '../bpf/layout.js';
 
 export interface ProgramSpec {
   /** The ELF section, i.e. its SEC() string: 'fentry/tcp_v4_conn_request'. */
@@ -32,7 +32,7 @@ export interface TypedMapSpec<K, V> extends MapSpec<K, V> {
 export interface RodataVar {
   readonly offset: number;
   readonly size: number;
-  /** A field kind of src/core/layout.ts. */
+  /** A field kind of src/core/bpf/layout.ts. */
   readonly kind: string;
 }
 

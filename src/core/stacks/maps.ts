@@ -2,7 +2,7 @@
 // (file-backed or not: an address in an anonymous executable mapping is JIT
 // code, not a broken unwind) with its start, end and file offset.
 import { readFileSync } from 'node:fs';
-import type { Mapping } from '../procfiles.js';
+import type { Mapping } from '../linux/procfiles.js';
 
 export interface Region extends Mapping {
   start: number;

@@ -1,8 +1,8 @@
 // Reading BPF_MAP_TYPE_STACK_TRACE (rbtrace_stacks.bpf.h's rbtrace_stacks):
 // a stack id to its addresses, innermost first.
-import type { BpfMap } from '../maps.js';
-import type { BpfObject } from '../object.js';
-import { readPerCpuCounter } from '../maps.js';
+import type { BpfMap } from '../bpf/maps.js';
+import type { BpfObject } from '../bpf/object.js';
+import { readPerCpuCounter } from '../bpf/maps.js';
 
 export const STACK_MAP = 'rbtrace_stacks';
 export const STACK_ERRORS_MAP = 'rbtrace_stack_errors';

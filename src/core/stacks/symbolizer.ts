@@ -8,7 +8,7 @@
 // on disk. An address outside every known mapping re-reads the maps (at most
 // once a second per process: a new dlopen, or the exec of a -p target).
 import { basename } from 'node:path';
-import { openMapping } from '../procfiles.js';
+import { openMapping } from '../linux/procfiles.js';
 import { KernelSymbols } from './kallsyms.js';
 import { findRegion, readRegions, type Region } from './maps.js';
 import { DEBUG_DIRS, symbolTableFor, type SymbolTable } from './symtab.js';

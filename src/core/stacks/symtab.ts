@@ -2,14 +2,14 @@
 // build id (the same library in two containers, or replaced by an identical
 // copy, is read once) and per device+inode (a file without a build id).
 //
-// Symbols come from the file's .symtab and .dynsym (src/core/elf.ts) and,
+// Symbols come from the file's .symtab and .dynsym (src/core/elf/elf.ts) and,
 // when /usr/lib/debug/.build-id/xx/yyyy.debug exists for its build id (in
 // the process's root first, then the host's), from that file's .symtab too:
 // Debian's -dbg packages put the full symbol tables of stripped libraries
 // there (libc's static functions, for one).
-import { ElfFile, stripVersion } from '../elf.js';
-import { demangle } from '../demangle.js';
-import { openFile, type BinaryFile } from '../procfiles.js';
+import { ElfFile, stripVersion } from '../elf/elf.js';
+import { demangle } from '../elf/demangle.js';
+import { openFile, type BinaryFile } from '../linux/procfiles.js';
 
 const PT_LOAD = 1;
 const SHT_NOTE = 7;

@@ -5,7 +5,7 @@
 // merging lives in src/core/report. Kept apart from the tools' own files so
 // that their changes to the figures stay in one reviewable place.
 import type { FigureSchema } from '../../core/report/figures.js';
-import { syscallNames } from '../../core/names.js';
+import { syscallNames } from '../../core/linux/names.js';
 
 export const SYSCOUNT = (opts: { process?: boolean }): FigureSchema => (opts.process
   ? { rows: { array: 'processes', key: ['comm'], noun: 'process name', counts: ['count', 'errors'], durations: ['total_ns'] } }

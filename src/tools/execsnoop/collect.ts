@@ -3,11 +3,11 @@
 // an EXIT record with the result (paired here by thread), or on the sched
 // path one DONE record per successful exec; each is decoded with the
 // generated exec_event_layout into an ExecRecord.
-import { RingBuffer } from '../../core/ringbuf.js';
-import type { BpfObject } from '../../core/object.js';
-import { errnoName } from '../../core/names.js';
+import { RingBuffer } from '../../core/bpf/ringbuf.js';
+import type { BpfObject } from '../../core/bpf/object.js';
+import { errnoName } from '../../core/linux/names.js';
 import { bytesText, bytesJson } from '../../core/output/json.js';
-import { CgroupPaths, cgroupFields, containerOf } from '../../core/cgroup.js';
+import { CgroupPaths, cgroupFields, containerOf } from '../../core/linux/cgroup.js';
 import { exec_event_layout as layout, ENUMS, DEFINES, type ExecEvent, type SKELETON } from '../../generated/execsnoop.js';
 
 /** One exec, as printed. */
@@ -39,7 +39,7 @@ export interface ExecRecord {
   args_truncated?: boolean;
   /** Its cgroup v2 path at the exec (relative to the v2 mount), when the cgroup still existed to be named. */
   cgroup?: string;
-  /** The container that path names, else null (src/core/cgroup.ts). */
+  /** The container that path names, else null (src/core/linux/cgroup.ts). */
   container?: string | null;
 }
 

@@ -5,7 +5,7 @@
 // streamed table (or NDJSON).
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
-import { probePaths } from '../../core/paths.js';
+import { probePaths } from '../../core/bpf/paths.js';
 import { integerParser, uidParser } from '../../core/parsers.js';
 import { UsageError } from '../../core/errors.js';
 import { EXECSNOOP } from '../common/figures.js';

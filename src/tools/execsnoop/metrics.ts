@@ -1,7 +1,7 @@
 // execsnoop for `rbtrace exporter`: every exec's result as a counter, from
 // the syscall paths' exit programs alone (one small record per exec).
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
-import { lostEvents } from '../../core/ringbuf.js';
+import { lostEvents } from '../../core/bpf/ringbuf.js';
 import { resultsLoadSpec } from './probe.js';
 import { ExecResults } from './collect.js';
 

@@ -1,11 +1,11 @@
 // execsnoop's probe: which programs of src/bpf/execsnoop.bpf.c load on which
 // attach path, the .rodata its filters become, and the scratch map's size.
 // The command (index.ts) and the exporter (metrics.ts) both load through here.
-import type { AttachPath } from '../../core/paths.js';
-import type { BpfObject } from '../../core/object.js';
+import type { AttachPath } from '../../core/bpf/paths.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import type { LoadSpec } from '../../core/tool.js';
-import { syscallPrefix } from '../../core/system.js';
-import { possibleCpus } from '../../core/maps.js';
+import { syscallPrefix } from '../../core/linux/system.js';
+import { possibleCpus } from '../../core/bpf/maps.js';
 import { SKELETON, type ProgramName } from '../../generated/execsnoop.js';
 
 /** Successful execs only: one cheap record each. */

@@ -4,7 +4,7 @@
 // escaped as raw bytes (bytes that are not UTF-8 show as \xNN).
 import { escapeBytesForTerminal, escapeForTerminal, shellQuote, styled, type Cell } from '../../core/output/format.js';
 import { ColumnPrinter, type Column } from '../../core/output/table.js';
-import { cgroupColumns } from '../../core/cgroup.js';
+import { cgroupColumns } from '../../core/linux/cgroup.js';
 import type { Exec, ExecRecord } from './collect.js';
 
 /** The text columns the options ask for. */

@@ -13,10 +13,10 @@
 // under its root), uncached: descriptors are closed as binaries go, so a
 // daemon meeting processes for weeks holds only what is in use.
 import { readdirSync, readlinkSync } from 'node:fs';
-import { libraryMatches } from '../../core/process.js';
-import { fileKey, mappingKey, openMappedFile, readMaps, type BinaryFile, type Mapping } from '../../core/procfiles.js';
-import { ElfFile } from '../../core/elf.js';
-import type { BpfLink } from '../../core/object.js';
+import { libraryMatches } from '../../core/linux/process.js';
+import { fileKey, mappingKey, openMappedFile, readMaps, type BinaryFile, type Mapping } from '../../core/linux/procfiles.js';
+import { ElfFile } from '../../core/elf/elf.js';
+import type { BpfLink } from '../../core/bpf/object.js';
 
 /** Scans after an exec during which a process that maps no libruby is looked at again (the dynamic linker maps it just after). */
 const RECHECKS = 3;

@@ -2,24 +2,24 @@
 // loading that tool's BPF object once and turning what the tool's maps hold
 // into metric families. A tool converted to the one shape keeps its source in
 // src/tools/<name>/metrics.ts (syscount's, synqueue's); the rest are still here.
-import type { Loaded } from '../../core/paths.js';
-import { lostEvents } from '../../core/ringbuf.js';
-import { findRubyBinary } from '../../core/uprobes.js';
-import { hasBpfCookie } from '../../core/usdt-pids.js';
-import type { BinaryFile } from '../../core/procfiles.js';
-import type { BpfObject } from '../../core/object.js';
+import type { Loaded } from '../../core/bpf/paths.js';
+import { lostEvents } from '../../core/bpf/ringbuf.js';
+import { findRubyBinary } from '../../core/bpf/uprobes.js';
+import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
+import type { BinaryFile } from '../../core/linux/procfiles.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import { RubyDiscovery, hasRubyGcProbes } from './rubies.js';
-import { readComm } from '../../core/process.js';
+import { readComm } from '../../core/linux/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
 import { execsnoopSource } from '../execsnoop/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { synqueueSource } from '../synqueue/metrics.js';
 import { Target } from '../../core/target.js';
-import type { CgroupDir } from '../../core/cgroup.js';
+import type { CgroupDir } from '../../core/linux/cgroup.js';
 import { PROBES as GC_PROBES, PROVIDER as GC_PROVIDER, checkGcProbes, drainStats as drainGcStats, readRss } from '../gcstat.js';
 import * as gcGen from '../../generated/gcstat.js';
-import { scalarLayout } from '../../core/layout.js';
+import { scalarLayout } from '../../core/bpf/layout.js';
 import { RbtraceError } from '../../core/errors.js';
 
 export type Source = MetricSource;

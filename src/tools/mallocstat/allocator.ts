@@ -1,10 +1,10 @@
 // mallocstat's allocator: the file holding the allocator a target uses
 // (its libc, or --lib), and the functions of it that are probed, with file
 // offsets read from its ELF symbols.
-import { ElfFile, stripVersion } from '../../core/elf.js';
+import { ElfFile, stripVersion } from '../../core/elf/elf.js';
 import { RbtraceError } from '../../core/errors.js';
-import { executableOf, givenFile, libraryMatches, libraryOfPid, readComm, resolveCommand, systemLibrary } from '../../core/process.js';
-import { openFile, type BinaryFile } from '../../core/procfiles.js';
+import { executableOf, givenFile, libraryMatches, libraryOfPid, readComm, resolveCommand, systemLibrary } from '../../core/linux/process.js';
+import { openFile, type BinaryFile } from '../../core/linux/procfiles.js';
 import { ENUMS, type ProgramName } from '../../generated/mallocstat.js';
 
 /** The functions, in the order of enum ms_func, with the program that probes each. */

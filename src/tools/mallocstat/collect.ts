@@ -2,8 +2,8 @@
 // buffer. CountsCollector turns the kernel's cumulative counters into
 // per-report ones; LeakCollector reads the blocks not freed (--leaks) and
 // the ring buffer's records that name their stacks (leak-stacks.ts).
-import type { BpfObject } from '../../core/object.js';
-import { readComm, pidExists } from '../../core/process.js';
+import type { BpfObject } from '../../core/bpf/object.js';
+import { readComm, pidExists } from '../../core/linux/process.js';
 import { StackMap, type Stack } from '../../core/stacks/index.js';
 import { LeakStacks } from './leak-stacks.js';
 import { ms_pid_event_layout, ms_stack_event_layout, type MsStats, ENUMS, DEFINES, type SKELETON } from '../../generated/mallocstat.js';

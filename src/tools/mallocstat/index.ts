@@ -7,10 +7,10 @@
 // (collect.ts LeakCollector, named by leak-stacks.ts).
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
-import { loadUserProbes } from '../../core/uprobes.js';
+import { loadUserProbes } from '../../core/bpf/uprobes.js';
 import { UsageError } from '../../core/errors.js';
 import { integerParser, secondsParser } from '../../core/parsers.js';
-import { cgroupFieldsOfPid } from '../../core/cgroup.js';
+import { cgroupFieldsOfPid } from '../../core/linux/cgroup.js';
 import { MALLOCSTAT, mallocstatDelta } from '../common/figures.js';
 import { displayName, findAllocator, FUNCTIONS, resolveAllocator } from './allocator.js';
 import { DEFAULT_MAX_ALLOCS, probeUprobe, returnsOf, uprobeSpec } from './probe.js';

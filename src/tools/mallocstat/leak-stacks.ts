@@ -5,9 +5,9 @@
 // file offsets the kernel gave when the stack was first seen (ms_stack_event).
 import { resolve } from 'node:path';
 import { Symbolizer, symbolTableFor, type Frame, type StackMap, type Stack, type SymbolTable } from '../../core/stacks/index.js';
-import { ElfFile } from '../../core/elf.js';
-import { openFile } from '../../core/procfiles.js';
-import { resolveCommand, systemLibrary } from '../../core/process.js';
+import { ElfFile } from '../../core/elf/elf.js';
+import { openFile } from '../../core/linux/procfiles.js';
+import { resolveCommand, systemLibrary } from '../../core/linux/process.js';
 import { DEFINES } from '../../generated/mallocstat.js';
 
 /** A frame as the kernel named it when the stack was first seen: build id + file offset (status 1), or only the address. */

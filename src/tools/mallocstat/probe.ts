@@ -1,9 +1,9 @@
 // mallocstat's probe: uprobes on the allocator's functions (allocator.ts
 // finds them), a uretprobe on the timed ones and on every allocation with
 // --leaks, the .rodata of the options, and the maps sized for the mode.
-import type { BpfLink, BpfObject } from '../../core/object.js';
-import { probeUserProbes, type UserProbeSpec } from '../../core/uprobes.js';
-import type { BinaryFile } from '../../core/procfiles.js';
+import type { BpfLink, BpfObject } from '../../core/bpf/object.js';
+import { probeUserProbes, type UserProbeSpec } from '../../core/bpf/uprobes.js';
+import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { StackMap } from '../../core/stacks/index.js';
 import { SKELETON } from '../../generated/mallocstat.js';
 import { displayName, type ProbedFunction } from './allocator.js';

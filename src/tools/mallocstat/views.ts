@@ -3,7 +3,7 @@
 // access here.
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration, term } from '../../core/output/format.js';
-import { cgroupSuffix, type CgroupFields } from '../../core/cgroup.js';
+import { cgroupSuffix, type CgroupFields } from '../../core/linux/cgroup.js';
 import { renderTable } from '../../core/output/table.js';
 import type { Frame } from '../../core/stacks/index.js';
 import type { ToolContext } from '../../core/tool.js';

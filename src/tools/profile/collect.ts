@@ -2,7 +2,7 @@
 // At the end, `counts` and the stack map are read once, each distinct stack
 // symbolized, and the ones that read the same merged (two addresses in one
 // function are one frame).
-import type { BpfObject } from '../../core/object.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import { StackMap, Symbolizer, foldedFrames, type Frame } from '../../core/stacks/index.js';
 import { profile_pid_event_layout, type SKELETON } from '../../generated/profile.js';
 

@@ -7,13 +7,13 @@
 // (src/core/stacks/) at the end; views.ts prints them, flamegraph.ts draws them.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
-import { probePaths } from '../../core/paths.js';
+import { probePaths } from '../../core/bpf/paths.js';
 import { UsageError } from '../../core/errors.js';
-import { checkOutputPath, writeOutputFile, type OutputKind } from '../../core/output-file.js';
+import { checkOutputPath, writeOutputFile, type OutputKind } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
-import { onlineCpus } from '../../core/perf.js';
+import { onlineCpus } from '../../core/bpf/perf.js';
 import { escapeForTerminal } from '../../core/output/format.js';
-import { readComm } from '../../core/process.js';
+import { readComm } from '../../core/linux/process.js';
 import { SKELETON } from '../../generated/profile.js';
 import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
 import { ProfileCollector } from './collect.js';

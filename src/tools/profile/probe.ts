@@ -1,8 +1,8 @@
 // profile's probe: one program on a software cpu-clock perf event per CPU
-// (src/core/perf.ts), and which stacks it takes, from the options.
-import type { AttachPath } from '../../core/paths.js';
+// (src/core/bpf/perf.ts), and which stacks it takes, from the options.
+import type { AttachPath } from '../../core/bpf/paths.js';
 import type { LoadSpec } from '../../core/tool.js';
-import { attachCpuSampling } from '../../core/perf.js';
+import { attachCpuSampling } from '../../core/bpf/perf.js';
 import { ENUMS, SKELETON } from '../../generated/profile.js';
 
 export const DEFAULT_HZ = 49;

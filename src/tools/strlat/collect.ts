@@ -5,7 +5,7 @@
 // interval instead (a max cannot be diffed): read, then zeroed. With
 // --stack, stack_lat's (function, process, stacks) entries are drained and
 // symbolized through src/core/stacks.
-import type { BpfObject } from '../../core/object.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import type { ToolContext } from '../../core/tool.js';
 import { log2HistToJson, log2Percentile } from '../../core/output/histogram.js';
 import { StackMap, Symbolizer, type Stack } from '../../core/stacks/index.js';
@@ -103,7 +103,7 @@ export class StrlatCollector {
       const s = { ...cur.stats };
       for (const k of Object.keys(s) as (keyof StrlatStats)[]) s[k] = cur.stats[k] - prev.stats[k];
       const hists = cur.hists.map((h, k) => h.map((v, j) => v - prev.hists[k][j]));
-      // Max since the last call (the CPUs' max, src/core/maps.ts; zeroed after reading).
+      // Max since the last call (the CPUs' max, src/core/bpf/maps.ts; zeroed after reading).
       const max = this.maps.maxNs.lookup({ value: i })?.max_ns ?? 0;
       this.maps.maxNs.update({ value: i }, { max_ns: 0 });
       const ns = hists[ENUMS.STRLAT_HIST_NS];

@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
 import { integerParser } from '../../core/parsers.js';
-import { findRubyBinary, isFunctionPattern, probeUserProbes, resolveFunction, splitFunctionList } from '../../core/uprobes.js';
+import { findRubyBinary, isFunctionPattern, probeUserProbes, resolveFunction, splitFunctionList } from '../../core/bpf/uprobes.js';
 import { STRLAT, STRLAT_FUNCTIONS } from '../common/figures.js';
 import { SKELETON } from '../../generated/strlat.js';
 import { MAX_FUNCS, probeKernel, probeUser, sizeMaps, type Unit } from './probe.js';

@@ -4,22 +4,22 @@
 // addresses; a kernel function (--kfunc) through fentry/fexit where the
 // kernel lets BPF trampolines attach (5.5+, the function in BTF), else a
 // kprobe and a kretprobe (any function in kallsyms that is not notrace),
-// chosen by really loading and attaching each in turn (src/core/paths.ts).
+// chosen by really loading and attaching each in turn (src/core/bpf/paths.ts).
 // RBTRACE_ATTACH / --attach force one of them (the kernel matrix checks both).
 import { existsSync, readFileSync } from 'node:fs';
-import { hostArch } from '../../core/arch.js';
-import type { AttachPath, Loaded } from '../../core/paths.js';
-import type { BpfObject } from '../../core/object.js';
+import { hostArch } from '../../core/bpf/arch.js';
+import type { AttachPath, Loaded } from '../../core/bpf/paths.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import type { ToolContext } from '../../core/tool.js';
 import { RbtraceError, UsageError } from '../../core/errors.js';
-import { kernelBtfHas } from '../../core/kernel-targets.js';
-import { findLibrary } from '../../core/process.js';
-import type { BinaryFile } from '../../core/procfiles.js';
+import { kernelBtfHas } from '../../core/bpf/kernel-targets.js';
+import { findLibrary } from '../../core/linux/process.js';
+import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { StackMap } from '../../core/stacks/index.js';
 import {
   findRubyBinary, loadUserProbes, refuseGoUretprobes, resolveFunction, resolveFunctions, splitFunctionList,
   type NamedFunction, type ResolvedFunction,
-} from '../../core/uprobes.js';
+} from '../../core/bpf/uprobes.js';
 import { DEFINES, ENUMS, SKELETON, type ProgramName } from '../../generated/strlat.js';
 
 /** Functions timed at once: each is two probes (and a uprobe hit costs µs). */
@@ -130,7 +130,7 @@ export function loadKernelPaths(func: string, load: (paths: AttachPath<typeof SK
     return load(kernelPaths(func));
   } catch (err) {
     if (!(err instanceof RbtraceError) || !/^no attach path works/.test(err.message)) throw err;
-    // src/core/paths.ts: "no attach path works on this kernel: PATH: WHY; PATH: WHY".
+    // src/core/bpf/paths.ts: "no attach path works on this kernel: PATH: WHY; PATH: WHY".
     const why = err.message.replace(/^no attach path works on this kernel: /, '')
       .replace(/kprobe: .*ENOENT[^;]*/, (m) => (existsSync(KPROBE_PMU) ? m : 'kprobe: this kernel has no kprobes (CONFIG_KPROBES is off)'));
     // The one line says it all; -v has libbpf's log.

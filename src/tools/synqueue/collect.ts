@@ -6,11 +6,11 @@
 // here they are joined with what the probes counted per listener (keyed by
 // struct sock address: the probes fire in every namespace), their owners'
 // containers, and the filters.
-import { SocketOwners } from '../../core/sockowners.js';
-import { cgroupOfPid, cgroupUnder, containerOf } from '../../core/cgroup.js';
-import type { Netns } from '../../core/netns.js';
-import type { BpfObject } from '../../core/object.js';
-import type { TypedMap } from '../../core/maps.js';
+import { SocketOwners } from '../../core/linux/sockowners.js';
+import { cgroupOfPid, cgroupUnder, containerOf } from '../../core/linux/cgroup.js';
+import type { Netns } from '../../core/linux/netns.js';
+import type { BpfObject } from '../../core/bpf/object.js';
+import type { TypedMap } from '../../core/bpf/maps.js';
 import { sq_event_layout as eventLayout, ENUMS, type ListenerKey, type ListenerStats, type SKELETON } from '../../generated/synqueue.js';
 import {
   AF_INET6, QUIET, buildRow, formatAddr, formatListener, quietRowHolds, sameRow,
@@ -40,7 +40,7 @@ function walkMaps(obj: Obj, files: boolean, byAddress: boolean): WalkMaps | unde
   };
 }
 
-/** Drain the per-CPU stats map (per-CPU values folded by src/core/maps.ts: *_max by max, the rest summed): listener -> counts since the last drain. */
+/** Drain the per-CPU stats map (per-CPU values folded by src/core/bpf/maps.ts: *_max by max, the rest summed): listener -> counts since the last drain. */
 function drainStats(stats: TypedMap<ListenerKey, ListenerStats>): Map<bigint, Counted> {
   const out = new Map<bigint, Counted>();
   for (const [k, s] of stats.drain()) {
@@ -252,7 +252,7 @@ export class SynqueueCollector {
 
   /**
    * --hist on exit: each selected listener's accept queue length at each
-   * enqueue, per limit (per-CPU slots summed by src/core/maps.ts).
+   * enqueue, per limit (per-CPU slots summed by src/core/bpf/maps.ts).
    */
   histograms(): QueueHistogram[] {
     const out: QueueHistogram[] = [];

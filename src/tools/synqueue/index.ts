@@ -11,10 +11,10 @@
 // rbtrace-synqueue.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
-import { probePaths } from '../../core/paths.js';
+import { probePaths } from '../../core/bpf/paths.js';
 import { RbtraceError, UsageError } from '../../core/errors.js';
-import { resolveNetnsArg, type Netns } from '../../core/netns.js';
-import { releaseFreedMemory } from '../../core/memory.js';
+import { resolveNetnsArg, type Netns } from '../../core/linux/netns.js';
+import { releaseFreedMemory } from '../../core/linux/memory.js';
 import { parsePorts } from './model.js';
 import { SynqueueCollector } from './collect.js';
 import { descendants, kfreeSkbHasRxSk } from './proc.js';

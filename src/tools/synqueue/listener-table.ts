@@ -15,8 +15,8 @@
 // is run from inside each namespace in turn (an iterator walks its creator's
 // namespace: each walk also passes every other namespace's sockets, ~1.2 ms
 // at 10,000 listeners) and owners come from a /proc/PID/fd scan (collect.ts).
-import { createIterator, readIteratorFd, IterBuffer } from '../../core/iter.js';
-import { ownNetnsInode, type Netns } from '../../core/netns.js';
+import { createIterator, readIteratorFd, IterBuffer } from '../../core/bpf/iter.js';
+import { ownNetnsInode, type Netns } from '../../core/linux/netns.js';
 import { listener_info_layout as infoLayout, type OwnerlessHint } from '../../generated/synqueue.js';
 import { QUIET, formatAddr } from './model.js';
 import type { Entry } from './entry.js';

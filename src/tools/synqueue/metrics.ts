@@ -2,7 +2,7 @@
 // (every network namespace with a process in it), each listener's row as
 // `rbtrace synqueue` shows it, as nine metric families (exporter/listeners.ts).
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
-import { lostEvents } from '../../core/ringbuf.js';
+import { lostEvents } from '../../core/bpf/ringbuf.js';
 import { ListenerSeries } from '../exporter/listeners.js';
 import { loadSpec, sightOf, walkLinks } from './probe.js';
 import { SynqueueCollector } from './collect.js';

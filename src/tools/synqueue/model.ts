@@ -46,7 +46,7 @@ export interface ListenerRow {
   netns: number;
   pid: number | null;
   comm: string | null;
-  /** Container or pod id from the owner's cgroup path (src/core/cgroup.ts containerOf), else null. */
+  /** Container or pod id from the owner's cgroup path (src/core/linux/cgroup.ts containerOf), else null. */
   container: string | null;
   accept_queue: number;
   accept_queue_max: number;

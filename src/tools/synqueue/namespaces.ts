@@ -1,8 +1,8 @@
 // The network namespaces synqueue covers, and each one's TcpExt counters and
-// SYN sysctls, read from inside it (src/core/netns.ts): the listener table
+// SYN sysctls, read from inside it (src/core/linux/netns.ts): the listener table
 // (listener-table.ts) asks for them once per snapshot.
-import { inNetns, listNetns, type Netns } from '../../core/netns.js';
-import { readNetCounters } from '../../core/netstat.js';
+import { inNetns, listNetns, type Netns } from '../../core/linux/netns.js';
+import { readNetCounters } from '../../core/linux/netstat.js';
 import type { SynSysctls } from './model.js';
 import { readSynSysctls } from './proc.js';
 

@@ -2,8 +2,8 @@
 // attach path, the .rodata the options become, and the iterators a load
 // gives the listener table. The command (index.ts) and the exporter
 // (metrics.ts) both load through here.
-import type { AttachPath, Loaded, OptionalProgram } from '../../core/paths.js';
-import type { BpfLink } from '../../core/object.js';
+import type { AttachPath, Loaded, OptionalProgram } from '../../core/bpf/paths.js';
+import type { BpfLink } from '../../core/bpf/object.js';
 import type { LoadSpec } from '../../core/tool.js';
 import { SKELETON, type ProgramName } from '../../generated/synqueue.js';
 

@@ -1,8 +1,8 @@
 // syscount's readings: the only code that reads its maps. The command turns
 // the kernel's cumulative per-syscall figures into per-report ones; the
 // exporter (metrics.ts) reads the same totals as counters.
-import type { BpfObject } from '../../core/object.js';
-import { syscallName } from '../../core/names.js';
+import type { BpfObject } from '../../core/bpf/object.js';
+import { syscallName } from '../../core/linux/names.js';
 import type { ScStats, SKELETON } from '../../generated/syscount.js';
 
 /** One syscall's figures for a report. */

@@ -5,13 +5,13 @@
 // strace -c -w's table, log2 histograms or NDJSON.
 import { Option, type Command } from 'commander';
 import { defineTool, type ToolContext } from '../../core/tool.js';
-import { probePaths } from '../../core/paths.js';
+import { probePaths } from '../../core/bpf/paths.js';
 import { errnoParser, integerParser, pidParser } from '../../core/parsers.js';
-import { hasTaskStorage } from '../../core/features.js';
-import { hostArch } from '../../core/arch.js';
+import { hasTaskStorage } from '../../core/bpf/features.js';
+import { hostArch } from '../../core/bpf/arch.js';
 import { UsageError } from '../../core/errors.js';
-import { errnoName, syscallNames, syscallNumber } from '../../core/names.js';
-import { cgroupFieldsOfPid } from '../../core/cgroup.js';
+import { errnoName, syscallNames, syscallNumber } from '../../core/linux/names.js';
+import { cgroupFieldsOfPid } from '../../core/linux/cgroup.js';
 import { SYSCOUNT } from '../common/figures.js';
 import { SKELETON } from '../../generated/syscount.js';
 import { FILTER_SYSCALLS, loadSpec, pathsFor, sizeMaps } from './probe.js';

@@ -2,8 +2,8 @@
 // and failures per (syscall, errno). Count mode (no latency: no start map).
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import type { Sample } from '../../core/metrics/exposition.js';
-import { lostEvents } from '../../core/ringbuf.js';
-import { errnoName, syscallName } from '../../core/names.js';
+import { lostEvents } from '../../core/bpf/ringbuf.js';
+import { errnoName, syscallName } from '../../core/linux/names.js';
 import { SKELETON } from '../../generated/syscount.js';
 import { pathsFor, sizeMaps, syscallNumbersRodata } from './probe.js';
 import { readErrnoTotals, readSyscallTotals, syscountMaps } from './collect.js';

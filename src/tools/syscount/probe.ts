@@ -1,11 +1,11 @@
 // syscount's probe: which programs of src/bpf/syscount.bpf.c load on which
 // attach path, the .rodata its filters become, and the maps' sizes. The
 // command (index.ts) and the exporter (metrics.ts) both load through here.
-import { hostArch, type ArchInfo } from '../../core/arch.js';
-import type { AttachPath } from '../../core/paths.js';
-import type { BpfObject } from '../../core/object.js';
+import { hostArch, type ArchInfo } from '../../core/bpf/arch.js';
+import type { AttachPath } from '../../core/bpf/paths.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import type { LoadSpec } from '../../core/tool.js';
-import { syscallName, syscallNumber } from '../../core/names.js';
+import { syscallName, syscallNumber } from '../../core/linux/names.js';
 import { DEFINES, SKELETON, type ProgramName, type Rodata } from '../../generated/syscount.js';
 
 /** What the loaded programs count: per syscall or per process, with time, with histograms. */
@@ -25,7 +25,7 @@ export interface ProbeFilters {
 }
 
 /**
- * The programs on the syscall dispatcher, per architecture (src/core/arch.ts
+ * The programs on the syscall dispatcher, per architecture (src/core/bpf/arch.ts
  * names the function). arm64's invoke_syscall returns nothing, so its
  * programs read the result from the registers at exit (fa_*).
  */

@@ -5,7 +5,7 @@ import { renderTable } from '../../core/output/table.js';
 import { term } from '../../core/output/format.js';
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { formatStraceTable, sortStraceRows } from '../../core/output/strace-table.js';
-import { cgroupColumns, type CgroupFields } from '../../core/cgroup.js';
+import { cgroupColumns, type CgroupFields } from '../../core/linux/cgroup.js';
 import type { ProcessRow, SyscallRow, UnfinishedRow } from './collect.js';
 
 /** How a report looks, from the options (index.ts resolveMode). */
@@ -46,7 +46,7 @@ export function formatSyscallTable(rows: SyscallRow[], latency: boolean, unit: V
   return renderTable(headers, body, { align: ['left', 'right', 'right', 'right', 'right'] });
 }
 
-/** -P: with CGROUP (--cgroup) and CONTAINER (when a row is in one) columns (src/core/cgroup.ts). */
+/** -P: with CGROUP (--cgroup) and CONTAINER (when a row is in one) columns (src/core/linux/cgroup.ts). */
 export function formatProcessTable(rows: (ProcessRow & CgroupFields)[], latency: boolean, withCgroup = false, unit: ViewMode['timeUnit'] = 'us'): string {
   const cg = cgroupColumns(rows, { cgroup: withCgroup });
   const headers = ['PID', 'COMM', ...cg.headers, 'COUNT', 'ERRORS', ...(latency ? [`TIME (${unit})`, `AVG (${unit})`] : [])];

@@ -5,8 +5,8 @@
 // the loop free: no thread, no blocking epoll_wait. Records are handed to the
 // callback as DataViews over the ring's memory, valid only during the call:
 // decode or copy them there.
-import { libbpf, lastErrno, registerSampleCallback, unregisterCallback, type Pointer } from './ffi/libbpf.js';
-import { RbtraceError, errnoText } from './errors.js';
+import { libbpf, lastErrno, registerSampleCallback, unregisterCallback, type Pointer } from '../ffi/libbpf.js';
+import { RbtraceError, errnoText } from '../errors.js';
 import type { BpfMap } from './maps.js';
 import { readPerCpuCounter } from './maps.js';
 

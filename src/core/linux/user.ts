@@ -2,7 +2,7 @@
 // tracing stays root's. The credentials are set by setpriv(1) in the gate
 // (gate.ts), before the command's exec.
 import { execFileSync } from 'node:child_process';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 
 /** The largest valid uid: (uid_t)-1 means "no uid" to the kernel. */
 const UID_MAX = 0xfffffffe;

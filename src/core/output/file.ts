@@ -17,7 +17,7 @@
 import { accessSync, closeSync, constants, lstatSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { RbtraceError, UsageError } from './errors.js';
+import { RbtraceError, UsageError } from '../errors.js';
 
 export interface OutputKind {
   /** The option, for messages: '--save'. */

@@ -1,12 +1,12 @@
 // A small ELF reader for user-space probes: symbols (.symtab and .dynsym),
 // file offsets of functions (what a uprobe attaches to), DT_NEEDED, and
 // SystemTap SDT notes (.note.stapsdt, the USDT probes). Turning mangled
-// symbol names into the names users write is src/core/demangle.ts.
+// symbol names into the names users write is src/core/elf/demangle.ts.
 //
 // Only what rbtrace needs: ELF64 little-endian (x86_64, aarch64, riscv64).
 // No external tools (nm, readelf) at run time.
-import { RbtraceError } from './errors.js';
-import { BinaryFile, openFile } from './procfiles.js';
+import { RbtraceError } from '../errors.js';
+import { BinaryFile, openFile } from '../linux/procfiles.js';
 
 const SHT_SYMTAB = 2;
 const SHT_NOTE = 7;

@@ -24,7 +24,7 @@
 // in its hash table's order, not the one it got, and it changes PWD and `_`
 // (undone below).
 import { existsSync, readFileSync } from 'node:fs';
-import { archInfo } from './arch.js';
+import { archInfo } from '../bpf/arch.js';
 import { syscallNumber } from './names.js';
 
 export interface Launcher {

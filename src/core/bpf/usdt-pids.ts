@@ -5,9 +5,9 @@
 // a tool attaches per process instead: each process mapping the library now,
 // and each new one as it maps it (polled), detaching as they go.
 import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import { libbpf } from './ffi/libbpf.js';
+import { libbpf } from '../ffi/libbpf.js';
 import type { BpfLink } from './object.js';
-import type { Session } from './session.js';
+import type { Session } from '../session.js';
 
 const BPF_PROG_TYPE_KPROBE = 2;
 const BPF_FUNC_get_attach_cookie = 174;

@@ -2,9 +2,9 @@
 // fresh iterator fd runs the program over the kernel objects once. What the
 // program writes with bpf_seq_write/BPF_SEQ_PRINTF comes back as bytes.
 import { closeSync, readSync } from 'node:fs';
-import { libbpf } from './ffi/libbpf.js';
-import { RbtraceError, errnoText } from './errors.js';
-import { inNetns } from './netns.js';
+import { libbpf } from '../ffi/libbpf.js';
+import { RbtraceError, errnoText } from '../errors.js';
+import { inNetns } from '../linux/netns.js';
 import type { BpfLink } from './object.js';
 
 /** Run an attached iterator once and return everything it wrote. */
@@ -15,7 +15,7 @@ export function readIterator(link: BpfLink): Buffer {
 /**
  * Run a network iterator (iter/tcp, iter/udp, ...) over another network
  * namespace: the iterator walks the namespace its creator is in, so it is
- * created with this thread inside `netnsPath` (src/core/netns.ts) and read
+ * created with this thread inside `netnsPath` (src/core/linux/netns.ts) and read
  * back here. Returns the namespace's inode with the bytes.
  */
 export function readIteratorIn(link: BpfLink, netnsPath: string): { inode: number; data: Buffer } {

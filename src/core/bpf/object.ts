@@ -2,15 +2,15 @@
 // load (a verifier failure keeps the log), attach, close.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { packageRoot } from './package.js';
-import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, withIterMapOpts, LIBBPF_DEBUG, type Pointer } from './ffi/libbpf.js';
+import { packageRoot } from '../package.js';
+import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, withIterMapOpts, LIBBPF_DEBUG, type Pointer } from '../ffi/libbpf.js';
 import { minimizedBtf } from './btf.js';
 import { bpfArchDir } from './arch.js';
-import { RbtraceError, errnoText } from './errors.js';
+import { RbtraceError, errnoText } from '../errors.js';
 import { misleadingMemlockHint } from './refusals.js';
 import { writeField } from './layout.js';
 import { BpfMap, type TypedMap } from './maps.js';
-import type { AnySkeleton, MapKeyOf, MapName, MapValueOf, ProgramName, RodataOf, RodataVar, Skeleton, TypedMapName } from './skeleton/types.js';
+import type { AnySkeleton, MapKeyOf, MapName, MapValueOf, ProgramName, RodataOf, RodataVar, Skeleton, TypedMapName } from '../skeleton/types.js';
 
 /** build/bpf/<arch> of this package: this architecture's objects (RBTRACE_BPF_DIR overrides it). */
 export function bpfObjectDir(): string {
@@ -187,7 +187,7 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
   /**
    * Open build/bpf/<arch>/<name>.bpf.o (or a path to any .bpf.o), or the
    * object of a generated skeleton (typed). CO-RE relocates against the
-   * build's minimized BTF when it fits the running kernel (src/core/btf.ts),
+   * build's minimized BTF when it fits the running kernel (src/core/bpf/btf.ts),
    * unless `fullBtf` is set.
    */
   static open<P extends string, M extends string, R extends object, T extends object>(skeleton: Skeleton<P, M, R, T>, opts?: OpenOptions): BpfObject<Skeleton<P, M, R, T>>;

@@ -21,7 +21,7 @@
 // libbpf (uprobe binary_path, USDT): the kernel and libbpf follow that link
 // to the checked inode, with no window in which the path could be swapped.
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { RbtraceError, errnoText } from './errors.js';
+import { RbtraceError, errnoText } from '../errors.js';
 
 /** open(2) flags Node has no names for (the same on x86_64, arm64, riscv64). */
 const O_PATH = 0o10000000;

@@ -4,8 +4,8 @@
 // AttachPath.optional programs (paths.ts): a program whose hook a kernel
 // lacks (e.g. sock:sk_data_ready before 6.2) is left out instead of failing
 // the whole path.
-import { libbpf, type Pointer } from './ffi/libbpf.js';
-import { tracefsMounted, tracepointExists } from './system.js';
+import { libbpf, type Pointer } from '../ffi/libbpf.js';
+import { tracefsMounted, tracepointExists } from '../linux/system.js';
 
 const BTF_KIND_TYPEDEF = 8;
 const BTF_KIND_FUNC = 12;

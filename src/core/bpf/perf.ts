@@ -3,12 +3,12 @@
 // filter is the BPF side's (rbtrace_wanted: -p, -- CMD and its descendants,
 // --cgroup), so one event per CPU serves every target, threads and children
 // included, as in bcc's profile.
-import type { AnySkeleton, ProgramName } from './skeleton/types.js';
+import type { AnySkeleton, ProgramName } from '../skeleton/types.js';
 import { closeSync, readFileSync } from 'node:fs';
-import { libbpf, lastErrno } from './ffi/libbpf.js';
-import { perfEventOpen, PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE } from './ffi/perf.js';
+import { libbpf, lastErrno } from '../ffi/libbpf.js';
+import { perfEventOpen, PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE } from '../ffi/perf.js';
 import { BpfLink, type BpfObject } from './object.js';
-import { RbtraceError, errnoText } from './errors.js';
+import { RbtraceError, errnoText } from '../errors.js';
 
 /** Online CPUs, from "0-3,5" in /sys/devices/system/cpu/online. */
 export function onlineCpus(text?: string): number[] {

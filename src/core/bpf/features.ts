@@ -1,12 +1,12 @@
 // What this kernel lets rbtrace do, found by trying: each attach kind loads
 // and attaches a trivial program from probe.bpf.o, then detaches at once.
 import { existsSync, readFileSync } from 'node:fs';
-import { libbpf } from './ffi/libbpf.js';
+import { libbpf } from '../ffi/libbpf.js';
 import { BpfObject, type BpfProgram, type BpfLink } from './object.js';
-import { ensureTracefs, hasBtf, privileges, tracefsMounted, tracefsState } from './system.js';
-import { findLibrary } from './process.js';
-import { errnoText } from './errors.js';
-import { SKELETON, type ProgramName } from '../generated/probe.js';
+import { ensureTracefs, hasBtf, privileges, tracefsMounted, tracefsState } from '../linux/system.js';
+import { findLibrary } from '../linux/process.js';
+import { errnoText } from '../errors.js';
+import { SKELETON, type ProgramName } from '../../generated/probe.js';
 
 export type AttachKind = 'fentry' | 'kprobe' | 'tracepoint' | 'raw_tp' | 'tp_btf' | 'uprobe' | 'usdt' | 'iter';
 

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { RbtraceError, UsageError } from './errors.js';
+import { RbtraceError, UsageError } from '../errors.js';
 import { bashLauncher, perlLauncher } from './gate-launcher.js';
 import { resolveCommand } from './process.js';
 import type { RunAs } from './user.js';

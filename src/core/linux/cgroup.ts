@@ -10,8 +10,8 @@
 // below it in one O(1) ancestor check.
 import { readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { RbtraceError, UsageError } from './errors.js';
-import { escapeForTerminal } from './output/format.js';
+import { RbtraceError, UsageError } from '../errors.js';
+import { escapeForTerminal } from '../output/format.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 

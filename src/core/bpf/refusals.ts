@@ -19,7 +19,7 @@
 // remembered.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { errnoName } from './names.js';
+import { errnoName } from '../linux/names.js';
 
 /** What the kernel (or RBTRACE_REFUSE) answered for one program. */
 export interface Refusal {

@@ -3,9 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { RbtraceError } from './errors.js';
-import { archInfo, hostArch } from './arch.js';
-import { pidParser } from './parsers.js';
+import { RbtraceError } from '../errors.js';
+import { archInfo, hostArch } from '../bpf/arch.js';
+import { pidParser } from '../parsers.js';
 import { BinaryFile, openExecutable, openFile, openMapping, readMaps } from './procfiles.js';
 
 /** Kept for the SDK: src/core/parsers.ts's pidParser. */

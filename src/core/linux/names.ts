@@ -1,13 +1,13 @@
 // errno and syscall names for output (syscount -x, -e, execsnoop's RET...).
 // The tables are generated from the uapi headers by scripts/gen-names.mjs at
 // build time, so they follow the kernel headers instead of a hand-kept list.
-import { ERRNO_NAMES, SYSCALLS } from '../generated/names.js';
-import { hostArch } from './arch.js';
+import { ERRNO_NAMES, SYSCALLS } from '../../generated/names.js';
+import { hostArch } from '../bpf/arch.js';
 
 export type SyscallArch = keyof typeof SYSCALLS; // 'x86_64' | 'arm64'
 
 /**
- * The syscall table of this machine, from process.arch (src/core/arch.ts;
+ * The syscall table of this machine, from process.arch (src/core/bpf/arch.ts;
  * architectures without a table get x86_64's, which keeps names plausible
  * rather than throwing in the middle of a report).
  */

@@ -4,7 +4,7 @@
 // that did such work once carries it as RSS for its whole run. malloc_trim
 // gives it back; it costs well under a millisecond when there is little to
 // release, so a tool may call it after each large piece of work.
-import { mallocTrim } from './ffi/libc.js';
+import { mallocTrim } from '../ffi/libc.js';
 
 /** Return freed C heap memory to the system (glibc); a no-op elsewhere. */
 export function releaseFreedMemory(): void {

@@ -2,16 +2,16 @@
 // name) and its file offset with our own ELF reader, find the Ruby a target
 // runs, and load an object whose programs are attached as uprobes / USDT
 // rather than by their SEC() name.
-import { ElfFile, stripVersion, type ElfSymbol } from './elf.js';
-import { demangle, normalizeFunctionQuery } from './demangle.js';
-import { RbtraceError } from './errors.js';
-import { checkUprobePrivileges } from './system.js';
-import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from './process.js';
-import { openFile, type BinaryFile } from './procfiles.js';
-import type { ToolContext, LoadSpec } from './tool.js';
+import { ElfFile, stripVersion, type ElfSymbol } from '../elf/elf.js';
+import { demangle, normalizeFunctionQuery } from '../elf/demangle.js';
+import { RbtraceError } from '../errors.js';
+import { checkUprobePrivileges } from '../linux/system.js';
+import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from '../linux/process.js';
+import { openFile, type BinaryFile } from '../linux/procfiles.js';
+import type { ToolContext, LoadSpec } from '../tool.js';
 import { BpfObject, type BpfLink } from './object.js';
 import type { Loaded } from './paths.js';
-import type { AnySkeleton, ProgramName, Skeleton } from './skeleton/types.js';
+import type { AnySkeleton, ProgramName, Skeleton } from '../skeleton/types.js';
 
 export interface ResolvedFunction {
   /** The raw (mangled) symbol. */

@@ -16,13 +16,13 @@
 // disables fallback, so tests can exercise each path and notice a broken one.
 // RBTRACE_REFUSE=<program,...> refuses programs as the kernel would (tests).
 import { BpfObject, type BpfLink, type BpfProgram } from './object.js';
-import { RbtraceError, UsageError } from './errors.js';
-import { ensureTracefs } from './system.js';
+import { RbtraceError, UsageError } from '../errors.js';
+import { ensureTracefs } from '../linux/system.js';
 import { hookPresent, releaseKernelBtf } from './kernel-targets.js';
 import {
   RefusalMemory, describeRefusal, failedProgramInLog, hookKind, injectedRefusals, objectDigest, shortRefusal, type Refusal,
 } from './refusals.js';
-import type { AnySkeleton, ProgramName } from './skeleton/types.js';
+import type { AnySkeleton, ProgramName } from '../skeleton/types.js';
 
 /** An optional program, with what the tool does without it (said with -v and by doctor). */
 export interface OptionalProgram<S extends AnySkeleton = AnySkeleton> {

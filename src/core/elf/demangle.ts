@@ -1,7 +1,7 @@
 // Demangling of Rust (legacy and v0) and Itanium C++ symbol names, far
 // enough to give qualified names ('app::parse', 'ns::Class::method') so
 // users can name functions as they wrote them: libbpf 1.1 resolves only raw
-// symbol names. The symbols themselves come from src/core/elf.ts.
+// symbol names. The symbols themselves come from src/core/elf/elf.ts.
 import { stripVersion } from './elf.js';
 
 /**

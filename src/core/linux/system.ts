@@ -2,8 +2,8 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { release } from 'node:os';
-import { RbtraceError } from './errors.js';
-import { archInfo } from './arch.js';
+import { RbtraceError } from '../errors.js';
+import { archInfo } from '../bpf/arch.js';
 
 /** Where the kernel's BTF lives. RBTRACE_BTF_PATH overrides it (tests use it to simulate a kernel without BTF). */
 export function btfPath(): string {
@@ -152,7 +152,7 @@ export function tracepointExists(category: string, name: string): boolean {
   return existsSync(`${libbpfTracefsDir()}/events/${category}/${name}`);
 }
 
-/** The prefix of syscall entry points on this architecture (for fentry/kprobe on syscalls; src/core/arch.ts). */
+/** The prefix of syscall entry points on this architecture (for fentry/kprobe on syscalls; src/core/bpf/arch.ts). */
 export function syscallPrefix(): string {
   return archInfo()?.syscallPrefix ?? '__se_sys_';
 }

@@ -1,8 +1,8 @@
 // BPF maps from user space: raw byte access, and typed access through
 // layouts generated from BTF. Per-CPU maps return one value per possible
 // CPU; `sum()` folds them.
-import { libbpf, type Pointer } from './ffi/libbpf.js';
-import { RbtraceError, errnoText } from './errors.js';
+import { libbpf, type Pointer } from '../ffi/libbpf.js';
+import { RbtraceError, errnoText } from '../errors.js';
 import { StructLayout, toDataView } from './layout.js';
 
 const PERCPU_TYPES = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */, 15 /* PERCPU_CGROUP_STORAGE */]);

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { btfPath } from './system.js';
+import { btfPath } from '../linux/system.js';
 
 export interface BtfFingerprint {
   release: string;

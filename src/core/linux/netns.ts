@@ -12,8 +12,8 @@
 // was created in (an iterator fd, /proc/thread-self/net/* contents read
 // there), which is the point.
 import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { setns, CLONE_NEWNET } from './ffi/libc.js';
-import { RbtraceError, UsageError, errnoText } from './errors.js';
+import { setns, CLONE_NEWNET } from '../ffi/libc.js';
+import { RbtraceError, UsageError, errnoText } from '../errors.js';
 
 export interface Netns {
   /** The namespace's inode (what `lsns -t net` and `ip netns identify` show, and /proc/PID/ns/net links to). */
