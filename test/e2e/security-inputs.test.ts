@@ -101,3 +101,22 @@ test('--assert past the bounds (3,000 parentheses, 3,000 nots, 4,000 conditions,
     assert.notEqual(r.code, 2, r.stderr);
   }
 });
+
+test('diff of two 300,000-row runs planted by the attacker: the first 100 changed rows and a count of the rest, no stack overflow; --all draws every row', async () => {
+  const a = plant('big-a.json', run(300000));
+  const b = plant('big-b.json', run(300000, 3));
+  const t0 = Date.now();
+  // 120 s: ~7 s of CPU here; the timeout is for a loaded 2-core CI machine.
+  const r = await runRbtrace(['diff', a, b], { timeoutMs: 120000 });
+  const ms = Date.now() - t0;
+  assert.equal(r.code, 0, r.stderr.slice(0, 300));
+  const lines = r.stdout.split('\n');
+  // Every row's count differs (1 + i % 7 against 1 + (i + 3) % 7).
+  const changed = 300000;
+  assert.equal(lines.filter((l) => /^cmd\d+:ok\s+count\s/.test(l)).length, 100);
+  assert.ok(r.stdout.includes(`(${changed - 100} command:results more changed, left out; --all shows every one, --json lists them)`), r.stdout.slice(-400));
+  const small = await runRbtrace(['diff', '--all', plant('s-a.json', run(2000)), plant('s-b.json', run(2000, 3))]);
+  assert.equal(small.code, 0, small.stderr);
+  assert.equal(small.stdout.split('\n').filter((l) => /^cmd\d+:ok\s+count\s/.test(l)).length, 2000);
+  assert.ok(ms < 120000, `${ms} ms`);
+});
