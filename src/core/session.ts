@@ -181,6 +181,7 @@ export class Session {
         this.stop(this.signalReason ?? 'target-exit');
       });
     }
+    if (target.command) this.verbose(`the command ends with rbtrace through ${target.command.leash}`);
     target.release();
     // Tests (and humans with -v) wait for this line before starting a workload.
     this.verbose('probes attached, tracing');

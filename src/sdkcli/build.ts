@@ -5,12 +5,13 @@
 // to the object (generator.ts). clang and bpftool are needed here only: the
 // object then loads on any kernel with BTF (CO-RE).
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../core/package.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
 import { generateBindings } from './generator.js';
+import { directoryRefusal, openDirectory, writeInDirectory } from '../core/output/file.js';
 
 /** The kernel BTF vmlinux.h is made from (RBTRACE_BUILD_BTF, as for scripts/build-bpf.sh). */
 const kernelBtf = () => process.env.RBTRACE_BUILD_BTF || '/sys/kernel/btf/vmlinux';
@@ -73,33 +74,59 @@ export interface BuildResult {
   bindings: string;
 }
 
-/** Compile `source` (NAME.bpf.c) to NAME.bpf.o and NAME.skel.ts beside it. */
-export function buildTool(source: string, opts: { log?: (line: string) => void } = {}): BuildResult {
+/**
+ * Compile `source` (NAME.bpf.c) to NAME.bpf.o and NAME.skel.ts beside it.
+ * clang and bpftool write only in a private directory of ours (mkdtemp,
+ * 0700); the two results are then written beside the source by the rules
+ * of --save (src/core/output-file.ts): never through a link, each under a
+ * temporary name renamed into place, and not in another user's directory
+ * unless `othersDir` (root building in /home/bob would otherwise follow
+ * whatever bob plants there).
+ */
+export function buildTool(source: string, opts: { log?: (line: string) => void; othersDir?: boolean } = {}): BuildResult {
   const src = resolve(source);
   if (!/\.bpf\.c$/.test(src)) throw new UsageError(`${source}: not a NAME.bpf.c file`, 'rbtrace build wants the BPF C file, e.g. rbtrace build demo.bpf.c');
   if (!existsSync(src)) throw new UsageError(`${source}: no such file`, 'rbtrace new NAME writes a starter');
-  const clang = findTool('clang');
-  const bpftool = findTool('bpftool');
-  checkLibbpfHeaders();
   const dir = dirname(src);
+  const denied = directoryRefusal(dir, { othersDir: opts.othersDir });
+  if (denied) throw new UsageError(`will not write in ${dir}: ${denied}`, 'build in a directory of your own, or pass --others-dir if you trust its owner');
   const name = basename(src, '.bpf.c');
   const object = join(dir, `${name}.bpf.o`);
   const bindings = join(dir, `${name}.skel.ts`);
-  const tmp = join(dir, `.${name}.${process.pid}.tmp.o`);
+  for (const out of [object, bindings]) {
+    let link = false;
+    try { link = lstatSync(out).isSymbolicLink(); } catch { /* absent */ }
+    if (link) throw new UsageError(`will not replace ${out}: it is a symbolic link`, 'remove it first');
+  }
+  const clang = findTool('clang');
+  const bpftool = findTool('bpftool');
+  checkLibbpfHeaders();
   const vmlinuxDir = vmlinuxHeader(bpftool);
   opts.log?.(`vmlinux.h: ${join(vmlinuxDir, 'vmlinux.h')}`);
-  const cflags = [`-D__TARGET_ARCH_${targetArch()}`, '-I', vmlinuxDir, '-I', join(packageRoot(), 'src/bpf/include'), '-I', dir];
-  const args = ['-O2', '-g', '-target', 'bpf', ...cflags, '-Wall', '-Wno-unused-function', '-c', src, '-o', tmp];
-  opts.log?.(`${clang} ${args.join(' ')}`);
+  const work = mkdtempSync(join(tmpdir(), 'rbtrace-build-'));
   try {
+    const tmp = join(work, `${name}.tmp.o`);
+    const built = join(work, `${name}.bpf.o`);
+    const cflags = [`-D__TARGET_ARCH_${targetArch()}`, '-I', vmlinuxDir, '-I', join(packageRoot(), 'src/bpf/include'), '-I', dir];
+    const args = ['-O2', '-g', '-target', 'bpf', ...cflags, '-Wall', '-Wno-unused-function', '-c', src, '-o', tmp];
+    opts.log?.(`${clang} ${args.join(' ')}`);
     run(clang, args, `clang could not compile ${basename(src)}`);
-    run(bpftool, ['gen', 'object', object, tmp], `bpftool could not finalise ${basename(object)}`);
+    run(bpftool, ['gen', 'object', built, tmp], `bpftool could not finalise ${basename(object)}`);
+    // The structs shared with user space: NAME.h if there is one, else the .bpf.c itself.
+    const header = existsSync(join(dir, `${name}.h`)) ? join(dir, `${name}.h`) : src;
+    const text = generateBindings({ object: built, header, cflags });
+    const fd = openDirectory(dir);
+    try {
+      writeInDirectory(fd, basename(object), readFileSync(built));
+      writeInDirectory(fd, basename(bindings), text);
+    } catch (err) {
+      throw new RbtraceError(`cannot write in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'check the directory and its permissions' });
+    } finally {
+      closeSync(fd);
+    }
   } finally {
-    rmSync(tmp, { force: true });
+    rmSync(work, { recursive: true, force: true });
   }
-  // The structs shared with user space: NAME.h if there is one, else the .bpf.c itself.
-  const header = existsSync(join(dir, `${name}.h`)) ? join(dir, `${name}.h`) : src;
-  generateBindings({ object, header, out: bindings, cflags });
   return { object, bindings };
 }
 

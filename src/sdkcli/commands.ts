@@ -31,17 +31,19 @@ export function addSdkCommands(program: Command, runDef: ToolDefinition<any> | u
   program.command('new').description('write a starter tool: NAME.bpf.c and NAME.ts (a syscall counter, commented as a tutorial)')
     .argument('<name>', 'the tool name (lower-case letters, digits, _)')
     .option('--force', 'overwrite existing files')
-    .action((name: string, opts: { force?: boolean }) => {
-      const files = writeStarter(name, '.', Boolean(opts.force));
+    .option('--others-dir', 'write even though the directory belongs to another user (who could swap its files meanwhile)')
+    .action((name: string, opts: { force?: boolean; othersDir?: boolean }) => {
+      const files = writeStarter(name, '.', Boolean(opts.force), Boolean(opts.othersDir));
       say(`rbtrace new: wrote ${files.map((f) => relative('.', f)).join(', ')}`);
       say(`next: rbtrace build ${name}.bpf.c && sudo rbtrace run ${name}.ts -- ls`);
     });
   program.command('build').description('compile NAME.bpf.c (clang, bpftool) into NAME.bpf.o and its typed bindings NAME.skel.ts')
     .argument('<file>', 'the BPF C source, NAME.bpf.c')
     .option('-v, --verbose', 'print the compiler command')
-    .action((file: string, opts: { verbose?: boolean }) => {
+    .option('--others-dir', 'build even though the directory belongs to another user (who could swap its files meanwhile)')
+    .action((file: string, opts: { verbose?: boolean; othersDir?: boolean }) => {
       const verbose = Boolean(opts.verbose || program.opts().verbose);
-      const built = buildTool(file, { log: verbose ? (l) => say(`rbtrace build: ${l}`) : undefined });
+      const built = buildTool(file, { log: verbose ? (l) => say(`rbtrace build: ${l}`) : undefined, othersDir: Boolean(opts.othersDir) });
       say(`rbtrace build: wrote ${relative('.', built.object)}, ${relative('.', built.bindings)}`);
     });
   program.command('completion').description('print shell completion for bash or zsh (source it from your shell\'s rc file)')

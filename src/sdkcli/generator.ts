@@ -4,7 +4,6 @@
 // user's directory: the SDK imported from the 'rbtrace' package, and
 // OBJECT_FILE the object next to the skeleton instead of a name looked up in
 // rbtrace's own build/bpf/<arch>/.
-import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { generateSkeleton } from '../core/skeleton/gen.js';
 import { RbtraceError } from '../core/errors.js';
@@ -14,13 +13,14 @@ export interface GenerateRequest {
   object: string;
   /** The C text that declares the structs and enums shared with user space (a header, or the .bpf.c). */
   header: string;
-  /** Where the TypeScript module goes. */
-  out: string;
+  /** Where the TypeScript module goes: written by the caller. */
+  out?: string;
   /** The flags the object was compiled with (-I, -D): for a generator that preprocesses the header. */
   cflags: string[];
 }
 
-export function generateBindings(req: GenerateRequest): void {
+/** The typed bindings' text (the caller writes it, by the rules of src/core/output-file.ts). */
+export function generateBindings(req: GenerateRequest): string {
   let text: string;
   try {
     text = generateSkeleton(req.object, { header: req.header, sdkModule: 'rbtrace', cflags: req.cflags });
@@ -30,8 +30,7 @@ export function generateBindings(req: GenerateRequest): void {
     throw new RbtraceError(`cannot generate bindings for ${basename(req.object)}: ${last.replace(/^\s*(Error: )?/, '')}`,
       { hint: 'every struct of the header must be used by a program or named by RBTRACE_EXPORT_TYPE', details: message });
   }
-  writeFileSync(req.out, text);
-  writeFileSync(req.out, forUsers(readFileSync(req.out, 'utf8'), basename(req.object)));
+  return forUsers(text, basename(req.object));
 }
 
 /** A generated module as a user's tool imports it: SDK from 'rbtrace', the object found next to the module. */

@@ -43,6 +43,9 @@ function changeText(r: RowChange, f: FieldChange): [string, string] {
   return [abs, pct];
 }
 
+/** Rows (and histograms of unjudged rows) shown without --all: a diff is read from its largest changes down. */
+export const SHOWN_ROWS = 100;
+
 const SLOT_LABEL: Record<string, string> = { ns: 'nsecs', us: 'usecs', usecs: 'usecs', ms: 'msecs' };
 
 function bounds(i: number): [string, string] {
@@ -106,7 +109,9 @@ function renderText(a: SavedRun, b: SavedRun, rows: RowChange[], all: boolean, c
   if (optsA !== optsB) out += color.yellow(`note: the runs had different options: ${escapeArg(optsA)} vs ${escapeArg(optsB)}`) + '\n';
   if (a.kernel !== b.kernel) out += color.yellow(`note: different kernels: ${escapeArg(a.kernel)} vs ${escapeArg(b.kernel)}`) + '\n';
   out += '\n';
-  const shown = all ? rows : rows.filter(rowChanged);
+  const changed = all ? rows : rows.filter(rowChanged);
+  // Rows come largest change first: the first SHOWN_ROWS are the ones to read.
+  const shown = all ? changed : changed.slice(0, SHOWN_ROWS);
   const body: string[][] = [];
   for (const r of shown) {
     let first = true;
@@ -122,16 +127,32 @@ function renderText(a: SavedRun, b: SavedRun, rows: RowChange[], all: boolean, c
   if (body.length) out += renderTable([noun.toUpperCase(), 'FIGURE', 'BEFORE', 'AFTER', 'CHANGE', '%'], body, { align: ['left', 'left', 'right', 'right', 'right', 'right'], color });
   else out += 'no figure changed\n';
   if (!out.endsWith('\n')) out += '\n';
-  const same = rows.length - shown.length;
-  if (same > 0) out += color.dim(`(${same} ${noun}${same === 1 ? '' : 's'} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
+  const plural = (n: number) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+  const more = changed.length - shown.length;
+  if (more > 0) out += color.dim(`(${plural(more)} more changed, left out; --all shows every one, --json lists them)`) + '\n';
+  const same = rows.length - changed.length;
+  if (same > 0) out += color.dim(`(${plural(same)} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
+  // The histograms of the rows in the table, then those of unchanged rows
+  // with too few samples to judge (so that "unchanged" is not read as
+  // "judged the same"), at most SHOWN_ROWS of those.
+  const inTable = new Set(shown);
+  let unjudged = 0;
+  let unjudgedLeft = 0;
   for (const r of rows) {
     for (const h of r.histograms) {
-      if (!all && !rowChanged(r) && h.verdict !== 'too-few-samples') continue;
+      if (!all && !inTable.has(r)) {
+        if (h.verdict !== 'too-few-samples' || rowChanged(r)) continue;
+        if (++unjudged > SHOWN_ROWS) {
+          unjudgedLeft++;
+          continue;
+        }
+      }
       const name = `${r.label === '' ? '' : `${escapeArg(r.label)} `}${h.field} (${h.unit})`;
       out += `\n${color.bold(name)}: ${verdictText(h)}\n`;
       out += formatLog2Pair(h.before, h.after, h.unit);
     }
   }
+  if (unjudgedLeft > 0) out += color.dim(`\n(${unjudgedLeft} more histograms with too few samples to judge, left out; --all shows every one)`) + '\n';
   if (rows.some((r) => r.histograms.length)) {
     out += color.dim(`\n(a histogram shift is a change when Mann-Whitney p < ${ALPHA} and |Cliff's delta| >= ${MIN_EFFECT}; see man rbtrace-diff)`) + '\n';
   }
@@ -175,7 +196,7 @@ export default defineTool<DiffOptions>({
       .argument('<before>', 'a run saved with --save')
       .argument('<after>', 'a later run of the same tool')
       // --json (one JSON document), -v and --no-color are the global options.
-      .option('--all', 'also the rows and figures that did not change')
+      .option('--all', `every row: also those past the first ${SHOWN_ROWS} changed ones, and the rows and figures that did not change`)
       .hook('preAction', (c) => {
         files = c.args.slice(0, 2);
       });

@@ -211,7 +211,7 @@ test('--save from every tracing tool is read by rbtrace diff; other files and mi
 test('--save into a directory that does not exist: refused before tracing', async () => {
   const r = await runRbtrace(['mallocstat', '--save', '/nonexistent/dir/run.json', '--', prog, '1']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^rbtrace mallocstat: --save: cannot write in \/nonexistent\/dir \(.*\)\n$/);
+  assert.match(r.stderr, /^rbtrace mallocstat: --save: cannot write in \/nonexistent\/dir: cannot open \/nonexistent\/dir \(ENOENT\) \(.*\)\n$/);
 });
 
 test('docs/measure-change-measure.md: the Rust example, built from the page, gives the figures it quotes', async () => {

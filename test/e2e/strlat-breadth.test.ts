@@ -85,7 +85,7 @@ test('ruby: rb_str_new* on a real script, rb_str_new among them, each histogram 
 
 test('a pattern matching more than 64 functions, and one matching none: one-line errors, nothing attached', async () => {
   let r = await runRbtrace(['strlat', '--func', 'rb_*', '--', 'ruby', '-e', '1']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2, 'too broad a request is a usage error');
   assert.match(r.stderr, /^rbtrace strlat: 'rb_\*' matches \d+ functions in \S+libruby\S+, more than the 64 rbtrace times at once \(narrow the pattern.*\)\n$/);
   r = await runRbtrace(['strlat', '--lib', PROG, '--func', 'zz*', '--', PROG, '1']);
   assert.equal(r.code, 1);

@@ -49,5 +49,6 @@ test('--func lists and patterns: split at top-level commas, patterns matched aga
   assert.equal(new Set(addrs).size, addrs.length);
   assert.deepEqual(resolveFunctions(lib, ['rb_str_ne[w]'], 64).map((n) => n.name), ['rb_str_new']);
   assert.throws(() => resolveFunctions(lib, ['rb_*'], 64), /matches \d+ functions .* more than the 64/);
+  assert.throws(() => resolveFunctions(lib, ['rb_*'], 64), (e: Error) => e.name === 'UsageError');
   assert.equal(isGoBinary(lib), false);
 });

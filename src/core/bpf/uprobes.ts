@@ -4,7 +4,7 @@
 // rather than by their SEC() name.
 import { ElfFile, stripVersion, type ElfSymbol } from '../elf/elf.js';
 import { demangle, normalizeFunctionQuery } from '../elf/demangle.js';
-import { RbtraceError } from '../errors.js';
+import { RbtraceError, UsageError } from '../errors.js';
 import { checkUprobePrivileges } from '../linux/system.js';
 import { executableOf, libraryMatches, libraryOfPid, resolveCommand, systemLibrary } from '../linux/process.js';
 import { openFile, type BinaryFile } from '../linux/procfiles.js';
@@ -141,8 +141,9 @@ export function resolveFunctions(binary: string | BinaryFile, queries: string[],
       throw new RbtraceError(`no function matches '${q}' in ${binary}`, { hint: 'list its functions with nm -D (or nm -C) and give a pattern that matches some' });
     }
     if (byName.size > max) {
-      throw new RbtraceError(`'${q}' matches ${byName.size} functions in ${binary}, more than the ${max} rbtrace times at once`,
-        { hint: 'narrow the pattern, or give the functions as a list: --func a,b' });
+      // A usage error (exit 2): the request is too broad, nothing failed.
+      throw new UsageError(`'${q}' matches ${byName.size} functions in ${binary}, more than the ${max} rbtrace times at once`,
+        'narrow the pattern, or give the functions as a list: --func a,b');
     }
     for (const name of [...byName.keys()].sort()) {
       const funcs: ResolvedFunction[] = [];
@@ -156,7 +157,7 @@ export function resolveFunctions(binary: string | BinaryFile, queries: string[],
     }
   }
   if (out.length > max) {
-    throw new RbtraceError(`${out.length} functions named, more than the ${max} rbtrace times at once`, { hint: 'give fewer functions, or narrower patterns' });
+    throw new UsageError(`${out.length} functions named, more than the ${max} rbtrace times at once`, 'give fewer functions, or narrower patterns');
   }
   return out;
 }

@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { RbtraceError, UsageError } from '../errors.js';
 import { bashLauncher, perlLauncher } from './gate-launcher.js';
+import { makeLeash } from './leash.js';
 import { resolveCommand } from './process.js';
 import type { RunAs } from './user.js';
 
@@ -140,6 +141,8 @@ export class GatedCommand {
   private readonly go: Buffer;
   /** Does the kernel kill the command when rbtrace dies? (setpriv present) */
   readonly diesWithRbtrace: boolean;
+  /** What ends the command and its descendants if rbtrace dies (leash.ts), for -v. */
+  readonly leash: string;
 
   constructor(readonly argv: string[], runAs?: RunAs) {
     if (argv.length === 0) throw new UsageError('nothing to run after --', 'e.g. rbtrace execsnoop -- ls -l');
@@ -171,9 +174,21 @@ export class GatedCommand {
     if (runAs && !this.diesWithRbtrace) throw new RbtraceError('--user needs setpriv', { hint: 'install util-linux' });
     const front = this.diesWithRbtrace ? [SETPRIV, ...(runAs?.setprivArgs() ?? []), '--pdeathsig', 'SIGKILL', '--'] : [];
     const [file, ...args] = [...front, ...launcher.argv];
+    const leash = makeLeash();
     this.child = spawn(file, args, { stdio, env: launcher.env });
     if (this.child.pid === undefined) throw new RbtraceError(`cannot start ${argv[0]}`);
     this.pid = this.child.pid;
+    // Held at the gate: nothing of the command has run, nothing has forked.
+    if ('dir' in leash) {
+      try {
+        leash.hold(this.pid);
+        this.leash = `cgroup ${leash.dir}`;
+      } catch (err) {
+        this.leash = `the parent-death signal only (cannot move it into ${leash.dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+      }
+    } else {
+      this.leash = `the parent-death signal only (${leash.reason})`;
+    }
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
         const signo = signal ? signalNumber(signal) : 0;

@@ -7,7 +7,6 @@
 // assumes all. Text of the tool's own that must reach the terminal as is
 // (colours, already escaped argv) is passed as styled(text).
 import { createRequire } from 'node:module';
-import type TableType from 'cli-table3';
 import type { ChalkInstance } from 'chalk';
 import { cellText, escapeForTerminal, type Cell } from './format.js';
 
@@ -62,64 +61,87 @@ export function wrapText(text: string, width: number): string[] {
 const MIN_WRAP = 16;
 
 /**
- * Widths for cli-table3 (null: as wide as its cells): the wrapped columns
+ * Widths of the wrapped columns (undefined: as wide as their cells): they
  * share what the others leave, in proportion to their natural widths.
  */
-function colWidths(headers: string[], cells: string[][], fit: { width: number; wrap: number[] }): (number | null)[] {
-  // Each column is its widest cell + 1 padding + 1 separator.
-  const natural = headers.map((h, c) => Math.max(visible(h), ...cells.map((r) => Math.max(...r[c].split('\n').map(visible)))) + 2);
+function colWidths(natural: number[], fit: { width: number; wrap: number[] }): (number | undefined)[] {
   const wrapped = new Set(fit.wrap);
   const fixed = natural.reduce((a, w, c) => (wrapped.has(c) ? a : a + w), 0);
   const want = natural.reduce((a, w, c) => (wrapped.has(c) ? a + w : a), 0);
   const room = fit.width - 1 - fixed;
-  if (want <= room) return natural.map(() => null);
-  return natural.map((w, c) => (wrapped.has(c) ? Math.max(MIN_WRAP, Math.floor((room * w) / want)) : null));
+  if (want <= room) return natural.map(() => undefined);
+  return natural.map((w, c) => (wrapped.has(c) ? Math.max(MIN_WRAP, Math.floor((room * w) / want)) : undefined));
 }
 
-const BORDERLESS = {
-  top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-  bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-  left: '', 'left-mid': '', mid: '', 'mid-mid': '',
-  right: '', 'right-mid': '', middle: ' ',
-};
-
-// cli-table3 (with string-width and emoji-regex) costs ~5 MB of RSS at load:
-// load it on the first table, not at start-up (execsnoop never needs it).
-let TableCtor: typeof TableType | undefined;
-function tableClass(): typeof TableType {
-  TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
-  return TableCtor;
+// string-width, cli-table3's own measure (CJK and emoji take two columns,
+// combining marks none), resolved from cli-table3 so that it is the copy
+// cli-table3 uses. Loaded on the first table, not at start-up (execsnoop
+// never needs it).
+type Measure = (s: string) => number;
+const PLAIN = /^[\x20-\x7e]*$/;
+let measureFn: Measure | undefined;
+function measure(): Measure {
+  if (!measureFn) {
+    const fromTable = createRequire(createRequire(import.meta.url).resolve('cli-table3'));
+    const stringWidth = fromTable('string-width') as Measure;
+    // Printable ASCII (most cells) is one column a character: string-width's regexes cost 3x the rest of a table.
+    measureFn = (s) => (PLAIN.test(s) ? s.length : stringWidth(s));
+  }
+  return measureFn;
 }
 
 /**
  * Render rows under headers. Returns complete lines ending in '\n' (trailing
  * blanks trimmed), or just the header line when there are no rows.
+ *
+ * The layout is cli-table3's borderless one (columns two spaces apart, each
+ * as wide as its widest line, a wrapped cell's lines on lines of their own),
+ * drawn here in one pass: cli-table3 lays a table out in time quadratic in
+ * its rows (20,000 rows took a minute in rbtrace diff) and overflows the
+ * stack past ~200,000. test/unit/table.test.ts holds both to one output.
  */
 export function renderTable(
   headers: string[],
   rows: Cell[][],
   opts: TableOptions = {},
 ): string {
+  const width = measure();
   const align = headers.map(
     (_, c) => opts.align?.[c] ?? (rows.length > 0 && rows.every((r) => typeof r[c] === 'number') ? 'right' : 'left'),
   );
-  const Table = tableClass();
-  const cells = rows.map((r) => headers.map((_, c) => cellText(r[c])));
-  const table = new Table({
-    head: headers.map((h) => (opts.color ? opts.color.bold(escapeForTerminal(h)) : escapeForTerminal(h))),
-    chars: BORDERLESS,
-    // padding-right 1 + the ' ' middle separator = two spaces between columns.
-    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 1, compact: true },
-    colAligns: align,
-  });
-  const widths = opts.fit ? colWidths(headers, cells, opts.fit) : [];
-  // Wrapped here, not by cli-table3 (whose word wrap cuts a path longer than its column to '…').
-  for (const r of cells) table.push(r.map((cell, c) => (widths[c] ? wrapText(cell, widths[c]! - 2).join('\n') : cell)));
-  return table
-    .toString()
-    .split('\n')
-    .map((l) => l.replace(/\s+$/, ''))
-    .join('\n') + '\n';
+  const head = headers.map((h) => (opts.color ? opts.color.bold(escapeForTerminal(h)) : escapeForTerminal(h)));
+  let cells: string[][][] = rows.map((r) => headers.map((_, c) => [cellText(r[c])]));
+  // Each column's widest cell + 1 (the padding before the separator); a
+  // loop, not Math.max(...): spreading 10^5 rows overflows the stack.
+  const natural = head.map((h) => width(h) + 1);
+  for (const r of cells) for (let c = 0; c < natural.length; c++) natural[c] = Math.max(natural[c], width(r[c][0]) + 1);
+  let widths = natural;
+  if (opts.fit) {
+    // Wrapped at word boundaries here: cli-table3's wrapping cut a path longer than its column to '…'.
+    const fixed = colWidths(natural.map((w) => w + 1), opts.fit);
+    cells = cells.map((r) => r.map((cell, c) => (fixed[c] ? wrapText(cell[0], fixed[c]! - 2) : cell)));
+    // A wrapped column is as wide as its widest line.
+    widths = natural.map((w, c) => {
+      if (!fixed[c]) return w;
+      let most = width(head[c]) + 1;
+      for (const r of cells) for (const line of r[c]) most = Math.max(most, width(line) + 1);
+      return most;
+    });
+  }
+  // Aligned within the column, less its padding; then the padding and the separator.
+  const pad = (s: string, c: number) => {
+    const fill = ' '.repeat(Math.max(0, widths[c] - 1 - width(s)));
+    return align[c] === 'right' ? fill + s : s + fill;
+  };
+  const out: string[] = [];
+  const emit = (row: string[][]) => {
+    let height = 1;
+    for (const cell of row) height = Math.max(height, cell.length);
+    for (let l = 0; l < height; l++) out.push(row.map((cell, c) => pad(cell[l] ?? '', c)).join('  ').replace(/\s+$/, ''));
+  };
+  emit(head.map((h) => [h]));
+  for (const r of cells) emit(r);
+  return out.join('\n') + '\n';
 }
 
 export interface Column {

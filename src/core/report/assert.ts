@@ -104,10 +104,22 @@ function lex(text: string): Token[] {
   return toks;
 }
 
+// Bounds on one expression: far past any condition a person writes, well
+// short of the recursion (parsing, checking, evaluating) that overflows the
+// stack at ~3,000 levels or ~4,000 joined conditions.
+export const MAX_ASSERT_LENGTH = 4096;
+export const MAX_ASSERT_DEPTH = 32;
+export const MAX_ASSERT_CONDITIONS = 256;
+
 /** Parse one --assert expression; a UsageError (one line, exit 2) on bad syntax. */
 export function parseAssertion(text: string): Assertion {
+  if (text.length > MAX_ASSERT_LENGTH) {
+    throw new UsageError(`--assert: an expression of ${text.length} characters (at most ${MAX_ASSERT_LENGTH})`, 'split it into several --assert options');
+  }
   const toks = lex(text);
   let k = 0;
+  let depth = 0;
+  let conditions = 0;
   const peek = (ahead = 0) => toks[Math.min(k + ahead, toks.length - 1)];
   const isWord = (w: string) => peek().type === 'name' && peek().text === w;
   const describe = (t: Token) => (t.type === 'end' ? 'end of expression' : `'${t.text}'`);
@@ -153,22 +165,25 @@ export function parseAssertion(text: string): Assertion {
     k++;
     const right = operand();
     if (left.kind === 'number' && right.kind === 'number') fail(text, t.pos, 'a comparison of two numbers (name a figure)');
+    if (++conditions > MAX_ASSERT_CONDITIONS) fail(text, t.pos, `more than ${MAX_ASSERT_CONDITIONS} conditions in one expression (split it into several --assert options)`);
     return { kind: 'cmp', op: t.text as Op, left, right };
   };
 
   const unary = (): Node => {
+    if (!isWord('not') && peek().type !== '(') return compare();
+    if (++depth > MAX_ASSERT_DEPTH) fail(text, peek().pos, `nested more than ${MAX_ASSERT_DEPTH} deep (parentheses and 'not')`);
+    let node: Node;
     if (isWord('not')) {
       k++;
-      return { kind: 'not', expr: unary() };
-    }
-    if (peek().type === '(') {
+      node = { kind: 'not', expr: unary() };
+    } else {
       k++;
-      const e = expr();
+      node = expr();
       if (peek().type !== ')') fail(text, peek().pos, `expected ')', found ${describe(peek())}`);
       k++;
-      return e;
     }
-    return compare();
+    depth--;
+    return node;
   };
 
   const and = (): Node => {

@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import { writeOutputFile, type OutputKind } from '../output/file.js';
 import { packageVersion } from '../package.js';
 import { finishFigures, type FigureSchema, type Figures } from './figures.js';
+import { firstBadField } from './validate.js';
 
 export const FORMAT = 'rbtrace-run';
 export const FORMAT_VERSION = 1;
@@ -85,6 +86,8 @@ export function readDocument(path: string, flag: string): SavedRun {
   if (typeof doc.tool !== 'string' || !doc.schema || typeof doc.figures !== 'object' || doc.figures === null) {
     throw new UsageError(`${flag}: ${path} is a damaged rbtrace saved run (no tool, schema or figures)`);
   }
+  const wrong = firstBadField(doc as Record<string, unknown>);
+  if (wrong) throw new UsageError(`${flag}: ${path} is a damaged rbtrace saved run: ${wrong}`, 'save the run again with --save FILE');
   doc.figures = finishFigures(doc.figures, doc.schema);
   return doc as SavedRun;
 }
