@@ -75,3 +75,11 @@ export function mallocstatDelta(
   });
   return { functions, sizes: r.sizes };
 }
+
+/** biolatency: a row per histogram (disk and operation with -D/-F, else one). */
+export const BIOLATENCY = (opts: { milliseconds?: boolean }): FigureSchema => ({
+  rows: {
+    array: 'hists', key: ['disk', 'op'], noun: 'disk:op',
+    counts: ['count', 'bytes'], durations: ['total_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
+  },
+});
