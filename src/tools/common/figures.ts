@@ -83,3 +83,11 @@ export const BIOLATENCY = (opts: { milliseconds?: boolean }): FigureSchema => ({
     counts: ['count', 'bytes'], durations: ['total_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
   },
 });
+
+/** runqlat: a row per histogram (per process name or cgroup with -P/-L/--per-cgroup, else one). */
+export const RUNQLAT = (opts: { milliseconds?: boolean }): FigureSchema => ({
+  rows: {
+    array: 'hists', key: ['comm', 'cgroup'], noun: 'task:cgroup',
+    counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
+  },
+});
