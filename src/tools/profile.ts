@@ -34,7 +34,7 @@ const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling freq
 const parseTop = integerParser('--top', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '20' });
 
 /** What --svg writes, and so the only kind of file it replaces. */
-const FLAME_GRAPH: OutputKind = {
+export const FLAME_GRAPH: OutputKind = {
   flag: '--svg',
   what: 'an SVG file',
   recognise: (head) => /^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]/.test(head),

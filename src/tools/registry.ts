@@ -18,6 +18,7 @@ export const TOOLS: ToolEntry[] = [
   { name: 'profile', summary: 'CPU profile by sampling user and kernel stacks: top stacks, folded stacks, SVG flame graph', load: async () => (await import('./profile.js')).default },
   { name: 'biolatency', summary: 'block I/O latency histograms per disk and operation; --events: one line per I/O (biosnoop)', load: async () => (await import('./biolatency/index.js')).default },
   { name: 'runqlat', summary: 'run-queue (scheduler) latency histograms, per process or cgroup, and the worst waits', load: async () => (await import('./runqlat/index.js')).default },
+  { name: 'offcputime', summary: 'time threads spend blocked, by user + kernel stack: top stacks, folded stacks, SVG flame graph', load: async () => (await import('./offcputime/index.js')).default },
   { name: 'diff', summary: 'compare two runs saved with --save: figures side by side, histograms shifted or not', load: async () => (await import('./diff.js')).default },
   { name: 'exporter', summary: "the tools' figures as Prometheus metrics on /metrics, as a long-running daemon", load: async () => (await import('./exporter.js')).default },
   { name: 'doctor', summary: 'what this kernel offers rbtrace, and what each tool would use', load: async () => (await import('./doctor.js')).default },

@@ -91,3 +91,9 @@ export const RUNQLAT = (opts: { milliseconds?: boolean }): FigureSchema => ({
     counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
   },
 });
+
+/** offcputime: a row per folded stack. */
+export const OFFCPUTIME = (): FigureSchema => ({
+  rows: { array: 'stacks', key: ['stack'], noun: 'stack', counts: ['count'], durations: ['total_ns'] },
+  primary: 'total_ns',
+});
