@@ -51,6 +51,10 @@ export const EXECSNOOP = (): FigureSchema => ({
   rows: { array: 'execs', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
 });
 
+export const OPENSNOOP = (): FigureSchema => ({
+  rows: { array: 'opens', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
+});
+
 interface PhaseStats { count: number; total_ns: number; max_ns: number }
 
 /** gcstat: one interval's rows (one per pid) summed per phase. */
