@@ -15,6 +15,8 @@ import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
+import { biolatencySource } from '../biolatency/metrics.js';
+import { runqlatSource } from '../runqlat/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
 import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
@@ -30,7 +32,7 @@ import { RbtraceError } from '../../core/errors.js';
 
 export type Source = MetricSource;
 
-export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat'] as const;
+export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 function lostOf(loaded: Loaded): () => number {
@@ -255,4 +257,6 @@ export const SOURCES: Record<SourceName, SourceFactory> = {
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,
   gcstat: gcstatSource,
+  biolatency: biolatencySource,
+  runqlat: runqlatSource,
 };
