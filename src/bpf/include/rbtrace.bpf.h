@@ -88,10 +88,17 @@ static __always_inline bool rbtrace_follow_pending(__u32 tgid)
 
 /* Is this process one the user asked to trace? `tgid` is the current task's
  * (the cgroup check is of the current task). */
+static __always_inline bool rbtrace_tgid_wanted(__u32 tgid);
+
 static __always_inline bool rbtrace_wanted(__u32 tgid)
 {
-	if (!rbtrace_cgroup_wanted())
-		return false;
+	return rbtrace_cgroup_wanted() && rbtrace_tgid_wanted(tgid);
+}
+
+/* -p and -- CMD alone, for a process that need not be current (the task a
+ * sched tracepoint names); the caller checks --cgroup its own way. */
+static __always_inline bool rbtrace_tgid_wanted(__u32 tgid)
+{
 	if (rbtrace_targ_follow)
 		return rbtrace_follow_traced(tgid);
 	if (rbtrace_targ_tgid)

@@ -240,3 +240,27 @@ export class CgroupPaths {
     visit(this.mount, '');
   }
 }
+
+/**
+ * cgroup v2 paths by id (the directory's inode: what BPF reads from
+ * cgroup->kn->id), from one walk of the v2 hierarchy. Ids not found (a
+ * cgroup removed since) are absent.
+ */
+export function cgroupPathsById(layout = cgroupLayout()): Map<number, string> {
+  const out = new Map<number, string>();
+  const mount = layout.v2Mount;
+  if (!mount) return out;
+  const walk = (abs: string, rel: string, depth: number) => {
+    try {
+      out.set(statSync(abs).ino, rel);
+      if (depth > 32) return;
+      for (const e of readdirSync(abs, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(abs, e.name), rel === '/' ? `/${e.name}` : `${rel}/${e.name}`, depth + 1);
+      }
+    } catch {
+      // removed while walked
+    }
+  };
+  walk(mount, '/', 0);
+  return out;
+}

@@ -28,3 +28,15 @@ export function foldedFrames(root: string, stack: Stack): string[] {
 export function foldedLine(root: string, stack: Stack, count: number): string {
   return `${foldedFrames(root, stack).join(';')} ${count}`;
 }
+
+/** --json's frame: addresses as hex strings (64-bit kernel addresses do not fit a JSON number). */
+export function frameJson(f: Frame): Record<string, unknown> {
+  return {
+    name: f.name,
+    ...(f.symbol ? { symbol: f.symbol } : {}),
+    ...(f.module ? { module: f.module } : {}),
+    addr: `0x${f.addr.toString(16)}`,
+    ...(f.offset !== undefined ? { offset: f.offset } : {}),
+    kernel: f.kernel,
+  };
+}

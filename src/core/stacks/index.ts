@@ -5,4 +5,4 @@ export { Symbolizer, type Frame, type Stack, type SymbolizerOptions } from './sy
 export { KernelSymbols, type KernelSymbol } from './kallsyms.js';
 export { SymbolTable, symbolTableFor, readBuildId, clearSymbolTables, DEBUG_DIRS, type SymbolHit } from './symtab.js';
 export { parseMaps, readRegions, findRegion, type Region } from './maps.js';
-export { foldedLine, foldedFrames, frameLabel, TRUNCATED_FRAME } from './folded.js';
+export { foldedLine, foldedFrames, frameJson, frameLabel, TRUNCATED_FRAME } from './folded.js';

@@ -76,8 +76,9 @@ export class Symbolizer {
   }
 
   /** Snapshot the mappings of `pid` if not done yet: call it as soon as a pid is seen. */
-  notePid(pid: number): void {
-    if (pid > 0 && !this.procs.has(pid)) this.refresh(pid);
+  notePid(pid: number, again = false): void {
+    // again: the process has exec'd since it was first noted (a new image, new mappings).
+    if (pid > 0 && (again || !this.procs.has(pid))) this.refresh(pid);
   }
 
   private refresh(pid: number): ProcessInfo {

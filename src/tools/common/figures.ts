@@ -66,6 +66,10 @@ export const EXECSNOOP = (): FigureSchema => ({
   rows: { array: 'execs', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
 });
 
+export const OPENSNOOP = (): FigureSchema => ({
+  rows: { array: 'opens', key: ['comm', 'result'], noun: 'command:result', counts: ['count'] },
+});
+
 interface PhaseStats { count: number; total_ns: number; max_ns: number }
 
 /** gcstat: one interval's rows (one per pid) summed per phase. */
@@ -90,3 +94,25 @@ export function mallocstatDelta(
   });
   return { functions, sizes: r.sizes };
 }
+
+/** biolatency: a row per histogram (disk and operation with -D/-F, else one). */
+export const BIOLATENCY = (opts: { milliseconds?: boolean }): FigureSchema => ({
+  rows: {
+    array: 'hists', key: ['disk', 'op'], noun: 'disk:op',
+    counts: ['count', 'bytes'], durations: ['total_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
+  },
+});
+
+/** runqlat: a row per histogram (per process name or cgroup with -P/-L/--per-cgroup, else one). */
+export const RUNQLAT = (opts: { milliseconds?: boolean }): FigureSchema => ({
+  rows: {
+    array: 'hists', key: ['comm', 'cgroup'], noun: 'task:cgroup',
+    counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: opts.milliseconds ? 'msecs' : 'usecs' } },
+  },
+});
+
+/** offcputime: a row per folded stack. */
+export const OFFCPUTIME = (): FigureSchema => ({
+  rows: { array: 'stacks', key: ['stack'], noun: 'stack', counts: ['count'], durations: ['total_ns'] },
+  primary: 'total_ns',
+});

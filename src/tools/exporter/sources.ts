@@ -13,6 +13,8 @@ import { readComm } from '../../core/linux/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
 import { execsnoopSource } from '../execsnoop/metrics.js';
+import { biolatencySource } from '../biolatency/metrics.js';
+import { runqlatSource } from '../runqlat/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { synqueueSource } from '../synqueue/metrics.js';
 import { Target } from '../../core/target.js';
@@ -24,7 +26,7 @@ import { RbtraceError } from '../../core/errors.js';
 
 export type Source = MetricSource;
 
-export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat'] as const;
+export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 function lostOf(loaded: Loaded): () => number {
@@ -170,4 +172,6 @@ export const SOURCES: Record<SourceName, SourceFactory> = {
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,
   gcstat: gcstatSource,
+  biolatency: biolatencySource,
+  runqlat: runqlatSource,
 };

@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { probePaths } from '../../core/bpf/paths.js';
 import { UsageError } from '../../core/errors.js';
-import { checkOutputPath, writeOutputFile, type OutputKind } from '../../core/output/file.js';
+import { checkOutputPath, writeOutputFile } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
 import { onlineCpus } from '../../core/bpf/perf.js';
 import { escapeForTerminal } from '../../core/output/format.js';
@@ -19,7 +19,7 @@ import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
 import { ProfileCollector } from './collect.js';
 import { flameStacks, foldedLines, profileFigures, profileNotes, profileRecord, writeTable } from './views.js';
 import { PROFILE } from '../common/figures.js';
-import { flameGraphSvg } from './flamegraph.js';
+import { FLAME_GRAPH, flameGraphSvg } from '../../core/stacks/flamegraph.js';
 
 export interface ProfileOptions {
   frequency: number;
@@ -32,13 +32,6 @@ export interface ProfileOptions {
 
 const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling frequency in Hz', example: '99' });
 const parseTop = integerParser('--top', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '20' });
-
-/** What --svg writes, and so the only kind of file it replaces. */
-const FLAME_GRAPH: OutputKind = {
-  flag: '--svg',
-  what: 'an SVG file',
-  recognise: (head) => /^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]/.test(head),
-};
 
 export default defineTool<ProfileOptions>({
   name: 'profile',

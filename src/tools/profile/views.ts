@@ -3,8 +3,8 @@
 // end-of-run notes. No map access here.
 import { basename } from 'node:path';
 import { escapeForTerminal, formatCount } from '../../core/output/format.js';
-import { frameLabel, type Frame } from '../../core/stacks/index.js';
-import type { FoldedStack } from './flamegraph.js';
+import { frameJson, frameLabel } from '../../core/stacks/index.js';
+import type { FoldedStack } from '../../core/stacks/flamegraph.js';
 import type { Profile } from './collect.js';
 
 /** The table: the top stacks, innermost frame first. */
@@ -36,18 +36,6 @@ export function foldedLines(p: Profile): string[] {
 /** What flameGraphSvg() draws. */
 export function flameStacks(p: Profile): FoldedStack[] {
   return p.stacks.map((s) => ({ frames: s.folded, count: s.count }));
-}
-
-/** --json's frame: addresses as hex strings (64-bit kernel addresses do not fit a JSON number). */
-export function frameJson(f: Frame): Record<string, unknown> {
-  return {
-    name: f.name,
-    ...(f.symbol ? { symbol: f.symbol } : {}),
-    ...(f.module ? { module: f.module } : {}),
-    addr: `0x${f.addr.toString(16)}`,
-    ...(f.offset !== undefined ? { offset: f.offset } : {}),
-    kernel: f.kernel,
-  };
 }
 
 /** --json: the one record of a run. */

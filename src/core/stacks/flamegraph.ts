@@ -4,7 +4,8 @@
 // small inline script for click-to-zoom and regex search, as flamegraph.pl's
 // output has. Every name is escaped for XML (and its control characters made
 // visible: they are not allowed in XML 1.0 at all).
-import { escapeForTerminal } from '../../core/output/format.js';
+import { escapeForTerminal } from '../output/format.js';
+import type { OutputKind } from '../output/file.js';
 
 export interface FoldedStack {
   /** Outermost first; the first is the root (the comm). */
@@ -186,3 +187,10 @@ ${out.join('\n')}
 </svg>
 `;
 }
+
+/** What --svg writes, and so the only kind of file it replaces. */
+export const FLAME_GRAPH: OutputKind = {
+  flag: '--svg',
+  what: 'an SVG file',
+  recognise: (head) => /^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]/.test(head),
+};
