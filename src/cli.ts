@@ -14,6 +14,7 @@ import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/bpf/object.js';
 import { RunReport } from './core/report/run.js';
+import { suggestOptions } from './core/suggest.js';
 import { SDK_COMMANDS, addSdkCommands, runFileOperand } from './sdkcli/commands.js';
 import { loadToolFile } from './sdkcli/load.js';
 
@@ -151,6 +152,7 @@ export async function main(argv: string[]): Promise<number> {
   const { program, tools } = await buildProgram((name) => name === wanted, runDef);
   // Subcommands made before this inherit nothing, so set the output on each.
   for (const c of [program, ...program.commands]) {
+    suggestOptions(c);
     c.configureOutput({ outputError: (str, write) => write(commanderErrorLine(currentPrefix, str) + '\n') });
   }
   for (const [name, { cmd, def }] of tools) {

@@ -10,8 +10,8 @@ import type { ToolContext } from '../../core/tool.js';
 import { displayName, type ProbedFunction } from './allocator.js';
 import { ZERO, type LeakReport, type Report } from './collect.js';
 
-/** Stack groups printed as text (--json has them all). */
-const TEXT_GROUPS = 20;
+/** Stack groups printed as text by default (-T sets it; --json has them all). */
+export const TEXT_GROUPS = 20;
 
 export function functionsJson(r: Report, probed: ProbedFunction[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
@@ -88,11 +88,12 @@ export function leaksJson(r: LeakReport, maxAllocs: number): Record<string, unkn
 }
 
 /** Text: one block per stack, memleak's layout. */
-export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number }): string {
+export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number; top?: number }): string {
+  const shown = opts.top ?? TEXT_GROUPS;
   const older = opts.olderS ? ` older than ${opts.olderS} s` : '';
   let text = ctx.color.bold(`Not freed${older}: ${formatCount(r.count)} allocation${r.count === 1 ? '' : 's'}, ${formatBytes(r.bytes)}`) +
     (r.groups.length ? `, from ${formatCount(r.groups.length)} stack${r.groups.length === 1 ? '' : 's'} (largest first)` : '') + '\n';
-  for (const g of r.groups.slice(0, TEXT_GROUPS)) {
+  for (const g of r.groups.slice(0, shown)) {
     const pid = g.pid !== undefined ? term` (pid ${g.pid})` : '';
     text += `  ${formatBytes(g.bytes)} in ${formatCount(g.count)} allocation${g.count === 1 ? '' : 's'}${pid} from:\n`;
     if (!g.stack.frames.length) text += '    [lost stack]\n';
@@ -103,7 +104,7 @@ export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: nu
     }
     if (g.stack.truncated) text += ctx.color.dim('    [stack cut short: frame pointers missing?]') + '\n';
   }
-  if (r.groups.length > TEXT_GROUPS) text += ctx.color.dim(`  ... ${formatCount(r.groups.length - TEXT_GROUPS)} more stacks (--json lists every one)`) + '\n';
+  if (r.groups.length > shown) text += ctx.color.dim(`  ... ${formatCount(r.groups.length - shown)} more stacks (-T N shows more, --json lists every one)`) + '\n';
   return text;
 }
 

@@ -55,10 +55,10 @@ export default defineTool<ProfileOptions>({
     cmd
       .addOption(new Option('-F, --frequency <hz>', 'samples a second, per CPU').argParser(parseHz).default(DEFAULT_HZ))
       .addOption(new Option('--top <n>', 'stacks shown in the table').argParser(parseTop).default(10))
-      .option('--folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
+      .option('-f, --folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
       .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
-      .option('--user-only', 'user stacks only')
-      .option('--kernel-only', 'kernel stacks only');
+      .option('-U, --user-only', 'user stacks only (bcc profile -U)')
+      .option('-K, --kernel-only', 'kernel stacks only (bcc profile -K)');
   },
   kernels: { best: '5.10 perf_event' },
   figures: PROFILE,
