@@ -2,6 +2,7 @@
 // user's own) is a ToolDefinition: its options, and a run() that loads its
 // BPF object through ctx.load(), wires ring buffers and interval reports
 // into ctx.session, and returns; the CLI then runs the session to its end.
+import { plural } from './output/format.js';
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
 import type { CommonOption, CommonOptions } from './options.js';
@@ -180,7 +181,7 @@ function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   const check = () => {
     const lost = lostEvents(lostMap);
     if (lost > reported) {
-      ctx.log.warn(`lost ${lost - reported} events (ring buffer full; the total so far is ${lost})`);
+      ctx.log.warn(`lost ${plural(lost - reported, 'event')} (ring buffer full; the total so far is ${lost})`);
       if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), lost_events: lost });
       reported = lost;
     }

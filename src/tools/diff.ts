@@ -11,7 +11,7 @@ import { readDocument, type SavedRun } from '../core/report/document.js';
 import { compareFigures, histogramOf, rowChanged, type FieldChange, type HistChange, type RowChange } from '../core/report/compare.js';
 import { TIME_UNITS } from '../core/report/figures.js';
 import { ALPHA, MIN_EFFECT, MIN_SAMPLES } from '../core/report/stats.js';
-import { escapeArg, formatCount, formatDuration } from '../core/output/format.js';
+import { escapeArg, formatCount, formatDuration, plural } from '../core/output/format.js';
 import { renderTable } from '../core/output/table.js';
 import type { ChalkInstance } from 'chalk';
 
@@ -123,7 +123,7 @@ function renderText(a: SavedRun, b: SavedRun, rows: RowChange[], all: boolean, c
   else out += 'no figure changed\n';
   if (!out.endsWith('\n')) out += '\n';
   const same = rows.length - shown.length;
-  if (same > 0) out += color.dim(`(${same} ${noun}${same === 1 ? '' : 's'} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
+  if (same > 0) out += color.dim(`(${plural(same, noun)} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
   for (const r of rows) {
     for (const h of r.histograms) {
       if (!all && !rowChanged(r) && h.verdict !== 'too-few-samples') continue;

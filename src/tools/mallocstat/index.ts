@@ -41,7 +41,7 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
   options(cmd: Command) {
     cmd
-      .option('-L, --latency', 'time every function (realloc and reallocarray are always timed)')
+      .option('-L, --latency', 'the latency of every function: AVG, MAX and TOTAL columns')
       .option('-P, --per-process', 'one report per process')
       .option('--lib <lib>', 'the allocator: a library name or path (default: the libc the target uses)')
       .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '')

@@ -12,7 +12,7 @@ import { UsageError } from '../../core/errors.js';
 import { checkOutputPath, writeOutputFile, type OutputKind } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
 import { onlineCpus } from '../../core/bpf/perf.js';
-import { escapeForTerminal } from '../../core/output/format.js';
+import { escapeForTerminal, plural } from '../../core/output/format.js';
 import { readComm } from '../../core/linux/process.js';
 import { SKELETON } from '../../generated/profile.js';
 import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
@@ -85,7 +85,7 @@ export default defineTool<ProfileOptions>({
       if (opts.svg !== undefined) {
         const svg = flameGraphSvg(flameStacks(profile), {
           title: `rbtrace profile: ${what}`,
-          subtitle: `${profile.samples} samples at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
+          subtitle: `${plural(profile.samples, 'sample')} at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
         });
         writeOutputFile(opts.svg, svg, FLAME_GRAPH);
       }

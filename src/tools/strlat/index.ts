@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
+import { plural } from '../../core/output/format.js';
 import { integerParser } from '../../core/parsers.js';
 import { findRubyBinary, isFunctionPattern, probeUserProbes, resolveFunction, splitFunctionList, splitLibFunction } from '../../core/bpf/uprobes.js';
 import { STRLAT, STRLAT_FUNCTIONS } from '../common/figures.js';
@@ -137,7 +138,7 @@ export default defineTool<StrlatOptions>({
       const readings = collector.take(stacks);
       const reps = readings.map((r) => r.report);
       const lost = stacks?.errors() ?? 0;
-      if (lost > stacksLost) ctx.log.warn(`${lost - stacksLost} stacks could not be kept (the stack map is full); their calls are counted, not by stack`);
+      if (lost > stacksLost) ctx.log.warn(`${plural(lost - stacksLost, 'stack')} could not be kept (the stack map is full); their calls are counted, not by stack`);
       stacksLost = Math.max(stacksLost, lost);
       ctx.report(several ? { functions: reps } : reps[0]);
       if (ctx.out.json) {
