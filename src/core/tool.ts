@@ -53,6 +53,8 @@ export interface ToolContext {
   target: Target;
   session: Session;
   opts: CommonOptions;
+  /** The "Tracing ..." line: on stderr for every tool (never mixed with the report), not with --json. */
+  banner(text: string): void;
   /**
    * Open the tool's object, set its filters and the target's, load and attach
    * the first attach path that works, and have the session own it. Also
@@ -117,9 +119,12 @@ export function defineTool<O>(def: ToolDefinition<O>): ToolDefinition<O> {
 }
 
 /** The ToolContext the CLI hands to a tool. */
-export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'report'>, figures?: FigureCollector): ToolContext {
+export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'report' | 'banner'>, figures?: FigureCollector): ToolContext {
   const ctx: ToolContext = {
     ...base,
+    banner: (text) => {
+      if (!base.opts.json) process.stderr.write(text + '\n');
+    },
     report: (delta) => figures?.add(delta),
     load<S extends AnySkeleton>(spec: LoadSpec<S>): Loaded<S> {
       const loaded = loadForTarget(spec, base.target, { force: base.opts.attach, log: (line) => base.log.verbose(line) });

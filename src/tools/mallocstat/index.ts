@@ -9,6 +9,7 @@ import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { loadUserProbes } from '../../core/bpf/uprobes.js';
 import { UsageError } from '../../core/errors.js';
+import { escapeForTerminal } from '../../core/output/format.js';
 import { integerParser, secondsParser } from '../../core/parsers.js';
 import { cgroupFieldsOfPid } from '../../core/linux/cgroup.js';
 import { MALLOCSTAT, mallocstatDelta } from '../common/figures.js';
@@ -84,7 +85,7 @@ export default defineTool<MallocstatOptions>({
       if (ctx.target.pid) t.notePid(ctx.target.pid);
       ctx.ringBuffer(loaded.obj, 'ms_events', (rec) => t.onEvent(rec));
     }
-    if (!opts.json) ctx.log.warn(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`);
+    ctx.banner(escapeForTerminal(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`));
 
     const perProcess = Boolean(opts.perProcess);
     const reader = new CountsCollector(loaded.obj, perProcess);

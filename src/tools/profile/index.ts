@@ -74,8 +74,8 @@ export default defineTool<ProfileOptions>({
     const cpus = onlineCpus().length;
     const what = ctx.target.pid ? `pid ${ctx.target.pid}${readComm(ctx.target.pid) ? ` (${readComm(ctx.target.pid)})` : ''}`
       : ctx.target.command ? 'the command and its children' : 'all processes';
-    if (!ctx.out.json && !opts.folded) {
-      ctx.out.line(`Sampling ${escapeForTerminal(what)} at ${hz} Hz on ${cpus} CPUs, ${opts.userOnly ? 'user' : opts.kernelOnly ? 'kernel' : 'user + kernel'} stacks... ${ctx.opts.duration ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+    {
+      ctx.banner(`Sampling ${escapeForTerminal(what)} at ${hz} Hz on ${cpus} CPUs, ${opts.userOnly ? 'user' : opts.kernelOnly ? 'kernel' : 'user + kernel'} stacks... ${ctx.opts.duration ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
     }
 
     ctx.session.onFinish(() => {

@@ -131,7 +131,7 @@ export default defineTool<StrlatOptions>({
     const collector = new StrlatCollector(obj, funcs, probed.binary ? String(probed.binary) : '[kernel]', sizeArg);
     const stacks = opts.stack ? new StackCollector(obj, ctx, STACK_TOP) : undefined;
     const title = titleOf(probed, opts.func ?? DEFAULT_FUNC, ctx.target.pid);
-    if (!ctx.out.json) ctx.out.line(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+    ctx.banner(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
 
     let stacksLost = 0;
     const report = (final: boolean) => {
