@@ -13,7 +13,8 @@
 # not declare them.
 # with private apt state under build/debian-<arch>/ and reads the .BTF blob
 # out of its vmlinuz (scripts/kernel-btf.mjs). Idempotent: does nothing when
-# build/btf/<arch>.btf exists and no package is pinned.
+# build/btf/<arch>.btf exists and no package is pinned; copies it from
+# ~/.cache/rbtrace/btf/ (RBTRACE_CACHE_DIR) when another checkout made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${1:?usage: kernel-btf.sh x86|arm64}
@@ -24,7 +25,16 @@ case "$ARCH" in
 esac
 OUT=build/btf/$ARCH
 mkdir -p build/btf
-if [ -s "$OUT.btf" ] && [ -s "$OUT.json" ] && { [ -z "${RBTRACE_BTF_KPKG:-}" ] || grep -q "\"${RBTRACE_BTF_KPKG#linux-image-}\"" "$OUT.json"; }; then
+# have FILE.btf FILE.json: both there, and of the pinned package if one is.
+have() { [ -s "$1.btf" ] && [ -s "$1.json" ] && { [ -z "${RBTRACE_BTF_KPKG:-}" ] || grep -q "\"${RBTRACE_BTF_KPKG#linux-image-}\"" "$1.json"; }; }
+have "$OUT" && exit 0
+# Once per machine, not per checkout: the BTF (a few MB) is kept in the
+# user's cache, the 93 MB package is not kept at all.
+CACHE=${RBTRACE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rbtrace}/btf
+if have "$CACHE/$ARCH"; then
+  cp "$CACHE/$ARCH.btf" "$OUT.btf.tmp" && cp "$CACHE/$ARCH.json" "$OUT.json.tmp"
+  mv "$OUT.btf.tmp" "$OUT.btf" && mv "$OUT.json.tmp" "$OUT.json"
+  echo "kernel-btf: build/btf/$ARCH.btf from $CACHE (downloaded once per machine)" >&2
   exit 0
 fi
 . scripts/debian-apt.sh
@@ -41,3 +51,7 @@ node scripts/kernel-btf.mjs "$TMP/boot/vmlinuz-$KVER" "$KVER" "$OUT.btf.tmp" > "
 mv "$OUT.btf.tmp" "$OUT.btf"
 mv "$OUT.json.tmp" "$OUT.json"
 echo "kernel-btf: build/btf/$ARCH.btf from $(basename "$DEB") ($(stat -c %s "$OUT.btf") bytes)" >&2
+if mkdir -p "$CACHE" 2>/dev/null && cp "$OUT.btf" "$CACHE/$ARCH.btf.$$" && cp "$OUT.json" "$CACHE/$ARCH.json.$$"; then
+  mv "$CACHE/$ARCH.btf.$$" "$CACHE/$ARCH.btf" && mv "$CACHE/$ARCH.json.$$" "$CACHE/$ARCH.json"
+fi
+rm -f "$DEB"

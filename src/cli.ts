@@ -9,11 +9,13 @@ import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RbtraceError, errorLine } from './co
 import { checkBtf, checkPrivileges } from './core/linux/system.js';
 import { createColor } from './core/output/color.js';
 import { Output } from './core/output/stdout.js';
+import { openOutputStream } from './core/output/file.js';
 import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
 import { echoLibbpfLog } from './core/bpf/object.js';
 import { RunReport } from './core/report/run.js';
+import { suggestOptions } from './core/suggest.js';
 import { SDK_COMMANDS, addSdkCommands, runFileOperand } from './sdkcli/commands.js';
 import { loadToolFile } from './sdkcli/load.js';
 
@@ -47,8 +49,12 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   const prefix = `rbtrace ${def.name}`;
   verboseErrors = opts.verbose;
   echoLibbpfLog(Boolean(opts.verbose) && process.env.RBTRACE_LIBBPF_LOG === '1');
-  const out = new Output(Boolean(opts.json));
-  const color = createColor(process.stdout, { noColor: opts.color === false });
+  // Where the report goes (text or --json): -o FILE, else stdout.
+  const sink: { stream: NodeJS.WriteStream; name: string } = opts.output !== undefined
+    ? { stream: openOutputStream(opts.output) as unknown as NodeJS.WriteStream, name: opts.output }
+    : { stream: process.stdout, name: 'stdout' };
+  const out = new Output(Boolean(opts.json), sink.stream, sink.name);
+  const color = createColor(sink.stream, { noColor: opts.color === false });
   const log = makeLogger(prefix, Boolean(opts.verbose));
   if (def.traces === false) {
     const target = Target.all();
@@ -151,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
   const { program, tools } = await buildProgram((name) => name === wanted, runDef);
   // Subcommands made before this inherit nothing, so set the output on each.
   for (const c of [program, ...program.commands]) {
+    suggestOptions(c);
     c.configureOutput({ outputError: (str, write) => write(commanderErrorLine(currentPrefix, str) + '\n') });
   }
   for (const [name, { cmd, def }] of tools) {

@@ -9,6 +9,7 @@ import { integerParser, pidParser, secondsParser, MAX_TIMER_SECONDS } from './pa
 import { parseUser } from './linux/user.js';
 import { addReportOptions, type ReportOptions } from './report/options.js';
 import { resolveCgroupDir, type CgroupDir } from './linux/cgroup.js';
+import { checkOutputPath, REPORT_FILE } from './output/file.js';
 
 export interface CommonOptions extends ReportOptions {
   pid?: number;
@@ -22,6 +23,8 @@ export interface CommonOptions extends ReportOptions {
   user?: string;
   /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
   cgroup?: CgroupDir;
+  /** -o FILE: the report (text or --json) goes there, not to stdout. */
+  output?: string;
   /** argv after `--` */
   command: string[];
 }
@@ -92,6 +95,8 @@ export function addCommonOptions(
       cmd.addOption(new Option(FLAGS[name]).hideHelp().argParser(() => refuse(cmd.name(), name, whyNot[name])));
     }
   }
+  cmd.addOption(new Option('-o, --output <file>', 'write the report (text or --json) to FILE, not stdout (which -- CMD shares with the command)')
+    .argParser((t) => checkOutputPath(t, REPORT_FILE)));
   cmd.option('--cgroup <dir>', 'trace only tasks in this cgroup v2 directory (and below it)', (v) => resolveCgroupDir(v));
   if (honours.includes('command')) {
     // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).

@@ -2,6 +2,7 @@
 // user's own) is a ToolDefinition: its options, and a run() that loads its
 // BPF object through ctx.load(), wires ring buffers and interval reports
 // into ctx.session, and returns; the CLI then runs the session to its end.
+import { plural } from './output/format.js';
 import type { Command } from 'commander';
 import type { ChalkInstance } from 'chalk';
 import type { CommonOption, CommonOptions } from './options.js';
@@ -52,6 +53,8 @@ export interface ToolContext {
   target: Target;
   session: Session;
   opts: CommonOptions;
+  /** The "Tracing ..." line: on stderr for every tool (never mixed with the report), not with --json. */
+  banner(text: string): void;
   /**
    * Open the tool's object, set its filters and the target's, load and attach
    * the first attach path that works, and have the session own it. Also
@@ -116,9 +119,12 @@ export function defineTool<O>(def: ToolDefinition<O>): ToolDefinition<O> {
 }
 
 /** The ToolContext the CLI hands to a tool. */
-export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'report'>, figures?: FigureCollector): ToolContext {
+export function createContext(base: Omit<ToolContext, 'load' | 'ringBuffer' | 'report' | 'banner'>, figures?: FigureCollector): ToolContext {
   const ctx: ToolContext = {
     ...base,
+    banner: (text) => {
+      if (!base.opts.json) process.stderr.write(text + '\n');
+    },
     report: (delta) => figures?.add(delta),
     load<S extends AnySkeleton>(spec: LoadSpec<S>): Loaded<S> {
       const loaded = loadForTarget(spec, base.target, { force: base.opts.attach, log: (line) => base.log.verbose(line) });
@@ -180,7 +186,7 @@ function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   const check = () => {
     const lost = lostEvents(lostMap);
     if (lost > reported) {
-      ctx.log.warn(`lost ${lost - reported} events (ring buffer full; the total so far is ${lost})`);
+      ctx.log.warn(`lost ${plural(lost - reported, 'event')} (ring buffer full; the total so far is ${lost})`);
       if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), lost_events: lost });
       reported = lost;
     }

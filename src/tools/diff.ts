@@ -11,7 +11,7 @@ import { readDocument, type SavedRun } from '../core/report/document.js';
 import { compareFigures, histogramOf, rowChanged, type FieldChange, type HistChange, type RowChange } from '../core/report/compare.js';
 import { TIME_UNITS } from '../core/report/figures.js';
 import { ALPHA, MIN_EFFECT, MIN_SAMPLES } from '../core/report/stats.js';
-import { escapeArg, formatCount, formatDuration } from '../core/output/format.js';
+import { escapeArg, formatCount, formatDuration, plural } from '../core/output/format.js';
 import { renderTable } from '../core/output/table.js';
 import type { ChalkInstance } from 'chalk';
 
@@ -127,11 +127,10 @@ function renderText(a: SavedRun, b: SavedRun, rows: RowChange[], all: boolean, c
   if (body.length) out += renderTable([noun.toUpperCase(), 'FIGURE', 'BEFORE', 'AFTER', 'CHANGE', '%'], body, { align: ['left', 'left', 'right', 'right', 'right', 'right'], color });
   else out += 'no figure changed\n';
   if (!out.endsWith('\n')) out += '\n';
-  const plural = (n: number) => `${n} ${noun}${n === 1 ? '' : 's'}`;
   const more = changed.length - shown.length;
-  if (more > 0) out += color.dim(`(${plural(more)} more changed, left out; --all shows every one, --json lists them)`) + '\n';
+  if (more > 0) out += color.dim(`(${plural(more, noun)} more changed, left out; --all shows every one, --json lists them)`) + '\n';
   const same = rows.length - changed.length;
-  if (same > 0) out += color.dim(`(${plural(same)} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
+  if (same > 0) out += color.dim(`(${plural(same, noun)} unchanged${a.schema.rows?.durations?.length ? ' but for times' : ''}; --all shows them)`) + '\n';
   // The histograms of the rows in the table, then those of unchanged rows
   // with too few samples to judge (so that "unchanged" is not read as
   // "judged the same"), at most SHOWN_ROWS of those.

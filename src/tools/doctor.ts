@@ -5,7 +5,7 @@ import { libbpf } from '../core/ffi/libbpf.js';
 import { ATTACH_KINDS, probeAttachKind, probeBpffs, probeBtf, probeRingBuffer, probeTracefs, type Feature } from '../core/bpf/features.js';
 import { kernelRelease, privileges } from '../core/linux/system.js';
 import { renderTable, wrapText } from '../core/output/table.js';
-import { escapeForTerminal, styled, term } from '../core/output/format.js';
+import { escapeForTerminal, plural, styled, term } from '../core/output/format.js';
 import { cgroupLayout, type CgroupLayout } from '../core/linux/cgroup.js';
 import { listNetns } from '../core/linux/netns.js';
 
@@ -75,7 +75,7 @@ export const doctorTool = (tools: readonly ToolLoader[]) => defineTool<{ json?: 
     ctx.out.line(term`libbpf      ${report.libbpf}`);
     ctx.out.line(term`privileges  ${priv.root ? 'root' : 'not root'}; CAP_BPF ${yes(priv.capBpf)}, CAP_PERFMON ${yes(priv.capPerfmon)}, CAP_SYS_ADMIN ${yes(priv.capSysAdmin)}`);
     ctx.out.line(cgroupsLine(report.cgroups));
-    ctx.out.line(`netns       ${report.network_namespaces} network namespace${report.network_namespaces === 1 ? '' : 's'} seen (synqueue walks each)`);
+    ctx.out.line(`netns       ${plural(report.network_namespaces, 'network namespace')} seen (synqueue walks each)`);
     ctx.out.line('');
     ctx.out.write(renderTable(['FEATURE', 'OK', 'DETAIL'], report.features.map((f) => [f.name, yes(f.available), f.detail])));
     if (!priv.sufficient) {

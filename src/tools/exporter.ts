@@ -7,6 +7,8 @@
 // happens when scraped (coalesced: parallel scrapes share one reading), plus
 // a background reading when nobody has scraped for a while, so the BPF hash
 // maps that are drained on read never fill.
+import { join } from 'node:path';
+import { packageRoot } from '../core/package.js';
 import { Option, type Command } from 'commander';
 import { defineTool } from '../core/tool.js';
 import { RbtraceError, UsageError } from '../core/errors.js';
@@ -175,7 +177,7 @@ A tool that cannot attach is left out (rbtrace_exporter_source_up 0, the reason
 on stderr) and the others keep serving; causes that may pass are tried again.
 /healthz answers 200 once every tool has attached or failed for good.
 Runs until SIGTERM or SIGINT (which detach everything); SIGHUP is logged and ignored.
-Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes): deploy/ in the source tree.`,
+Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes, Grafana): ${join(packageRoot(), 'deploy')}/ (the package ships it).`,
   options(cmd: Command) {
     cmd
       .option('--listen <host:port>', `address to serve /metrics and /healthz on (a wider one than loopback is your explicit choice)`, DEFAULT_LISTEN)

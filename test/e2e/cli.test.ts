@@ -65,6 +65,19 @@ test('usage errors are one line: suggestions joined, values escaped', async () =
   await usageError(['-v', '--', 'ls'], /^rbtrace: which tool\?/);
 });
 
+test('an unknown short or misspelled option: "did you mean", one line, exit 2', async () => {
+  // By initial: the long options that begin with the letter.
+  await usageError(['strlat', '-s'], /^rbtrace strlat: unknown option '-s'; did you mean one of --save, --size, --stack\? \(see rbtrace strlat --help\)$/m);
+  // A case slip: execsnoop has -x (--fails).
+  await usageError(['execsnoop', '-X'], /^rbtrace execsnoop: unknown option '-X'; did you mean --fails\?/m);
+  await usageError(['mallocstat', '-t', '5'], /^rbtrace mallocstat: unknown option '-t'; did you mean --top\?/m);
+  await usageError(['profile', '--foldd'], /^rbtrace profile: unknown option '--foldd'; did you mean --folded\?/m);
+  // Nothing near: the bare error, still one line and exit 2.
+  await usageError(['syscount', '-Q'], /^rbtrace syscount: unknown option '-Q' \(see rbtrace syscount --help\)$/m);
+  await usageError(['mallocstat', '-T', '3'], /^rbtrace mallocstat: -T needs --leaks \(add --leaks\)$/m);
+  await usageError(['strlat', '--lib', 'c', '--func', 'c:malloc'], /^rbtrace strlat: --func c:malloc names a library and --lib gives one too/m);
+});
+
 test('global options before the tool name: --no-color, --json, -v', async () => {
   const plain = await runRbtrace(['--no-color', 'execsnoop', '-d', '0']);
   assert.equal(plain.code, 0, plain.stderr);

@@ -115,7 +115,7 @@ function holders(progId: number): { pid: number; ours: boolean }[] {
 }
 
 /** Flags whose value names a file rbtrace writes. */
-const WRITES_FILE = ['--save', '--svg'];
+const WRITES_FILE = ['--save', '--svg', '-o', '--output'];
 
 function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -212,7 +212,7 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
       exits[f.code!]++;
       if (f.code !== 0) {
         // Informational lines (the tool's "Tracing ..." banner, -v diagnostics) may come first; the error is one line.
-        const lines = f.stderr.trimEnd().split('\n').filter((l) => !/^(rbtrace \w+: )?Tracing /.test(l));
+        const lines = f.stderr.trimEnd().split('\n').filter((l) => !/^(rbtrace \w+: )?(Tracing|Sampling) /.test(l));
         const errors = argv.includes('-v') || argv.includes('--verbose') ? lines.slice(-1) : lines;
         assert.equal(errors.length, 1, `${what}: an error in one line\n${f.stderr}`);
         assert.match(errors[0], /^rbtrace( \w+)?: /, `${what}: the error names rbtrace or the tool\n${f.stderr}`);

@@ -20,6 +20,11 @@ test('npm pack + npm install -g: an rbtrace on PATH that traces, and runs no bui
   const pages = readdirSync(join(ROOT, 'man')).sort();
   assert.deepEqual(readdirSync(join(prefix, 'share/man/man8')).sort(), pages);
   assert.match(execFileSync('man', ['-w', 'rbtrace-synqueue'], { encoding: 'utf8', env: { ...process.env, MANPATH: join(prefix, 'share/man') } }), /rbtrace-synqueue\.8/);
+  // The exporter's --help names the package's deploy/ directory, which is there.
+  const help = execFileSync(installed, ['exporter', '--help'], { encoding: 'utf8' });
+  const deploy = /Deployment \(systemd, Kubernetes, Grafana\): (\S+)\/ \(the package ships it\)/.exec(help)?.[1];
+  assert.ok(deploy?.startsWith(prefix), `exporter --help names the installed package's deploy/: ${help}`);
+  assert.deepEqual(readdirSync(deploy!).sort(), readdirSync(join(ROOT, 'deploy')).sort());
   assert.equal(execFileSync(installed, ['--version'], { encoding: 'utf8' }).trim(), JSON.parse(execFileSync('npm', ['pkg', 'get', 'version'], { cwd: ROOT, encoding: 'utf8' })));
 
   // The checkout's execsnoop watches the installed one trace a command.

@@ -97,8 +97,19 @@ test('human output: -u histogram, percentiles said to come from buckets', async 
   const r = await runRbtrace(['strlat', '-u', '--lib', prog, '--func', 'work', '--', prog, '100']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /usecs\s+: count\s+distribution/);
-  assert.match(r.stdout, /work: count 1,100, avg .*p50 ≤ .*p99 ≤ .*max /);
-  assert.match(r.stdout, /upper bounds of log2 buckets/);
+  // Each percentile is a bucket the histogram draws, the one its share of calls reaches.
+  const m = /work: count 1,100, avg .*p50 (\d+) -> (\d+) usecs, p90 (\d+) -> (\d+) usecs, p99 (\d+) -> (\d+) usecs, max /.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  const rows = [...r.stdout.matchAll(/^\s*(\d+) -> (\d+)\s+: (\d+)\s/gm)].map((x) => ({ low: x[1], high: x[2], count: Number(x[3]) }));
+  const total = rows.reduce((t, x) => t + x.count, 0);
+  assert.equal(total, 1100, 'the histogram holds every call');
+  for (const [p, low, high] of [[50, m[1], m[2]], [90, m[3], m[4]], [99, m[5], m[6]]] as const) {
+    const at = rows.findIndex((x) => x.low === low && x.high === high);
+    assert.ok(at >= 0 && rows[at].count > 0, `p${p}'s bucket ${low} -> ${high} is a drawn, non-empty row`);
+    const upTo = rows.slice(0, at + 1).reduce((t, x) => t + x.count, 0);
+    assert.ok(upTo >= (p / 100) * total && upTo - rows[at].count < (p / 100) * total, `p${p}: the first bucket reaching ${p}% of the calls`);
+  }
+  assert.match(r.stdout, /pN: the histogram bucket holding the call at the Nth percentile, p50 the median call/);
 });
 
 test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left attached', async () => {

@@ -62,3 +62,20 @@ test('kernel-btf: an image without BTF is a one-line error, exit 1', () => {
     assert.match(e.stderr.toString(), /^kernel-btf: no BTF found in .*vmlinuz \(a kernel built without CONFIG_DEBUG_INFO_BTF\?\)\n$/);
   }
 });
+
+// Setup downloads the other architecture's kernel (93 MB) once per machine:
+// a second checkout takes the BTF from the user's cache and downloads nothing.
+test('kernel-btf.sh: a BTF in the cache is copied, with no apt state made and nothing downloaded', () => {
+  const tree = mkdtempSync(join(tmpdir(), 'rbtrace-kbtf-tree-'));
+  const cache = mkdtempSync(join(tmpdir(), 'rbtrace-kbtf-cache-'));
+  execFileSync('mkdir', ['-p', join(tree, 'scripts'), join(cache, 'btf')]);
+  execFileSync('cp', [join(ROOT, 'scripts/kernel-btf.sh'), join(tree, 'scripts/')]);
+  writeFileSync(join(cache, 'btf/arm64.btf'), BTF);
+  writeFileSync(join(cache, 'btf/arm64.json'), '{"release":"6.12.99+deb12-arm64"}\n');
+  // No scripts/debian-apt.sh in this tree: reaching the download would fail.
+  const r = execFileSync('bash', [join(tree, 'scripts/kernel-btf.sh'), 'arm64'], { encoding: 'utf8', env: { ...process.env, RBTRACE_CACHE_DIR: cache, RBTRACE_BTF_KPKG: '' }, stdio: 'pipe' });
+  assert.equal(r, '');
+  assert.deepEqual(readFileSync(join(tree, 'build/btf/arm64.btf')), BTF);
+  assert.equal(readFileSync(join(tree, 'build/btf/arm64.json'), 'utf8'), '{"release":"6.12.99+deb12-arm64"}\n');
+  assert.throws(() => readFileSync(join(tree, 'build/debian-arm64')), 'no apt state: nothing was downloaded');
+});

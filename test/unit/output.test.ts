@@ -240,3 +240,23 @@ test('LiveChart: keeps N points, renders title/legend, redraws in place', () => 
   colored.push({ a: 2 });
   assert.ok(colored.render().includes('\x1b[31m'));
 });
+
+test('plural: one is singular, every other count plural, with thousands separators', async () => {
+  const { plural } = await import('../../src/core/output/format.js');
+  assert.equal(plural(1, 'sample'), '1 sample');
+  assert.equal(plural(0, 'sample'), '0 samples');
+  assert.equal(plural(2, 'call'), '2 calls');
+  assert.equal(plural(1234, 'call'), '1,234 calls');
+  assert.equal(plural(1n, 'stack'), '1 stack');
+  assert.equal(plural(3, 'process', 'processes'), '3 processes');
+  // A profile of one sample says so (it said "1 samples in 1 distinct stacks").
+  const { writeTable } = await import('../../src/tools/profile/views.js');
+  const lines: string[] = [];
+  const id = (s: string) => s;
+  writeTable((s = '') => lines.push(s), { bold: id, dim: id }, {
+    samples: 1, stackErrors: 0, dropped: 0,
+    stacks: [{ comm: 'x', pids: [1], count: 1, truncated: false, frames: [], folded: ['x'] }],
+  }, 10);
+  assert.ok(lines.includes('1 sample in 1 distinct stack; the top 1, innermost frame first:'), lines.join('\n'));
+  assert.ok(lines.some((l) => l.startsWith('1 sample (100.0%)')), lines.join('\n'));
+});

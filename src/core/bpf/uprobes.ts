@@ -211,6 +211,37 @@ function definesRuby(path: BinaryFile): boolean {
 }
 
 /**
+ * funclatency's LIB:FUNC ('c:malloc', './app:checksum'): the library part,
+ * to be found as --lib finds it. A '::' is a C++/Rust scope ('app::parse'),
+ * not a library.
+ */
+export function splitLibFunction(spec: string): { lib?: string; func: string } {
+  const m = /^([^:]+):(?!:)(.+)$/.exec(spec);
+  return m ? { lib: m[1], func: m[2] } : { func: spec };
+}
+
+/**
+ * The target's own executable (-p's, or -- CMD's through PATH) when
+ * `defines` finds the functions in it (a program's own function, as
+ * `--func checksum -- ./app` means); undefined when there is none or it
+ * lacks them (a script, a stripped or unreadable file).
+ */
+export function executableDefining(target: { pid?: number; command?: { argv: string[] } }, defines: (exe: BinaryFile) => unknown): BinaryFile | undefined {
+  let exe: BinaryFile | undefined;
+  try {
+    if (target.pid) exe = executableOf(target.pid);
+    else if (target.command) {
+      const path = resolveCommand(target.command.argv[0]);
+      if (path) exe = openFile(path);
+    }
+    if (exe) defines(exe);
+    return exe;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The file holding a Ruby interpreter's code for a target: the libruby it
  * maps (-p) or links (-- CMD), the executable itself for a statically
  * linked ruby, else (no target, a script, a wrapper) the system's libruby.

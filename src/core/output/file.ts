@@ -20,7 +20,7 @@
 //   /tmp/d -> /etc, is refused), and every name is then used relative to
 //   that open directory: /proc/self/fd/N/NAME resolves N itself, never a
 //   path again (Node has no openat/renameat).
-import { accessSync, closeSync, constants, fstatSync, lstatSync, openSync, readSync, readlinkSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, readSync, readlinkSync, renameSync, rmSync, writeFileSync, type Stats, type WriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, resolve } from 'node:path';
 import { RbtraceError, UsageError } from '../errors.js';
@@ -186,6 +186,32 @@ export function checkOutputPath(text: string, kind: OutputKind): string {
   const why = refusal(text, kind);
   if (why) throw new UsageError(`${kind.flag}: will not replace ${text}: ${why}`, 'remove it first, or give another name');
   return text;
+}
+
+/** -o FILE: a tool's report, text or NDJSON (anything without a NUL byte may be replaced, as strace -o does). */
+export const REPORT_FILE: OutputKind = {
+  flag: '-o',
+  what: 'a text report',
+  recognise: (head) => !head.includes('\0'),
+};
+
+/**
+ * -o FILE as a stream, written while the tool runs (-i reports arrive as
+ * they are made): checked again by the rules above, then opened with
+ * O_NOFOLLOW (a link planted at the name since the check is refused, not
+ * followed) and truncated.
+ */
+export function openOutputStream(path: string, kind: OutputKind = REPORT_FILE): WriteStream {
+  const why = refusal(path, kind);
+  if (why) throw new RbtraceError(`${kind.flag}: will not replace ${path}: ${why}`, { hint: 'remove it first, or give another name' });
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    throw new RbtraceError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { hint: `check ${kind.flag}'s directory and its permissions` });
+  }
+  return createWriteStream('', { fd });
 }
 
 /** Write `data` to `path` by the rules above; a one-line RbtraceError when it cannot. */

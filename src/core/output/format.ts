@@ -43,6 +43,11 @@ export function formatBytes(n: number | bigint): string {
 }
 
 /** Integer with ',' thousands separators (not toLocaleString: that depends on ICU/locale). */
+/** "1 sample", "2 samples", "1,000 samples": a count and its noun, singular for exactly one. */
+export function plural(n: number | bigint, noun: string, many = `${noun}s`): string {
+  return `${formatCount(n)} ${n === 1 || n === 1n ? noun : many}`;
+}
+
 export function formatCount(n: number | bigint): string {
   if (typeof n === 'number' && !Number.isInteger(n)) return String(n);
   const s = typeof n === 'bigint' ? n.toString() : BigInt(n).toString();

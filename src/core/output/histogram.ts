@@ -124,6 +124,31 @@ export function log2HistToJson(buckets: ArrayLike<Count>): Log2Bucket[] {
 }
 
 /**
+ * The slot of a log2 histogram that holds the p-th percentile (p in
+ * 0..100): the first in which the cumulative count reaches p% of the total.
+ * Its bounds are what the histogram draws for it. undefined when empty.
+ */
+export function log2PercentileSlot(buckets: ArrayLike<Count>, p: number): { low: number; high: number } | undefined {
+  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be within 0..100, got ${p}`);
+  const vals = Array.from(buckets, toBig);
+  const total = vals.reduce((a, b) => a + b, 0n);
+  if (total === 0n) return undefined;
+  // Smallest rank r (1-based) with r >= p% of total, but at least 1 so that p=0
+  // picks the first non-empty slot. Scaled by 1e6 to keep fractional p exact enough.
+  const scaled = BigInt(Math.round(p * 1e6));
+  let rank = (total * scaled + 100_000_000n - 1n) / 100_000_000n;
+  if (rank < 1n) rank = 1n;
+  let cum = 0n;
+  let i = 0;
+  for (; i < vals.length - 1; i++) {
+    cum += vals[i];
+    if (cum >= rank) break;
+  }
+  const { low, high } = slotBounds(i);
+  return { low: Number(low), high: Number(high) };
+}
+
+/**
  * ESTIMATE of the p-th percentile (p in 0..100) from a log2 histogram: the
  * upper bound of the slot in which the cumulative count reaches p% of the
  * total. Log2 buckets are coarse, so the true value lies somewhere in
@@ -131,21 +156,7 @@ export function log2HistToJson(buckets: ArrayLike<Count>): Log2Bucket[] {
  * never understates latency. Returns NaN for an empty histogram.
  */
 export function log2Percentile(buckets: ArrayLike<Count>, p: number): number {
-  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be within 0..100, got ${p}`);
-  const vals = Array.from(buckets, toBig);
-  const total = vals.reduce((a, b) => a + b, 0n);
-  if (total === 0n) return NaN;
-  // Smallest rank r (1-based) with r >= p% of total, but at least 1 so that p=0
-  // picks the first non-empty slot. Scaled by 1e6 to keep fractional p exact enough.
-  const scaled = BigInt(Math.round(p * 1e6));
-  let rank = (total * scaled + 100_000_000n - 1n) / 100_000_000n;
-  if (rank < 1n) rank = 1n;
-  let cum = 0n;
-  for (let i = 0; i < vals.length; i++) {
-    cum += vals[i];
-    if (cum >= rank) return Number(slotBounds(i).high);
-  }
-  return Number(slotBounds(vals.length - 1).high); // unreachable: cum ends at total
+  return log2PercentileSlot(buckets, p)?.high ?? NaN;
 }
 
 /**

@@ -18,6 +18,7 @@
 // functions by pattern), a row absent from the run fails the assertion,
 // unless its name ends in '?': 'ROW?.FIELD' counts an absent row as 0.
 import { UsageError } from '../errors.js';
+import { closest } from '../suggest.js';
 import { formatCount, formatDuration } from '../output/format.js';
 import { TIME_UNITS, PERCENTILES, getPath, percentileName, rowLabel, type FigureSchema, type FieldSpec, type Figures } from './figures.js';
 
@@ -287,28 +288,6 @@ export function resolvePath(segments: string[], schema: FigureSchema, tool: stri
     return { where: 'row', label, field: r, kind: rows.get(r)!, absentIsZero: true };
   }
   return { where: 'row', label, field: r, kind: rows.get(r)!, absentIsZero };
-}
-
-/** The known name nearest to a misspelled one (edit distance at most 2), for "did you mean". */
-function closest(name: string, names: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const n of names) {
-    const d = editDistance(name, n, bestD);
-    if (d < bestD) { best = n; bestD = d; }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string, limit: number): number {
-  if (Math.abs(a.length - b.length) >= limit) return limit;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
 }
 
 /**

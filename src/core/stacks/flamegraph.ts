@@ -4,7 +4,7 @@
 // small inline script for click-to-zoom and regex search, as flamegraph.pl's
 // output has. Every name is escaped for XML (and its control characters made
 // visible: they are not allowed in XML 1.0 at all).
-import { escapeForTerminal } from '../output/format.js';
+import { escapeForTerminal, plural } from '../output/format.js';
 import type { OutputKind } from '../output/file.js';
 
 export interface FoldedStack {
@@ -151,7 +151,7 @@ export function flameGraphSvg(stacks: readonly FoldedStack[], opts: FlameGraphOp
     const pct = root.count ? ((100 * node.count) / root.count).toFixed(2) : '0';
     const name = escapeXml(node.name);
     const label = node.name === 'all' && level === 0 ? 'all' : node.name;
-    out.push(`<g data-x="${x.toFixed(2)}" data-w="${w.toFixed(2)}"><title>${name} (${node.count} samples, ${pct}%)</title>` +
+    out.push(`<g data-x="${x.toFixed(2)}" data-w="${w.toFixed(2)}"><title>${name} (${plural(node.count, 'sample')}, ${pct}%)</title>` +
       `<rect x="${x.toFixed(2)}" y="${y}" width="${w.toFixed(2)}" height="${FRAME_H - 1}" fill="${colour(node.name)}" rx="2" ry="2"/>` +
       `<text x="${(x + 3).toFixed(2)}" y="${y + FRAME_H - 4.5}">${escapeXml(fitText(label, w))}</text></g>`);
     let cx = x;

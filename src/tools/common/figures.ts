@@ -86,11 +86,11 @@ export function gcstatDelta(rows: { mark: PhaseStats; sweep: PhaseStats; rss_pea
 /** mallocstat: one report (all processes, or one with -P) as rows per function. */
 export function mallocstatDelta(
   r: { comm?: string; stats: Map<number, { count: number; bytes: number; timed: number; total_ns: number; max_ns: number }>; sizes: number[] },
-  probed: { id: number; name: string; timed: boolean }[],
+  probed: { id: number; name: string; reported: boolean }[],
 ) {
   const functions = probed.map((p) => {
     const s = r.stats.get(p.id) ?? { count: 0, bytes: 0, timed: 0, total_ns: 0, max_ns: 0 };
-    return { name: p.name, comm: r.comm, count: s.count, bytes: s.bytes, ...(p.timed ? { timed: s.timed, total_ns: s.total_ns, max_ns: s.max_ns } : {}) };
+    return { name: p.name, comm: r.comm, count: s.count, bytes: s.bytes, ...(p.reported ? { timed: s.timed, total_ns: s.total_ns, max_ns: s.max_ns } : {}) };
   });
   return { functions, sizes: r.sizes };
 }

@@ -31,7 +31,10 @@ export interface ProbedFunction {
   offset: number;
   /** e.g. memalign, when aligned_alloc is an alias of it (glibc): counted as one. */
   aliases: string[];
+  /** Its return probed and timed in BPF (realloc always: the nesting needs it). */
   timed: boolean;
+  /** Its latency reported: -L only (realloc's is measured without it, not shown). */
+  reported: boolean;
 }
 
 /** The file holding the allocator a target uses; throws a one-line error when there is none. */
@@ -121,7 +124,7 @@ export function resolveAllocator(binary: BinaryFile | string, prefix: string, la
     if (offset === undefined) throw new RbtraceError(`${prefix}${f.name} in ${binary} is not in a loadable segment`);
     const p: ProbedFunction = {
       name: f.name, id: f.id, program: f.program, symbol: prefix + f.name, offset, aliases: [],
-      timed: latency || ALWAYS_TIMED.has(f.name),
+      timed: latency || ALWAYS_TIMED.has(f.name), reported: latency,
     };
     byAddress.set(addr, p);
     probed.push(p);

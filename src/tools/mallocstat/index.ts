@@ -9,13 +9,14 @@ import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { loadUserProbes } from '../../core/bpf/uprobes.js';
 import { UsageError } from '../../core/errors.js';
+import { escapeForTerminal } from '../../core/output/format.js';
 import { integerParser, secondsParser } from '../../core/parsers.js';
 import { cgroupFieldsOfPid } from '../../core/linux/cgroup.js';
 import { MALLOCSTAT, mallocstatDelta } from '../common/figures.js';
 import { displayName, findAllocator, FUNCTIONS, resolveAllocator } from './allocator.js';
 import { DEFAULT_MAX_ALLOCS, probeUprobe, returnsOf, uprobeSpec } from './probe.js';
 import { CountsCollector, emptyReport, LeakCollector } from './collect.js';
-import { leaksJson, leakWarnings, renderLeaks, renderReport, reportRecord } from './views.js';
+import { leaksJson, leakWarnings, renderLeaks, renderReport, reportRecord, TEXT_GROUPS } from './views.js';
 
 export interface MallocstatOptions {
   latency?: boolean;     // -L
@@ -25,10 +26,12 @@ export interface MallocstatOptions {
   leaks?: boolean;
   older?: number;
   maxAllocs?: number;
+  top?: number;
 }
 export default defineTool<MallocstatOptions>({
   name: 'mallocstat',
   summary: 'malloc/calloc/realloc/free counts, sizes and latency of any process',
+  textOnly: ['top'],
   help: `Examples:
   rbtrace mallocstat -p 1234                  allocator calls of a process, until Ctrl-C
   rbtrace mallocstat -L -- ./myprog           with the latency of every function
@@ -39,7 +42,7 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
   options(cmd: Command) {
     cmd
-      .option('-L, --latency', 'time every function (realloc and reallocarray are always timed)')
+      .option('-L, --latency', 'the latency of every function: AVG, MAX and TOTAL columns')
       .option('-P, --per-process', 'one report per process')
       .option('--lib <lib>', 'the allocator: a library name or path (default: the libc the target uses)')
       .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '')
@@ -47,7 +50,9 @@ export default defineTool<MallocstatOptions>({
       .addOption(new Option('--older <secs>', 'with --leaks: only blocks allocated at least this long before the report')
         .argParser(secondsParser('--older', { min: 0 })))
       .addOption(new Option('--max-allocs <n>', `with --leaks: live blocks tracked at most (default ${DEFAULT_MAX_ALLOCS}); more are counted and reported`)
-        .argParser(integerParser('--max-allocs', { min: 1, max: 100_000_000, example: '5000000' })));
+        .argParser(integerParser('--max-allocs', { min: 1, max: 100_000_000, example: '5000000' })))
+      .addOption(new Option('-T, --top <n>', `with --leaks: stacks shown, largest first (default ${TEXT_GROUPS}; bcc memleak -T)`)
+        .argParser(integerParser('-T', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '10' })));
   },
   kernels: { best: '5.10 uprobe' },
   figures: (opts) => MALLOCSTAT({ ...opts, functions: FUNCTIONS.map((f) => f.name) }),
@@ -58,9 +63,8 @@ export default defineTool<MallocstatOptions>({
     return probeUprobe(binary, malloc);
   },
   run(ctx, opts) {
-    if (!opts.leaks && (opts.older !== undefined || opts.maxAllocs !== undefined)) {
-      throw new UsageError(`${opts.older !== undefined ? '--older' : '--max-allocs'} needs --leaks`, 'add --leaks');
-    }
+    const leaksOnly = opts.older !== undefined ? '--older' : opts.maxAllocs !== undefined ? '--max-allocs' : opts.top !== undefined ? '-T' : undefined;
+    if (!opts.leaks && leaksOnly) throw new UsageError(`${leaksOnly} needs --leaks`, 'add --leaks');
     const leaks = Boolean(opts.leaks);
     const maxAllocs = opts.maxAllocs ?? DEFAULT_MAX_ALLOCS;
     const binary = findAllocator({ pid: ctx.target.pid, command: ctx.target.command }, opts.lib);
@@ -81,7 +85,7 @@ export default defineTool<MallocstatOptions>({
       if (ctx.target.pid) t.notePid(ctx.target.pid);
       ctx.ringBuffer(loaded.obj, 'ms_events', (rec) => t.onEvent(rec));
     }
-    if (!opts.json) ctx.log.warn(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`);
+    ctx.banner(escapeForTerminal(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`));
 
     const perProcess = Boolean(opts.perProcess);
     const reader = new CountsCollector(loaded.obj, perProcess);
@@ -112,7 +116,7 @@ export default defineTool<MallocstatOptions>({
           ctx.out.write(renderReport(ctx, r, probed, perProcess, cg) + '\n');
         }
       }
-      if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { olderS: opts.older }) + '\n');
+      if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { olderS: opts.older, top: opts.top }) + '\n');
       // -P with no process to report: the leaks in a record of their own.
       else if (leakReport) ctx.out.record({ time: now.toISOString(), ...leaksJson(leakReport, maxAllocs), ...(final ? { final: true } : {}) });
     };

@@ -2,7 +2,7 @@
 // size histogram, NDJSON records, and --leaks' blocks by stack. No map
 // access here.
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
-import { formatBytes, formatCount, formatDuration, term } from '../../core/output/format.js';
+import { formatBytes, formatCount, formatDuration, plural, term } from '../../core/output/format.js';
 import { cgroupSuffix, type CgroupFields } from '../../core/linux/cgroup.js';
 import { renderTable } from '../../core/output/table.js';
 import type { Frame } from '../../core/stacks/index.js';
@@ -10,15 +10,15 @@ import type { ToolContext } from '../../core/tool.js';
 import { displayName, type ProbedFunction } from './allocator.js';
 import { ZERO, type LeakReport, type Report } from './collect.js';
 
-/** Stack groups printed as text (--json has them all). */
-const TEXT_GROUPS = 20;
+/** Stack groups printed as text by default (-T sets it; --json has them all). */
+export const TEXT_GROUPS = 20;
 
 export function functionsJson(r: Report, probed: ProbedFunction[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const p of probed) {
     const s = r.stats.get(p.id) ?? ZERO;
     const f: Record<string, unknown> = { count: s.count, bytes: s.bytes };
-    if (p.timed) {
+    if (p.reported) {
       f.total_ns = s.total_ns;
       f.timed = s.timed;
       f.avg_ns = s.timed ? Math.round(s.total_ns / s.timed) : 0;
@@ -33,13 +33,13 @@ export function functionsJson(r: Report, probed: ProbedFunction[]): Record<strin
 export function renderReport(ctx: ToolContext, r: Report, probed: ProbedFunction[], perProcess: boolean, cg: CgroupFields = {}): string {
   let text = '';
   if (perProcess) text += ctx.color.bold(term`PID ${r.pid} (${r.comm ?? '?'})` + cgroupSuffix(cg, Boolean(ctx.target.cgroup))) + '\n';
-  const anyTimed = probed.some((p) => p.timed);
+  const anyTimed = probed.some((p) => p.reported);
   const headers = ['FUNC', 'CALLS', 'BYTES', ...(anyTimed ? ['AVG', 'MAX', 'TOTAL'] : [])];
   const rows = probed.map((p) => {
     const s = r.stats.get(p.id) ?? ZERO;
     const row: string[] = [displayName(p), formatCount(s.count), p.name === 'free' ? '-' : formatBytes(s.bytes)];
     if (anyTimed) {
-      if (p.timed && s.timed > 0) row.push(formatDuration(s.total_ns / s.timed), formatDuration(s.max_ns), formatDuration(s.total_ns));
+      if (p.reported && s.timed > 0) row.push(formatDuration(s.total_ns / s.timed), formatDuration(s.max_ns), formatDuration(s.total_ns));
       else row.push('-', '-', '-');
     }
     return row;
@@ -88,13 +88,14 @@ export function leaksJson(r: LeakReport, maxAllocs: number): Record<string, unkn
 }
 
 /** Text: one block per stack, memleak's layout. */
-export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number }): string {
+export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number; top?: number }): string {
+  const shown = opts.top ?? TEXT_GROUPS;
   const older = opts.olderS ? ` older than ${opts.olderS} s` : '';
-  let text = ctx.color.bold(`Not freed${older}: ${formatCount(r.count)} allocation${r.count === 1 ? '' : 's'}, ${formatBytes(r.bytes)}`) +
-    (r.groups.length ? `, from ${formatCount(r.groups.length)} stack${r.groups.length === 1 ? '' : 's'} (largest first)` : '') + '\n';
-  for (const g of r.groups.slice(0, TEXT_GROUPS)) {
+  let text = ctx.color.bold(`Not freed${older}: ${plural(r.count, 'allocation')}, ${formatBytes(r.bytes)}`) +
+    (r.groups.length ? `, from ${plural(r.groups.length, 'stack')} (largest first)` : '') + '\n';
+  for (const g of r.groups.slice(0, shown)) {
     const pid = g.pid !== undefined ? term` (pid ${g.pid})` : '';
-    text += `  ${formatBytes(g.bytes)} in ${formatCount(g.count)} allocation${g.count === 1 ? '' : 's'}${pid} from:\n`;
+    text += `  ${formatBytes(g.bytes)} in ${plural(g.count, 'allocation')}${pid} from:\n`;
     if (!g.stack.frames.length) text += '    [lost stack]\n';
     for (const f of g.stack.frames) {
       const off = f.offset !== undefined ? `+0x${f.offset.toString(16)}` : '';
@@ -103,14 +104,14 @@ export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: nu
     }
     if (g.stack.truncated) text += ctx.color.dim('    [stack cut short: frame pointers missing?]') + '\n';
   }
-  if (r.groups.length > TEXT_GROUPS) text += ctx.color.dim(`  ... ${formatCount(r.groups.length - TEXT_GROUPS)} more stacks (--json lists every one)`) + '\n';
+  if (r.groups.length > shown) text += ctx.color.dim(`  ... ${plural(r.groups.length - shown, 'more stack')} (-T N shows more, --json lists every one)`) + '\n';
   return text;
 }
 
 /** The one-line warnings of a leak report: the cap hit, stacks lost. */
 export function leakWarnings(r: LeakReport, maxAllocs: number): string[] {
   const out: string[] = [];
-  if (r.dropped) out.push(`${formatCount(r.dropped)} allocations not tracked: --max-allocs ${formatCount(maxAllocs)} reached (raise --max-allocs)`);
-  if (r.lostStacks) out.push(`${formatCount(r.lostStacks)} stacks could not be stored (shown as [lost stack])`);
+  if (r.dropped) out.push(`${plural(r.dropped, 'allocation')} not tracked: --max-allocs ${formatCount(maxAllocs)} reached (raise --max-allocs)`);
+  if (r.lostStacks) out.push(`${plural(r.lostStacks, 'stack')} could not be stored (shown as [lost stack])`);
   return out;
 }

@@ -12,7 +12,7 @@ import { UsageError } from '../../core/errors.js';
 import { checkOutputPath, writeOutputFile } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
 import { onlineCpus } from '../../core/bpf/perf.js';
-import { escapeForTerminal } from '../../core/output/format.js';
+import { escapeForTerminal, plural } from '../../core/output/format.js';
 import { readComm } from '../../core/linux/process.js';
 import { SKELETON } from '../../generated/profile.js';
 import { DEFAULT_HZ, loadSpec, pathsFor } from './probe.js';
@@ -48,10 +48,10 @@ export default defineTool<ProfileOptions>({
     cmd
       .addOption(new Option('-F, --frequency <hz>', 'samples a second, per CPU').argParser(parseHz).default(DEFAULT_HZ))
       .addOption(new Option('--top <n>', 'stacks shown in the table').argParser(parseTop).default(10))
-      .option('--folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
+      .option('-f, --folded', 'print folded stacks ("comm;outer;...;inner count"), not the table')
       .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
-      .option('--user-only', 'user stacks only')
-      .option('--kernel-only', 'kernel stacks only');
+      .option('-U, --user-only', 'user stacks only (bcc profile -U)')
+      .option('-K, --kernel-only', 'kernel stacks only (bcc profile -K)');
   },
   kernels: { best: '5.10 perf_event' },
   figures: PROFILE,
@@ -67,8 +67,8 @@ export default defineTool<ProfileOptions>({
     const cpus = onlineCpus().length;
     const what = ctx.target.pid ? `pid ${ctx.target.pid}${readComm(ctx.target.pid) ? ` (${readComm(ctx.target.pid)})` : ''}`
       : ctx.target.command ? 'the command and its children' : 'all processes';
-    if (!ctx.out.json && !opts.folded) {
-      ctx.out.line(`Sampling ${escapeForTerminal(what)} at ${hz} Hz on ${cpus} CPUs, ${opts.userOnly ? 'user' : opts.kernelOnly ? 'kernel' : 'user + kernel'} stacks... ${ctx.opts.duration ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+    {
+      ctx.banner(`Sampling ${escapeForTerminal(what)} at ${hz} Hz on ${cpus} CPUs, ${opts.userOnly ? 'user' : opts.kernelOnly ? 'kernel' : 'user + kernel'} stacks... ${ctx.opts.duration ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
     }
 
     ctx.session.onFinish(() => {
@@ -78,7 +78,7 @@ export default defineTool<ProfileOptions>({
       if (opts.svg !== undefined) {
         const svg = flameGraphSvg(flameStacks(profile), {
           title: `rbtrace profile: ${what}`,
-          subtitle: `${profile.samples} samples at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
+          subtitle: `${plural(profile.samples, 'sample')} at ${hz} Hz over ${seconds.toFixed(1)} s, ${new Date().toISOString().slice(0, 19)}Z`,
         });
         writeOutputFile(opts.svg, svg, FLAME_GRAPH);
       }

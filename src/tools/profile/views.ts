@@ -2,7 +2,7 @@
 // an NDJSON record, the flame graph's input (flamegraph.ts draws it) and the
 // end-of-run notes. No map access here.
 import { basename } from 'node:path';
-import { escapeForTerminal, formatCount } from '../../core/output/format.js';
+import { escapeForTerminal, plural } from '../../core/output/format.js';
 import { frameJson, frameLabel } from '../../core/stacks/index.js';
 import type { FoldedStack } from '../../core/stacks/flamegraph.js';
 import type { Profile } from './collect.js';
@@ -15,11 +15,11 @@ export function writeTable(line: (s?: string) => void, c: { bold(s: string): str
     return;
   }
   const shown = p.stacks.slice(0, top);
-  line(`${formatCount(p.samples)} samples in ${formatCount(p.stacks.length)} distinct stacks; the top ${shown.length}, innermost frame first:`);
+  line(`${plural(p.samples, 'sample')} in ${plural(p.stacks.length, 'distinct stack')}; the top ${shown.length}, innermost frame first:`);
   for (const s of shown) {
     line();
     const pids = s.pids.length === 1 ? `pid ${s.pids[0]}` : `${s.pids.length} processes`;
-    line(c.bold(`${formatCount(s.count)} samples (${((100 * s.count) / p.samples).toFixed(1)}%)  ${escapeForTerminal(s.comm)} [${pids}]`));
+    line(c.bold(`${plural(s.count, 'sample')} (${((100 * s.count) / p.samples).toFixed(1)}%)  ${escapeForTerminal(s.comm)} [${pids}]`));
     for (const f of s.frames) {
       const where = f.kernel ? '[k]' : f.module ? basename(f.module) : '';
       line(`    ${escapeForTerminal(f.name)}${where ? c.dim(`  ${escapeForTerminal(where)}`) : ''}`);
@@ -50,8 +50,8 @@ export function profileRecord(p: Profile, run: { time: Date; hz: number; cpus: n
 /** The warnings after a text report: what is missing from it, and why. */
 export function profileNotes(p: Profile, extra: { kernelHidden?: string | false; svg?: string }): string[] {
   const notes: string[] = [];
-  if (p.stackErrors) notes.push(`${p.stackErrors} stacks not captured (stack map full or hash collisions)`);
-  if (p.dropped) notes.push(`${p.dropped} samples not counted (more than the distinct stacks rbtrace keeps)`);
+  if (p.stackErrors) notes.push(`${plural(p.stackErrors, 'stack')} not captured (stack map full or hash collisions)`);
+  if (p.dropped) notes.push(`${plural(p.dropped, 'sample')} not counted (more than the distinct stacks rbtrace keeps)`);
   if (extra.kernelHidden) notes.push(`kernel frames unnamed: ${extra.kernelHidden}`);
   if (extra.svg !== undefined) notes.push(`flame graph written to ${extra.svg}`);
   return notes.map(escapeForTerminal);

@@ -7,8 +7,9 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
+import { plural } from '../../core/output/format.js';
 import { integerParser } from '../../core/parsers.js';
-import { findRubyBinary, isFunctionPattern, probeUserProbes, resolveFunction, splitFunctionList } from '../../core/bpf/uprobes.js';
+import { findRubyBinary, isFunctionPattern, probeUserProbes, resolveFunction, splitFunctionList, splitLibFunction } from '../../core/bpf/uprobes.js';
 import { STRLAT, STRLAT_FUNCTIONS } from '../common/figures.js';
 import { SKELETON } from '../../generated/strlat.js';
 import { MAX_FUNCS, probeKernel, probeUser, sizeMaps, type Unit } from './probe.js';
@@ -48,8 +49,18 @@ function sizeArgOf(opts: StrlatOptions): number {
   return opts.size ? opts.arg ?? ((opts.func ?? DEFAULT_FUNC) === DEFAULT_FUNC ? DEFAULT_SIZE_ARG : 1) : 0;
 }
 
+/** --func LIB:FUNC as --lib LIB --func FUNC (funclatency's form); both at once is an error. */
+function withLibrary(opts: StrlatOptions): StrlatOptions {
+  if (opts.func === undefined) return opts;
+  const { lib, func } = splitLibFunction(opts.func);
+  if (lib === undefined) return opts;
+  if (opts.lib !== undefined) throw new UsageError(`--func ${opts.func} names a library and --lib gives one too`, `give it once: --func ${lib}:${func}, or --lib ${lib} --func ${func}`);
+  return { ...opts, lib, func };
+}
+
 /** --func a,b or a pattern: one report per function, as rows (in --json, one object each). */
-function severalFunctions(opts: StrlatOptions): boolean {
+function severalFunctions(given: StrlatOptions): boolean {
+  const opts = withLibrary(given);
   if (opts.kfunc !== undefined || opts.func === undefined) return false;
   const list = splitFunctionList(opts.func);
   return list.length > 1 || list.some(isFunctionPattern);
@@ -73,7 +84,8 @@ export default defineTool<StrlatOptions>({
   rbtrace strlat -- ruby app.rb                 rb_str_new latency of one script
   rbtrace strlat -p 1234 -u -i 5                a running ruby, in µs, every 5 s
   rbtrace strlat --size -- ruby app.rb          also the lengths of the new strings
-  rbtrace strlat --lib c --func malloc -p 1234  any function: a funclatency
+  rbtrace strlat --lib c --func malloc -p 1234  any function: a funclatency (or --func c:malloc)
+  rbtrace strlat --func checksum -- ./app       a function of the program itself (else of its libruby)
   rbtrace strlat --lib c --func malloc,free,calloc -p 1234     several, one histogram each
   rbtrace strlat --func 'rb_str_*' -- ruby app.rb              a pattern (at most ${MAX_FUNCS} functions)
   rbtrace strlat --lib ./target/release/app --func 'app::parse'   demangled Rust/C++ names
@@ -81,8 +93,8 @@ export default defineTool<StrlatOptions>({
   rbtrace strlat --stack --lib c --func fsync -p 1234           who makes the slow calls`,
   options(cmd: Command) {
     cmd
-      .option('--func <symbols>', `function(s) to time: a name (raw or demangled), a list a,b, or a pattern such as 'rb_str_*' (default ${DEFAULT_FUNC})`)
-      .option('--lib <path|name>', 'binary or library holding it: a path, or a name such as c or ruby (default: the target\'s libruby)')
+      .option('--func <symbols>', `function(s) to time: a name (raw or demangled), a list a,b, or a pattern such as 'rb_str_*', LIB:NAME as --lib LIB (default ${DEFAULT_FUNC})`)
+      .option('--lib <path|name>', 'binary or library holding it: a path, or a name such as c or ruby (default: the target\'s executable if it has --func, else its libruby)')
       .option('--kfunc <name>', 'time a kernel function instead (fentry/fexit, else kprobe/kretprobe)')
       .option('-u, --microseconds', 'histogram in microseconds')
       .option('-m, --milliseconds', 'histogram in milliseconds')
@@ -101,7 +113,8 @@ export default defineTool<StrlatOptions>({
     }), (o) => sizeMaps(o, 1, false));
     return `uprobe (${binary}:${DEFAULT_FUNC})`;
   },
-  run(ctx, opts) {
+  run(ctx, given) {
+    const opts = withLibrary(given);
     const unit = unitOf(opts);
     if (opts.arg !== undefined && !opts.size) throw new UsageError('--arg is for --size', 'add --size, or drop --arg');
     const several = severalFunctions(opts);
@@ -111,21 +124,21 @@ export default defineTool<StrlatOptions>({
       checkKernelOptions(opts);
       probed = probeKernel(ctx, opts.kfunc, { unit, sizeArg: 0, stacks: stack });
     } else {
-      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib }, { unit, sizeArg: sizeArgOf(opts), stacks: stack });
+      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib, named: opts.func !== undefined }, { unit, sizeArg: sizeArgOf(opts), stacks: stack });
     }
     const { obj, funcs } = probed;
     const sizeArg = probed.binary ? sizeArgOf(opts) : 0;
     const collector = new StrlatCollector(obj, funcs, probed.binary ? String(probed.binary) : '[kernel]', sizeArg);
     const stacks = opts.stack ? new StackCollector(obj, ctx, STACK_TOP) : undefined;
     const title = titleOf(probed, opts.func ?? DEFAULT_FUNC, ctx.target.pid);
-    if (!ctx.out.json) ctx.out.line(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
+    ctx.banner(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
 
     let stacksLost = 0;
     const report = (final: boolean) => {
       const readings = collector.take(stacks);
       const reps = readings.map((r) => r.report);
       const lost = stacks?.errors() ?? 0;
-      if (lost > stacksLost) ctx.log.warn(`${lost - stacksLost} stacks could not be kept (the stack map is full); their calls are counted, not by stack`);
+      if (lost > stacksLost) ctx.log.warn(`${plural(lost - stacksLost, 'stack')} could not be kept (the stack map is full); their calls are counted, not by stack`);
       stacksLost = Math.max(stacksLost, lost);
       ctx.report(several ? { functions: reps } : reps[0]);
       if (ctx.out.json) {

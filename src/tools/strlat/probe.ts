@@ -17,7 +17,7 @@ import { findLibrary } from '../../core/linux/process.js';
 import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { StackMap } from '../../core/stacks/index.js';
 import {
-  findRubyBinary, loadUserProbes, refuseGoUretprobes, resolveFunction, resolveFunctions, splitFunctionList,
+  executableDefining, findRubyBinary, loadUserProbes, refuseGoUretprobes, resolveFunction, resolveFunctions, splitFunctionList,
   type NamedFunction, type ResolvedFunction,
 } from '../../core/bpf/uprobes.js';
 import { DEFINES, ENUMS, SKELETON, type ProgramName } from '../../generated/strlat.js';
@@ -172,21 +172,36 @@ function cookiesNeeded<T>(several: boolean, load: () => T): T {
   }
 }
 
-/** Which user-space functions: `query` (a name, or with `several` a list or pattern) in --lib, else the target's libruby. */
+/**
+ * Which user-space functions: `query` (a name, or with `several` a list or
+ * pattern) in --lib; else, when `named` (the user gave --func), the target's
+ * executable if it has them; else the target's libruby.
+ */
 export interface UserQuery {
   query: string;
   several: boolean;
   lib?: string;
+  named?: boolean;
+}
+
+/** The binary `query` is looked for in, and why that one (for -v). */
+function binaryFor(ctx: ToolContext, { several, lib, named }: UserQuery, resolve: (b: BinaryFile) => NamedFunction[]): { binary: BinaryFile; why: string } {
+  if (lib !== undefined) return { binary: findLibrary(lib, ctx.target.pid), why: `the library given (${lib})` };
+  const exe = named ? executableDefining(ctx.target, resolve) : undefined;
+  if (exe) return { binary: exe, why: `the ${ctx.target.pid ? 'process\'s' : 'command\'s'} executable defines ${several ? 'them' : 'it'}` };
+  const binary = findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
+  return { binary, why: named && (ctx.target.pid || ctx.target.command) ? 'not in the executable: the target\'s Ruby' : 'the target\'s Ruby' };
 }
 
 /** Resolve the functions in their binary, load, and put a uprobe and a uretprobe on each address. */
-export function probeUser(ctx: ToolContext, { query, several, lib }: UserQuery, wants: ProbeWants): Probed {
-  const binary = lib !== undefined
-    ? findLibrary(lib, ctx.target.pid)
-    : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
-  const named: NamedFunction[] = several
-    ? resolveFunctions(binary, splitFunctionList(query), MAX_FUNCS)
-    : [{ name: query, funcs: resolveFunction(binary, query) }];
+export function probeUser(ctx: ToolContext, user: UserQuery, wants: ProbeWants): Probed {
+  const { query, several } = user;
+  const resolve = (b: BinaryFile): NamedFunction[] => (several
+    ? resolveFunctions(b, splitFunctionList(query), MAX_FUNCS)
+    : [{ name: query, funcs: resolveFunction(b, query) }]);
+  const { binary, why } = binaryFor(ctx, user, resolve);
+  ctx.log.verbose(`looking for ${query} in ${binary}: ${why}`);
+  const named = resolve(binary);
   refuseGoUretprobes(binary, 'strlat');
   for (const n of named) ctx.log.verbose(`${n.name}: ${n.funcs.map((f) => `${f.symbol} at file offset 0x${f.offset.toString(16)}`).join(', ')} in ${binary}`);
 

@@ -1,8 +1,8 @@
 // strlat's views: readings (collect.ts) as log2 histograms with a summary
 // line per function, the slowest stacks, and with several functions a table.
 // No map access here: everything comes in as readings.
-import { formatLog2Hist } from '../../core/output/histogram.js';
-import { escapeForTerminal, formatDuration, formatCount, term } from '../../core/output/format.js';
+import { formatLog2Hist, log2PercentileSlot, type Count } from '../../core/output/histogram.js';
+import { escapeForTerminal, formatDuration, formatCount, plural, term } from '../../core/output/format.js';
 import { renderTable } from '../../core/output/table.js';
 import type { ToolContext } from '../../core/tool.js';
 import { DEFINES } from '../../generated/strlat.js';
@@ -24,6 +24,18 @@ export function formatStack(row: StrlatStackRow): string[] {
   return row.truncated ? ['      [truncated: frame pointers missing?]', ...frames] : frames;
 }
 
+/**
+ * A percentile as the histogram drawn shows it: the bucket holding it, in
+ * the histogram's unit ("8 -> 15 usecs"), so the summary and the bars agree.
+ */
+export function percentileBucket(hist: ArrayLike<Count>, p: number, unit: Unit): string {
+  const slot = log2PercentileSlot(hist, p);
+  return slot ? `${slot.low} -> ${slot.high} ${unit.name}` : '-';
+}
+
+/** What the summary's percentiles are, said under every report. */
+export const PERCENTILE_NOTE = '(pN: the histogram bucket holding the call at the Nth percentile, p50 the median call; count, avg and max are exact)';
+
 /** The text view of one reading per function: histograms, summary lines, and with several functions a table. */
 export function printReports(ctx: ToolContext, readings: StrlatReading[], funcs: TracedFunction[], unit: Unit, sizeArg: number): void {
   const c = ctx.color;
@@ -38,12 +50,12 @@ export function printReports(ctx: ToolContext, readings: StrlatReading[], funcs:
     }
     ctx.out.line();
     ctx.out.line(`${c.bold(escapeForTerminal(r.function))}: count ${formatCount(r.count)}, avg ${formatDuration(r.avg_ns)}, ` +
-      `p50 ≤ ${formatDuration(r.p50_ns)}, p90 ≤ ${formatDuration(r.p90_ns)}, p99 ≤ ${formatDuration(r.p99_ns)}, max ${formatDuration(r.max_ns)}`);
+      `p50 ${percentileBucket(unitHist, 50, unit)}, p90 ${percentileBucket(unitHist, 90, unit)}, p99 ${percentileBucket(unitHist, 99, unit)}, max ${formatDuration(r.max_ns)}`);
     const notes: string[] = [];
-    if (r.dropped) notes.push(`${r.dropped} calls nested deeper than ${DEFINES.STRLAT_MAX_DEPTH} not timed`);
-    if (r.stale) notes.push(`${r.stale} calls left by longjmp/exception never returned`);
-    if (r.unmatched) notes.push(`${r.unmatched} returns of calls entered before attach`);
-    if (stackMissed) notes.push(`${stackMissed} calls not kept by stack (the stack table is full)`);
+    if (r.dropped) notes.push(`${plural(r.dropped, 'call')} nested deeper than ${DEFINES.STRLAT_MAX_DEPTH} not timed (recursion: each thread keeps the start times of ${DEFINES.STRLAT_MAX_DEPTH} calls in flight, so only the outer ${DEFINES.STRLAT_MAX_DEPTH} levels are timed, their times including the deeper calls; to time every call, trace a function that does not recurse that deep)`);
+    if (r.stale) notes.push(`${plural(r.stale, 'call')} left by longjmp/exception never returned`);
+    if (r.unmatched) notes.push(`${plural(r.unmatched, 'return')} of calls entered before attach`);
+    if (stackMissed) notes.push(`${plural(stackMissed, 'call')} not kept by stack (the stack table is full)`);
     if (r.stacks?.length) {
       ctx.out.line(`  slowest callers by total time (${r.stacks.length} of this period's stacks, outermost frame first):`);
       for (const st of r.stacks) {
@@ -54,12 +66,12 @@ export function printReports(ctx: ToolContext, readings: StrlatReading[], funcs:
     if (notes.length) ctx.out.line(c.dim(notes.join('; ')));
   }
   if (several) {
-    const rows = readings.map((x) => x.report).sort((a, b) => b.total_ns - a.total_ns || b.count - a.count)
-      .map((r) => [r.function, formatCount(r.count), formatDuration(r.total_ns), formatDuration(r.avg_ns),
-        formatDuration(r.p50_ns), formatDuration(r.p99_ns), formatDuration(r.max_ns)]);
+    const rows = [...readings].sort((a, b) => b.report.total_ns - a.report.total_ns || b.report.count - a.report.count)
+      .map(({ report: r, unitHist }) => [r.function, formatCount(r.count), formatDuration(r.total_ns), formatDuration(r.avg_ns),
+        percentileBucket(unitHist, 50, unit), percentileBucket(unitHist, 99, unit), formatDuration(r.max_ns)]);
     ctx.out.line();
-    ctx.out.write(renderTable(['FUNCTION', 'COUNT', 'TOTAL', 'AVG', 'P50 ≤', 'P99 ≤', 'MAX'], rows,
+    ctx.out.write(renderTable(['FUNCTION', 'COUNT', 'TOTAL', 'AVG', 'P50', 'P99', 'MAX'], rows,
       { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
   }
-  ctx.out.line(c.dim('(percentiles are upper bounds of log2 buckets; count, avg and max are exact)'));
+  ctx.out.line(c.dim(PERCENTILE_NOTE));
 }

@@ -140,7 +140,7 @@ export default defineTool<SyscountOptions>({
     let lastReport = Date.now();
     if (!opts.json && !ctx.target.following) {
       const what = opts.failures || onlyErrno ? 'failed syscalls' : 'syscalls';
-      process.stderr.write(`Tracing ${what}${mode.byProcess ? ' per process' : ''}, printing ${Number.isFinite(mode.top) ? `top ${mode.top}` : 'all'}... Ctrl-C to end.\n`);
+      ctx.banner(`Tracing ${what}${mode.byProcess ? ' per process' : ''}, printing ${Number.isFinite(mode.top) ? `top ${mode.top}` : 'all'}... Ctrl-C to end.`);
     }
 
     const report = (periodic: boolean) => {
