@@ -164,7 +164,8 @@ main() {
     case "$MODE" in
       ci)
         : "${GROUP_TIMEOUT:=2400}"
-        [ -n "$FILES" ] || FILES=dist/test/vm/guest/paths.check.js
+        # Every guest check file: paths.check.js (the first tools) and one per later tool family.
+        [ -n "$FILES" ] || FILES=$(ls dist/test/vm/guest/*.check.js | tr '\n' ' ')
         add_group "paths-$ENVNAME" - - - "$GROUP_TIMEOUT" $FILES
         ;;
       subset)
