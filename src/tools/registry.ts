@@ -12,6 +12,7 @@ export const TOOLS: ToolEntry[] = [
   { name: 'execsnoop', summary: 'trace exec() calls: new programs, their arguments and results', load: async () => (await import('./execsnoop.js')).default },
   { name: 'syscount', summary: 'count syscalls and their latency, like strace -c without the slowdown', load: async () => (await import('./syscount/index.js')).default },
   { name: 'tcplife', summary: 'one line per closed TCP connection: pid, addresses, bytes each way, lifetime', load: async () => (await import('./tcplife/index.js')).default },
+  { name: 'tcpretrans', summary: 'TCP retransmits (and tail-loss probes) with connection, state and network namespace', load: async () => (await import('./tcpretrans/index.js')).default },
   { name: 'synqueue', summary: 'TCP SYN and accept queue fill per listener, overflows and drops, live', load: async () => (await import('./synqueue.js')).default },
   { name: 'strlat', summary: 'latency histograms of user-space or kernel functions (default: Ruby rb_str_new)', load: async () => (await import('./strlat.js')).default },
   { name: 'gcstat', summary: 'Ruby GC mark/sweep latency (USDT) and process RSS over time', load: async () => (await import('./gcstat.js')).default },
