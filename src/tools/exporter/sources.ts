@@ -15,6 +15,7 @@ import { ListenerSeries } from './listeners.js';
 import { readComm } from '../../core/process.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { syscountSource } from '../syscount/metrics.js';
+import { tcpretransSource } from '../tcpretrans/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { ATTACH_PATHS as SYNQUEUE_PATHS, ENQUEUE_PROGRAMS, PER_SYN } from '../synqueue.js';
 import { SynqueueCollector, iteratorLinks } from '../synqueue/collect.js';
@@ -30,7 +31,7 @@ import { RbtraceError } from '../../core/errors.js';
 
 export type Source = MetricSource;
 
-export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat'] as const;
+export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'tcpretrans'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 function lostOf(loaded: Loaded): () => number {
@@ -255,4 +256,5 @@ export const SOURCES: Record<SourceName, SourceFactory> = {
   synqueue: synqueueSource,
   execsnoop: execsnoopSource,
   gcstat: gcstatSource,
+  tcpretrans: tcpretransSource,
 };

@@ -12,10 +12,9 @@ type Path = AttachPath<typeof SKELETON>;
  * where fentry is refused; both optional, so tcpretrans runs without them
  * (index.ts drops the kprobe when both attached).
  */
-const TLP_WITHOUT = 'no tail-loss probes (-l): the kernel refuses fentry and kprobes on tcp_send_loss_probe; retransmits are still counted';
 export const TLP_PROGRAMS: OptionalProgram<typeof SKELETON>[] = [
-  { program: 'fe_tlp', without: TLP_WITHOUT },
-  { program: 'kp_tlp', without: TLP_WITHOUT },
+  { program: 'fe_tlp', without: 'tail-loss probes through the kprobe instead, where kprobes are allowed' },
+  { program: 'kp_tlp', without: 'tail-loss probes only through fentry (none when fentry is refused too; retransmits are still counted)' },
 ];
 
 /**
