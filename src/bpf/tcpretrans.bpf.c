@@ -128,6 +128,15 @@ static __always_inline int on_tlp(const struct sock *sk)
 	return on_event(&sk->__sk_common, TR_TLP, BPF_CORE_READ(sk, __sk_common.skc_state), 1, 0);
 }
 
+/* The 6.16+ record (and the tracepoint's third argument, err), named here
+ * so that the object builds against any vmlinux.h; CO-RE finds it, or not,
+ * in the running kernel. */
+struct trace_event_raw_tcp_retransmit_skb___new {
+	const void *skbaddr;
+	const void *skaddr;
+	int err;
+} __attribute__((preserve_access_index));
+
 /* ---- tp_btf and raw_tp: the arguments. tcp_retransmit_skb has a third,
  * err, since 6.16 (and fires for failed retransmits too); reading an argument
  * the tracepoint lacks is refused, so it is read only where the tracepoint's
@@ -136,7 +145,7 @@ static __always_inline int retrans_args(__u64 *ctx)
 {
 	int err = 0;
 
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err))
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___new, err))
 		err = (int)ctx[2];
 	return on_retrans((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], err);
 }
@@ -165,7 +174,8 @@ int BPF_PROG(rt_synack, const struct sock *sk, const struct request_sock *req)
 	return on_synack(req);
 }
 
-/* ---- classic tracepoints: the record's struct was renamed with err (6.16). */
+/* ---- classic tracepoints: the record's struct was renamed with err (6.16);
+ * before it, tcp_retransmit_skb used tcp_event_sk_skb's. */
 struct trace_event_raw_tcp_event_sk_skb___old {
 	const void *skbaddr;
 	const void *skaddr;
@@ -174,8 +184,8 @@ struct trace_event_raw_tcp_event_sk_skb___old {
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tp_retrans(void *ctx)
 {
-	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb)) {
-		struct trace_event_raw_tcp_retransmit_skb *r = ctx;
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___new)) {
+		struct trace_event_raw_tcp_retransmit_skb___new *r = ctx;
 
 		return on_retrans(r->skaddr, r->skbaddr, BPF_CORE_READ(r, err));
 	}
