@@ -11,6 +11,8 @@ APT_PACKAGES=(
   # tests and benchmarks: workloads and oracles
   bpftrace strace ltrace ruby ruby-dev ruby-webrick ruby-sinatra apache2-utils
   systemtap-sdt-dev python3 procps iproute2 kmod cargo
+  # tcpretrans test: packet loss where sch_netem is missing
+  nftables
   # stacks: libc debuginfo by build id (test/unit/stacks), c++filt as the demangling oracle
   libc6-dbg binutils
   # oracle suite (test/oracle): real programs to compare against strace, a shim, GC.stat

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { TOOLS } from '../../src/tools/registry.js';
 import type { AttachPath, OptionalProgram } from '../../src/core/bpf/paths.js';
 import { runRbtrace } from '../helpers.js';
+import { fullQueueRetransCheck } from '../checks/tcpretrans-fullq.js';
 import { synqueueBacklogCheck } from '../checks/synqueue-backlog.js';
 import { attached, freePort, get, parseMetrics, startExporter, valueOf } from '../exporter-helpers.js';
 
@@ -42,6 +43,10 @@ const CHECKS: Record<string, (pair: Pair, env: NodeJS.ProcessEnv) => Promise<{ s
     const dataReady = / __traceiter_sk_data_ready$/m.test(readFileSync('/proc/kallsyms', 'utf8')) && !/data_ready/.test(pair.program);
     const seesEnqueues = pair.path === 'fentry' || pair.path === 'kprobe' || (dataReady && /attach path: (tp_btf|tracepoint)/.test(probe.stderr) && !/data_ready left out/.test(probe.stderr));
     return synqueueBacklogCheck({ path: pair.path, seesEnqueues, env });
+  },
+  // tcpretrans's optional programs are -l's: the retransmits stay exact.
+  async tcpretrans(pair, env) {
+    return fullQueueRetransCheck({ path: pair.path, env, extra: ['-l'] });
   },
 };
 

@@ -116,3 +116,13 @@ export const OFFCPUTIME = (): FigureSchema => ({
   rows: { array: 'stacks', key: ['stack'], noun: 'stack', counts: ['count'], durations: ['total_ns'] },
   primary: 'total_ns',
 });
+
+/** tcplife: connections closed, and their bytes and lifetimes, per comm. */
+export const TCPLIFE = (): FigureSchema => ({
+  rows: { array: 'connections', key: ['comm'], noun: 'process name', counts: ['count', 'tx_bytes', 'rx_bytes'], durations: ['duration_ns'] },
+});
+
+/** tcpretrans: retransmits per network namespace. */
+export const TCPRETRANS = (): FigureSchema => ({
+  rows: { array: 'namespaces', key: ['netns'], noun: 'network namespace', counts: ['retrans', 'segs', 'failed', 'synack', 'tlp'] },
+});

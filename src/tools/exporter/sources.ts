@@ -15,6 +15,7 @@ import { syscountSource } from '../syscount/metrics.js';
 import { execsnoopSource } from '../execsnoop/metrics.js';
 import { biolatencySource } from '../biolatency/metrics.js';
 import { runqlatSource } from '../runqlat/metrics.js';
+import { tcpretransSource } from '../tcpretrans/metrics.js';
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { synqueueSource } from '../synqueue/metrics.js';
 import { Target } from '../../core/target.js';
@@ -26,7 +27,7 @@ import { RbtraceError } from '../../core/errors.js';
 
 export type Source = MetricSource;
 
-export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat'] as const;
+export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat', 'tcpretrans'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 function lostOf(loaded: Loaded): () => number {
@@ -174,4 +175,5 @@ export const SOURCES: Record<SourceName, SourceFactory> = {
   gcstat: gcstatSource,
   biolatency: biolatencySource,
   runqlat: runqlatSource,
+  tcpretrans: tcpretransSource,
 };

@@ -105,23 +105,7 @@ export interface SynqueueReport {
   namespaces: NetnsSummary[];
 }
 
-export function formatAddr(family: number, bytes: ArrayLike<number>): string {
-  if (family !== AF_INET6) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  // Collapse the longest run of zero words (RFC 5952).
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return words.join(':');
-  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
-}
+export { formatAddr } from '../../core/linux/inet.js';
 
 /** 127.0.0.1:80, [::1]:80, *:80 (any IPv4), [::]:80. */
 export function formatListener(addr: string, port: number, family: number): string {

@@ -1,0 +1,75 @@
+// One exact tcpretrans check, shared by the host's refusal test
+// (test/e2e/degrade.test.ts) and the kernel matrix (test/vm/guest/tcp.check.ts).
+// Retransmits without packet-loss tools (the matrix's guests have no veth
+// or nf_tables modules): a program in a network namespace of its own, with a
+// backlog-1 listener that never accepts and 6 connections to it. Those that
+// find the accept queue full have their SYN dropped and retransmit it after
+// 1 s; the listener retransmits SYN-ACKs whose final ACK it dropped. The
+// namespace is new, so its Tcp RetransSegs (read by the program from
+// /proc/self/net/snmp before it exits) counts exactly those: the sum of the
+// events' segments in that namespace must equal it.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
+
+const FULLQ = buildC(String.raw`
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* fullq: in a new network namespace (lo up), backlog-1 listener, 6
+ * connects, 2.5 s; prints "netns INODE" and /proc/self/net/snmp's Tcp lines. */
+int main(void) {
+  if (unshare(CLONE_NEWNET)) { perror("unshare"); return 1; }
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) || (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr))) { perror("lo up"); return 1; }
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  socklen_t len = sizeof a;
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  if (bind(l, (void *)&a, len) || listen(l, 1) || getsockname(l, (void *)&a, &len)) { perror("listen"); return 1; }
+  for (int i = 0; i < 6; i++) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    if (connect(c, (void *)&a, sizeof a) && errno != EINPROGRESS) { perror("connect"); return 1; }
+  }
+  usleep(2500000);
+  struct stat st;
+  stat("/proc/self/ns/net", &st);
+  printf("netns %lu\nport %d\n", (unsigned long)st.st_ino, ntohs(a.sin_port));
+  FILE *f = fopen("/proc/self/net/snmp", "r");
+  char line[1024];
+  while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "Tcp:", 4)) fputs(line, stdout);
+  return 0;
+}`, 'fullq');
+
+interface Ev { type: string; state: string; segs: number; lport: number; rport: number; netns: number }
+
+export async function fullQueueRetransCheck(o: { path: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; extra?: string[] }): Promise<Finished> {
+  const r = startRbtrace(['tcpretrans', '--json', '-v', '--attach', o.path, ...(o.extra ?? [])], { env: o.env });
+  await r.ready(o.timeoutMs ?? 20000);
+  assert.match(r.stderr, new RegExp(`attach path: ${o.path}\\b`));
+  const out = execFileSync(FULLQ, { encoding: 'utf8' });
+  await sleep(200);
+  r.signal('SIGINT');
+  const f = await r.finished;
+  assert.equal(f.code, 0, f.stderr);
+  const netns = Number(/^netns (\d+)/m.exec(out)![1]);
+  const port = Number(/^port (\d+)/m.exec(out)![1]);
+  const [keys, values] = out.split('\n').filter((l) => l.startsWith('Tcp:')).map((l) => l.trim().split(/\s+/));
+  const retransSegs = Number(values[keys.indexOf('RetransSegs')]);
+  const evs = f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Ev).filter((e) => e.netns === netns);
+  assert.ok(evs.some((e) => e.type === 'retrans' && e.state === 'SYN_SENT' && e.rport === port), `SYNs retransmitted:\n${f.stdout}`);
+  assert.ok(evs.every((e) => e.lport === port || e.rport === port), f.stdout);
+  assert.equal(evs.reduce((n, e) => n + e.segs, 0), retransSegs, `segments in the namespace: tcpretrans vs its RetransSegs\n${out}\n${f.stdout}`);
+  return f;
+}
