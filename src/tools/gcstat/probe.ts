@@ -1,0 +1,38 @@
+// gcstat's probe: the USDT probes of libruby it attaches (src/bpf/gcstat.bpf.c),
+// the check that a ruby has them, and how they attach: to one process (-p),
+// to every process mapping the file (BPF cookies, 5.15+), or per process
+// where the kernel has no cookies. The command (index.ts) and the exporter
+// (metrics.ts) both attach through here.
+import { RbtraceError } from '../../core/errors.js';
+import { ElfFile } from '../../core/elf.js';
+import type { BinaryFile } from '../../core/procfiles.js';
+import type { BpfLink, BpfObject } from '../../core/object.js';
+import { SKELETON, type ProgramName } from '../../generated/gcstat.js';
+
+export const PROVIDER = 'ruby';
+export const PROBES: { program: ProgramName; name: string }[] = [
+  { program: 'gc_mark_begin', name: 'gc__mark__begin' },
+  { program: 'gc_mark_end', name: 'gc__mark__end' },
+  { program: 'gc_sweep_begin', name: 'gc__sweep__begin' },
+  { program: 'gc_sweep_end', name: 'gc__sweep__end' },
+];
+
+export const PROGRAMS: ProgramName[] = PROBES.map((p) => p.program);
+
+export const PATH_NOTE = 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobes with semaphores)';
+
+/** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
+export function checkGcProbes(binary: string | BinaryFile): void {
+  const notes = ElfFile.open(binary).sdtNotes();
+  const have = new Set(notes.filter((n) => n.provider === PROVIDER).map((n) => n.name));
+  const missing = PROBES.filter((p) => !have.has(p.name)).map((p) => p.name);
+  if (missing.length) {
+    throw new RbtraceError(`${binary} has no USDT probe ${PROVIDER}:${missing[0]}${notes.length === 0 ? ' (no .note.stapsdt at all)' : ''}: this Ruby was built without DTrace probes`,
+      { hint: 'use a ruby built with ./configure --enable-dtrace (Debian and Ubuntu packages are)' });
+  }
+}
+
+/** Attach every GC probe of `binary`: to one process, or (pid undefined) to every process mapping it. */
+export function attachGcProbes(obj: BpfObject<typeof SKELETON>, binary: BinaryFile, pid?: number): BpfLink[] {
+  return PROBES.map((p) => obj.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid }));
+}
