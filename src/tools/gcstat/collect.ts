@@ -4,7 +4,8 @@
 // on every page fault of every process.
 import { readFileSync } from 'node:fs';
 import type { BpfObject } from '../../core/object.js';
-import { ENUMS, type GcStat, type SKELETON } from '../../generated/gcstat.js';
+import { ENUMS, gc_step_layout, type GcStat, type SKELETON } from '../../generated/gcstat.js';
+import type { GcStepRecord } from './collections.js';
 
 export interface PhaseStats {
   count: number;
@@ -45,4 +46,13 @@ export function drainStats(obj: BpfObject<typeof SKELETON>, comms: Map<number, s
 /** The log2 histogram (usecs) of one phase since load. */
 export function phaseHist(obj: BpfObject<typeof SKELETON>, phase: GcPhaseName): number[] {
   return obj.typedMap('hists').lookup({ value: phase === 'mark' ? ENUMS.GC_MARK : ENUMS.GC_SWEEP })?.slots ?? [];
+}
+
+/** A ring-buffer record of `steps` as the collection model takes it. */
+export function decodeStep(view: DataView): GcStepRecord {
+  const s = gc_step_layout.decode(view);
+  return {
+    pid: s.pid, comm: s.comm, phase: s.phase === ENUMS.GC_MARK ? 'mark' : 'sweep', start_ns: s.start_ns, dur_ns: s.dur_ns,
+    gc: s.vm_ok ? s.gc_count : null, info: s.vm_ok ? s.info : null,
+  };
 }

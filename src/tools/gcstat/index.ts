@@ -11,14 +11,22 @@ import { hasBpfCookie, PerProcessUsdt, PER_PROCESS_POLL_MS } from '../../core/us
 import { term } from '../../core/output/format.js';
 import { GCSTAT, gcstatDelta } from '../common/figures.js';
 import { SKELETON } from '../../generated/gcstat.js';
-import { PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes } from './probe.js';
-import { drainStats, emptyPhase, phaseHist, readRss } from './collect.js';
-import { GcCharts, gcPrinter, gcRowsText, histRecord, histText, type GcRow } from './views.js';
+import { PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes, stepsRodata } from './probe.js';
+import { decodeStep, drainStats, emptyPhase, phaseHist, readRss } from './collect.js';
+import { CollectionModel, type Collection } from './collections.js';
+import { rubyGcLayout } from './layout.js';
+import {
+  GcCharts, collectionPrinter, collectionRecord, collectionText, gcPrinter, gcRowsText, histRecord, histText, type GcRow,
+} from './views.js';
 
 export interface GcstatOptions {
   chart?: boolean;
   lib?: string;
+  log?: boolean;
 }
+
+/** Per process, the collections begun since the last row. */
+interface Begun { collections: number; major: number; minor: number; known: boolean }
 
 export default defineTool<GcstatOptions>({
   name: 'gcstat',
@@ -29,11 +37,13 @@ export default defineTool<GcstatOptions>({
   rbtrace gcstat -p 1234 -i 5             a running ruby, every 5 s
   rbtrace gcstat                          every ruby on the system, one row per pid
   rbtrace gcstat -p 1234 --json           NDJSON rows
-  rbtrace gcstat -p 1234 --no-chart       a table even on a terminal`,
+  rbtrace gcstat -p 1234 --no-chart       a table even on a terminal
+  rbtrace gcstat --log -- ruby app.rb     one line per collection: major/minor, why, its pauses`,
   options(cmd: Command) {
     cmd
       .option('--chart', 'live chart of RSS and GC time (the default on a terminal)')
       .option('--no-chart', 'rows instead of the live chart')
+      .option('--log', 'one line per collection (major or minor, why, its mark and sweep steps) instead of rows per interval')
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt per process' },
@@ -58,8 +68,13 @@ export default defineTool<GcstatOptions>({
     const pid = ctx.target.pid;
     // No pid to give and no BPF cookies (before 5.15): per process, below.
     const perProcess = pid === undefined && !hasBpfCookie();
+    const found = rubyGcLayout(binary);
+    const layout = 'layout' in found ? found.layout : undefined;
+    if (layout) ctx.log.verbose(`Ruby ${layout.version}: collections numbered and explained from the VM (vm->objspace at +0x${layout.vmObjspace.toString(16)}, profile.count at +0x${layout.count.toString(16)})`);
+    else ctx.log.warn(`major/minor and the reason of each GC are not shown: ${'why' in found ? found.why : ''}`);
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
+      rodata: stepsRodata(layout),
       pathName: 'usdt',
       note: PATH_NOTE,
       programs: PROGRAMS,
@@ -78,13 +93,36 @@ export default defineTool<GcstatOptions>({
       }).start(ctx.session);
     }
 
-    const chartMode = !ctx.out.json && (opts.chart ?? ctx.out.isTTY) && ctx.out.isTTY;
+    const model = new CollectionModel();
+    const begun = new Map<number, Begun>();
+    const logPrinter = collectionPrinter();
+    const logCollection = (c: Collection | undefined) => {
+      if (!c || !opts.log) return;
+      if (ctx.out.json) ctx.out.record(collectionRecord(c));
+      else ctx.out.write(collectionText(logPrinter, c));
+    };
+    ctx.ringBuffer(obj, 'steps', (rec) => {
+      const step = decodeStep(rec);
+      const done = model.add(step);
+      logCollection(done);
+      const cur = model.open(step.pid);
+      if (cur && cur.mark_steps + cur.sweep_steps === 1) {
+        let b = begun.get(step.pid);
+        if (!b) begun.set(step.pid, (b = { collections: 0, major: 0, minor: 0, known: true }));
+        b.collections++;
+        if (cur.major === undefined) b.known = false;
+        else if (cur.major) b.major++;
+        else b.minor++;
+      }
+    });
+
+    const chartMode = !opts.log && !ctx.out.json && (opts.chart ?? ctx.out.isTTY) && ctx.out.isTTY;
     const printer = gcPrinter();
     const charts = new GcCharts(intervalSec, ctx.color.level > 0);
 
     if (!ctx.out.json && !chartMode) {
-      ctx.out.line(term`Tracing Ruby GC in ${binary.name}${pid ? ` (pid ${pid})` : ''}; RSS from /proc/PID/status. Every ${intervalSec} s; Ctrl-C to end.`);
-      ctx.out.write(printer.header());
+      ctx.out.line(term`Tracing Ruby GC in ${binary.name}${pid ? ` (pid ${pid})` : ''}; ${opts.log ? 'one line per collection, when the next begins (or at the end)' : `RSS from /proc/PID/status. Every ${intervalSec} s`}; Ctrl-C to end.`);
+      ctx.out.write(opts.log ? logPrinter.header() : printer.header());
     }
     const comms = new Map<number, string>();
 
@@ -98,9 +136,18 @@ export default defineTool<GcstatOptions>({
         const rss = readRss(p);
         if (!comms.has(p) && rss) comms.set(p, readComm(p));
         if (!rss && e.mark.count === 0 && e.sweep.count === 0) continue; // target gone, nothing to say
-        rows.push({ time: now.toISOString(), pid: p, comm: comms.get(p) ?? '?', ...e, rss_bytes: rss?.rss ?? null, rss_peak_bytes: rss?.peak ?? null });
+        const b = begun.get(p);
+        begun.delete(p);
+        const collections = b?.collections ?? 0;
+        rows.push({ time: now.toISOString(), pid: p, comm: comms.get(p) ?? '?', ...e, collections,
+          major: b && !b.known ? null : b?.major ?? 0, minor: b && !b.known ? null : b?.minor ?? 0, rss_bytes: rss?.rss ?? null, rss_peak_bytes: rss?.peak ?? null });
       }
       ctx.report(gcstatDelta(rows));
+      if (opts.log) {
+        // A process gone has no more steps to come: its last collection is done.
+        for (const c of model.flush((p) => readRss(p) !== null)) logCollection(c);
+        return;
+      }
       const time = now.toTimeString().slice(0, 8);
       if (ctx.out.json) for (const r of rows) ctx.out.record(r);
       else if (chartMode) ctx.out.write(charts.frame(time, rows));
@@ -119,6 +166,8 @@ export default defineTool<GcstatOptions>({
 
     ctx.session.onFinish(() => {
       tick(); // the last, partial interval
+      for (const c of model.flush()) logCollection(c);
+      if (opts.log) return;
       for (const phase of ['mark', 'sweep'] as const) {
         const slots = phaseHist(obj, phase);
         ctx.report({ phases: [{ phase, hist: slots }] });

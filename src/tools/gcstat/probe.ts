@@ -7,7 +7,8 @@ import { RbtraceError } from '../../core/errors.js';
 import { ElfFile } from '../../core/elf.js';
 import type { BinaryFile } from '../../core/procfiles.js';
 import type { BpfLink, BpfObject } from '../../core/object.js';
-import { SKELETON, type ProgramName } from '../../generated/gcstat.js';
+import { SKELETON, type ProgramName, type Rodata } from '../../generated/gcstat.js';
+import type { RubyGcLayout } from './layout.js';
 
 export const PROVIDER = 'ruby';
 export const PROBES: { program: ProgramName; name: string }[] = [
@@ -35,4 +36,15 @@ export function checkGcProbes(binary: string | BinaryFile): void {
 /** Attach every GC probe of `binary`: to one process, or (pid undefined) to every process mapping it. */
 export function attachGcProbes(obj: BpfObject<typeof SKELETON>, binary: BinaryFile, pid?: number): BpfLink[] {
   return PROBES.map((p) => obj.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid }));
+}
+
+/** .rodata for the collection model: the steps ring buffer on, and the VM's layout if known. */
+export function stepsRodata(layout: RubyGcLayout | undefined): Partial<Rodata> {
+  return {
+    want_steps: true,
+    ...(layout ? {
+      vm_ptr_vaddr: layout.vmPtr, mark_end_vaddr: layout.markEnd, sweep_end_vaddr: layout.sweepEnd,
+      off_vm_objspace: layout.vmObjspace, off_gc_count: layout.count, off_gc_info: layout.info,
+    } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import { formatBytes } from '../../core/output/format.js';
 import { ColumnPrinter } from '../../core/output/table.js';
 import { LiveChart } from '../../core/output/chart.js';
 import type { GcPhaseName, PhaseStats } from './collect.js';
+import type { Collection } from './collections.js';
 
 /** One row: a process during one interval, as --json prints it. */
 export interface GcRow {
@@ -13,6 +14,10 @@ export interface GcRow {
   comm: string;
   mark: PhaseStats;
   sweep: PhaseStats;
+  /** Collections begun in the interval (gc__mark__begin), and of them major and minor (null: the VM's layout is unknown). */
+  collections: number;
+  major: number | null;
+  minor: number | null;
   /** VmRSS from /proc/PID/status at the end of the interval (null: process gone). */
   rss_bytes: number | null;
   /** VmHWM: the peak RSS so far. */
@@ -24,6 +29,7 @@ const ms = (ns: number) => (ns / 1e6).toFixed(2);
 export function gcPrinter(): ColumnPrinter {
   return new ColumnPrinter([
     { name: 'TIME', width: 8 }, { name: 'PID', width: 7, align: 'right' }, { name: 'COMM', width: 12 },
+    { name: 'GCS', width: 4, align: 'right' }, { name: 'MAJOR', width: 5, align: 'right' },
     { name: 'MARK#', width: 6, align: 'right' }, { name: 'MARK ms', width: 8, align: 'right' },
     { name: 'AVG', width: 8, align: 'right' }, { name: 'MAX', width: 8, align: 'right' },
     { name: 'SWEEP#', width: 6, align: 'right' }, { name: 'SWEEP ms', width: 8, align: 'right' },
@@ -35,7 +41,7 @@ export function gcPrinter(): ColumnPrinter {
 /** The table's lines for one interval. */
 export function gcRowsText(printer: ColumnPrinter, time: string, rows: GcRow[]): string {
   const avg = (s: PhaseStats) => (s.count ? ms(s.total_ns / s.count) : '-');
-  return rows.map((r) => printer.row([time, r.pid, r.comm, r.mark.count, ms(r.mark.total_ns), avg(r.mark), ms(r.mark.max_ns),
+  return rows.map((r) => printer.row([time, r.pid, r.comm, r.collections, r.major ?? '?', r.mark.count, ms(r.mark.total_ns), avg(r.mark), ms(r.mark.max_ns),
     r.sweep.count, ms(r.sweep.total_ns), avg(r.sweep), ms(r.sweep.max_ns), r.rss_bytes === null ? '-' : formatBytes(r.rss_bytes)])).join('');
 }
 
@@ -72,4 +78,26 @@ export function histRecord(phase: GcPhaseName, slots: number[]): object {
 export function histText(title: string, slots: number[]): string {
   const total = slots.reduce((a, b) => a + b, 0);
   return `\n${title}: ${total} phases${total ? '' : ' (none seen)'}\n` + (total ? formatLog2Hist(slots, 'usecs') : '');
+}
+
+/** --log: one line per collection, gc_tracer's fields without loading anything into the process. */
+export function collectionPrinter(): ColumnPrinter {
+  return new ColumnPrinter([
+    { name: 'PID', width: 7, align: 'right' }, { name: 'COMM', width: 12 }, { name: 'GC#', width: 6, align: 'right' },
+    { name: 'TYPE', width: 5 }, { name: 'MAJOR_BY', width: 9 }, { name: 'GC_BY', width: 7 },
+    { name: 'MARK#', width: 5, align: 'right' }, { name: 'MARK ms', width: 8, align: 'right' },
+    { name: 'SWEEP#', width: 6, align: 'right' }, { name: 'SWEEP ms', width: 8, align: 'right' },
+    { name: 'PAUSE ms', width: 8, align: 'right' }, { name: 'MAX ms', width: 8, align: 'right' },
+  ]);
+}
+
+export function collectionText(printer: ColumnPrinter, c: Collection): string {
+  const type = c.major === undefined ? '?' : c.major ? 'major' : 'minor';
+  return printer.row([c.pid, c.comm, c.gc ?? '?', type, c.major_by ?? '-', c.gc_by ?? '-',
+    c.mark_steps, ms(c.mark_ns), c.sweep_steps, ms(c.sweep_ns), ms(c.pause_ns), ms(c.max_pause_ns)]);
+}
+
+/** --log --json: the collection's record. */
+export function collectionRecord(c: Collection): object {
+  return { time: new Date().toISOString(), kind: 'collection', ...c };
 }
