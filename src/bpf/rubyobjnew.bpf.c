@@ -2,8 +2,11 @@
 /* rubyobjnew: Ruby allocations by class and by allocation site, from
  * libruby's USDT probes (object__create, string__create, array__create,
  * hash__create, symbol__create; arguments: class name or length, file,
- * line). With sample_every > 1 only one allocation in N (per CPU) is looked
- * at: the probes fire on every allocation.
+ * line). With sample_every > 1 each allocation is looked at with
+ * probability 1/N (bpf_get_prandom_u32): the probes fire on every allocation.
+ * A random draw, not every Nth event: allocations come in periodic patterns
+ * (Array.new fires object__create then array__create for one object), and
+ * every Nth event would see only one of them.
  */
 #include "rbtrace.bpf.h"
 #include <bpf/usdt.bpf.h>
@@ -22,10 +25,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* [0]: allocations not counted (table full); [1]: the sampling counter */
+	__uint(max_entries, 1); /* [0]: allocations not counted (table full) */
 	__type(key, __u32);
 	__type(value, __u64);
-} counters SEC(".maps");
+} dropped SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -37,7 +40,7 @@ struct {
 static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0, one = 1;
+	__u32 zero = 0;
 	struct ro_stats *st, fresh = {};
 	struct ro_key *k;
 	long arg0 = 0, file = 0, line = 0;
@@ -45,11 +48,8 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 
 	if (!rbtrace_wanted(id >> 32))
 		return 0;
-	if (sample_every > 1) {
-		n = bpf_map_lookup_elem(&counters, &one);
-		if (!n || (*n)++ % sample_every)
-			return 0;
-	}
+	if (sample_every > 1 && bpf_get_prandom_u32() % sample_every)
+		return 0;
 	k = bpf_map_lookup_elem(&scratch, &zero);
 	if (!k)
 		return 0;
@@ -72,7 +72,7 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 		st = bpf_map_lookup_elem(&allocs, k);
 	}
 	if (!st) {
-		n = bpf_map_lookup_elem(&counters, &zero);
+		n = bpf_map_lookup_elem(&dropped, &zero);
 		if (n)
 			(*n)++;
 		return 0;

@@ -15,6 +15,7 @@ export const TOOLS: ToolEntry[] = [
   { name: 'strlat', summary: 'latency histograms of user-space or kernel functions (default: Ruby rb_str_new)', load: async () => (await import('./strlat.js')).default },
   { name: 'gcstat', summary: 'Ruby GC mark/sweep latency (USDT) and process RSS over time', load: async () => (await import('./gcstat/index.js')).default },
   { name: 'rubycalls', summary: 'Ruby method calls (Ruby and C methods) per Class#method: counts, latency (USDT)', load: async () => (await import('./rubycalls/index.js')).default },
+  { name: 'rubyobjnew', summary: 'Ruby allocations by class and allocation site (path:line): counts and lengths (USDT)', load: async () => (await import('./rubyobjnew/index.js')).default },
   { name: 'mallocstat', summary: 'malloc/calloc/realloc/free counts, sizes and latency of any process', load: async () => (await import('./mallocstat.js')).default },
   { name: 'profile', summary: 'CPU profile by sampling user and kernel stacks: top stacks, folded stacks, SVG flame graph', load: async () => (await import('./profile.js')).default },
   { name: 'diff', summary: 'compare two runs saved with --save: figures side by side, histograms shifted or not', load: async () => (await import('./diff.js')).default },

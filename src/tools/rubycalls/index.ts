@@ -5,9 +5,10 @@
 // event flags from the process; views.ts prints them.
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
-import { UsageError, RbtraceError } from '../../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { integerParser } from '../../core/parsers.js';
-import { findLibrary } from '../../core/process.js';
+import { scheduleReports } from '../../core/reports.js';
+import { rubyTargetBinary } from '../../core/ruby.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/uprobes.js';
 import { hasBpfCookie } from '../../core/usdt-pids.js';
 import type { FigureSchema } from '../../core/report/figures.js';
@@ -59,13 +60,8 @@ export default defineTool<RubycallsOptions>({
   run(ctx, opts) {
     if (opts.all && opts.top !== undefined) throw new UsageError('-T and --all cannot be used together', 'pick one');
     const mode: ViewMode = { byProcess: Boolean(opts.process), latency: Boolean(opts.latency), top: opts.all ? Infinity : opts.top ?? 10 };
-    const binary = opts.lib !== undefined ? findLibrary(opts.lib, ctx.target.pid)
-      : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
-    checkCallProbes(binary);
     const pid = ctx.target.pid;
-    if (pid === undefined && !hasBpfCookie()) {
-      throw new RbtraceError('this kernel has no BPF cookies (5.15+): USDT in a shared library attaches only to one process', { hint: 'give the ruby with -p PID' });
-    }
+    const binary = rubyTargetBinary(ctx.target, opts.lib, probesFor(true).map((p) => p.name));
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
       pathName: 'usdt',
@@ -90,11 +86,7 @@ export default defineTool<RubycallsOptions>({
       process.stderr.write(`Tracing Ruby method calls${mode.latency ? ' and their time' : ''}${mode.byProcess ? ' per process' : ''}... Ctrl-C to end.\n`);
     }
 
-    let lastReport = Date.now();
-    const report = (periodic: boolean) => {
-      const now = Date.now();
-      const when = { time: new Date(now), intervalS: (now - lastReport) / 1000 };
-      lastReport = now;
+    scheduleReports(ctx.session, opts.interval, (periodic, when) => {
       const rows = collector.rows();
       const pids = new Set<number>(ctx.target.tgid !== undefined ? [ctx.target.tgid] : []);
       if (mode.byProcess) for (const r of rows) if (r.pid) pids.add(r.pid);
@@ -122,11 +114,6 @@ export default defineTool<RubycallsOptions>({
       }
       const stamp = periodic ? `[${when.time.toTimeString().slice(0, 8)}]\n` : '';
       ctx.out.write(stamp + (rows.length ? callsText(shown, mode) : '') + notes.map((n) => `note: ${n}\n`).join('') + (periodic ? '\n' : ''));
-    };
-    ctx.session.onInterval(() => report(true));
-    ctx.session.onFinish((reason) => {
-      if (opts.interval !== undefined && reason === 'duration' && Date.now() - lastReport < 250) return;
-      report(false);
     });
   },
 });
