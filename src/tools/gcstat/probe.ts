@@ -3,9 +3,8 @@
 // to every process mapping the file (BPF cookies, 5.15+), or per process
 // where the kernel has no cookies. The command (index.ts) and the exporter
 // (metrics.ts) both attach through here.
-import { RbtraceError } from '../../core/errors.js';
-import { ElfFile } from '../../core/elf.js';
 import type { BinaryFile } from '../../core/procfiles.js';
+import { requireRubyProbes } from '../../core/ruby.js';
 import type { BpfLink, BpfObject } from '../../core/object.js';
 import { SKELETON, type ProgramName, type Rodata } from '../../generated/gcstat.js';
 import type { RubyGcLayout } from './layout.js';
@@ -24,13 +23,7 @@ export const PATH_NOTE = 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobe
 
 /** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
 export function checkGcProbes(binary: string | BinaryFile): void {
-  const notes = ElfFile.open(binary).sdtNotes();
-  const have = new Set(notes.filter((n) => n.provider === PROVIDER).map((n) => n.name));
-  const missing = PROBES.filter((p) => !have.has(p.name)).map((p) => p.name);
-  if (missing.length) {
-    throw new RbtraceError(`${binary} has no USDT probe ${PROVIDER}:${missing[0]}${notes.length === 0 ? ' (no .note.stapsdt at all)' : ''}: this Ruby was built without DTrace probes`,
-      { hint: 'use a ruby built with ./configure --enable-dtrace (Debian and Ubuntu packages are)' });
-  }
+  requireRubyProbes(binary, PROBES.map((p) => p.name));
 }
 
 /** Attach every GC probe of `binary`: to one process, or (pid undefined) to every process mapping it. */
