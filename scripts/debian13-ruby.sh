@@ -13,14 +13,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${RBTRACE_RUBY33_CACHE:-/var/cache/rbtrace/debian13-ruby}
 ROOT=$CACHE/root
-ARCH=$(dpkg --print-architecture)
-. "$HERE/debian-apt.sh"
-debian_apt_init "$ARCH" "$CACHE/apt" trixie
-
 if [ -x "$ROOT/usr/bin/ruby3.3" ] && [ -f "$ROOT/.rbtrace-done" ]; then
   echo "$ROOT"
   exit 0
 fi
+ARCH=$(dpkg --print-architecture)
+. "$HERE/debian-apt.sh"
+debian_apt_init "$ARCH" "$CACHE/apt" trixie
 # Depends and Pre-Depends, recursively (no Recommends): virtual packages
 # (<name>) are left out, what provides them is listed too.
 mapfile -t PKGS < <(apt-cache "${DEBIAN_APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
