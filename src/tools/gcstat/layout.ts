@@ -27,16 +27,26 @@ export interface RubyGcLayout {
 /** The layout, or why there is none (said with -v and in --log's header). */
 export type LayoutResult = { layout: RubyGcLayout } | { why: string };
 
-/** x86_64 rb_gc_count: mov rip(GOT),%rax; mov (%rax),%rax; mov A(%rax),%rax; mov B(%rax),%rax; ret. */
-function decodeGcCount(code: Buffer): { vmObjspace: number; count: number } | undefined {
-  if (!(code[0] === 0x48 && code[1] === 0x8b && code[2] === 0x05 && code[7] === 0x48 && code[8] === 0x8b && code[9] === 0x00)) return undefined;
+/**
+ * x86_64 rb_gc_count, `[endbr64;] X; mov (%rax),%rax; mov A(%rax),%rax; mov B(%rax),%rax; ret`:
+ * X is `mov rip(GOT),%rax` where ruby_current_vm_ptr is exported (3.1: its
+ * address is the symbol's), or `lea ruby_current_vm_ptr(%rip),%rax` where it
+ * is hidden (3.3: its address is decoded from the lea). `addr`: the code's
+ * link-time address.
+ */
+export function decodeGcCount(code: Buffer, addr: number): { vmPtrAddr?: number; vmObjspace: number; count: number } | undefined {
+  let i = code[0] === 0xf3 && code[1] === 0x0f && code[2] === 0x1e && code[3] === 0xfa ? 4 : 0;
+  if (!(code[i] === 0x48 && (code[i + 1] === 0x8b || code[i + 1] === 0x8d) && code[i + 2] === 0x05)) return undefined;
+  const vmPtrAddr = code[i + 1] === 0x8d ? addr + i + 7 + code.readInt32LE(i + 3) : undefined;
+  i += 7;
+  if (!(code[i] === 0x48 && code[i + 1] === 0x8b && code[i + 2] === 0x00)) return undefined;
+  i += 3;
   const offs: number[] = [];
-  let i = 10;
   for (let k = 0; k < 2; k++) {
     if (code[i] !== 0x48 || code[i + 1] !== 0x8b) return undefined;
     if (code[i + 2] === 0x80) { offs.push(code.readUInt32LE(i + 3)); i += 7; } else if (code[i + 2] === 0x40) { offs.push(code[i + 3]); i += 4; } else return undefined;
   }
-  return code[i] === 0xc3 ? { vmObjspace: offs[0], count: offs[1] } : undefined;
+  return code[i] === 0xc3 ? { ...(vmPtrAddr !== undefined ? { vmPtrAddr } : {}), vmObjspace: offs[0], count: offs[1] } : undefined;
 }
 
 export function rubyGcLayout(binary: BinaryFile): LayoutResult {
@@ -55,15 +65,16 @@ export function rubyGcLayout(binary: BinaryFile): LayoutResult {
     const vmPtr = sym('ruby_current_vm_ptr');
     const gcCount = sym('rb_gc_count');
     const code = gcCount && at(gcCount.value, 32);
-    const offs = code && decodeGcCount(code);
-    if (!vmPtr || !offs) return { why: `cannot find the objspace in ${binary.name} (no ruby_current_vm_ptr, or rb_gc_count's code is not the x86_64 form rbtrace decodes)` };
+    const offs = code && decodeGcCount(code, gcCount.value);
+    const vmPtrAddr = vmPtr?.value ?? offs?.vmPtrAddr;
+    if (vmPtrAddr === undefined || !offs) return { why: `cannot find the objspace in ${binary.name} (no ruby_current_vm_ptr, or rb_gc_count's code is not the x86_64 form rbtrace decodes)` };
     const notes = elf.sdtNotes().filter((n) => n.provider === PROVIDER);
     // A probe with several locations has no single link-time address to find the library's base from.
     const single = (name: string) => {
       const at2 = notes.filter((n) => n.name === name);
       return at2.length === 1 ? at2[0].pc : 0;
     };
-    return { layout: { version, vmPtr: vmPtr.value, markEnd: single('gc__mark__end'), sweepEnd: single('gc__sweep__end'), vmObjspace: offs.vmObjspace, count: offs.count, info: offs.count - before } };
+    return { layout: { version, vmPtr: vmPtrAddr, markEnd: single('gc__mark__end'), sweepEnd: single('gc__sweep__end'), vmObjspace: offs.vmObjspace, count: offs.count, info: offs.count - before } };
   } catch (err) {
     return { why: `cannot read ${binary.name}: ${(err as Error).message}` };
   }
