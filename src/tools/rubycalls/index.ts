@@ -54,7 +54,9 @@ export default defineTool<RubycallsOptions>({
   probe: () => {
     const binary = findRubyBinary({});
     checkCallProbes(binary);
-    probeUserProbes(SKELETON, probesFor(true).map((p) => p.program), (o) => attachCallProbes(o, binary, true, process.pid));
+    // Without BPF cookies libbpf attaches only with a pid, and this process
+    // maps no libruby: load the programs only (run() then needs -p).
+    probeUserProbes(SKELETON, probesFor(true).map((p) => p.program), (o) => hasBpfCookie() && attachCallProbes(o, binary, true, process.pid));
     return `usdt (${binary}: ruby:method__entry/return, ruby:cmethod__entry/return)${hasBpfCookie() ? '' : '; without -p: none (no BPF cookies: 5.15+)'}`;
   },
   run(ctx, opts) {

@@ -51,7 +51,9 @@ export default defineTool<RubyobjnewOptions>({
   probe: () => {
     const binary = findRubyBinary({});
     checkAllocProbes(binary);
-    probeUserProbes(SKELETON, PROBES.map((p) => p.program), (o) => attachAllocProbes(o, binary, process.pid));
+    // Without BPF cookies libbpf attaches only with a pid, and this process
+    // maps no libruby: load the programs only (run() then needs -p).
+    probeUserProbes(SKELETON, PROBES.map((p) => p.program), (o) => hasBpfCookie() && attachAllocProbes(o, binary, process.pid));
     return `usdt (${binary}: ruby:object__create, string__create, array__create, hash__create, symbol__create)${hasBpfCookie() ? '' : '; without -p: none (no BPF cookies: 5.15+)'}`;
   },
   run(ctx, opts) {
