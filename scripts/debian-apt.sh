@@ -7,18 +7,19 @@
 #
 #   . scripts/debian-apt.sh
 #   debian_apt_init arm64 build/debian-arm64     # sets DEBIAN_APT_OPTS
+#   debian_apt_init amd64 DIR trixie             # another suite (default bookworm)
 #   debian_apt_newest '^linux-image-6\.1\.0-[0-9]+-arm64$'   # newest matching package name
 #   debian_apt_download DIR PKG...               # .debs into DIR (skips ones there)
 
 debian_apt_init() {
-  local arch=$1 dir=$2
+  local arch=$1 dir=$2 suite=${3:-bookworm}
   DEBIAN_APT_DIR=$(mkdir -p "$dir" && cd "$dir" && pwd)
   mkdir -p "$DEBIAN_APT_DIR/lists/partial" "$DEBIAN_APT_DIR/cache/archives/partial"
-  # bookworm and bookworm-security (where the newest kernel ABIs are).
+  # The suite, its -updates and -security (where the newest kernel ABIs are).
   cat > "$DEBIAN_APT_DIR/sources.list" <<LIST
-deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
-deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main
+deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite-updates main
+deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security $suite-security main
 LIST
   DEBIAN_APT_OPTS=(-o "Dir::Etc::sourcelist=$DEBIAN_APT_DIR/sources.list" -o Dir::Etc::sourceparts=-
     -o "Dir::State::lists=$DEBIAN_APT_DIR/lists" -o "Dir::Cache=$DEBIAN_APT_DIR/cache"

@@ -45,3 +45,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npm run --silent build
+
+# Ruby 3.3 from Debian 13 in a root of its own (test/ruby-root.ts): cached
+# outside the repository, made once.
+bash scripts/debian13-ruby.sh >/dev/null

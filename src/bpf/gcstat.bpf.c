@@ -8,6 +8,14 @@
  * Attach path: usdt only (user-space probes). A begin stores the time per
  * thread and phase; the end adds the duration to per-process stats (drained
  * every interval) and to a log2 histogram per phase (printed at exit).
+ *
+ * With want_steps, each end also sends the step to `steps` with the VM's
+ * own numbering of the collection and its reason, read from the process's
+ * memory as rbspy reads stacks: ruby_current_vm_ptr -> vm->objspace ->
+ * objspace->profile.{count,latest_gc_info}. The offsets come from user
+ * space (src/tools/gcstat/layout.ts) per Ruby version; the library's load
+ * address is the probe's address minus its link-time address (page-aligned,
+ * so the rounding absorbs an ip reported one byte past the breakpoint).
  */
 #include "rbtrace.bpf.h"
 #include "bits.bpf.h"
@@ -35,6 +43,60 @@ struct {
 	__type(value, struct gc_hist);
 } hists SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024); /* a step is 56 bytes; collections are ms apart */
+} steps SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct gc_step, gc_step);
+
+const volatile bool want_steps = false;
+/* Link-time addresses of ruby_current_vm_ptr and of each end probe (0: unknown). */
+const volatile __u64 vm_ptr_vaddr = 0;
+const volatile __u64 mark_end_vaddr = 0;
+const volatile __u64 sweep_end_vaddr = 0;
+/* Offsets in rb_vm_t and rb_objspace_t of this Ruby's layout. */
+const volatile __u32 off_vm_objspace = 0;
+const volatile __u32 off_gc_count = 0;
+const volatile __u32 off_gc_info = 0;
+
+/* The VM's collection number and reason, read at a probe of link-time address `vaddr`. */
+static __always_inline bool read_vm(struct pt_regs *ctx, __u64 vaddr, struct gc_step *e)
+{
+	__u64 bias, vm = 0, objspace = 0;
+
+	if (!vm_ptr_vaddr || !vaddr)
+		return false;
+	bias = (PT_REGS_IP(ctx) - vaddr) & ~0xfffULL;
+	if (bpf_probe_read_user(&vm, sizeof(vm), (void *)(vm_ptr_vaddr + bias)) || !vm)
+		return false;
+	if (bpf_probe_read_user(&objspace, sizeof(objspace), (void *)(vm + off_vm_objspace)) || !objspace)
+		return false;
+	if (bpf_probe_read_user(&e->gc_count, sizeof(e->gc_count), (void *)(objspace + off_gc_count)))
+		return false;
+	if (bpf_probe_read_user(&e->info, sizeof(e->info), (void *)(objspace + off_gc_info)))
+		return false;
+	return true;
+}
+
+static __always_inline void send_step(struct pt_regs *ctx, __u32 phase, __u64 start, __u64 delta)
+{
+	struct gc_step *e;
+
+	e = rbtrace_reserve(&steps, sizeof(*e));
+	if (!e)
+		return;
+	e->start_ns = start;
+	e->dur_ns = delta;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->phase = phase;
+	e->gc_count = 0;
+	e->info = 0;
+	e->vm_ok = read_vm(ctx, phase == GC_MARK ? mark_end_vaddr : sweep_end_vaddr, e);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline int phase_begin(__u32 phase)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -48,22 +110,25 @@ static __always_inline int phase_begin(__u32 phase)
 	return 0;
 }
 
-static __always_inline int phase_end(__u32 phase)
+static __always_inline int phase_end(struct pt_regs *ctx, __u32 phase)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 key = ((__u64)(__u32)id << 1) | phase;
 	struct gc_key sk = { .pid = id >> 32, .phase = phase };
 	struct gc_stat *st, zero = {};
 	struct gc_hist *h;
-	__u64 *start, delta, slot;
+	__u64 *start, delta, slot, began;
 
 	if (!rbtrace_wanted(id >> 32))
 		return 0;
 	start = bpf_map_lookup_elem(&starts, &key);
 	if (!start)
 		return 0; /* began before we attached */
-	delta = bpf_ktime_get_ns() - *start;
+	began = *start;
+	delta = bpf_ktime_get_ns() - began;
 	bpf_map_delete_elem(&starts, &key);
+	if (want_steps)
+		send_step(ctx, phase, began, delta);
 
 	st = bpf_map_lookup_elem(&stats, &sk);
 	if (!st) {
@@ -97,7 +162,7 @@ int BPF_USDT(gc_mark_begin)
 SEC("usdt")
 int BPF_USDT(gc_mark_end)
 {
-	return phase_end(GC_MARK);
+	return phase_end(ctx, GC_MARK);
 }
 
 SEC("usdt")
@@ -109,5 +174,5 @@ int BPF_USDT(gc_sweep_begin)
 SEC("usdt")
 int BPF_USDT(gc_sweep_end)
 {
-	return phase_end(GC_SWEEP);
+	return phase_end(ctx, GC_SWEEP);
 }

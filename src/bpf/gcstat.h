@@ -1,4 +1,4 @@
-/* gcstat: structs shared by gcstat.bpf.c and src/tools/gcstat.ts. */
+/* gcstat: structs shared by gcstat.bpf.c and src/tools/gcstat/. */
 #ifndef GCSTAT_H
 #define GCSTAT_H
 
@@ -23,10 +23,24 @@ struct gc_stat {
 	char comm[16]; /* of the thread that first ended a phase in the interval */
 };
 
-/* log2 of the duration in microseconds */
 /* log2 slots of the duration in microseconds */
 struct gc_hist {
 	__u64 slots[GCSTAT_SLOTS];
+};
+
+/* One GC step (a mark or sweep probe pair) as it ends, for the collection
+ * model (--log, one row per collection): gc_count and info are read from
+ * the VM's rb_objspace when its layout is known (vm_ok), so each step is
+ * put in the collection the VM numbered. */
+struct gc_step {
+	__u64 start_ns;
+	__u64 dur_ns;
+	__u64 gc_count;  /* objspace->profile.count: this collection's number */
+	__u32 pid;
+	__u32 phase;     /* enum gc_phase */
+	__u32 info;      /* objspace->profile.latest_gc_info: GPR_FLAG_* (major_by, gc_by) */
+	__u32 vm_ok;     /* 1: gc_count and info were read */
+	char comm[16];
 };
 
 #endif

@@ -27,7 +27,7 @@ test('rbtrace completion bash: subcommands, each tool\'s options, files, command
 
   assert.deepEqual(complete(script, ['rbtrace', 's'], dir), ['strlat', 'synqueue', 'syscount']);
   assert.deepEqual(complete(script, ['rbtrace', ''], dir).filter((w) => !w.startsWith('-')),
-    ['biolatency', 'build', 'completion', 'diff', 'doctor', 'execsnoop', 'exporter', 'gcstat', 'mallocstat', 'new', 'offcputime', 'opensnoop', 'profile', 'run', 'runqlat', 'strlat', 'synqueue', 'syscount', 'tcplife', 'tcpretrans']);
+    ['biolatency', 'build', 'completion', 'diff', 'doctor', 'execsnoop', 'exporter', 'gcstat', 'mallocstat', 'new', 'offcputime', 'opensnoop', 'profile', 'rubycalls', 'rubyobjnew', 'run', 'runqlat', 'strlat', 'synqueue', 'syscount', 'tcplife', 'tcpretrans']);
   // A tool's own options (from its definition), the common ones, and no one else's.
   assert.deepEqual(complete(script, ['rbtrace', 'syscount', '--la'], dir), ['--latency']);
   assert.deepEqual(complete(script, ['rbtrace', '--json', 'execsnoop', '--max'], dir), ['--max-args', '--max-regression']);

@@ -112,6 +112,6 @@ test('human output: table rows and exit histograms', async () => {
   const r = await runRbtrace(['gcstat', '--', 'ruby', '--disable-gems', '-e', '10.times { GC.start }']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /RSS from \/proc\/PID\/status/);
-  assert.match(r.stdout, /PID COMM\s+MARK#/);
+  assert.match(r.stdout, /PID COMM\s+GCS\s+MAJOR\s+MARK#/);
   assert.match(r.stdout, /GC mark: \d+ phases\n\s+usecs\s+: count/);
 });

@@ -1,0 +1,43 @@
+// gcstat's probe: the USDT probes of libruby it attaches (src/bpf/gcstat.bpf.c),
+// the check that a ruby has them, and how they attach: to one process (-p),
+// to every process mapping the file (BPF cookies, 5.15+), or per process
+// where the kernel has no cookies. The command (index.ts) and the exporter
+// (metrics.ts) both attach through here.
+import type { BinaryFile } from '../../core/linux/procfiles.js';
+import { requireRubyProbes } from '../../core/linux/ruby.js';
+import type { BpfLink, BpfObject } from '../../core/bpf/object.js';
+import { SKELETON, type ProgramName, type Rodata } from '../../generated/gcstat.js';
+import type { RubyGcLayout } from './layout.js';
+
+export const PROVIDER = 'ruby';
+export const PROBES: { program: ProgramName; name: string }[] = [
+  { program: 'gc_mark_begin', name: 'gc__mark__begin' },
+  { program: 'gc_mark_end', name: 'gc__mark__end' },
+  { program: 'gc_sweep_begin', name: 'gc__sweep__begin' },
+  { program: 'gc_sweep_end', name: 'gc__sweep__end' },
+];
+
+export const PROGRAMS: ProgramName[] = PROBES.map((p) => p.program);
+
+export const PATH_NOTE = 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobes with semaphores)';
+
+/** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
+export function checkGcProbes(binary: string | BinaryFile): void {
+  requireRubyProbes(binary, PROBES.map((p) => p.name));
+}
+
+/** Attach every GC probe of `binary`: to one process, or (pid undefined) to every process mapping it. */
+export function attachGcProbes(obj: BpfObject<typeof SKELETON>, binary: BinaryFile, pid?: number): BpfLink[] {
+  return PROBES.map((p) => obj.program(p.program).attachUsdt({ binary, provider: PROVIDER, name: p.name, pid }));
+}
+
+/** .rodata for the collection model: the steps ring buffer on, and the VM's layout if known. */
+export function stepsRodata(layout: RubyGcLayout | undefined): Partial<Rodata> {
+  return {
+    want_steps: true,
+    ...(layout ? {
+      vm_ptr_vaddr: layout.vmPtr, mark_end_vaddr: layout.markEnd, sweep_end_vaddr: layout.sweepEnd,
+      off_vm_objspace: layout.vmObjspace, off_gc_count: layout.count, off_gc_info: layout.info,
+    } : {}),
+  };
+}

@@ -1,0 +1,48 @@
+// rubyobjnew's views: rows (collect.ts) as a table by class (and site),
+// NDJSON records and saved figures. With --sample N the table shows the
+// estimate (N times what was seen); JSON keeps what was seen beside it. Pure.
+import { renderTable } from '../../core/output/table.js';
+import type { AllocRow } from './collect.js';
+
+export interface ViewMode {
+  byProcess: boolean;
+  bySite: boolean;
+  top: number;
+  /** 1 in `sample` allocations looked at. */
+  sample: number;
+}
+
+export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[]; omitted: number } {
+  const sorted = [...rows].sort((a, b) => b.count - a.count || (b.length ?? 0) - (a.length ?? 0)
+    || a.class.localeCompare(b.class) || (a.site ?? '').localeCompare(b.site ?? ''));
+  const shown = Number.isFinite(top) ? sorted.slice(0, top) : sorted;
+  return { shown, omitted: sorted.length - shown.length };
+}
+
+export function allocsText(shown: AllocRow[], mode: ViewMode): string {
+  const n = mode.sample;
+  const est = n > 1 ? ' (est.)' : '';
+  const headers = [...(mode.byProcess ? ['PID'] : []), 'CLASS', 'PROBE', ...(mode.bySite ? ['SITE'] : []), `COUNT${est}`, `LENGTH${est}`];
+  // renderTable escapes cells: class names and paths come from the traced program.
+  const body = shown.map((r) => [...(mode.byProcess ? [r.pid ?? 0] : []), r.class, r.probe, ...(mode.bySite ? [r.site ?? '?'] : []),
+    r.count * n, r.length !== undefined ? r.length * n : '-']);
+  const align = [...(mode.byProcess ? ['right' as const] : []), 'left' as const, 'left' as const, ...(mode.bySite ? ['left' as const] : []), 'right' as const, 'right' as const];
+  return renderTable(headers, body, { align });
+}
+
+export function allocsRecord(when: { time: Date; intervalS: number }, shown: AllocRow[], omitted: number, mode: ViewMode, notes: string[]): object {
+  return {
+    time: when.time.toISOString(), interval_s: when.intervalS,
+    ...(mode.sample > 1 ? { sample: mode.sample } : {}),
+    allocations: shown.map((r) => ({
+      ...r,
+      ...(mode.sample > 1 ? { estimated_count: r.count * mode.sample, ...(r.length !== undefined ? { estimated_length: r.length * mode.sample } : {}) } : {}),
+    })),
+    omitted,
+    ...(notes.length ? { notes } : {}),
+  };
+}
+
+export function allocsFigures(rows: AllocRow[]): object {
+  return { allocations: rows.map((r) => ({ class: r.class, probe: r.probe, site: r.site, pid: r.pid, count: r.count, length: r.length })) };
+}
