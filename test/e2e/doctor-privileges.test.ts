@@ -33,9 +33,11 @@ const RUNS: Record<string, string[]> = {
   offcputime: ['offcputime', '-d', '0.5', '--', '/bin/true'],
   tcplife: ['tcplife', '-d', '0.5'],
   tcpretrans: ['tcpretrans', '-d', '0.5'],
+  rubycalls: ['rubycalls', '--', 'ruby', '--disable-gems', '-e', '1'],
+  rubyobjnew: ['rubyobjnew', '--', 'ruby', '--disable-gems', '-e', '1'],
 };
 /** Tools a user may run with CAP_BPF and CAP_PERFMON alone: no uprobes. */
-const WITHOUT_UPROBES = Object.keys(RUNS).filter((t) => !['strlat', 'gcstat', 'mallocstat'].includes(t));
+const WITHOUT_UPROBES = Object.keys(RUNS).filter((t) => !['strlat', 'gcstat', 'mallocstat', 'rubycalls', 'rubyobjnew'].includes(t));
 
 interface Doctor {
   privileges: { root: boolean; sufficient: boolean; uprobes: boolean };
