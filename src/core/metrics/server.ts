@@ -56,13 +56,13 @@ export interface ClientLimits {
 
 /**
  * 256 connections hold about 15 MiB of sockets and parsers at most, well
- * inside the 160 MiB heap cap (man rbtrace-exporter, MEMORY); 64 per address
- * leave room for four hosts hammering at once. 4 pipelined responses: a
+ * inside the 160 MiB heap cap (man rbtrace-exporter, MEMORY); 128 per address
+ * let one host run 100 scrapes in parallel and leave room for another. 4 pipelined responses: a
  * scraper waits for each answer. 5 s of no progress: a scrape's few hundred
  * KiB leave in milliseconds on any link a scraper uses.
  */
 export const DEFAULT_LIMITS: ClientLimits = {
-  maxConnections: 256, perClient: 64, scrapers: scrapersFromEnv(), reserved: 16, maxPipelined: 4, stallMs: 5_000, idleMs: 15_000,
+  maxConnections: 256, perClient: 128, scrapers: scrapersFromEnv(), reserved: 16, maxPipelined: 4, stallMs: 5_000, idleMs: 15_000,
 };
 
 /** RBTRACE_EXPORTER_SCRAPERS: comma-separated source addresses of the scrapers. */
@@ -80,9 +80,8 @@ interface Client {
   scraper: boolean;
   /** Requests this connection made (answered, or being answered). */
   answered: number;
-  /** Requests since windowAt (a 1 s window). */
+  /** Requests parsed in this turn of the event loop (pipelined ones come together). */
   asked: number;
-  windowAt: number;
   /** socket.bytesWritten at the last sweep, and when it last moved. */
   written: number;
   movedAt: number;
@@ -132,7 +131,7 @@ export class MetricsServer {
       if ((this.perAddress.get(addr) ?? 0) >= this.limits.perClient) this.evict((c) => !c.scraper && c.addr === addr);
       if (this.others >= this.limits.maxConnections) this.evict((c) => !c.scraper);
     }
-    const client: Client = { addr, scraper, answered: 0, asked: 0, windowAt: Date.now(), written: 0, movedAt: Date.now() };
+    const client: Client = { addr, scraper, answered: 0, asked: 0, written: 0, movedAt: Date.now() };
     this.clients.set(socket, client);
     if (!scraper) this.others++;
     if (!scraper) this.perAddress.set(addr, (this.perAddress.get(addr) ?? 0) + 1);
@@ -207,13 +206,14 @@ export class MetricsServer {
     // not answering, was most of a flood's cost).
     if (!client || req.socket.destroyed) return;
     {
-      // A scraper asks once per scrape interval (a second at the least):
-      // a connection asking more often than maxPipelined times a second
-      // pipelines (the kernel's send buffer, megabytes on loopback, takes
-      // the answers whether or not the client reads them).
-      const now = Date.now();
-      if (now - client.windowAt >= 1000) [client.windowAt, client.asked] = [now, 0];
-      if (++client.asked > this.limits.maxPipelined) {
+      // Pipelining: requests that came in one read of the socket are parsed
+      // (and reach here) in one turn of the event loop. A client that waits
+      // for each answer, however often it asks, never has two in one turn;
+      // a flood that writes 50 requests and reads nothing has them all. The
+      // kernel's send buffer (megabytes on loopback) would take the answers
+      // whether or not the client reads them, so they are not answered.
+      if (client.asked++ === 0) setImmediate(() => { client.asked = 0; });
+      if (client.asked > this.limits.maxPipelined) {
         this.closed.pipelined++;
         this.forget(req.socket);
         return;

@@ -19,11 +19,8 @@ const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
 const tracefs = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].find((d) => existsSync(`${d}/events`));
 const hasTracepoint = (cat: string, name: string) => tracefs !== undefined && existsSync(`${tracefs}/events/${cat}/${name}`);
 // As in paths.check.ts: arm64 fentry needs ftrace direct calls (6.4+), and
-// 5.10's BTF gives the __x64_sys_* wrappers' pt_regs argument as a forward
-// declaration, which no fentry/fexit program may read.
 const NO_FENTRY = process.arch === 'arm64' && (KMAJ < 6 || (KMAJ === 6 && KMIN < 4));
-const FENTRY_REFUSED = /cannot attach \w+ \(fentry[^)]*\): 524: not supported by this kernel/;
-const SYSCALL_PTREGS_FWD = /^5\.10\./.test(KERNEL) && process.arch === 'x64';
+const FENTRY_REFUSED = /the kernel refused to attach program \w+ \(fentry\): 524\b/;
 const TIMEOUT = 180000;
 
 function ok(f: Finished, what: string): void {
@@ -70,13 +67,15 @@ const EXPECTED_OPENS: [string, string, string][] = [
 
 const OPENSNOOP_PATHS = ['fentry', 'tracepoint', 'raw_tp'];
 for (const path of OPENSNOOP_PATHS) {
-  const unoffered = path === 'fentry' ? (NO_FENTRY ? 'no fentry on arm64 before 6.4' : SYSCALL_PTREGS_FWD ? 'the syscall wrappers\' BTF' : '')
+  // opensnoop's fexit programs read the open entry points' own arguments, not
+  // the syscall wrappers' pt_regs: 5.10's BTF quirk does not reach them.
+  const unoffered = path === 'fentry' ? (NO_FENTRY ? 'no fentry on arm64 before 6.4' : '')
     : path === 'tracepoint' && !hasTracepoint('syscalls', 'sys_enter_openat') ? 'no syscall tracepoints' : '';
   test(`${KERNEL} opensnoop [${path}]: ${unoffered ? `not offered (${unoffered})` : `the ${EXPECTED_OPENS.length} opens a program makes, in order, with results`}`, async () => {
     const r = await runRbtrace(['opensnoop', '--json', '-v', '--attach', path, '--', OPENER, dir], { timeoutMs: TIMEOUT });
     if (unoffered) {
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, NO_FENTRY ? FENTRY_REFUSED : /arg0 type FWD is not a struct/);
+      assert.match(r.stderr, FENTRY_REFUSED);
       return;
     }
     ok(r, 'opensnoop');
@@ -217,7 +216,10 @@ for (const path of ['tp_btf', 'raw_tp']) {
     const sleeps = rec.stacks.filter((s) => s.frames.some((fr) => fr.kernel && fr.name === 'do_nanosleep'));
     assert.equal(sleeps.length, 1, JSON.stringify(sleeps.map((s) => s.frames.map((fr) => fr.name))));
     assert.equal(sleeps[0].count, 10);
-    for (const name of ['clock_nanosleep', 'main']) assert.ok(sleeps[0].frames.some((fr) => !fr.kernel && fr.name === name), JSON.stringify(sleeps[0].frames));
+    // main, through nap()'s frame pointer. libc's own frame may stay
+    // unnamed: the command has exited when its mappings are read (as the
+    // man page says), and 5.10's guest showed it as [unknown].
+    assert.ok(sleeps[0].frames.some((fr) => !fr.kernel && fr.name === 'main'), JSON.stringify(sleeps[0].frames));
     // Each sleep blocks its 100 ms at least (the timer is armed before the
     // switch); under TCG a wakeup may wait long for the CPU: 5 s at most.
     assert.ok(sleeps[0].total_ns >= 10 * 100e6 - 1e6 && sleeps[0].total_ns < 5e9, `${sleeps[0].total_ns} ns`);
