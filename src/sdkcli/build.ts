@@ -5,7 +5,7 @@
 // to the object (generator.ts). clang and bpftool are needed here only: the
 // object then loads on any kernel with BTF (CO-RE).
 import { execFileSync } from 'node:child_process';
-import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../core/package.js';
@@ -108,13 +108,24 @@ export function buildTool(source: string, opts: { log?: (line: string) => void; 
     const tmp = join(work, `${name}.tmp.o`);
     const built = join(work, `${name}.bpf.o`);
     const cflags = [`-D__TARGET_ARCH_${targetArch()}`, '-I', vmlinuxDir, '-I', join(packageRoot(), 'src/bpf/include'), '-I', dir];
-    const args = ['-O2', '-g', '-target', 'bpf', ...cflags, '-Wall', '-Wno-unused-function', '-c', src, '-o', tmp];
+    // An undefined macro used as a program (BPF_UPROBE(prog, ...) with
+    // headers that lack it) is otherwise a K&R function named after the
+    // macro: implicit int and implicit declarations are errors here.
+    const args = ['-O2', '-g', '-target', 'bpf', ...cflags, '-Wall', '-Wno-unused-function',
+      '-Werror=implicit-int', '-Werror=implicit-function-declaration', '-c', src, '-o', tmp];
     opts.log?.(`${clang} ${args.join(' ')}`);
-    run(clang, args, `clang could not compile ${basename(src)}`);
+    run(clang, args, `clang could not compile ${basename(src)}`, MACRO_HINT);
     run(bpftool, ['gen', 'object', built, tmp], `bpftool could not finalise ${basename(object)}`);
     // The structs shared with user space: NAME.h if there is one, else the .bpf.c itself.
     const header = existsSync(join(dir, `${name}.h`)) ? join(dir, `${name}.h`) : src;
     const text = generateBindings({ object: built, header, cflags });
+    // A program named like a libbpf macro is a macro these headers lack,
+    // compiled as an old-style function of that name (BPF_UPROBE(prog)).
+    const macroProgram = [...text.matchAll(/^ {4}(BPF_[A-Z0-9_]+): \{ section:/gm)].map((m) => m[1])[0];
+    if (macroProgram) {
+      throw new RbtraceError(`${basename(src)}: a program is named ${macroProgram}: that macro is not defined by the libbpf headers in /usr/include/bpf`,
+        { hint: "Debian 12's libbpf 1.1 has no BPF_UPROBE/BPF_URETPROBE: use BPF_KPROBE/BPF_KRETPROBE in a SEC(\"uprobe\") program" });
+    }
     const fd = openDirectory(dir);
     try {
       writeInDirectory(fd, basename(object), readFileSync(built));
@@ -139,12 +150,25 @@ function checkLibbpfHeaders(): void {
   }
 }
 
-function run(file: string, args: string[], what: string): void {
+/**
+ * What to say when clang fails on a libbpf macro the installed headers lack
+ * (BPF_UPROBE is not in Debian 12's libbpf 1.1): the source line clang quotes
+ * names it, and libbpf's headers do not define it.
+ */
+function MACRO_HINT(stderr: string): string | undefined {
+  let headers = '';
+  try { headers = readdirSync('/usr/include/bpf').filter((f) => f.endsWith('.h')).map((f) => readFileSync(join('/usr/include/bpf', f), 'utf8')).join('\n'); } catch { /* no headers: said elsewhere */ }
+  const macro = [...stderr.matchAll(/\b(BPF_[A-Z][A-Z_]*)\s*\(/g)].map((m) => m[1]).find((name) => !new RegExp(`#define ${name}\\b`).test(headers));
+  if (!macro) return undefined;
+  return `${macro} is not defined by the libbpf headers in /usr/include/bpf (Debian 12's libbpf 1.1 has no BPF_UPROBE/BPF_URETPROBE: use BPF_KPROBE/BPF_KRETPROBE in a SEC("uprobe") program)`;
+}
+
+function run(file: string, args: string[], what: string, hintOf?: (stderr: string) => string | undefined): void {
   try {
     execFileSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
     const first = stderr.split('\n').find((l) => /error/.test(l)) ?? stderr.split('\n')[0] ?? '';
-    throw new RbtraceError(`${what}: ${first}`, { details: stderr });
+    throw new RbtraceError(`${what}: ${first}`, { details: stderr, hint: hintOf?.(stderr) });
   }
 }

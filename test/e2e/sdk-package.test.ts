@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, settledLeftovers } from '../helpers.js';
@@ -108,11 +108,16 @@ import { proc_count_layout } from './demo.skel.js';
 const v = proc_count_layout.decode(new DataView(new ArrayBuffer(24)));
 export const c: string = v.cmm;
 export default defineTool({ name: 'wrong', summary: 'x', run: 42 });
+import { SKELETON } from './demo.skel.js';
+import type { AttachPath } from 'rbtrace';
+export const paths: AttachPath<typeof SKELETON>[] = [{ name: 'raw_tp', programs: ['enter_rw'] }];
 `);
   r = sh(process.execPath, [TSC, '-p', 'tsconfig.json'], project);
   assert.equal(r.status, 2, r.stdout);
   assert.match(r.stdout, /wrong\.ts\(4,\d+\): error TS2551: Property 'cmm' does not exist on type 'ProcCount'/);
   assert.match(r.stdout, /wrong\.ts\(5,\d+\): error TS2322/);
+  // The starter's paths are typed by the skeleton: a misspelled program is a type error.
+  assert.match(r.stdout, /wrong\.ts\(8,\d+\): error TS2820: Type '"enter_rw"' is not assignable to type 'ProgramName'/);
   assert.doesNotMatch(r.stdout, /top\.ts|demo\.ts/, 'only the wrong file fails');
 });
 
@@ -136,4 +141,13 @@ test('rbtrace build: a missing clang or bpftool is one line naming the Debian pa
   r = sh(process.execPath, [bin, '-v', 'build', 'broken.bpf.c'], project);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^rbtrace build: clang could not compile broken\.bpf\.c: [^\n]*'y'\n[^\n]*broken\.bpf\.c:2:9: error: use of undeclared identifier 'y'\n.*int x = y;/ms);
+  // A libbpf macro these headers lack (BPF_UPROBE is not in Debian 12's
+  // libbpf 1.1): once an old-style function named BPF_UPROBE, loaded as a
+  // program of that name; now one line saying what to use, and no object.
+  writeFileSync(join(project, 'up.bpf.c'), '#include "rbtrace.bpf.h"\nSEC("uprobe")\nint BPF_UPROBE(on_malloc)\n{\n\treturn 0;\n}\n');
+  r = sh(process.execPath, [bin, 'build', 'up.bpf.c'], project);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^rbtrace build: up\.bpf\.c: a program is named BPF_UPROBE: .*use BPF_KPROBE\/BPF_KRETPROBE in a SEC\("uprobe"\) program\)\n$/);
+  assert.ok(!existsSync(join(project, 'up.bpf.o')), 'no object written');
 });
