@@ -115,3 +115,16 @@ test('human output: table rows and exit histograms', async () => {
   assert.match(r.stdout, /PID COMM\s+GCS\s+MAJOR\s+MARK#/);
   assert.match(r.stdout, /GC mark: \d+ phases\n\s+usecs\s+: count/);
 });
+
+// Issue 25 item 6: what gcstat cannot do is said, never silently dropped.
+test('--chart off a terminal is refused (exit 2, one line); a command that runs no Ruby ends with a warning saying so', async () => {
+  const c = await runRbtrace(['gcstat', '--chart', '-d', '1', '--', 'ruby', '--disable-gems', '-e', '3.times { GC.start }']);
+  assert.equal(c.code, 2, c.stderr);
+  assert.equal(c.stderr, 'rbtrace gcstat: --chart draws on a terminal, and stdout is not one (drop --chart (a table is printed), or run it in a terminal)\n');
+  const ls = await runRbtrace(['gcstat', '--no-chart', '--', 'ls', '/']);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stderr, /no Ruby GC seen: the command ran no Ruby/);
+  const ruby = await runRbtrace(['gcstat', '--no-chart', '--', 'ruby', '--disable-gems', '-e', '3.times { GC.start }']);
+  assert.equal(ruby.code, 0, ruby.stderr);
+  assert.doesNotMatch(ruby.stderr, /no Ruby GC seen/);
+});

@@ -5,6 +5,7 @@
 // table, the live charts or NDJSON.
 import type { Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
+import { UsageError } from '../../core/errors.js';
 import { findLibrary, readComm } from '../../core/linux/process.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/bpf/uprobes.js';
 import { hasBpfCookie, PerProcessUsdt, PER_PROCESS_POLL_MS } from '../../core/bpf/usdt-pids.js';
@@ -59,6 +60,11 @@ export default defineTool<GcstatOptions>({
       (global ? '' : `; without -p: per process (no BPF cookies: 5.15+), new rubies attached within ${PER_PROCESS_POLL_MS} ms`);
   },
   run(ctx, opts) {
+    // An option the tool cannot honour is refused, never dropped: the live
+    // chart redraws a terminal, and stdout is not one.
+    if (opts.chart === true && !ctx.out.isTTY && !ctx.out.json && !opts.log) {
+      throw new UsageError('--chart draws on a terminal, and stdout is not one', 'drop --chart (a table is printed), or run it in a terminal');
+    }
     const intervalSec = ctx.opts.interval ?? 1;
     const binary = opts.lib !== undefined ? findLibrary(opts.lib, ctx.target.pid)
       : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
@@ -166,6 +172,11 @@ export default defineTool<GcstatOptions>({
 
     ctx.session.onFinish(() => {
       tick(); // the last, partial interval
+      // -p of a process without Ruby is refused at the start; a command can
+      // only be judged at its end (it may exec ruby late, or never collect).
+      if (ctx.target.command && comms.size === 0) {
+        ctx.log.warn('no Ruby GC seen: the command ran no Ruby (no process of it mapped libruby and collected), or its Ruby never collected');
+      }
       for (const c of model.flush()) logCollection(c);
       if (opts.log) return;
       for (const phase of ['mark', 'sweep'] as const) {
