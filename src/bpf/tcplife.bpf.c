@@ -128,7 +128,10 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 			birth->ts_ns = bpf_ktime_get_ns();
 		} else {
 			fresh.ts_ns = bpf_ktime_get_ns();
-			bpf_map_update_elem(&births, &key, &fresh, BPF_ANY);
+			/* Full (TCPLIFE_SOCKS connections open at once): this one
+			 * will not be reported, and the user is told so. */
+			if (bpf_map_update_elem(&births, &key, &fresh, BPF_ANY))
+				rbtrace_count_lost();
 			birth = bpf_map_lookup_elem(&births, &key);
 		}
 	}

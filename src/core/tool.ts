@@ -186,7 +186,7 @@ function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   const check = () => {
     const lost = lostEvents(lostMap);
     if (lost > reported) {
-      ctx.log.warn(`lost ${plural(lost - reported, 'event')} (ring buffer full; the total so far is ${lost})`);
+      ctx.log.warn(`lost ${plural(lost - reported, 'event')} (a ring buffer or a tracking map was full; the total so far is ${lost})`);
       if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), lost_events: lost });
       reported = lost;
     }
