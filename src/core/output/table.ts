@@ -64,13 +64,23 @@ const MIN_WRAP = 16;
  * Widths of the wrapped columns (undefined: as wide as their cells): they
  * share what the others leave, in proportion to their natural widths.
  */
-function colWidths(natural: number[], fit: { width: number; wrap: number[] }): (number | undefined)[] {
+function colWidths(natural: number[], fit: { width: number; wrap: number[] }, least: number[] = []): (number | undefined)[] {
   const wrapped = new Set(fit.wrap);
   const fixed = natural.reduce((a, w, c) => (wrapped.has(c) ? a : a + w), 0);
   const want = natural.reduce((a, w, c) => (wrapped.has(c) ? a + w : a), 0);
   const room = fit.width - 1 - fixed;
   if (want <= room) return natural.map(() => undefined);
-  return natural.map((w, c) => (wrapped.has(c) ? Math.max(MIN_WRAP, Math.floor((room * w) / want)) : undefined));
+  // A wrapped column is never narrower than its header (which does not
+  // wrap): what that takes beyond its share comes off the other wrapped ones.
+  const floor = (c: number) => Math.max(MIN_WRAP, least[c] ?? 0);
+  const out = natural.map((w, c) => (wrapped.has(c) ? Math.max(floor(c), Math.floor((room * w) / want)) : undefined));
+  let over = out.reduce<number>((a, w) => a + (w ?? 0), 0) - room;
+  for (const c of [...wrapped].sort((a, b) => (out[b] ?? 0) - (out[a] ?? 0))) {
+    if (over <= 0) break;
+    const give = Math.min(over, (out[c] ?? 0) - floor(c));
+    if (give > 0) [out[c], over] = [out[c]! - give, over - give];
+  }
+  return out;
 }
 
 // string-width, cli-table3's own measure (CJK and emoji take two columns,
@@ -118,7 +128,7 @@ export function renderTable(
   let widths = natural;
   if (opts.fit) {
     // Wrapped at word boundaries here: cli-table3's wrapping cut a path longer than its column to '…'.
-    const fixed = colWidths(natural.map((w) => w + 1), opts.fit);
+    const fixed = colWidths(natural.map((w) => w + 1), opts.fit, head.map((h) => width(h) + 2));
     cells = cells.map((r) => r.map((cell, c) => (fixed[c] ? wrapText(cell[0], fixed[c]! - 2) : cell)));
     // A wrapped column is as wide as its widest line.
     widths = natural.map((w, c) => {
