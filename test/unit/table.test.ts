@@ -27,7 +27,8 @@ function viaCliTable3(headers: string[], rows: Cell[][], align: Align[], bold?: 
     const fixed = natural.reduce((a, w, c) => (wrapped.has(c) ? a : a + w), 0);
     const want = natural.reduce((a, w, c) => (wrapped.has(c) ? a + w : a), 0);
     const room = fit.width - 1 - fixed;
-    widths = want <= room ? natural.map(() => null) : natural.map((w, c) => (wrapped.has(c) ? Math.max(16, Math.floor((room * w) / want)) : null));
+    // A wrapped column is never narrower than its header (renderTable's rule; with one wrapped column, as here, nothing else gives way).
+    widths = want <= room ? natural.map(() => null) : natural.map((w, c) => (wrapped.has(c) ? Math.max(16, visible(headers[c]) + 2, Math.floor((room * w) / want)) : null));
   }
   const t = new Table({
     head: headers.map((h) => (bold ? bold(escapeForTerminal(h)) : escapeForTerminal(h))), chars: BORDERLESS,
