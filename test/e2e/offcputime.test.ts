@@ -8,6 +8,10 @@ import { runRbtrace, settledLeftovers } from '../helpers.js';
 const OUR_PROGRAMS = ['tb_switch', 'rt_switch'];
 const SLEEPER = 'import time; t = time.monotonic(); [time.sleep(0.05) for _ in range(20)]; print(int((time.monotonic() - t) * 1e9))';
 
+// Debian's python3, not whatever python3 PATH finds first: a wrapper script
+// (pyenv's shim) is a shell that execs python later, under another comm.
+const PYTHON = '/usr/bin/python3';
+
 interface Stack { comm: string; state?: string; pids: number[]; total_ns: number; count: number; frames: { name: string; kernel: boolean }[] }
 
 function sleepStack(stacks: Stack[]): Stack | undefined {
@@ -16,7 +20,7 @@ function sleepStack(stacks: Stack[]): Stack | undefined {
 
 for (const path of ['tp_btf', 'raw_tp']) {
   test(`20 sleeps of 50 ms: one stack, ~1 s, do_nanosleep under clock_nanosleep (${path})`, async () => {
-    const f = await runRbtrace(['offcputime', '--json', '--attach', path, '--', 'python3', '-c', SLEEPER]);
+    const f = await runRbtrace(['offcputime', '--json', '--attach', path, '--', PYTHON, '-c', SLEEPER]);
     assert.equal(f.code, 0, f.stderr);
     const lines = f.stdout.trim().split('\n');
     const wall = Number(lines.find((l) => /^\d+$/.test(l)));
@@ -35,13 +39,13 @@ for (const path of ['tp_btf', 'raw_tp']) {
 }
 
 test('--folded -s: the sleep stack in microseconds, marked sleeping; -m above 50 ms drops it', async () => {
-  const f = await runRbtrace(['offcputime', '--folded', '-s', '--', 'python3', '-c', SLEEPER]);
+  const f = await runRbtrace(['offcputime', '--folded', '-s', '--', PYTHON, '-c', SLEEPER]);
   assert.equal(f.code, 0, f.stderr);
   const line = f.stdout.split('\n').find((l) => l.startsWith('python3;[sleeping];') && l.includes('do_nanosleep_[k]'));
   assert.ok(line, f.stdout);
   const us = Number(line.split(' ').at(-1));
   assert.ok(us >= 999_000 && us < 1_100_000, `${us} us`);
-  const m = await runRbtrace(['offcputime', '--folded', '-m', '60000', '--', 'python3', '-c', SLEEPER]);
+  const m = await runRbtrace(['offcputime', '--folded', '-m', '60000', '--', PYTHON, '-c', SLEEPER]);
   assert.equal(m.code, 0, m.stderr);
   assert.ok(!m.stdout.includes('do_nanosleep_[k]'), m.stdout);
 });

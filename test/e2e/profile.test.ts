@@ -203,7 +203,7 @@ test('bad input: one-line errors, exit 2 for usage and 1 at run time', async () 
     [['profile', '--folded', '--json', '-d', '1'], 2, /--folded and --json/],
     [['profile', '-i', '1', '-d', '1'], 2, /-i/],
     [['profile', '--user-only', '--kernel-only', '-d', '1'], 2, /--user-only and --kernel-only/],
-    [['profile', '--svg', '/nonexistent/dir/x.svg', '-d', '1'], 2, /--svg: cannot write in \/nonexistent\/dir \(/],
+    [['profile', '--svg', '/nonexistent/dir/x.svg', '-d', '1'], 2, /--svg: cannot write in \/nonexistent\/dir: cannot open \/nonexistent\/dir \(ENOENT\)/],
   ] as const) {
     const r = await runRbtrace([...args]);
     assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
