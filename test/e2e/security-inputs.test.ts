@@ -114,7 +114,7 @@ test('diff of two 300,000-row runs planted by the attacker: the first 100 change
   // Every row's count differs (1 + i % 7 against 1 + (i + 3) % 7).
   const changed = 300000;
   assert.equal(lines.filter((l) => /^cmd\d+:ok\s+count\s/.test(l)).length, 100);
-  assert.ok(r.stdout.includes(`(${changed - 100} command:results more changed, left out; --all shows every one, --json lists them)`), r.stdout.slice(-400));
+  assert.ok(r.stdout.includes(`(${(changed - 100).toLocaleString('en-US')} command:results more changed, left out; --all shows every one, --json lists them)`), r.stdout.slice(-400));
   const small = await runRbtrace(['diff', '--all', plant('s-a.json', run(2000)), plant('s-b.json', run(2000, 3))]);
   assert.equal(small.code, 0, small.stderr);
   assert.equal(small.stdout.split('\n').filter((l) => /^cmd\d+:ok\s+count\s/.test(l)).length, 2000);

@@ -47,6 +47,9 @@ export default defineTool<TcpretransOptions>({
   figures: TCPRETRANS,
   run(ctx, opts) {
     if (opts.ipv4 && opts.ipv6) throw new UsageError('-4 and -6 exclude each other', 'give one, or neither for both');
+    // Like -p: the task running at a retransmit is whatever a timer or
+    // softirq interrupted, so a cgroup filter would select nothing real.
+    if (ctx.target.cgroup) throw new UsageError('--cgroup: retransmits happen in timers and softirqs, where no task of the connection is running', 'filter the records by address (--json | jq), or see tcplife --cgroup');
     const family = opts.ipv4 ? 'ipv4' : opts.ipv6 ? 'ipv6' : undefined;
     const tlp = Boolean(opts.lossprobe);
     const loaded = ctx.load(loadSpec({ events: !opts.count, flows: Boolean(opts.count), tlp }));
