@@ -4,7 +4,7 @@
 // AttachPath.optional programs (paths.ts): a program whose hook a kernel
 // lacks (e.g. sock:sk_data_ready before 6.2) is left out instead of failing
 // the whole path.
-import { libbpf, type Pointer } from '../ffi/libbpf.js';
+import { libbpf, readU32s, type Pointer } from '../ffi/libbpf.js';
 import { tracefsMounted, tracepointExists } from '../linux/system.js';
 
 const BTF_KIND_TYPEDEF = 8;
@@ -31,6 +31,35 @@ export function kernelBtfHas(name: string, kind: 'func' | 'typedef'): boolean {
   const btf = kernelBtf();
   if (!btf) return true;
   return libbpf.btfFindByNameKind(btf, name, kind === 'func' ? BTF_KIND_FUNC : BTF_KIND_TYPEDEF) > 0;
+}
+
+const BTF_KIND_PTR = 2;
+const BTF_KIND_FUNC_PROTO = 13;
+
+/**
+ * How many arguments a tracepoint passes to BPF on this kernel, from its
+ * btf_trace_NAME typedef (a pointer to a function whose first parameter is
+ * the tracepoint's private data); undefined when BTF cannot tell. Kernels
+ * change a tracepoint's arguments, and stable series backport the change
+ * (Debian's 5.10 has 6.x's one-argument block_rq_issue): ask, never guess
+ * from the version.
+ */
+export function tracepointArgCount(name: string): number | undefined {
+  const btf = kernelBtf();
+  if (!btf) return undefined;
+  const id = libbpf.btfFindByNameKind(btf, `btf_trace_${name}`, BTF_KIND_TYPEDEF);
+  if (id <= 0) return undefined;
+  let t = libbpf.btfTypeById(btf, id);
+  for (const want of [BTF_KIND_PTR, BTF_KIND_FUNC_PROTO]) {
+    if (!t) return undefined;
+    const next = libbpf.btfTypeById(btf, readU32s(t, 3)[2]);
+    if (!next) return undefined;
+    const [, info] = readU32s(next, 2);
+    if (((info >>> 24) & 0x1f) !== want) return undefined;
+    if (want === BTF_KIND_FUNC_PROTO) return (info & 0xffff) - 1;
+    t = next;
+  }
+  return undefined;
 }
 
 /**

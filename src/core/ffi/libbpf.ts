@@ -168,6 +168,7 @@ export const libbpf = {
   btfFindByNameKind: bind<(btf: Pointer, name: string, kind: number) => number>(
     'int btf__find_by_name_kind(const btf *btf, const char *type_name, uint32_t kind)'),
   btfFree: bind<(btf: Pointer) => void>('void btf__free(btf *btf)'),
+  btfTypeById: bind<(btf: Pointer, id: number) => Pointer | null>('const void *btf__type_by_id(const btf *btf, uint32_t id)'),
 
   // feature probes
   probeProgType: bind<(type: number, opts: null) => number>('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
@@ -268,3 +269,8 @@ export function setLibbpfPrint(sink: (level: number, line: string) => void): voi
 export const LIBBPF_WARN = 0;
 export const LIBBPF_INFO = 1;
 export const LIBBPF_DEBUG = 2;
+
+/** `n` u32 words at a C pointer (a struct btf_type's name_off, info, size/type). */
+export function readU32s(p: Pointer, n: number): number[] {
+  return koffi.decode(p, koffi.array('uint32_t', n)) as number[];
+}

@@ -1,5 +1,6 @@
 // biolatency's probe: which programs of src/bpf/biolatency.bpf.c load on
 // which attach path, and the .rodata its options become.
+import { tracepointArgCount } from '../../core/bpf/kernel-targets.js';
 import type { AttachPath } from '../../core/bpf/paths.js';
 import type { BpfObject } from '../../core/bpf/object.js';
 import type { LoadSpec } from '../../core/tool.js';
@@ -35,8 +36,12 @@ export function pathsFor(queued: boolean): AttachPath<typeof SKELETON>[] {
   ];
 }
 
-/** block_rq_insert/issue took (q, rq) before 5.11 (commit a54895fa057c). */
+/** block_rq_insert/issue took (q, rq) before 5.11 (commit a54895fa057c); the kernel's BTF says which it has. */
 export function rqIsSecondArg(release = kernelRelease()): boolean {
+  // The kernel's BTF says how many arguments block_rq_issue has (2: queue
+  // and request, before 5.11 and where that was not backported).
+  const args = tracepointArgCount('block_rq_issue');
+  if (args !== undefined) return args >= 2;
   const m = /^(\d+)\.(\d+)/.exec(release);
   if (!m) return false;
   const [major, minor] = [Number(m[1]), Number(m[2])];
