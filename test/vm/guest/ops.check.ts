@@ -214,7 +214,8 @@ for (const path of ['tp_btf', 'raw_tp']) {
     assert.match(r.stderr, new RegExp(`attach path: ${path}\\b`));
     const rec = jsonLines(r.stdout).at(-1) as { stacks: { count: number; total_ns: number; frames: { name: string; kernel: boolean }[] }[] };
     const sleeps = rec.stacks.filter((s) => s.frames.some((fr) => fr.kernel && fr.name === 'do_nanosleep'));
-    assert.equal(sleeps.length, 1, JSON.stringify(sleeps.map((s) => s.frames.map((fr) => fr.name))));
+    // On failure, every stack and rbtrace's -v lines: which part went missing.
+    assert.equal(sleeps.length, 1, `${JSON.stringify(rec.stacks.map((s) => [s.count, s.frames.map((fr) => fr.name)]))}\n${r.stderr}`);
     assert.equal(sleeps[0].count, 10);
     // main, through nap()'s frame pointer. libc's own frame may stay
     // unnamed: the command has exited when its mappings are read (as the
