@@ -20,7 +20,7 @@ const tracefs = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].find((d) =>
 const hasTracepoint = (cat: string, name: string) => tracefs !== undefined && existsSync(`${tracefs}/events/${cat}/${name}`);
 // As in paths.check.ts: arm64 fentry needs ftrace direct calls (6.4+), and
 const NO_FENTRY = process.arch === 'arm64' && (KMAJ < 6 || (KMAJ === 6 && KMIN < 4));
-const FENTRY_REFUSED = /the kernel refused to attach program \w+ \(fentry\): 524\b/;
+const FENTRY_REFUSED = /the kernel refused to attach program \w+ \((fentry|fexit)\): 524\b/;
 const TIMEOUT = 180000;
 
 function ok(f: Finished, what: string): void {
@@ -97,7 +97,13 @@ function loadLoop(): void {
     const d = join(cache, sub);
     const ko = existsSync(d) ? readdirSync(d).find((f) => /^loop\.ko(\.xz|\.zst)?$/.test(f)) : undefined;
     if (ko) {
-      execFileSync('insmod', [join(d, ko)]);
+      // The arm64 guest's own root has no kmod: busybox's insmod there.
+      try {
+        execFileSync('insmod', [join(d, ko)]);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        execFileSync('busybox', ['insmod', join(d, ko)]);
+      }
       return;
     }
   }

@@ -100,7 +100,7 @@ for (const refuse of ['', 'fe_tlp']) {
       return;
     }
     if (refuse) {
-      assert.match(f.stderr, /optional program fe_tlp left out: fentry refused/);
+      assert.match(f.stderr, /optional program fe_tlp left out: fentry (attach )?refused/);
       assert.doesNotMatch(f.stderr, /kp_tlp left out|tail-loss probes are not traced/);
     } else {
       // fentry where allowed (x86 and arm64 6.4+); arm64 6.1 refuses it (524): the kprobe then.
