@@ -78,11 +78,16 @@ function cpuTicks(pid) {
 
 /** Best time of `fn` while the tracer `argv` runs, and the tracer's CPU seconds meanwhile. */
 async function under(argv, ready, fn) {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Both streams: rbtrace says it is attached on stderr, bpftrace on stdout.
+  // Only the tail is kept (a tracer's stdout is every event).
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
-  child.stderr.on('data', (d) => (text += d));
+  let attached = false;
+  const seen = (d) => { text = (text + d).slice(-4096); attached ||= ready.test(text); };
+  child.stdout.on('data', seen);
+  child.stderr.on('data', seen);
   const start = Date.now();
-  while (!ready.test(text)) {
+  while (!attached) {
     if (child.exitCode !== null) throw new Error(`${argv.join(' ')} exited: ${text}`);
     if (Date.now() - start > 60000) throw new Error(`${argv.join(' ')} never got ready: ${text}`);
     await new Promise((r) => setTimeout(r, 20));
