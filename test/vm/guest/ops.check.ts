@@ -198,8 +198,12 @@ for (const path of ['tp_btf', 'raw_tp']) {
       assert.ok(Math.abs(row.count - runs) <= 1, `pid ${pid}: ${row.count} waits vs schedstat ${runs}`);
       // Times: schedstat reads the run queue's clock a little before the
       // tracepoint's ktime at each end; 10 us a wait allowed (1.5 measured on
-      // the host), plus the longest wait for the one of slack.
-      assert.ok(Math.abs(row.total_ns - wait) <= 10_000 * runs + row.max_ns, `pid ${pid}: ${row.total_ns} ns vs schedstat ${wait} ns`);
+      // the host, where test/e2e/runqlat.test.ts holds to it), plus the
+      // longest wait for the one of slack. Under qemu TCG the instructions
+      // between those two clock reads take far longer: 6.12's guest was 12 ms
+      // (0.8 %) over on 1.5 s of waits, so here 2 % of the sum as well.
+      const allowed = Math.max(10_000 * runs, 0.02 * wait) + row.max_ns;
+      assert.ok(Math.abs(row.total_ns - wait) <= allowed, `pid ${pid}: ${row.total_ns} ns vs schedstat ${wait} ns (allowed ${allowed})`);
       assert.ok(runs > 10, `pid ${pid}: ${runs} runs`);
     });
   });
