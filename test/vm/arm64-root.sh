@@ -20,9 +20,9 @@ NODE_VERSION=${RBTRACE_VM_NODE_ARM64:-20.20.2}
 # (gcstat's USDT, strlat's rb_str_new), gcc + libc6-dev (helpers.buildC
 # compiles the checks' C workloads in the guest), procps and iproute2 (ps,
 # ss), busybox-static (the initramfs's /init), util-linux (mount, nsenter),
-# bpftool (the tests' check that no program of ours stays loaded).
+# mount (losetup: biolatency's check on a loop device), bpftool (the tests' check that no program of ours stays loaded).
 PACKAGES=(bash coreutils libc-bin busybox-static procps iproute2 ruby gcc libc6-dev
-  libbpf1 libelf1 zlib1g libzstd1 libstdc++6 grep sed findutils mawk tar gzip util-linux bpftool)
+  libbpf1 libelf1 zlib1g libzstd1 libstdc++6 grep sed findutils mawk tar gzip util-linux mount bpftool)
 
 . "$REPO/scripts/debian-apt.sh"
 debian_apt_init arm64 "$CACHE/apt-arm64"
