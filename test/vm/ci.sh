@@ -3,7 +3,7 @@
 # 6.12 VMs and the arm64 6.1 VM (downloads each kernel package once, builds
 # the initramfs and, for arm64, its userland; needs apt and npm), then run the
 # CI subset on each, one boot per kernel: `rbtrace doctor` (every tool
-# available) and test/vm/guest/paths.check.ts (one exact check per tool x
+# available) and every test/vm/guest/*.check.ts (one exact check per tool x
 # attach path the kernel offers). Expects a build (`npm run build`).
 # Last line: "N passed, N failed" (all kernels); exit 0 only if none failed.
 #   RBTRACE_VM_KERNELS=6.1 test/vm/ci.sh     # fewer x86 kernels
