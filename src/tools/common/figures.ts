@@ -39,7 +39,8 @@ export const STRLAT_FUNCTIONS = (): FigureSchema => ({
 
 export const GCSTAT = (): FigureSchema => ({
   rows: { array: 'phases', key: ['phase'], noun: 'GC phase', counts: ['count'], durations: ['total_ns'], maxima: ['max_ns'], histograms: { hist: { unit: 'usecs' } } },
-  top: { maxima: ['rss_peak_bytes'] },
+  // Collections (gc__mark__begin, or the VM's count), and of them major and minor where the VM's layout is known.
+  top: { counts: ['collections', 'major', 'minor'], maxima: ['rss_peak_bytes'] },
 });
 
 export const SYNQUEUE = (): FigureSchema => ({
@@ -73,14 +74,18 @@ export const OPENSNOOP = (): FigureSchema => ({
 interface PhaseStats { count: number; total_ns: number; max_ns: number }
 
 /** gcstat: one interval's rows (one per pid) summed per phase. */
-export function gcstatDelta(rows: { mark: PhaseStats; sweep: PhaseStats; rss_peak_bytes: number | null }[]) {
+export function gcstatDelta(rows: { mark: PhaseStats; sweep: PhaseStats; collections: number; major: number | null; minor: number | null; rss_peak_bytes: number | null }[]) {
   const phase = (name: 'mark' | 'sweep') => ({
     phase: name,
     count: rows.reduce((a, r) => a + r[name].count, 0),
     total_ns: rows.reduce((a, r) => a + r[name].total_ns, 0),
     max_ns: rows.reduce((a, r) => Math.max(a, r[name].max_ns), 0),
   });
-  return { phases: [phase('mark'), phase('sweep')], rss_peak_bytes: rows.reduce((a, r) => Math.max(a, r.rss_peak_bytes ?? 0), 0) };
+  const known = rows.every((r) => r.major !== null);
+  return {
+    collections: rows.reduce((a, r) => a + r.collections, 0),
+    ...(known ? { major: rows.reduce((a, r) => a + (r.major ?? 0), 0), minor: rows.reduce((a, r) => a + (r.minor ?? 0), 0) } : {}),
+    phases: [phase('mark'), phase('sweep')], rss_peak_bytes: rows.reduce((a, r) => Math.max(a, r.rss_peak_bytes ?? 0), 0) };
 }
 
 /** mallocstat: one report (all processes, or one with -P) as rows per function. */

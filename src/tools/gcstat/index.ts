@@ -12,7 +12,8 @@ import { hasBpfCookie, PerProcessUsdt, PER_PROCESS_POLL_MS } from '../../core/bp
 import { term } from '../../core/output/format.js';
 import { GCSTAT, gcstatDelta } from '../common/figures.js';
 import { SKELETON } from '../../generated/gcstat.js';
-import { PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes, stepsRodata } from './probe.js';
+import { PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes, missingGcProbes, stepsRodata } from './probe.js';
+import { runFromVmCounters } from './vm-mode.js';
 import { decodeStep, drainStats, emptyPhase, phaseHist, readRss } from './collect.js';
 import { CollectionModel, type Collection } from './collections.js';
 import { rubyGcLayout } from './layout.js';
@@ -68,13 +69,15 @@ export default defineTool<GcstatOptions>({
     const intervalSec = ctx.opts.interval ?? 1;
     const binary = opts.lib !== undefined ? findLibrary(opts.lib, ctx.target.pid)
       : findRubyBinary({ pid: ctx.target.pid, command: ctx.target.command });
-    checkGcProbes(binary);
+    const found = rubyGcLayout(binary);
+    // A ruby built without DTrace probes: its VM's own counters instead.
+    const noProbes = missingGcProbes(binary);
+    if (noProbes) return runFromVmCounters(ctx, opts, binary, noProbes, found);
     // -p: let the kernel filter by pid. -- CMD: not exec'd yet, so every
     // process mapping libruby, filtered in BPF to the command and its children.
     const pid = ctx.target.pid;
     // No pid to give and no BPF cookies (before 5.15): per process, below.
     const perProcess = pid === undefined && !hasBpfCookie();
-    const found = rubyGcLayout(binary);
     const layout = 'layout' in found ? found.layout : undefined;
     if (layout) ctx.log.verbose(`Ruby ${layout.version}: collections numbered and explained from the VM (vm->objspace at +0x${layout.vmObjspace.toString(16)}, profile.count at +0x${layout.count.toString(16)})`);
     else ctx.log.warn(`major/minor and the reason of each GC are not shown: ${'why' in found ? found.why : ''}`);

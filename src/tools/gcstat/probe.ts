@@ -5,6 +5,7 @@
 // (metrics.ts) both attach through here.
 import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { requireRubyProbes } from '../../core/linux/ruby.js';
+import { RbtraceError } from '../../core/errors.js';
 import type { BpfLink, BpfObject } from '../../core/bpf/object.js';
 import { SKELETON, type ProgramName, type Rodata } from '../../generated/gcstat.js';
 import type { RubyGcLayout } from './layout.js';
@@ -24,6 +25,17 @@ export const PATH_NOTE = 'USDT probes ruby:gc__{mark,sweep}__{begin,end} (uprobe
 /** The USDT GC probes must be in the binary's .note.stapsdt: else a one-line error saying how to get them. */
 export function checkGcProbes(binary: string | BinaryFile): void {
   requireRubyProbes(binary, PROBES.map((p) => p.name));
+}
+
+/** Why the binary lacks the GC probes (checkGcProbes's message), or undefined when it has them. */
+export function missingGcProbes(binary: BinaryFile): string | undefined {
+  try {
+    checkGcProbes(binary);
+    return undefined;
+  } catch (err) {
+    if (err instanceof RbtraceError) return err.message;
+    throw err;
+  }
 }
 
 /** Attach every GC probe of `binary`: to one process, or (pid undefined) to every process mapping it. */

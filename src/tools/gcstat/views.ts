@@ -101,3 +101,35 @@ export function collectionText(printer: ColumnPrinter, c: Collection): string {
 export function collectionRecord(c: Collection): object {
   return { time: new Date().toISOString(), kind: 'collection', ...c };
 }
+
+/** A row read from the VM's counters (a ruby without USDT probes): totals, no steps. */
+export interface VmRow {
+  time: string;
+  pid: number;
+  comm: string;
+  source: 'vm-counters';
+  collections: number;
+  major: number;
+  minor: number;
+  /** GC time in the interval, by the VM's own clocks (null: this version does not keep it). */
+  mark_ns: number | null;
+  sweep_ns: number | null;
+  gc_ns: number | null;
+  rss_bytes: number | null;
+  rss_peak_bytes: number | null;
+}
+
+export function vmPrinter(): ColumnPrinter {
+  return new ColumnPrinter([
+    { name: 'TIME', width: 8 }, { name: 'PID', width: 7, align: 'right' }, { name: 'COMM', width: 12 },
+    { name: 'GCS', width: 4, align: 'right' }, { name: 'MAJOR', width: 5, align: 'right' }, { name: 'MINOR', width: 5, align: 'right' },
+    { name: 'MARK ms', width: 8, align: 'right' }, { name: 'SWEEP ms', width: 8, align: 'right' }, { name: 'GC ms', width: 8, align: 'right' },
+    { name: 'RSS', width: 10, align: 'right' },
+  ]);
+}
+
+export function vmRowsText(printer: ColumnPrinter, time: string, rows: VmRow[]): string {
+  const opt = (ns: number | null) => (ns === null ? '-' : ms(ns));
+  return rows.map((r) => printer.row([time, r.pid, r.comm, r.collections, r.major, r.minor, opt(r.mark_ns), opt(r.sweep_ns), opt(r.gc_ns),
+    r.rss_bytes === null ? '-' : formatBytes(r.rss_bytes)])).join('');
+}
