@@ -106,8 +106,9 @@ test('-L times every function and the counts stay exact', async () => {
 
 test('-i: interval reports add up to the whole run', async () => {
   const cmd = ['/bin/sh', '-c', `${prog} 1; sleep 0.6; ${prog} 1`];
-  const [whole] = await traceCommand([], cmd);
-  const parts = await traceCommand(['-i', '0.2'], cmd);
+  // Children of the shell, counted from their first call: --all-processes.
+  const [whole] = await traceCommand(['--all-processes'], cmd);
+  const parts = await traceCommand(['--all-processes', '-i', '0.2'], cmd);
   assert.ok(parts.length >= 3, `several reports: ${parts.length}`);
   assert.equal(parts.filter((r) => r.final).length, 1);
   assert.ok(parts.slice(0, -1).every((r) => !r.final && (r as Rec & { interval_s: number }).interval_s === 0.2));
@@ -136,7 +137,7 @@ test('-p PID: only that process, from the moment of attach', async () => {
 });
 
 test('-P separates two concurrent processes', async () => {
-  const recs = await traceCommand(['-P'], ['/bin/sh', '-c', `${prog} 1 & ${prog} 2 & wait`]);
+  const recs = await traceCommand(['-P', '--all-processes'], ['/bin/sh', '-c', `${prog} 1 & ${prog} 2 & wait`]);
   const progs = recs.filter((r) => r.comm === 'allocs');
   assert.equal(progs.length, 2, JSON.stringify(recs.map((r) => [r.pid, r.comm])));
   assert.notEqual(progs[0].pid, progs[1].pid);

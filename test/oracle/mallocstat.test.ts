@@ -2,6 +2,8 @@
 // LD_PRELOAD shim built by the test (test/oracle/oracles.ts), on sqlite3,
 // a dash pipeline of gzip and wc (fork+exec, _exit), perl and python3 with
 // threads. The shim runs twice: its two runs show the program's variance.
+// --all-processes: the shim counts children from their first call, and so
+// must rbtrace (by default it probes a child from when it sees it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -75,7 +77,7 @@ for (const w of WORKLOADS) {
     const s1 = await runWithShim(w.argv, { env: shimRunEnv(w) });
     const s2 = await runWithShim(w.argv, { env: shimRunEnv(w) });
     assert.equal(s1.status, 0);
-    const r = await runRbtrace(['mallocstat', '--json', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
+    const r = await runRbtrace(['mallocstat', '--json', '--all-processes', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
     assert.equal(r.code, 0, r.stderr);
     const rec = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
     const ours = new Map(SHIM_FUNCS.map((f) => [f, rec.functions[f]?.count ?? 0]));
@@ -89,7 +91,7 @@ for (const w of WORKLOADS.slice(0, 2)) {
   test(`strlat --lib c --func malloc = LD_PRELOAD shim: ${w.name}`, async () => {
     const s1 = await runWithShim(w.argv, { env: shimRunEnv(w) });
     const s2 = await runWithShim(w.argv, { env: shimRunEnv(w) });
-    const r = await runRbtrace(['strlat', '--json', '--lib', 'c', '--func', 'malloc', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
+    const r = await runRbtrace(['strlat', '--json', '--all-processes', '--lib', 'c', '--func', 'malloc', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
     // strlat times every run of malloc, also those glibc's realloc(NULL, n)

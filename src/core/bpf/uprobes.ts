@@ -11,6 +11,7 @@ import { openFile, type BinaryFile } from '../linux/procfiles.js';
 import type { ToolContext, LoadSpec } from '../tool.js';
 import { BpfObject, type BpfLink } from './object.js';
 import type { Loaded } from './paths.js';
+import { CommandProbeFollower, FOLLOW_POLL_MS } from './follow-uprobes.js';
 import type { AnySkeleton, ProgramName, Skeleton } from '../skeleton/types.js';
 
 export interface ResolvedFunction {
@@ -283,8 +284,20 @@ export interface UserProbeSpec<S extends AnySkeleton = AnySkeleton> extends Omit
   note?: string;
   /** Programs to load (SEC("uprobe"), SEC("usdt"), ...): attached by attach(), not by SEC(). */
   programs: ProgramName<S>[];
-  /** Attach the programs once loaded; links belong to the object. */
-  attach(obj: BpfObject<S>): BpfLink[];
+  /**
+   * Attach the programs once loaded; links belong to the object. `pid`: put
+   * them in that process alone (the kernel then traps, and raises USDT
+   * semaphores, nowhere else); undefined: in every process mapping the binary.
+   */
+  attach(obj: BpfObject<S>, pid?: number): BpfLink[];
+  /** Programs that are not per process (tracepoints): attached once, before attach(). */
+  attachOnce?(obj: BpfObject<S>): BpfLink[];
+  /**
+   * attach() honours `pid`. Then -p passes its pid, and -- CMD the command's,
+   * with each descendant attached as the fork tracker reports it
+   * (follow-uprobes.ts), instead of every process on the host trapping.
+   */
+  attachPerProcess?: boolean;
 }
 
 /**
@@ -294,10 +307,22 @@ export interface UserProbeSpec<S extends AnySkeleton = AnySkeleton> extends Omit
  */
 export function loadUserProbes<S extends AnySkeleton>(ctx: ToolContext, spec: UserProbeSpec<S>): Loaded<S> & { userLinks: BpfLink[] } {
   checkUprobePrivileges();
+  const command = spec.attachPerProcess ? ctx.target.command : undefined;
+  const pid = spec.attachPerProcess ? ctx.target.pid ?? command?.pid : undefined;
   const loaded = ctx.load<S>({
     ...spec,
-    paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: (obj) => spec.attach(obj) }],
+    paths: [{ name: spec.pathName, programs: spec.programs, note: spec.note, attach: (obj) => [...spec.attachOnce?.(obj) ?? [], ...spec.attach(obj, pid)] }],
   });
+  if (command) {
+    ctx.log.verbose(`probes on the command's processes only (pid ${command.pid}, then each descendant within ${FOLLOW_POLL_MS} ms of its fork)`);
+    const follower = new CommandProbeFollower(loaded.obj as unknown as BpfObject, command.pid, (p) => spec.attach(loaded.obj, p), (line) => ctx.log.verbose(line));
+    follower.start(ctx.session);
+    ctx.session.onFinish(() => {
+      if (follower.followed === 0) return;
+      ctx.log.warn(`${follower.followed} child process(es) of the command were probed from when rbtrace saw them (within ~${FOLLOW_POLL_MS} ms of their fork): ` +
+        'their calls before that are not counted; --all-processes counts them from their first call, but makes every process on the host trap');
+    });
+  }
   return { ...loaded, userLinks: loaded.links };
 }
 

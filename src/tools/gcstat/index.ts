@@ -4,6 +4,7 @@
 // collect.ts drains the per-process stats and reads RSS, views.ts prints the
 // table, the live charts or NDJSON.
 import type { Command } from 'commander';
+import { ALL_PROCESSES_OPTION } from '../../core/bpf/follow-uprobes.js';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
 import { findLibrary, readComm } from '../../core/linux/process.js';
@@ -22,6 +23,7 @@ import {
 } from './views.js';
 
 export interface GcstatOptions {
+  allProcesses?: boolean;
   chart?: boolean;
   lib?: string;
   log?: boolean;
@@ -46,7 +48,8 @@ export default defineTool<GcstatOptions>({
       .option('--chart', 'live chart of RSS and GC time (the default on a terminal)')
       .option('--no-chart', 'rows instead of the live chart')
       .option('--log', 'one line per collection (major or minor, why, its mark and sweep steps) instead of rows per interval')
-      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
+      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s')
+      .option(...ALL_PROCESSES_OPTION);
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt per process' },
   figures: GCSTAT,
@@ -87,7 +90,9 @@ export default defineTool<GcstatOptions>({
       pathName: 'usdt',
       note: PATH_NOTE,
       programs: PROGRAMS,
-      attach: (o) => (perProcess ? [] : attachGcProbes(o, binary, pid)),
+      // -p and -- CMD: in the target's processes only (loadUserProbes).
+      attachPerProcess: !perProcess && !opts.allProcesses,
+      attach: (o, p) => (perProcess ? [] : attachGcProbes(o, binary, p)),
     });
     if (perProcess) {
       ctx.log.verbose(`no BPF cookies on this kernel (5.15+), so USDT in a shared library attaches per process: each ruby mapping ${binary} now, ` +

@@ -8,6 +8,7 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { loadUserProbes } from '../../core/bpf/uprobes.js';
+import { ALL_PROCESSES_OPTION } from '../../core/bpf/follow-uprobes.js';
 import { UsageError } from '../../core/errors.js';
 import { escapeForTerminal } from '../../core/output/format.js';
 import { integerParser, secondsParser } from '../../core/parsers.js';
@@ -19,6 +20,7 @@ import { CountsCollector, emptyReport, LeakCollector } from './collect.js';
 import { leaksJson, leakWarnings, renderLeaks, renderReport, reportRecord, TEXT_GROUPS } from './views.js';
 
 export interface MallocstatOptions {
+  allProcesses?: boolean;
   latency?: boolean;     // -L
   perProcess?: boolean;  // -P
   lib?: string;
@@ -46,6 +48,7 @@ export default defineTool<MallocstatOptions>({
       .option('-P, --per-process', 'one report per process')
       .option('--lib <lib>', 'the allocator: a library name or path (default: the libc the target uses)')
       .option('--prefix <prefix>', "prefix of the allocator's function names (e.g. je_)", '')
+      .option(...ALL_PROCESSES_OPTION)
       .option('--leaks', 'also report blocks not freed at the end (and each -i), by allocating stack, largest first')
       .addOption(new Option('--older <secs>', 'with --leaks: only blocks allocated at least this long before the report')
         .argParser(secondsParser('--older', { min: 0 })))
@@ -72,10 +75,7 @@ export default defineTool<MallocstatOptions>({
     if (missing.length) ctx.log.verbose(`not in ${binary} (not probed): ${missing.join(', ')}`);
     for (const p of probed) if (p.aliases.length) ctx.log.verbose(`${p.aliases.join(', ')}: same code as ${p.name} in ${binary}, counted as ${p.name}`);
 
-    // -p: the kernel puts breakpoints in that process only. -- CMD follows
-    // descendants, so probes cover every process and BPF filters by pid.
-    const uprobePid = ctx.target.pid ?? -1;
-    const loaded = loadUserProbes(ctx, uprobeSpec(binary, probed, { perProcess: Boolean(opts.perProcess), leaks, maxAllocs, uprobePid }));
+    const loaded = loadUserProbes(ctx, uprobeSpec(binary, probed, { perProcess: Boolean(opts.perProcess), leaks, maxAllocs, allProcesses: Boolean(opts.allProcesses) }));
     const returns = returnsOf(probed, leaks);
     ctx.log.verbose(`uprobes on ${probed.map((p) => `${p.symbol}@0x${p.offset.toString(16)}${p.timed ? ' (timed)' : returns.includes(p) ? ' (return)' : ''}`).join(', ')}`);
     let tracker: LeakCollector | undefined;

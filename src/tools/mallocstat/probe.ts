@@ -15,8 +15,8 @@ export interface ProbeOptions {
   perProcess: boolean;
   leaks: boolean;
   maxAllocs: number;
-  /** -p: the kernel puts breakpoints in that process only; -1 for every process (BPF filters -- CMD's by pid). */
-  uprobePid: number;
+  /** --all-processes: with -- CMD, probes in every process (see follow-uprobes.ts). */
+  allProcesses: boolean;
 }
 
 /** Before load: the live map sized to --max-allocs, and the stack map only as large as the mode needs. */
@@ -43,16 +43,20 @@ export function uprobeSpec(binary: BinaryFile, probed: ProbedFunction[], o: Prob
     programs: [...probed.map((p) => p.program), 'ms_return', 'ms_exit', ...(o.leaks ? ['ms_exec' as const] : [])],
     rodata: { per_process: o.perProcess, self_tgid: process.pid, timed_mask: timedMask, ret_mask: retMask, leaks: o.leaks },
     configure: (obj) => configureLeaks(obj, o.leaks, o.maxAllocs),
-    attach: (obj) => {
-      const links: BpfLink[] = [];
+    attachOnce: (obj) => [
       // Before any entry: a thread's `active` entry must go with the thread.
-      links.push(obj.program('ms_exit').attachRawTracepoint('sched_process_exit'));
-      if (o.leaks) links.push(obj.program('ms_exec').attachRawTracepoint('sched_process_exec'));
+      obj.program('ms_exit').attachRawTracepoint('sched_process_exit'),
+      ...(o.leaks ? [obj.program('ms_exec').attachRawTracepoint('sched_process_exec')] : []),
+    ],
+    // -p and -- CMD: breakpoints in the target's processes only (loadUserProbes).
+    attachPerProcess: !o.allProcesses,
+    attach: (obj, pid) => {
+      const links: BpfLink[] = [];
       // Returns first: an entry recorded in `active` must never miss its return.
       for (const p of returns) {
-        links.push(obj.program('ms_return').attachUprobe({ binary, offset: p.offset, retprobe: true, pid: o.uprobePid }));
+        links.push(obj.program('ms_return').attachUprobe({ binary, offset: p.offset, retprobe: true, pid: pid ?? -1 }));
       }
-      for (const p of probed) links.push(obj.program(p.program).attachUprobe({ binary, offset: p.offset, pid: o.uprobePid }));
+      for (const p of probed) links.push(obj.program(p.program).attachUprobe({ binary, offset: p.offset, pid: pid ?? -1 }));
       return links;
     },
   };

@@ -4,6 +4,7 @@
 // ruby's libruby; collect.ts reads the counts; vmflags.ts reads the VM's
 // event flags from the process; views.ts prints them.
 import { Option, type Command } from 'commander';
+import { ALL_PROCESSES_OPTION } from '../../core/bpf/follow-uprobes.js';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
 import { integerParser } from '../../core/parsers.js';
@@ -19,6 +20,7 @@ import { VmFlagsReader, type VmEventFlags } from './vmflags.js';
 import { callsFigures, callsRecord, callsText, rubyProbesNote, shownCalls, type ViewMode } from './views.js';
 
 export interface RubycallsOptions {
+  allProcesses?: boolean;
   latency?: boolean;
   process?: boolean;
   top?: number;
@@ -47,7 +49,8 @@ export default defineTool<RubycallsOptions>({
       .option('-P, --process', 'per process (pid) as well as per method')
       .addOption(new Option('-T, --top <n>', 'print the top N methods (default 10)').argParser(integerParser('-T', { min: 1, max: 1000000, example: '20' })))
       .option('--all', 'print every method')
-      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
+      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s')
+      .option(...ALL_PROCESSES_OPTION);
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt with -p only' },
   figures: RUBYCALLS,
@@ -62,7 +65,6 @@ export default defineTool<RubycallsOptions>({
   run(ctx, opts) {
     if (opts.all && opts.top !== undefined) throw new UsageError('-T and --all cannot be used together', 'pick one');
     const mode: ViewMode = { byProcess: Boolean(opts.process), latency: Boolean(opts.latency), top: opts.all ? Infinity : opts.top ?? 10 };
-    const pid = ctx.target.pid;
     const binary = rubyTargetBinary(ctx.target, opts.lib, probesFor(true).map((p) => p.name));
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
@@ -71,7 +73,9 @@ export default defineTool<RubycallsOptions>({
       programs: probesFor(mode.latency).map((p) => p.program),
       rodata: callsRodata(mode),
       configure: (o) => sizeMaps(o, mode.latency),
-      attach: (o) => attachCallProbes(o, binary, mode.latency, pid),
+      // -p and -- CMD: semaphores raised in the target's processes only.
+      attachPerProcess: !opts.allProcesses,
+      attach: (o, p) => attachCallProbes(o, binary, mode.latency, p),
     });
     const collector = new CallsCollector(obj);
     const vm = new VmFlagsReader(binary);

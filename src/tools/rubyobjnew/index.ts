@@ -3,6 +3,7 @@
 // BPF. probe.ts attaches src/bpf/rubyobjnew.bpf.c to the ruby's libruby;
 // collect.ts reads the counts; views.ts prints them.
 import { Option, type Command } from 'commander';
+import { ALL_PROCESSES_OPTION } from '../../core/bpf/follow-uprobes.js';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
 import { integerParser } from '../../core/parsers.js';
@@ -17,6 +18,7 @@ import { AllocsCollector } from './collect.js';
 import { allocsFigures, allocsRecord, allocsText, shownAllocs, type ViewMode } from './views.js';
 
 export interface RubyobjnewOptions {
+  allProcesses?: boolean;
   site?: boolean;
   process?: boolean;
   top?: number;
@@ -44,7 +46,8 @@ export default defineTool<RubyobjnewOptions>({
         .argParser(integerParser('--sample', { min: 1, max: 1000000, example: '100' })))
       .addOption(new Option('-T, --top <n>', 'print the top N rows (default 10)').argParser(integerParser('-T', { min: 1, max: 1000000, example: '20' })))
       .option('--all', 'print every row')
-      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s');
+      .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s')
+      .option(...ALL_PROCESSES_OPTION);
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt with -p only' },
   figures: RUBYOBJNEW,
@@ -59,7 +62,6 @@ export default defineTool<RubyobjnewOptions>({
   run(ctx, opts) {
     if (opts.all && opts.top !== undefined) throw new UsageError('-T and --all cannot be used together', 'pick one');
     const mode: ViewMode = { byProcess: Boolean(opts.process), bySite: Boolean(opts.site), top: opts.all ? Infinity : opts.top ?? 10, sample: opts.sample ?? 1 };
-    const pid = ctx.target.pid;
     const binary = rubyTargetBinary(ctx.target, opts.lib, PROBES.map((p) => p.name));
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
@@ -67,7 +69,9 @@ export default defineTool<RubyobjnewOptions>({
       note: PATH_NOTE,
       programs: PROBES.map((p) => p.program),
       rodata: allocsRodata(mode),
-      attach: (o) => attachAllocProbes(o, binary, pid),
+      // -p and -- CMD: semaphores raised in the target's processes only.
+      attachPerProcess: !opts.allProcesses,
+      attach: (o, p) => attachAllocProbes(o, binary, p),
     });
     const collector = new AllocsCollector(obj, mode.bySite);
     if (!opts.json && !ctx.target.following) {

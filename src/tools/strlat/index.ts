@@ -5,6 +5,7 @@
 // src/bpf/strlat.bpf.c; collect.ts reads its per-function figures at each
 // report (-i) or at the end, and views.ts prints histograms and summaries.
 import { Option, type Command } from 'commander';
+import { ALL_PROCESSES_OPTION } from '../../core/bpf/follow-uprobes.js';
 import { defineTool } from '../../core/tool.js';
 import { UsageError } from '../../core/errors.js';
 import { plural } from '../../core/output/format.js';
@@ -20,6 +21,7 @@ export type { StrlatReport } from './collect.js';
 export { MAX_FUNCS };
 
 export interface StrlatOptions {
+  allProcesses?: boolean;
   func?: string;
   lib?: string;
   kfunc?: string;
@@ -95,6 +97,7 @@ export default defineTool<StrlatOptions>({
     cmd
       .option('--func <symbols>', `function(s) to time: a name (raw or demangled), a list a,b, or a pattern such as 'rb_str_*', LIB:NAME as --lib LIB (default ${DEFAULT_FUNC})`)
       .option('--lib <path|name>', 'binary or library holding it: a path, or a name such as c or ruby (default: the target\'s executable if it has --func, else its libruby)')
+      .option(...ALL_PROCESSES_OPTION)
       .option('--kfunc <name>', 'time a kernel function instead (fentry/fexit, else kprobe/kretprobe)')
       .option('-u, --microseconds', 'histogram in microseconds')
       .option('-m, --milliseconds', 'histogram in milliseconds')
@@ -124,7 +127,7 @@ export default defineTool<StrlatOptions>({
       checkKernelOptions(opts);
       probed = probeKernel(ctx, opts.kfunc, { unit, sizeArg: 0, stacks: stack });
     } else {
-      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib, named: opts.func !== undefined }, { unit, sizeArg: sizeArgOf(opts), stacks: stack });
+      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib, named: opts.func !== undefined, allProcesses: Boolean(opts.allProcesses) }, { unit, sizeArg: sizeArgOf(opts), stacks: stack });
     }
     const { obj, funcs } = probed;
     const sizeArg = probed.binary ? sizeArgOf(opts) : 0;

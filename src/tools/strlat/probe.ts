@@ -182,6 +182,8 @@ export interface UserQuery {
   several: boolean;
   lib?: string;
   named?: boolean;
+  /** --all-processes (follow-uprobes.ts). */
+  allProcesses?: boolean;
 }
 
 /** The binary `query` is looked for in, and why that one (for -v). */
@@ -215,10 +217,11 @@ export function probeUser(ctx: ToolContext, user: UserQuery, wants: ProbeWants):
     programs: [entry, ret],
     rodata: rodataOf(wants),
     configure: (o) => sizeMaps(o, named.length, wants.stacks),
-    // -p: the kernel filters by pid (other processes never trap). -- CMD
-    // and no target: every process mapping the binary; BPF filters.
-    attach: (o) => named.flatMap((n, i) => n.funcs.flatMap((f) => {
-      const at = { binary, offset: f.offset, pid: ctx.target.pid, ...(several ? { cookie: BigInt(i) } : {}) };
+    // -p and -- CMD: the kernel puts breakpoints in the target's processes
+    // only (loadUserProbes); no target: every process mapping the binary.
+    attachPerProcess: !user.allProcesses,
+    attach: (o, pid) => named.flatMap((n, i) => n.funcs.flatMap((f) => {
+      const at = { binary, offset: f.offset, pid, ...(several ? { cookie: BigInt(i) } : {}) };
       return [o.program(entry).attachUprobe(at), o.program(ret).attachUprobe({ ...at, retprobe: true })];
     })),
   }));
