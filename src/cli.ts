@@ -9,7 +9,7 @@ import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RbtraceError, errorLine } from './co
 import { checkBtf, checkPrivileges } from './core/linux/system.js';
 import { createColor } from './core/output/color.js';
 import { Output } from './core/output/stdout.js';
-import { openOutputStream } from './core/output/file.js';
+import { reportSink } from './core/output/sink.js';
 import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
@@ -49,10 +49,8 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   const prefix = `rbtrace ${def.name}`;
   verboseErrors = opts.verbose;
   echoLibbpfLog(Boolean(opts.verbose) && process.env.RBTRACE_LIBBPF_LOG === '1');
-  // Where the report goes (text or --json): -o FILE, else stdout.
-  const sink: { stream: NodeJS.WriteStream; name: string } = opts.output !== undefined
-    ? { stream: openOutputStream(opts.output) as unknown as NodeJS.WriteStream, name: opts.output }
-    : { stream: process.stdout, name: 'stdout' };
+  // Where the report goes (text or --json): -o FILE, -o - (stdout), stderr with -- CMD, else stdout.
+  const sink = reportSink(opts.output, opts.command.length > 0);
   const out = new Output(Boolean(opts.json), sink.stream, sink.name);
   const color = createColor(sink.stream, { noColor: opts.color === false });
   const log = makeLogger(prefix, Boolean(opts.verbose));
