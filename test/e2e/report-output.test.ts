@@ -51,7 +51,8 @@ test('syscount -- sh -c "echo hello": stdout is exactly the command\'s, the tabl
   // Without a command, stdout as ever; -i reports follow the same stream as the final one.
   const system = await runRbtrace(['syscount', '--no-strace', '-i', '0.3', '-d', '0.7']);
   assert.equal(system.code, 0, system.stderr);
-  assert.equal(system.stdout.match(/^\[\d\d:\d\d:\d\d\]$/gm)?.length, 3, system.stdout);
+  assert.ok((system.stdout.match(/^\[\d\d:\d\d:\d\d\]$/gm)?.length ?? 0) >= 2, system.stdout);
+  assert.doesNotMatch(system.stderr, /SYSCALL/);
   const intervals = await runRbtrace(['syscount', '--no-strace', '-i', '0.3', '--', 'sleep', '0.7']);
   assert.equal(intervals.code, 0, intervals.stderr);
   assert.equal(intervals.stdout, '');
