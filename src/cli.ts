@@ -101,7 +101,7 @@ export async function buildProgram(wanted: (name: string) => boolean, runDef?: T
     // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
     .enablePositionalOptions()
     .exitOverride()
-    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
+    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nReports go to stdout; with -- CMD to stderr (the command owns stdout): -o FILE, or -o - for stdout.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
   addGlobalOptions(program);
   const tools = new Map<string, ToolCommand>();
   for (const entry of TOOLS) {
