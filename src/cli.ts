@@ -9,7 +9,7 @@ import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RbtraceError, errorLine } from './co
 import { checkBtf, checkPrivileges } from './core/linux/system.js';
 import { createColor } from './core/output/color.js';
 import { Output } from './core/output/stdout.js';
-import { openOutputStream } from './core/output/file.js';
+import { reportSink } from './core/output/sink.js';
 import { Target } from './core/target.js';
 import { Session } from './core/session.js';
 import { createContext, type Logger, type ToolDefinition } from './core/tool.js';
@@ -49,10 +49,8 @@ async function runTool(def: ToolDefinition<any>, opts: CommonOptions & Record<st
   const prefix = `rbtrace ${def.name}`;
   verboseErrors = opts.verbose;
   echoLibbpfLog(Boolean(opts.verbose) && process.env.RBTRACE_LIBBPF_LOG === '1');
-  // Where the report goes (text or --json): -o FILE, else stdout.
-  const sink: { stream: NodeJS.WriteStream; name: string } = opts.output !== undefined
-    ? { stream: openOutputStream(opts.output) as unknown as NodeJS.WriteStream, name: opts.output }
-    : { stream: process.stdout, name: 'stdout' };
+  // Where the report goes (text or --json): -o FILE, -o - (stdout), stderr with -- CMD, else stdout.
+  const sink = reportSink(opts.output, opts.command.length > 0);
   const out = new Output(Boolean(opts.json), sink.stream, sink.name);
   const color = createColor(sink.stream, { noColor: opts.color === false });
   const log = makeLogger(prefix, Boolean(opts.verbose));
@@ -103,7 +101,7 @@ export async function buildProgram(wanted: (name: string) => boolean, runDef?: T
     // Options before the tool's name are rbtrace's (the global ones), after it the tool's.
     .enablePositionalOptions()
     .exitOverride()
-    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
+    .addHelpText('after', `\nGlobal options (before or after the tool's name): --json, -v/--verbose, --no-color.\nReports go to stdout; with -- CMD to stderr (the command owns stdout): -o FILE, or -o - for stdout.\nRun 'rbtrace <tool> --help' for a tool's options, 'man rbtrace' for the manual.\nExit status: 0 success or Ctrl-C, 1 runtime error, 2 usage error; with -- CMD, CMD's status;\n3 a failed --assert or a regression over --baseline (when all else succeeded).`);
   addGlobalOptions(program);
   const tools = new Map<string, ToolCommand>();
   for (const entry of TOOLS) {

@@ -50,6 +50,12 @@ export class Running {
   }
 }
 
+/**
+ * `-o -`: with -- CMD, the report on stdout (its default there is stderr,
+ * the command owning stdout), for checks that read it there.
+ */
+export const REPORT_ON_STDOUT: readonly string[] = ['-o', '-'];
+
 /** Start rbtrace (as `node bin/rbtrace ARGS`). */
 export function startRbtrace(args: string[], opts: { env?: NodeJS.ProcessEnv; stdin?: 'ignore' | 'pipe'; cwd?: string } = {}): Running {
   const child = spawn(process.execPath, [RBTRACE, ...args], {

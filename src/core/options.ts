@@ -10,6 +10,7 @@ import { parseUser } from './linux/user.js';
 import { addReportOptions, type ReportOptions } from './report/options.js';
 import { resolveCgroupDir, type CgroupDir } from './linux/cgroup.js';
 import { checkOutputPath, REPORT_FILE } from './output/file.js';
+import { STDOUT_OPERAND } from './output/sink.js';
 
 export interface CommonOptions extends ReportOptions {
   pid?: number;
@@ -23,7 +24,7 @@ export interface CommonOptions extends ReportOptions {
   user?: string;
   /** --cgroup DIR: only tasks in this cgroup v2 directory and below. */
   cgroup?: CgroupDir;
-  /** -o FILE: the report (text or --json) goes there, not to stdout. */
+  /** -o FILE: the report (text or --json) goes there; '-' is stdout (src/core/output/sink.ts). */
   output?: string;
   /** argv after `--` */
   command: string[];
@@ -63,7 +64,7 @@ export function parseUint(flag: string, max = 0xffffffff) {
  */
 export function addGlobalOptions(cmd: Command): Command {
   return cmd
-    .option('--json', 'NDJSON on stdout: one object per line')
+    .option('--json', 'NDJSON, one object per line, where the report goes (stdout; stderr with -- CMD, unless -o)')
     .option('-v, --verbose', 'say which attach path is used; libbpf\'s log (the verifier\'s) and stack traces on errors')
     .option('--no-color', 'no colour, even on a terminal (NO_COLOR does the same)');
 }
@@ -95,8 +96,8 @@ export function addCommonOptions(
       cmd.addOption(new Option(FLAGS[name]).hideHelp().argParser(() => refuse(cmd.name(), name, whyNot[name])));
     }
   }
-  cmd.addOption(new Option('-o, --output <file>', 'write the report (text or --json) to FILE, not stdout (which -- CMD shares with the command)')
-    .argParser((t) => checkOutputPath(t, REPORT_FILE)));
+  cmd.addOption(new Option('-o, --output <file>', 'write the report (text or --json) to FILE, or stdout with -o - (default: stdout; with -- CMD stderr, the command owning stdout)')
+    .argParser((t) => (t === STDOUT_OPERAND ? t : checkOutputPath(t, REPORT_FILE))));
   cmd.option('--cgroup <dir>', 'trace only tasks in this cgroup v2 directory (and below it)', (v) => resolveCgroupDir(v));
   if (honours.includes('command')) {
     // Long form only: -u is taken by execsnoop (bcc's uid filter) and strlat (microseconds).

@@ -4,8 +4,9 @@
 //
 // The rules (man/rbtrace.8, EXIT STATUS and SIGNALS), the same for every tool:
 // - The run ends when the target ends (the command exits, the -p process
-//   goes away), -d elapses, a stop signal arrives, stdout's reader goes
-//   away, a write or other error happens, or the tool calls stop().
+//   goes away), -d elapses, a stop signal arrives, the report's reader
+//   goes away (stdout's, or stderr's with -- CMD), a write or other error
+//   happens, or the tool calls stop().
 // - SIGINT, SIGTERM, SIGHUP, SIGQUIT without a command: stop now. With a
 //   command still running: pass the signal on to it (not a SIGINT/SIGQUIT
 //   the terminal already sent it), keep tracing until it exits, then stop
@@ -13,7 +14,7 @@
 // - Ending for any other reason while the command runs: SIGTERM to it,
 //   SIGKILL after GRACE_MS, wait for it, then stop. (If rbtrace itself is
 //   killed, the gate's parent-death signal kills the command.)
-// - Then: drain ring buffers, print the final summary (not when stdout is
+// - Then: drain ring buffers, print the final summary (not when its stream is
 //   gone, nor on a terminal that hung up), release every resource in
 //   reverse order. Exit status: the command's if there is one (128+N for
 //   signal N), else 0; 1 after an error (a failed write included).
@@ -109,7 +110,7 @@ export class Session {
     if (defaultSec !== undefined) this.defaultIntervalSec = defaultSec;
   }
 
-  /** Called once at the end, for the final summary (not if stdout is gone). */
+  /** Called once at the end, for the final summary (not if the report's stream is gone). */
   onFinish(fn: (reason: StopReason) => void): void {
     this.finishHandlers.push(fn);
   }
@@ -237,7 +238,7 @@ export class Session {
 
   private async finish(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    // rbtrace ends before the command (-d, stdout gone, an error): stop it
+    // rbtrace ends before the command (-d, the report's reader gone, an error): stop it
     // and wait for it, so that it does not run on untraced.
     const cmd = this.opts.target.command;
     let cmdStatus: ExitStatus | undefined;

@@ -25,19 +25,20 @@ int main(void) {
   return 0;
 }`, 'busy', ['-O1', '-fno-omit-frame-pointer', '-include', 'fcntl.h']);
 
-const folded = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => l.slice(0, l.lastIndexOf(' ')).split(';').slice(1));
+// With -- CMD the stacks are on stderr (the command owns stdout), after the "Sampling..." banner.
+const folded = (text: string) => text.trim().split('\n').filter((l) => l.includes(';')).map((l) => l.slice(0, l.lastIndexOf(' ')).split(';').slice(1));
 
 test('profile -f -U: folded stacks with no kernel frame; -f -K: kernel frames only', async () => {
   const user = await runRbtrace(['profile', '-f', '-U', '-F', '199', '--', BUSY], { timeoutMs: 30000 });
   assert.equal(user.code, 0, user.stderr);
-  const ustacks = folded(user.stdout);
-  assert.ok(ustacks.some((s) => s.includes('busy')), `busy() sampled: ${user.stdout}`);
+  const ustacks = folded(user.stderr);
+  assert.ok(ustacks.some((s) => s.includes('busy')), `busy() sampled: ${user.stderr}`);
   for (const s of ustacks) assert.ok(s.every((f) => !f.endsWith('_[k]')), `-U: no kernel frame in ${s.join(';')}`);
 
   const kernel = await runRbtrace(['profile', '-f', '-K', '-F', '199', '--', BUSY], { timeoutMs: 30000 });
   assert.equal(kernel.code, 0, kernel.stderr);
-  const kstacks = folded(kernel.stdout);
-  assert.ok(kstacks.some((s) => s.some((f) => f.endsWith('_[k]'))), `kernel stacks of the write()s: ${kernel.stdout}`);
+  const kstacks = folded(kernel.stderr);
+  assert.ok(kstacks.some((s) => s.some((f) => f.endsWith('_[k]'))), `kernel stacks of the write()s: ${kernel.stderr}`);
   // A sample taken in user mode has no kernel stack: "[user]", never a user frame.
   for (const s of kstacks) assert.ok(s.every((f) => f.endsWith('_[k]') || f === '[user]'), `-K: kernel frames only in ${s.join(';')}`);
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
@@ -57,13 +58,13 @@ const blocks = (text: string) => text.split('\n').filter((l) => /^ {2}\S.* in [\
 test('mallocstat --leaks -T 1: the largest stack only, and how many are left out', async () => {
   const all = await runRbtrace(['mallocstat', '--no-color', '--leaks', '--', LEAKS], { timeoutMs: 30000 });
   assert.equal(all.code, 0, all.stderr);
-  assert.ok(blocks(all.stdout).length >= 3, all.stdout);
+  assert.ok(blocks(all.stderr).length >= 3, all.stderr);
   const top = await runRbtrace(['mallocstat', '--no-color', '--leaks', '-T', '1', '--', LEAKS], { timeoutMs: 30000 });
   assert.equal(top.code, 0, top.stderr);
-  const shown = blocks(top.stdout);
-  assert.equal(shown.length, 1, top.stdout);
+  const shown = blocks(top.stderr);
+  assert.equal(shown.length, 1, top.stderr);
   assert.match(shown[0], /^ {2}160 KiB in 40 allocations/, 'leak_a: 40 x 4096 bytes, the largest');
-  assert.match(top.stdout, new RegExp(`\\.\\.\\. ${blocks(all.stdout).length - 1} more stacks \\(-T N shows more`));
+  assert.match(top.stderr, new RegExp(`\\.\\.\\. ${blocks(all.stderr).length - 1} more stacks \\(-T N shows more`));
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
@@ -79,7 +80,7 @@ const lastReport = (stdout: string): StrlatReport => JSON.parse(stdout.trim().sp
 test('strlat --func FUNC -- ./app: the function of the executable itself, said with -v', async () => {
   const r = await runRbtrace(['strlat', '--json', '-v', '--func', 'work', '--', APP, '1234'], { timeoutMs: 30000 });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(lastReport(r.stdout).count, 1234, 'work() is called exactly 1234 times');
+  assert.equal(lastReport(r.stderr).count, 1234, 'work() is called exactly 1234 times');
   assert.match(r.stderr, new RegExp(`looking for work in ${APP}: the command's executable defines it`));
   // Not in the executable (ruby's binary links libruby): the Ruby it uses.
   const ruby = await runRbtrace(['strlat', '--json', '-v', '--func', 'rb_str_new', '--', 'ruby', '--disable-gems', '-e', '1'], { timeoutMs: 30000 });
@@ -93,7 +94,7 @@ test('strlat --func c:malloc: funclatency\'s LIB:FUNC, the count the LD_PRELOAD 
   const shim = await runWithShim(cmd);
   const r = await runRbtrace(['strlat', '--json', '--func', 'c:malloc', '--', ...cmd], { timeoutMs: 30000 });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(lastReport(r.stdout).count, shim.total.malloc);
+  assert.equal(lastReport(r.stderr).count, shim.total.malloc);
   assert.ok(shim.total.malloc >= 800, 'one malloc per work() call at least');
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });

@@ -78,7 +78,8 @@ for (const path of ['tp_btf', 'raw_tp']) {
 
 test('--events (biosnoop) -Q -- CMD: one line per I/O of the command, at the sectors dd was given', async () => {
   // A write by another process in the same run is not the command's: absent.
-  const r = startRbtrace(['biolatency', '-v', '--json', '--events', '-Q', '--disk', DISK, '--',
+  // -o -: the records alone on stdout (dd prints nothing there), -v's chatter on stderr.
+  const r = startRbtrace(['biolatency', '-v', '--json', '--events', '-Q', '--disk', DISK, '-o', '-', '--',
     'dd', `if=${LOOP}`, 'of=/dev/null', 'bs=8k', 'count=25', 'skip=40', 'iflag=direct', 'status=none']);
   const other = setInterval(() => dd(['if=/dev/zero', `of=${LOOP}`, 'bs=4k', 'count=1', 'seek=5000', 'oflag=direct']), 20);
   const f = await r.finished;

@@ -39,14 +39,17 @@ function oracle(env: NodeJS.ProcessEnv): Buffer {
   return r.stdout;
 }
 
-/** Run DUMP under `rbtrace TOOL` with this environment: what it got. */
-function traced(tool: string, env: NodeJS.ProcessEnv, argv: string[] = [DUMP]): { env: Buffer; argv: Buffer; stdout: string; stderr: string } {
-  const envFile = join(DIR, `${tool}.env`), argvFile = join(DIR, `${tool}.argv`);
-  const r = spawnSync(process.execPath, [RBTRACE, tool, '--json', '--', argv[0], envFile, argvFile, ...argv.slice(1)], {
+/**
+ * Run DUMP under `rbtrace TOOL` with this environment: what it got, and the
+ * report (-o FILE: stderr then holds only what rbtrace and its gate say).
+ */
+function traced(tool: string, env: NodeJS.ProcessEnv, argv: string[] = [DUMP]): { env: Buffer; argv: Buffer; report: string; stderr: string } {
+  const envFile = join(DIR, `${tool}.env`), argvFile = join(DIR, `${tool}.argv`), reportFile = join(DIR, `${tool}.report`);
+  const r = spawnSync(process.execPath, [RBTRACE, tool, '--json', '-o', reportFile, '--', argv[0], envFile, argvFile, ...argv.slice(1)], {
     env, encoding: 'utf8', timeout: 60000,
   });
   assert.equal(r.status, 0, `rbtrace ${tool}: ${r.stderr}`);
-  return { env: readFileSync(envFile), argv: readFileSync(argvFile), stdout: r.stdout, stderr: r.stderr };
+  return { env: readFileSync(envFile), argv: readFileSync(argvFile), report: readFileSync(reportFile, 'utf8'), stderr: r.stderr };
 }
 
 /** NUL-terminated strings, for readable failure messages. */
@@ -118,7 +121,7 @@ test('CMD gets variables perl and bash would obey, odd bytes and a long value un
     assert.doesNotMatch(t.stderr, /perl|locale|PerlIO|bash/i, 'the gate said nothing');
     if (tool === 'execsnoop') {
       // Exactly one exec shown: the command's, with its argv.
-      const execs = t.stdout.trim().split('\n').map((l) => JSON.parse(l) as { filename: string; args: string[] });
+      const execs = t.report.trim().split('\n').map((l) => JSON.parse(l) as { filename: string; args: string[] });
       assert.deepEqual(execs.map((e) => [e.filename, e.args.length]), [[DUMP, 3]]);
     }
   }
@@ -161,7 +164,7 @@ test('CMD starts with the signal mask and ignored signals it gets without rbtrac
   assert.match(plain.stdout, /^SigBlk:\s+0+\nSigIgn:\s+0+\n$/, 'Node starts it with nothing blocked or ignored');
   const r = spawnSync(process.execPath, [RBTRACE, 'execsnoop', '--json', '--', ...argv], { encoding: 'utf8', timeout: 60000 });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('Sig')).join('\n') + '\n', plain.stdout);
+  assert.equal(r.stdout, plain.stdout, 'stdout is grep\'s alone: the records are on stderr');
 });
 
 test('an exec the kernel refuses: one execve counted, one line, the status bash\'s exec gives', () => {
@@ -178,7 +181,8 @@ test('an exec the kernel refuses: one execve counted, one line, the status bash\
     [foreign, 126, /^rbtrace: cannot run .*foreign-elf: Exec format error$/],
     [script, 127, /^rbtrace: cannot run .*no-interpreter: bad interpreter \(#! line\): No such file or directory$/],
   ] as [string, number, RegExp][]) {
-    const r = spawnSync(process.execPath, [RBTRACE, 'syscount', '--json', '--all', '--', file], { encoding: 'utf8', timeout: 60000 });
+    // -o -: the report on stdout, stderr for the one error line.
+    const r = spawnSync(process.execPath, [RBTRACE, 'syscount', '--json', '--all', '-o', '-', '--', file], { encoding: 'utf8', timeout: 60000 });
     assert.equal(r.status, status, r.stderr);
     assert.match(r.stderr.trimEnd(), msg);
     assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);

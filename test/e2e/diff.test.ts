@@ -200,8 +200,8 @@ test('--save from every tracing tool is read by rbtrace diff; other files and mi
   const mixed = await runRbtrace(['diff', file('m100.json'), file('sc1.json')]);
   assert.equal(mixed.code, 2);
   assert.match(mixed.stderr, /^rbtrace diff: .*m100\.json is a mallocstat run, .*sc1\.json a syscount run \(compare two runs of one tool\)\n$/);
-  const nd = await runRbtrace(['mallocstat', '--json', '--', prog, '1']);
-  writeFileSync(file('ndjson.json'), nd.stdout);
+  const nd = await runRbtrace(['mallocstat', '--json', '-o', file('ndjson.json'), '--', prog, '1']);
+  assert.equal(nd.code, 0, nd.stderr);
   const notSave = await runRbtrace(['diff', file('ndjson.json'), file('m100.json')]);
   assert.equal(notSave.code, 2);
   assert.match(notSave.stderr, /^rbtrace diff: BEFORE: .*ndjson\.json is not an rbtrace saved run .*\n$/);

@@ -62,11 +62,12 @@ for (const [label, name, shown] of [['escape sequence', OSC, OSC_SHOWN], ['U+202
   test(`syscount -P: a comm renamed to an ${label} is printed escaped`, async () => {
     const r = await runRbtrace(['syscount', '-P', '--all', '--', RENAMER, hex(name)]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.includes(shown), `the escaped name is shown:\n${r.stdout}`);
+    assert.ok(r.stderr.includes(shown), `the escaped name is shown:\n${r.stderr}`);
     assertClean(r.stdout, 'stdout');
     assertClean(r.stderr, 'stderr');
     // JSON keeps the name exactly (JSON's own escaping).
-    const j = await runRbtrace(['syscount', '-P', '--all', '--json', '--', RENAMER, hex(name)]);
+    // -o -: the records alone on stdout (the renamer prints nothing).
+    const j = await runRbtrace(['syscount', '-P', '--all', '--json', '-o', '-', '--', RENAMER, hex(name)]);
     assert.equal(j.code, 0, j.stderr);
     const comms = j.stdout.trim().split('\n').flatMap((l) => (JSON.parse(l) as { processes: { comm: string }[] }).processes.map((p) => p.comm));
     assert.ok(comms.includes(name), `JSON has the exact name: ${JSON.stringify(comms)}`);
@@ -76,7 +77,7 @@ for (const [label, name, shown] of [['escape sequence', OSC, OSC_SHOWN], ['U+202
   test(`mallocstat -P: a comm renamed to an ${label} is printed escaped`, async () => {
     const r = await runRbtrace(['mallocstat', '-P', '--', RENAMER, hex(name)]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.includes(`(${shown})`), `the escaped name is shown:\n${r.stdout}`);
+    assert.ok(r.stderr.includes(`(${shown})`), `the escaped name is shown:\n${r.stderr}`);
     assertClean(r.stdout, 'stdout');
     assertClean(r.stderr, 'stderr');
     assert.deepEqual(await settledLeftovers(['ms_malloc', 'ms_free', 'ms_return']), []);
@@ -89,8 +90,8 @@ for (const [label, name, shown] of [['escape sequence', OSC, OSC_SHOWN], ['U+202
     symlinkSync('/bin/true', link);
     const r = await runRbtrace(['execsnoop', '--', link, name, `x${name}\n`]);
     assert.equal(r.code, 0, r.stderr);
-    const row = r.stdout.split('\n').find((l) => l.startsWith(shown));
-    assert.ok(row, `a row whose PCOMM is the escaped name:\n${r.stdout}`);
+    const row = r.stderr.split('\n').find((l) => l.startsWith(shown));
+    assert.ok(row, `a row whose PCOMM is the escaped name:\n${r.stderr}`);
     assert.ok(row.includes(`${shown} x${shown}\\n`), `arguments escaped: ${row}`);
     assertClean(r.stdout, 'stdout');
     assertClean(r.stderr, 'stderr');
@@ -106,7 +107,7 @@ exit 3 unless prctl.call(15, ["${hex(OSC)}"].pack("H*"), 0, 0, 0).zero?
 sleep 0.6`;
   const r = await runRbtrace(['gcstat', '--no-chart', '-i', '0.25', '--', 'ruby', '--disable-gems', '-e', script]);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(r.stdout.includes(` ${OSC_SHOWN} `), `the escaped name is in the COMM column:\n${r.stdout}`);
+  assert.ok(r.stderr.includes(` ${OSC_SHOWN} `), `the escaped name is in the COMM column:\n${r.stderr}`);
   assertClean(r.stdout, 'stdout');
   assertClean(r.stderr, 'stderr');
   assert.deepEqual(await settledLeftovers(['gc_mark_begin', 'gc_mark_end', 'gc_sweep_begin', 'gc_sweep_end']), []);

@@ -13,7 +13,8 @@ import { ROOT, buildC, runRbtrace, startRbtrace, settledLeftovers } from '../hel
 const EXAMPLES = ['execve', 'synq', 'rawsys', 'strnew', 'gcrss', 'allocs'];
 let dir = '';
 
-const records = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+// With -- CMD the records are on stderr (the command owns stdout), among rbtrace's warnings if any.
+const records = (text: string) => text.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rbtrace-examples-'));
@@ -40,7 +41,8 @@ test('the examples type-check against the SDK\'s declarations (tsc, strict)', ()
 });
 
 test('execve: a shell running /bin/true 7 times, 7 execs of /bin/true (kprobe, else the tracepoint)', async () => {
-  const r = await runRbtrace(['run', join(dir, 'execve.ts'), '--json', '-v', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7; do /bin/true; done']);
+  // -o -: an SDK tool's report on stdout too (the shell prints nothing).
+  const r = await runRbtrace(['run', join(dir, 'execve.ts'), '--json', '-v', '-o', '-', '--', 'sh', '-c', 'for i in 1 2 3 4 5 6 7; do /bin/true; done']);
   assert.equal(r.code, 0, r.stderr);
   const execs = records(r.stdout).filter((e) => e.filename === '/bin/true');
   assert.equal(execs.length, 7, r.stdout);
@@ -52,7 +54,7 @@ test('execve: a shell running /bin/true 7 times, 7 execs of /bin/true (kprobe, e
   // The fallback itself, forced, whatever this kernel has.
   const forced = await runRbtrace(['run', join(dir, 'execve.ts'), '--json', '--', 'sh', '-c', '/bin/true; /bin/true'], { env: { RBTRACE_ATTACH: 'tracepoint' } });
   assert.equal(forced.code, 0, forced.stderr);
-  assert.equal(records(forced.stdout).filter((e) => e.filename === '/bin/true').length, 2);
+  assert.equal(records(forced.stderr).filter((e) => e.filename === '/bin/true').length, 2);
   assert.deepEqual(await settledLeftovers(['kp_execve', 'tp_execve']), []);
 });
 
@@ -93,7 +95,7 @@ test('rawsys: a C program writing 37 times to /dev/null, 37 write events = 1 on 
   const prog = buildC('#include <fcntl.h>\n#include <unistd.h>\nint main(void) { int fd = open("/dev/null", O_WRONLY); if (fd != 3) return 9; for (int i = 0; i < 37; i++) write(fd, "x", 1); return 0; }\n', 'writes');
   const r = await runRbtrace(['run', join(dir, 'rawsys.ts'), '--json', '--', prog]);
   assert.equal(r.code, 0, r.stderr);
-  const evs = records(r.stdout);
+  const evs = records(r.stderr);
   const writes = evs.filter((e) => e.syscall === 'write');
   assert.equal(writes.length, 37);
   for (const w of writes) assert.deepEqual([w.args[0], w.args[2], w.ret, w.comm], [3, 1, 1, 'writes']);
@@ -102,7 +104,7 @@ test('rawsys: a C program writing 37 times to /dev/null, 37 write events = 1 on 
   // strace-like text
   const text = await runRbtrace(['run', join(dir, 'rawsys.ts'), '--', prog]);
   assert.equal(text.code, 0, text.stderr);
-  assert.equal(text.stdout.split('\n').filter((l) => /^\[\d+\] write\(3, 0x[0-9a-f]+, 1, .*\) = 1 <\d+\.\d{6}>$/.test(l)).length, 37);
+  assert.equal(text.stderr.split('\n').filter((l) => /^\[\d+\] write\(3, 0x[0-9a-f]+, 1, .*\) = 1 <\d+\.\d{6}>$/.test(l)).length, 37);
   assert.deepEqual(await settledLeftovers(['sys_enter', 'sys_exit']), []);
 });
 
@@ -111,13 +113,13 @@ test('strnew: rb_str_new called 500 times with length 4242 through Fiddle: count
   writeFileSync(script, "require 'fiddle'\nf = Fiddle::Function.new(Fiddle::Handle::DEFAULT['rb_str_new'], [Fiddle::TYPE_VOIDP, Fiddle::TYPE_LONG], Fiddle::TYPE_VOIDP)\nbuf = Fiddle::Pointer.malloc(4242)\n500.times { f.call(buf, 4242) }\n");
   const r = await runRbtrace(['run', join(dir, 'strnew.ts'), '--json', '--len', '4242', '--', 'ruby', '--disable-gems', script]);
   assert.equal(r.code, 0, r.stderr);
-  const [rep] = records(r.stdout);
+  const [rep] = records(r.stderr);
   assert.equal(rep.count, 500);
   assert.equal(rep.hist.reduce((a: number, b: { count: number }) => a + b.count, 0), 500);
   // Without --len: those 500 and every other string ruby makes.
   const all = await runRbtrace(['run', join(dir, 'strnew.ts'), '--json', '--', 'ruby', '--disable-gems', script]);
   assert.equal(all.code, 0, all.stderr);
-  assert.ok(records(all.stdout)[0].count > 500);
+  assert.ok(records(all.stderr)[0].count > 500);
   assert.deepEqual(await settledLeftovers(['str_new_enter', 'str_new_return']), []);
 });
 
@@ -126,7 +128,7 @@ test('gcrss: GCs counted by the USDT probe = the same run\'s GC.count, with RSS'
   const r = await runRbtrace(['run', join(dir, 'gcrss.ts'), '--json', '--', 'ruby', '--disable-gems', '-e',
     `at_exit { File.write(${JSON.stringify(out)}, GC.count.to_s) }; 30.times { GC.start }; a = []; 200_000.times { a << "x" * 50 }; sleep 1.2`]);
   assert.equal(r.code, 0, r.stderr);
-  const recs = records(r.stdout);
+  const recs = records(r.stderr);
   const [total] = recs.filter((x) => x.total_gcs !== undefined);
   const gcCount = Number(execFileSync('cat', [out], { encoding: 'utf8' }));
   assert.ok(gcCount >= 30);
@@ -142,7 +144,7 @@ test('allocs: a Rust program making 300 vectors of 100,000 bytes grown to 200,00
   execFileSync('rustc', ['-O', '-o', bin, join(ROOT, 'examples/workloads/vecs.rs')], { stdio: 'pipe' });
   const r = await runRbtrace(['run', join(dir, 'allocs.ts'), '--json', '--', bin, '300']);
   assert.equal(r.code, 0, r.stderr);
-  const by = Object.fromEntries(records(r.stdout).map((x) => [x.function, x]));
+  const by = Object.fromEntries(records(r.stderr).map((x) => [x.function, x]));
   const bucket = (fn: string, low: number) => by[fn].sizes.find((b: { low: number }) => b.low === low)?.count;
   assert.equal(bucket('malloc', 65536), 300, 'Vec::with_capacity(100_000): malloc(100000)');
   assert.equal(bucket('realloc', 131072), 300, 'reserve_exact: realloc(p, 200001)');

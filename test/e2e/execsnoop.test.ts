@@ -16,8 +16,9 @@ const OUR_PROGRAMS = [
 
 type Exec = ExecRecord;
 
-function records(stdout: string): Exec[] {
-  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+/** Every line is a record: with -- CMD they are on stderr (the command owns stdout), which holds nothing else. */
+function records(text: string): Exec[] {
+  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
 const TRICKY_ARGS = ['two words', 'say "hi"', "it's", 'héllo wörld ✓', '', 'tab\there', 'new\nline', '$HOME', '*'];
@@ -31,8 +32,8 @@ for (const path of FORCED ? [FORCED] : ['sched', 'tracepoint']) {
     const forty = Array.from({ length: 40 }, (_, i) => `arg${i}`);
     const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--', '/bin/true', ...TRICKY_ARGS, ...forty]);
     assert.equal(r.code, 0, r.stderr);
-    const recs = records(r.stdout);
-    assert.equal(recs.length, 1, r.stdout);
+    const recs = records(r.stderr);
+    assert.equal(recs.length, 1, r.stderr);
     const e = recs[0];
     assert.deepEqual(e.args, ['/bin/true', ...TRICKY_ARGS, ...forty]);
     assert.equal(e.comm, 'true');
@@ -45,8 +46,8 @@ for (const path of FORCED ? [FORCED] : ['sched', 'tracepoint']) {
   test(`[${path}] a child's exec has the parent's pid as ppid`, async () => {
     const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--', '/bin/sh', '-c', '/bin/true a; /bin/true b']);
     assert.equal(r.code, 0, r.stderr);
-    const recs = records(r.stdout);
-    assert.equal(recs.length, 3, r.stdout);
+    const recs = records(r.stderr);
+    assert.equal(recs.length, 3, r.stderr);
     const [sh, a, b] = recs;
     assert.deepEqual(sh.args, ['/bin/sh', '-c', '/bin/true a; /bin/true b']);
     assert.deepEqual(a.args, ['/bin/true', 'a']);
@@ -61,7 +62,7 @@ for (const path of FORCED ? [FORCED] : ['sched', 'tracepoint']) {
     const long = 'y'.repeat(300);
     const r = await runRbtrace(['execsnoop', '--json', '--attach', path, '--max-args', '4', '--', '/bin/true', exact, long, 'c', 'd', 'e']);
     assert.equal(r.code, 0, r.stderr);
-    const [e] = records(r.stdout);
+    const [e] = records(r.stderr);
     assert.deepEqual(e.args, ['/bin/true', exact, 'y'.repeat(256), 'c']);
     assert.deepEqual(e.args_cut, [2]);
     assert.equal(e.args_truncated, true);
@@ -72,17 +73,17 @@ test('a failed exec shows ENOENT with -x, and is hidden without it', async () =>
   const cmd = ['--', '/bin/sh', '-c', '/nonexistent/prog 2>/dev/null; exit 0'];
   const withX = await runRbtrace(['execsnoop', '--json', '-x', ...cmd]);
   assert.equal(withX.code, 0, withX.stderr);
-  const failed = records(withX.stdout).filter((e) => e.ret !== 0);
-  assert.equal(failed.length, 1, withX.stdout);
+  const failed = records(withX.stderr).filter((e) => e.ret !== 0);
+  assert.equal(failed.length, 1, withX.stderr);
   assert.equal(failed[0].ret, -2);
   assert.equal(failed[0].errno, 'ENOENT');
   assert.deepEqual(failed[0].args, ['/nonexistent/prog']);
 
   const text = await runRbtrace(['execsnoop', '-x', ...cmd]);
-  assert.match(text.stdout, /^sh\s+\d+\s+\d+\s+ENOENT \/nonexistent\/prog$/m);
+  assert.match(text.stderr, /^sh\s+\d+\s+\d+\s+ENOENT \/nonexistent\/prog$/m);
 
   const without = await runRbtrace(['execsnoop', '--json', ...cmd]);
-  assert.equal(records(without.stdout).filter((e) => e.ret !== 0).length, 0);
+  assert.equal(records(without.stderr).filter((e) => e.ret !== 0).length, 0);
 });
 
 test('execveat is caught on the default and the syscall path', async () => {
@@ -103,7 +104,7 @@ int main(void) {
   for (const extra of [[], ['-x']]) {
     const r = await runRbtrace(['execsnoop', '--json', ...extra, '--', prog]);
     assert.equal(r.code, 0, r.stderr);
-    const recs = records(r.stdout);
+    const recs = records(r.stderr);
     assert.deepEqual(recs.map((e) => e.args), [[prog], ['true', 'via-execveat']], `execsnoop ${extra.join(' ')}`);
   }
 });
@@ -111,25 +112,25 @@ int main(void) {
 test('text output: header, escaped control characters, -q quoting, -t and -T columns, -U', async () => {
   const r = await runRbtrace(['execsnoop', '-t', '-T', '-U', '--', '/bin/true', 'a b', 'new\nline', '\x1b[31m']);
   assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trimEnd().split('\n');
+  const lines = r.stderr.trimEnd().split('\n');
   assert.match(lines[0], /^TIME\s+TIME\(s\)\s+UID\s+PCOMM\s+PID\s+PPID\s+RET ARGS$/);
-  assert.equal(lines.length, 2, r.stdout);
+  assert.equal(lines.length, 2, r.stderr);
   assert.match(lines[1], /^\d\d:\d\d:\d\d\s+\d+\.\d{3}\s+0\s+true\s+\d+\s+\d+\s+0 \/bin\/true a b new\\nline \\x1b\[31m$/);
 
   const q = await runRbtrace(['execsnoop', '-q', '--', '/bin/true', 'a b', 'say "x"']);
-  assert.match(q.stdout, /0 "\/bin\/true" "a b" "say \\"x\\""$/m);
+  assert.match(q.stderr, /0 "\/bin\/true" "a b" "say \\"x\\""$/m);
 });
 
 test('-n, -l and -u filter', async () => {
   const cmd = ['--', '/bin/sh', '-c', '/bin/true alpha; /bin/echo beta >/dev/null'];
-  const byName = records((await runRbtrace(['execsnoop', '--json', '-n', '^ech', ...cmd])).stdout);
+  const byName = records((await runRbtrace(['execsnoop', '--json', '-n', '^ech', ...cmd])).stderr);
   assert.deepEqual(byName.map((e) => e.comm), ['echo']);
   // -l matches any argument: the shell's own command line contains 'alpha' too.
-  const byArg = records((await runRbtrace(['execsnoop', '--json', '-l', '^alph', ...cmd])).stdout);
+  const byArg = records((await runRbtrace(['execsnoop', '--json', '-l', '^alph', ...cmd])).stderr);
   assert.deepEqual(byArg.map((e) => e.args), [['/bin/true', 'alpha']]);
-  const root = records((await runRbtrace(['execsnoop', '--json', '-u', '0', ...cmd])).stdout);
+  const root = records((await runRbtrace(['execsnoop', '--json', '-u', '0', ...cmd])).stderr);
   assert.equal(root.length, 3);
-  const nobody = records((await runRbtrace(['execsnoop', '--json', '-u', 'nobody', ...cmd])).stdout);
+  const nobody = records((await runRbtrace(['execsnoop', '--json', '-u', 'nobody', ...cmd])).stderr);
   assert.equal(nobody.length, 0);
 });
 
@@ -232,12 +233,12 @@ test('--max-args 128 marks a 129th argument on every path', async () => {
     for (const [n, truncated] of [[128, true], [127, undefined]] as const) {
       const r = await runRbtrace(['execsnoop', '--json', ...extra, '--max-args', '128', '--', '/bin/true', ...args.slice(0, n)]);
       assert.equal(r.code, 0, r.stderr);
-      const [e] = records(r.stdout);
+      const [e] = records(r.stderr);
       assert.equal(e.args.length, 128, `${extra.join(' ')} ${n + 1} args`);
       assert.equal(e.args_truncated, truncated, `${extra.join(' ')} ${n + 1} args`);
     }
     const text = await runRbtrace(['execsnoop', ...extra, '--max-args', '128', '--', '/bin/true', ...args]);
-    assert.match(text.stdout, / 128 \.\.\.$/m, 'text: a lone ... at the end');
+    assert.match(text.stderr, / 128 \.\.\.$/m, 'text: a lone ... at the end');
   }
 });
 
@@ -247,22 +248,22 @@ test('bytes that are not UTF-8: exact in JSON (args_base64), escaped in text, on
   for (const extra of [[], ['-x']]) {
     const r = await runRbtrace(['execsnoop', '--json', ...extra, '--', '/usr/bin/python3', '-c', py]);
     assert.equal(r.code, 0, r.stderr);
-    const t = records(r.stdout).find((e) => e.comm === 'true');
-    assert.ok(t, r.stdout);
+    const t = records(r.stderr).find((e) => e.comm === 'true');
+    assert.ok(t, r.stderr);
     assert.deepEqual(t.args, ['true', '\ufffd\ufffd', 'ok', 'é']);
     assert.deepEqual(t.args_base64?.map((a) => [...Buffer.from(a, 'base64')]), [[...Buffer.from('true')], [0xff, 0xfe], [...Buffer.from('ok')], [0xc3, 0xa9]]);
-    const python = records(r.stdout).find((e) => e.comm === 'python3');
+    const python = records(r.stderr).find((e) => e.comm === 'python3');
     assert.equal(python?.args_base64, undefined, 'valid UTF-8: no args_base64');
 
     const text = await runRbtrace(['execsnoop', ...extra, '--', '/usr/bin/python3', '-c', py]);
-    assert.match(text.stdout, /^true\s+\d+\s+\d+\s+0 true \\xff\\xfe ok é$/m);
+    assert.match(text.stderr, /^true\s+\d+\s+\d+\s+0 true \\xff\\xfe ok é$/m);
   }
   // A name that is not UTF-8: filename and comm are kept exactly too.
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-execsnoop-'));
   const odd = Buffer.concat([Buffer.from(dir + '/t'), Buffer.from([0xe9])]);
   execFileSync('/usr/bin/python3', ['-c', `import os,sys; os.symlink(b"/bin/true", bytes.fromhex(sys.argv[1]))`, odd.toString('hex')]);
   const r = await runRbtrace(['execsnoop', '--json', '--', '/usr/bin/python3', '-c', `import os,sys; p=bytes.fromhex(sys.argv[1]); os.execv(p, [p])`, odd.toString('hex')]);
-  const t = records(r.stdout).at(-1)!;
+  const t = records(r.stderr).at(-1)!;
   assert.deepEqual(Buffer.from(t.filename_base64!, 'base64'), odd);
   assert.deepEqual(Buffer.from(t.comm_base64!, 'base64'), Buffer.from([0x74, 0xe9]));
 });
@@ -274,17 +275,17 @@ test('#! scripts and fexecve: the default path says what it shows, -x shows what
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-execsnoop-'));
   const script = join(dir, 'script.sh');
   writeFileSync(script, '#!/bin/sh -e\nexit 0\n', { mode: 0o755 });
-  const sched = records((await runRbtrace(['execsnoop', '--json', '--', script, 'arg1'])).stdout);
+  const sched = records((await runRbtrace(['execsnoop', '--json', '--', script, 'arg1'])).stderr);
   assert.deepEqual(sched.map((e) => [e.filename, e.interpreter, e.args]), [[script, '/bin/sh', ['/bin/sh', '-e', script, 'arg1']]]);
-  const sys = records((await runRbtrace(['execsnoop', '--json', '-x', '--', script, 'arg1'])).stdout);
+  const sys = records((await runRbtrace(['execsnoop', '--json', '-x', '--', script, 'arg1'])).stderr);
   assert.deepEqual(sys.map((e) => [e.filename, e.interpreter, e.args]), [[script, undefined, [script, 'arg1']]]);
 
   const fexecve = 'import os; fd = os.open("/bin/true", os.O_RDONLY); os.execve(fd, ["tru", "x"], {})';
-  const byFd = records((await runRbtrace(['execsnoop', '--json', '--', '/usr/bin/python3', '-c', fexecve])).stdout).at(-1)!;
+  const byFd = records((await runRbtrace(['execsnoop', '--json', '--', '/usr/bin/python3', '-c', fexecve])).stderr).at(-1)!;
   assert.match(byFd.filename, /^\/dev\/fd\/\d+$/);
   assert.equal(byFd.filename_by_fd, true);
   assert.deepEqual(byFd.args, ['tru', 'x']);
-  const passed = records((await runRbtrace(['execsnoop', '--json', '-x', '--', '/usr/bin/python3', '-c', fexecve])).stdout).at(-1)!;
+  const passed = records((await runRbtrace(['execsnoop', '--json', '-x', '--', '/usr/bin/python3', '-c', fexecve])).stderr).at(-1)!;
   assert.equal(passed.filename, '');
   assert.equal(passed.filename_by_fd, undefined);
 

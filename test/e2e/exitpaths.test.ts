@@ -10,12 +10,14 @@ import { execFileSync, spawn, spawnSync, type StdioOptions } from 'node:child_pr
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RBTRACE, Running, heldProgramIds, sleep, type Finished } from '../helpers.js';
+import { REPORT_ON_STDOUT, RBTRACE, Running, heldProgramIds, sleep, type Finished } from '../helpers.js';
 
 const TOOLS = ['execsnoop', 'syscount'] as const;
 type Tool = (typeof TOOLS)[number];
 
 const DIR = mkdtempSync(join(tmpdir(), 'rbtrace-exitpaths-'));
+// The cases about the report's stream (its reader gone, closed, a full
+// disk) put it on stdout with -- CMD too (REPORT_ON_STDOUT), as a script piping it would.
 let serial = 0;
 
 /** A `sleep` that only this case runs: its argv is how we find it afterwards. */
@@ -164,7 +166,7 @@ for (const tool of TOOLS) {
       r.signal(sig);
       const f = await ended(r);
       assert.equal(f.code, 128 + signo, f.stderr);
-      if (tool === 'syscount') assert.match(f.stdout, /clock_nanosleep|syscall/, 'the final report is printed');
+      if (tool === 'syscount') assert.match(f.stderr, /clock_nanosleep|syscall/, 'the final report is printed (on stderr: -- CMD owns stdout)');
       await checkClean(tool, r, cmd);
     });
   }
@@ -214,7 +216,7 @@ for (const tool of TOOLS) {
     const fifo = join(DIR, `go-${serial}`);
     execFileSync('mkfifo', [fifo]);
     const cmd = ['sleep', marker()];
-    r = start([tool, '-v', '--', '/bin/sh', '-c', `read x < ${fifo}; exec ${cmd.join(' ')}`]);
+    r = start([tool, '-v', ...REPORT_ON_STDOUT, '--', '/bin/sh', '-c', `read x < ${fifo}; exec ${cmd.join(' ')}`]);
     await ready(r);
     r.child.stdout!.destroy();
     writeFileSync(fifo, 'go\n');
@@ -231,7 +233,7 @@ for (const tool of TOOLS) {
   test(`${tool}: stdout closed at start (>&-): as /dev/null (Node opens it there), CMD waited for`, async () => {
     for (const withCmd of [false, true]) {
       const cmd = ['sleep', marker()];
-      const r = start([tool, '-v', ...(withCmd ? ['--', ...cmd] : [])], 'closed');
+      const r = start([tool, '-v', ...(withCmd ? [...REPORT_ON_STDOUT, '--', ...cmd] : [])], 'closed');
       await ready(r);
       if (withCmd) await r.waitFor(() => livePids(cmd).length === 1, 10000, 'the command');
       r.signal('SIGINT');
@@ -245,7 +247,7 @@ for (const tool of TOOLS) {
   test(`${tool}: full disk (/dev/full): one line naming stdout, exit 1, CMD stopped`, async () => {
     for (const withCmd of [false, true]) {
       const cmd = ['sleep', marker()];
-      const r = start([tool, '-v', ...(withCmd ? ['--', ...cmd] : [])], 'full');
+      const r = start([tool, '-v', ...(withCmd ? [...REPORT_ON_STDOUT, '--', ...cmd] : [])], 'full');
       if (tool === 'syscount') {
         // Nothing is written before the final report.
         await ready(r);
@@ -297,7 +299,7 @@ test('Ctrl-C when CMD ignores SIGINT: rbtrace traces on until CMD ends, with its
   r.signal('SIGTERM');
   const f = await ended(r);
   assert.equal(f.code, 143, f.stderr);
-  assert.match(f.stdout, / total$/m, 'the final report');
+  assert.match(f.stderr, / total$/m, 'the final report (on stderr: -- CMD owns stdout)');
   // The sleep was killed in its clock_nanosleep: a call that never returned,
   // not counted (as strace -c), and said with -v.
   assert.match(f.stderr, /not counted: 1 call that never returned to user space \(clock_nanosleep 1\)/, f.stderr);

@@ -44,7 +44,7 @@ async function compare(argv: string[]): Promise<{ n: number; majors: number }> {
   const out = join(dir, `out-${Math.random()}`);
   const r = await runRbtrace(['gcstat', '--log', '--json', '--', ...argv], { env: { RUBYOPT: `-r${hook}`, GC_OUT: out } });
   assert.equal(r.code, 0, r.stderr);
-  const cols: Collection[] = r.stdout.split('\n').filter((l) => l.includes('"kind":"collection"')).map((l) => JSON.parse(l));
+  const cols: Collection[] = r.stderr.split('\n').filter((l) => l.includes('"kind":"collection"')).map((l) => JSON.parse(l));
   const oracle = readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split(' '));
   const [, count, major, minor] = oracle.find((l) => l[0] === 'stat')!.map(Number);
   // Every collection of the run, numbered 1..GC.count as the VM numbers them (the probes are attached before exec).

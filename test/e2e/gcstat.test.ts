@@ -28,12 +28,12 @@ const total = (rs: Row[], phase: 'mark' | 'sweep') => rs.reduce((a, r) => a + r[
 test('40 GC.start: at least 40 marks and 40 sweeps, histograms at exit', async () => {
   const r = await runRbtrace(['gcstat', '--json', '--', 'ruby', '--disable-gems', '-e', '40.times { GC.start }']);
   assert.equal(r.code, 0, r.stderr);
-  const rs = rows(r.stdout);
+  const rs = rows(r.stderr);
   assert.ok(rs.length >= 1);
   assert.ok(total(rs, 'mark') >= 40, `marks: ${total(rs, 'mark')}`);
   assert.ok(total(rs, 'sweep') >= 40, `sweeps: ${total(rs, 'sweep')}`);
   for (const x of rs) assert.ok(x.mark.max_ns <= x.mark.total_ns && x.mark.total_ns > 0);
-  const hists = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.histogram);
+  const hists = r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.histogram);
   assert.deepEqual(hists.map((h) => h.histogram), ['mark', 'sweep']);
   assert.equal(hists[0].hist.reduce((a: number, b: { count: number }) => a + b.count, 0), total(rs, 'mark'));
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
@@ -43,8 +43,8 @@ test('RSS rises in the JSON for a script that allocates 200 MB', async () => {
   const r = await runRbtrace(['gcstat', '--json', '-i', '0.25', '--', 'ruby', '--disable-gems', '-e',
     'sleep 0.8; a = "x" * 200_000_000; sleep 1.2; a.size']);
   assert.equal(r.code, 0, r.stderr);
-  const rss = rows(r.stdout).map((x) => x.rss_bytes).filter((v): v is number => v !== null);
-  assert.ok(rss.length >= 3, r.stdout);
+  const rss = rows(r.stderr).map((x) => x.rss_bytes).filter((v): v is number => v !== null);
+  assert.ok(rss.length >= 3, r.stderr);
   assert.ok(rss[0] < 100e6, `first RSS ${rss[0]}`);
   assert.ok(Math.max(...rss) >= 200e6, `max RSS ${Math.max(...rss)}`);
 });
@@ -111,16 +111,16 @@ test('a ruby without USDT probes: one-line error saying how to get one', async (
 test('human output: table rows and exit histograms', async () => {
   const r = await runRbtrace(['gcstat', '--', 'ruby', '--disable-gems', '-e', '10.times { GC.start }']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /RSS from \/proc\/PID\/status/);
-  assert.match(r.stdout, /PID COMM\s+GCS\s+MAJOR\s+MARK#/);
-  assert.match(r.stdout, /GC mark: \d+ phases\n\s+usecs\s+: count/);
+  assert.match(r.stderr, /RSS from \/proc\/PID\/status/);
+  assert.match(r.stderr, /PID COMM\s+GCS\s+MAJOR\s+MARK#/);
+  assert.match(r.stderr, /GC mark: \d+ phases\n\s+usecs\s+: count/);
 });
 
 // Issue 25 item 6: what gcstat cannot do is said, never silently dropped.
 test('--chart off a terminal is refused (exit 2, one line); a command that runs no Ruby ends with a warning saying so', async () => {
   const c = await runRbtrace(['gcstat', '--chart', '-d', '1', '--', 'ruby', '--disable-gems', '-e', '3.times { GC.start }']);
   assert.equal(c.code, 2, c.stderr);
-  assert.equal(c.stderr, 'rbtrace gcstat: --chart draws on a terminal, and stdout is not one (drop --chart (a table is printed), or run it in a terminal)\n');
+  assert.equal(c.stderr, 'rbtrace gcstat: --chart draws on a terminal, and stderr is not one (drop --chart (a table is printed), or run it in a terminal)\n');
   const ls = await runRbtrace(['gcstat', '--no-chart', '--', 'ls', '/']);
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stderr, /no Ruby GC seen: the command ran no Ruby/);

@@ -3,6 +3,9 @@
 // the wall time python measures around its own loop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runRbtrace, settledLeftovers } from '../helpers.js';
 
 const OUR_PROGRAMS = ['tb_switch', 'rt_switch'];
@@ -22,9 +25,10 @@ for (const path of ['tp_btf', 'raw_tp']) {
   test(`20 sleeps of 50 ms: one stack, ~1 s, do_nanosleep under clock_nanosleep (${path})`, async () => {
     const f = await runRbtrace(['offcputime', '--json', '--attach', path, '--', PYTHON, '-c', SLEEPER]);
     assert.equal(f.code, 0, f.stderr);
-    const lines = f.stdout.trim().split('\n');
-    const wall = Number(lines.find((l) => /^\d+$/.test(l)));
-    const rec = JSON.parse(lines.find((l) => l.startsWith('{'))!) as { stacks: Stack[] };
+    // stdout is python's alone (its wall time); the record is on stderr, -- CMD owning stdout.
+    assert.match(f.stdout, /^\d+\n$/);
+    const wall = Number(f.stdout);
+    const rec = JSON.parse(f.stderr.split('\n').find((l) => l.startsWith('{'))!) as { stacks: Stack[] };
     const s = sleepStack(rec.stacks);
     assert.ok(s, JSON.stringify(rec.stacks.map((x) => [x.comm, x.frames.map((fr) => fr.name)])));
     // One block of the 20 may be missing: a known loss, about 1 run in 8
@@ -44,15 +48,19 @@ for (const path of ['tp_btf', 'raw_tp']) {
 }
 
 test('--folded -s: the sleep stack in microseconds, marked sleeping; -m above 50 ms drops it', async () => {
-  const f = await runRbtrace(['offcputime', '--folded', '-s', '--', PYTHON, '-c', SLEEPER]);
+  // -o FILE: folded stacks alone in a file, for flamegraph.pl (the command's output stays on stdout).
+  const file = join(mkdtempSync(join(tmpdir(), 'rbtrace-offcpu-')), 'off.folded');
+  const f = await runRbtrace(['offcputime', '--folded', '-s', '-o', file, '--', PYTHON, '-c', SLEEPER]);
   assert.equal(f.code, 0, f.stderr);
-  const line = f.stdout.split('\n').find((l) => l.startsWith('python3;[sleeping];') && l.includes('do_nanosleep_[k]'));
-  assert.ok(line, f.stdout);
+  const folded = readFileSync(file, 'utf8');
+  assert.ok(folded.split('\n').filter(Boolean).every((l) => /^\S.* \d+$/.test(l)), folded);
+  const line = folded.split('\n').find((l) => l.startsWith('python3;[sleeping];') && l.includes('do_nanosleep_[k]'));
+  assert.ok(line, folded);
   const us = Number(line.split(' ').at(-1));
   assert.ok(us >= 999_000 && us < 1_100_000, `${us} us`);
   const m = await runRbtrace(['offcputime', '--folded', '-m', '60000', '--', PYTHON, '-c', SLEEPER]);
   assert.equal(m.code, 0, m.stderr);
-  assert.ok(!m.stdout.includes('do_nanosleep_[k]'), m.stdout);
+  assert.ok(!m.stderr.includes('do_nanosleep_[k]'), m.stderr);
 });
 
 test('usage errors: one line, exit 2', async () => {

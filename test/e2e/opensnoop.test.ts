@@ -13,7 +13,7 @@ import { buildC, runRbtrace, settledLeftovers } from '../helpers.js';
 const OUR_PROGRAMS = ['tp_enter_openat', 'tp_exit_openat', 'rt_enter', 'rt_exit', 'fx_openat'];
 const PYTHON = '/usr/bin/python3';
 
-/** rbtrace's NDJSON lines (the traced command writes to the same stdout). */
+/** rbtrace's NDJSON lines: with -- CMD on stderr (the command owns stdout), among rbtrace's warnings if any. */
 function jsonLines(stdout: string): Record<string, any>[] {
   return stdout.split('\n').filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l));
 }
@@ -73,10 +73,10 @@ async function sameAsStrace(cmd: string[], opts: { cwd?: string; attach?: string
   const strace = ['strace', '-ff', '-qq', '-e', 'trace=open,openat,openat2', '-e', 'signal=none', '-s', '65536', '-xx', '-o', join(logs, 'log')];
   const r = await runRbtrace(['opensnoop', '--json', ...(opts.attach ? ['--attach', opts.attach] : []), '--', ...strace, ...cmd], { cwd: opts.cwd });
   assert.equal(r.code, 0, r.stderr);
-  const ours = records(r.stdout);
+  const ours = records(r.stderr);
   const theirs = straceCalls(logs);
   rmSync(logs, { recursive: true });
-  assert.equal(lostOf(r.stdout), 0, 'no events lost');
+  assert.equal(lostOf(r.stderr), 0, 'no events lost');
   let total = 0;
   for (const [tid, calls] of theirs) {
     const seen = ours.filter((o) => o.tid === tid).map(asStrace);
@@ -129,7 +129,7 @@ time.sleep(0.5)`;
   try {
     const r = await runRbtrace(['opensnoop', '--json', '--', PYTHON, '-c', py]);
     assert.equal(r.code, 0, r.stderr);
-    const recs = records(r.stdout);
+    const recs = records(r.stderr);
     const a = recs.find((x) => x.path === 'a')!;
     assert.equal(a.errno, 'ENOENT');
     // Read after the chdir, /proc says d2: the inode check refuses it.
@@ -163,8 +163,8 @@ test('an open storm: every open is either printed or counted as lost, never sile
   for (const pages of ['1', '16384']) {
     const r = await runRbtrace(['opensnoop', '--json', '-b', pages, '--', prog, String(N)], { timeoutMs: 120000 });
     assert.equal(r.code, 0, r.stderr);
-    const seen = records(r.stdout).filter((x) => x.path === '/dev/null').length;
-    const lost = lostOf(r.stdout);
+    const seen = records(r.stderr).filter((x) => x.path === '/dev/null').length;
+    const lost = lostOf(r.stderr);
     assert.equal(seen + lost, N, `-b ${pages}: ${seen} seen + ${lost} lost`);
     // 4 KiB holds a few dozen records; 64 MiB all of them.
     if (pages === '1') {
@@ -183,20 +183,20 @@ open("${base}/new\\nline\\x1b[31m", "w").close()
 try: open("${base}/missing")
 except OSError: pass`;
   try {
-    const failed = records((await runRbtrace(['opensnoop', '--json', '-x', '--', PYTHON, '-c', py])).stdout);
+    const failed = records((await runRbtrace(['opensnoop', '--json', '-x', '--', PYTHON, '-c', py])).stderr);
     assert.ok(failed.length > 0);
     assert.ok(failed.every((x) => x.fd === -1 && x.errno));
     assert.ok(failed.some((x) => x.path === `${base}/missing` && x.errno === 'ENOENT'));
-    const writes = records((await runRbtrace(['opensnoop', '--json', '-f', 'O_WRONLY', '--', PYTHON, '-c', py])).stdout);
+    const writes = records((await runRbtrace(['opensnoop', '--json', '-f', 'O_WRONLY', '--', PYTHON, '-c', py])).stderr);
     assert.deepEqual(writes.map((x) => x.path), [`${base}/new\nline\x1b[31m`]);
-    const none = records((await runRbtrace(['opensnoop', '--json', '-n', 'no-such-comm', '--', PYTHON, '-c', py])).stdout);
+    const none = records((await runRbtrace(['opensnoop', '--json', '-n', 'no-such-comm', '--', PYTHON, '-c', py])).stderr);
     assert.equal(none.length, 0);
 
     const text = await runRbtrace(['opensnoop', '-e', '--', PYTHON, '-c', py]);
-    const lines = text.stdout.trimEnd().split('\n');
+    const lines = text.stderr.trimEnd().split('\n');
     assert.match(lines[0], /^PID\s+COMM\s+FD ERR\s+FLAGS\s+MODE\s+PATH$/);
-    assert.ok(lines.some((l) => /^\d+\s+python3\s+\d+ 0\s+O_WRONLY\|O_CREAT\|O_TRUNC\|O_CLOEXEC\s+0666 .*\/new\\nline\\x1b\[31m$/.test(l)), text.stdout);
-    assert.ok(lines.some((l) => /^\d+\s+python3\s+-1 ENOENT\s+O_RDONLY\|O_CLOEXEC\s+n\/a\s+.*\/missing$/.test(l)), text.stdout);
+    assert.ok(lines.some((l) => /^\d+\s+python3\s+\d+ 0\s+O_WRONLY\|O_CREAT\|O_TRUNC\|O_CLOEXEC\s+0666 .*\/new\\nline\\x1b\[31m$/.test(l)), text.stderr);
+    assert.ok(lines.some((l) => /^\d+\s+python3\s+-1 ENOENT\s+O_RDONLY\|O_CLOEXEC\s+n\/a\s+.*\/missing$/.test(l)), text.stderr);
   } finally {
     rmSync(base, { recursive: true });
   }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, runRbtrace } from '../helpers.js';
@@ -28,13 +28,15 @@ test('npm pack + npm install -g: an rbtrace on PATH that traces, and runs no bui
   assert.equal(execFileSync(installed, ['--version'], { encoding: 'utf8' }).trim(), JSON.parse(execFileSync('npm', ['pkg', 'get', 'version'], { cwd: ROOT, encoding: 'utf8' })));
 
   // The checkout's execsnoop watches the installed one trace a command.
-  const r = await runRbtrace(['execsnoop', '--json', '--', installed, 'execsnoop', '--json', '--', '/bin/true', 'from-installed']);
+  // The outer report in a file (-o); the inner one, with -- CMD, on the stderr it inherits.
+  const outer = join(dir, 'outer.json');
+  const r = await runRbtrace(['execsnoop', '--json', '-o', outer, '--', installed, 'execsnoop', '--json', '--', '/bin/true', 'from-installed']);
   assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  const execs = lines.filter((e) => e.comm !== undefined && e.args);
-  // The inner rbtrace's own output (its record of /bin/true) is interleaved in stdout: find both views.
+  const records = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.comm !== undefined && e.args);
+  const execs = records(readFileSync(outer, 'utf8'));
   assert.ok(execs.some((e) => e.filename === installed || e.args[1] === installed), 'the installed rbtrace ran');
-  assert.ok(execs.some((e) => e.args[0] === '/bin/true' && e.args[1] === 'from-installed'), 'it traced its command');
+  assert.ok(execs.some((e) => e.args[0] === '/bin/true' && e.args[1] === 'from-installed'), 'the outer one saw its command');
+  assert.deepEqual(records(r.stderr).map((e) => e.args), [['/bin/true', 'from-installed']], 'the installed one traced its command');
   const tools = execs.map((e) => e.comm as string);
   for (const forbidden of ['clang', 'cc', 'gcc', 'bpftool', 'tsc', 'llc']) assert.ok(!tools.includes(forbidden), `ran ${forbidden}`);
 });

@@ -79,7 +79,8 @@ test('a C program: hot() dominates the folded stacks under main;caller, and the 
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-profile-'));
   const bin = buildHot(dir);
   const svg = join(dir, 'cpu.svg');
-  const r = await runRbtrace(['profile', '-F', '99', '--folded', '--svg', svg, '--', bin, '3']);
+  // -o -: the folded stacks on stdout, as for `| flamegraph.pl` (the program prints nothing).
+  const r = await runRbtrace(['profile', '-F', '99', '--folded', '-o', '-', '--svg', svg, '--', bin, '3']);
   assert.equal(r.code, 0, r.stderr);
   const stacks = parseFolded(r.stdout.split('\n').filter((l) => l.includes(';')).join('\n'));
   const total = stacks.reduce((a, s) => a + s.count, 0);
@@ -174,11 +175,11 @@ fn main() {
   execFileSync('rustc', ['-O', '-C', 'force-frame-pointers=yes', '-C', 'strip=none', src, '-o', bin], { stdio: 'pipe' });
   const r = await runRbtrace(['profile', '-F', '99', '--folded', '--', bin]);
   assert.equal(r.code, 0, r.stderr);
-  const stacks = parseFolded(r.stdout.split('\n').filter((l) => l.includes(';')).join('\n'));
+  const stacks = parseFolded(r.stderr.split('\n').filter((l) => l.includes(';')).join('\n'));
   const total = stacks.reduce((a, s) => a + s.count, 0);
   const spin = stacks.filter((s) => s.frames.includes('spin::app::spin')).reduce((a, s) => a + s.count, 0);
-  assert.ok(total >= 40 && spin / total >= 0.7, `spin::app::spin in ${spin}/${total}:\n${r.stdout}`);
-  assert.ok(!/;_ZN|;_R[A-Z]/.test(r.stdout), 'no mangled names left');
+  assert.ok(total >= 40 && spin / total >= 0.7, `spin::app::spin in ${spin}/${total}:\n${r.stderr}`);
+  assert.ok(!/;_ZN|;_R[A-Z]/.test(r.stderr), 'no mangled names left');
 });
 
 test('a hostile command name is escaped in the folded output and in the SVG', async () => {
@@ -192,7 +193,7 @@ test('a hostile command name is escaped in the folded output and in the SVG', as
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!r.stdout.includes('\x1b') && !r.stderr.includes('\x1b'), 'no raw escape reaches the terminal');
   // A folded field cannot hold control characters (nor ';' or blanks): they become '_'.
-  assert.match(r.stdout, /^x_\[31m<&;__libc_start_call_main;main;caller;hot \d+$/m);
+  assert.match(r.stderr, /^x_\[31m<&;__libc_start_call_main;main;caller;hot \d+$/m);
   const titles = svgTitles(svg);
   assert.ok(titles.some((t) => t.startsWith('x_[31m<& (')), titles.slice(0, 5).join(' | '));
 });

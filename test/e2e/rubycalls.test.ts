@@ -16,8 +16,9 @@ const dir = mkdtempSync(join(tmpdir(), 'rbtrace-rubycalls-'));
 
 interface Method { method: string; kind: 'ruby' | 'c'; count: number; timed?: number; hist?: { count: number }[] }
 
-function records(stdout: string): { methods: Method[]; notes?: string[] }[] {
-  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+/** The records: with -- CMD on stderr (the command owns stdout), among rbtrace's warnings if any. */
+function records(text: string): { methods: Method[]; notes?: string[] }[] {
+  return text.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 }
 
 function counts(stdout: string): Map<string, number> {
@@ -34,7 +35,7 @@ async function oracleRun(work: boolean): Promise<{ traced: Map<string, number>; 
     const i = l.lastIndexOf(' ');
     return [l.slice(0, i), Number(l.slice(i + 1))] as [string, number];
   }));
-  return { traced: counts(r.stdout), oracle };
+  return { traced: counts(r.stderr), oracle };
 }
 
 // The oracle's own code calls these, in and after the window, as many times
@@ -77,24 +78,24 @@ test('no TracePoint in the target: C methods counted exactly, and a note says wh
   const script = 'def mine; "a".upcase; end; 10.times { mine; [3, 1, 2].sort }; sleep 0.3';
   const r = await runRbtrace(['rubycalls', '--all', '--json', '--', 'ruby', '--disable-gems', '-e', script]);
   assert.equal(r.code, 0, r.stderr);
-  const c = counts(r.stdout);
+  const c = counts(r.stderr);
   assert.equal(c.get('String#upcase'), 10);
   assert.equal(c.get('Array#sort'), 10);
   assert.equal(c.get('Object#mine'), undefined);
-  const notes = records(r.stdout).flatMap((x) => x.notes ?? []);
+  const notes = records(r.stderr).flatMap((x) => x.notes ?? []);
   assert.ok(notes.some((n) => /no method written in Ruby was seen.*TracePoint.*ruby_vm_event_flags 0x0/.test(n)), notes.join('\n'));
   const text = await runRbtrace(['rubycalls', '-T', '3', '--', 'ruby', '--disable-gems', '-e', script]);
-  assert.match(text.stdout, /^METHOD\s+TYPE\s+CALLS$/m);
-  assert.match(text.stdout, /^note: process \d+: no method written in Ruby was seen/m);
+  assert.match(text.stderr, /^METHOD\s+TYPE\s+CALLS$/m);
+  assert.match(text.stderr, /^note: process \d+: no method written in Ruby was seen/m);
 });
 
 test('-L: every call timed, a histogram per method; -P: the pid of the command', async () => {
   const script = 'TracePoint.new(:call, :return) {}.enable; def slow; sleep 0.01; end; 5.times { slow }';
   const r = await runRbtrace(['rubycalls', '-L', '-P', '--all', '--json', '--', 'ruby', '--disable-gems', '-e', script]);
   assert.equal(r.code, 0, r.stderr);
-  const ms = records(r.stdout).flatMap((x) => x.methods as (Method & { pid: number; total_ns: number })[]);
+  const ms = records(r.stderr).flatMap((x) => x.methods as (Method & { pid: number; total_ns: number })[]);
   const slow = ms.find((m) => m.method === 'Object#slow')!;
-  assert.ok(slow, r.stdout);
+  assert.ok(slow, r.stderr);
   assert.equal(slow.kind, 'ruby');
   assert.equal(slow.count, 5);
   assert.equal(slow.timed, 5);
@@ -105,7 +106,7 @@ test('-L: every call timed, a histogram per method; -P: the pid of the command',
   assert.ok(slow.pid > 0 && ms.every((m) => m.pid === slow.pid));
   // :call without :return: Ruby methods counted, not timed, and said so.
   const r2 = await runRbtrace(['rubycalls', '-L', '--all', '--json', '--', 'ruby', '--disable-gems', '-e', script.replace(':call, :return', ':call')]);
-  const recs = records(r2.stdout);
+  const recs = records(r2.stderr);
   assert.equal(recs.flatMap((x) => x.methods).find((m) => m.method === 'Object#slow')?.timed, 0);
   assert.equal(recs.flatMap((x) => x.methods).find((m) => m.method === 'Kernel#sleep')?.timed, 5);
   assert.ok(recs.flatMap((x) => x.notes ?? []).some((n) => /counted but not timed.*:return/.test(n)));

@@ -22,7 +22,7 @@ function allocs(stdout: string): Alloc[] {
 
 interface Oracle { lines: number[]; sites: Map<string, number>; deltas: Map<number, number> }
 
-async function oracleRun(args: string[]): Promise<{ rows: Alloc[]; oracle: Oracle; stdout: string }> {
+async function oracleRun(args: string[]): Promise<{ rows: Alloc[]; oracle: Oracle; report: string }> {
   const out = join(dir, `o-${args.join('')}`);
   const r = await runRbtrace(['rubyobjnew', '--site', '--all', '--json', ...args, '--', 'ruby', '--disable-gems', ORACLE], { env: { RO_OUT: out } });
   assert.equal(r.code, 0, r.stderr);
@@ -34,7 +34,7 @@ async function oracleRun(args: string[]): Promise<{ rows: Alloc[]; oracle: Oracl
       oracle.deltas.set(Number(f[1]), Number(f[2]));
     } else oracle.sites.set(`${f[2]} ${f[1]}`, Number(f[3]));
   }
-  return { rows: allocs(r.stdout), oracle, stdout: r.stdout };
+  return { rows: allocs(r.stderr), oracle, report: r.stderr };
 }
 
 /** rbtrace's count of `klass` by `probe` at line `line` of the oracle. */
@@ -103,8 +103,8 @@ test('by class (no --site), text table, --save and --assert', async () => {
   const script = 'class Foo; end; 700.times { Foo.new }; 300.times { "xy" }';
   const r = await runRbtrace(['rubyobjnew', '--save', save, '--assert', '"Foo:object".count == 700', '--', 'ruby', '--disable-gems', '-e', script]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^CLASS\s+PROBE\s+COUNT\s+LENGTH$/m);
-  assert.match(r.stdout, /^Foo\s+object\s+700\s+-$/m);
+  assert.match(r.stderr, /^CLASS\s+PROBE\s+COUNT\s+LENGTH$/m);
+  assert.match(r.stderr, /^Foo\s+object\s+700\s+-$/m);
   const saved = JSON.parse(readFileSync(save, 'utf8'));
   assert.ok(JSON.stringify(saved).includes('"Foo"'), 'the run saved');
   const bad = await runRbtrace(['rubyobjnew', '--assert', '"Foo:object".count == 701', '--', 'ruby', '--disable-gems', '-e', script]);

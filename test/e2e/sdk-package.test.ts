@@ -55,7 +55,8 @@ test('npx rbtrace new demo, build demo.bpf.c, run demo.ts --json -- ./prog: 37 g
 
   writeFileSync(join(project, 'prog.c'), '#include <unistd.h>\n#include <sys/syscall.h>\nint main(void) { for (int i = 0; i < 37; i++) syscall(SYS_getppid); return 0; }\n');
   execFileSync('cc', ['-O1', '-o', join(project, 'prog'), join(project, 'prog.c')]);
-  r = sh('npx', ['rbtrace', 'run', 'demo.ts', '--json', '--', './prog'], project);
+  // -o -: the records on stdout (prog prints nothing), npx's notes on stderr.
+  r = sh('npx', ['rbtrace', 'run', 'demo.ts', '--json', '-o', '-', '--', './prog'], project);
   assert.equal(r.status, 0, r.stderr);
   const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(records.find((x) => x.syscall === 'getppid')?.count, 37, r.stdout);

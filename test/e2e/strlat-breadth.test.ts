@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
 test('--func a,b: one JSON object per function, exact counts, nested traced functions paired', async () => {
   const r = await runRbtrace(['strlat', '--json', '--lib', PROG, '--func', 'work_a,work_b,other,never_called', '--', PROG, '2000']);
   assert.equal(r.code, 0, r.stderr);
-  const reps = reports(r.stdout);
+  const reps = reports(r.stderr);
   assert.deepEqual(counts(reps), { work_a: 3000, work_b: 1000, other: 400, never_called: 0 });
   for (const x of reps) {
     assert.equal(histSum(x.hist), x.count, x.function);
@@ -49,13 +49,13 @@ test('--func a,b: one JSON object per function, exact counts, nested traced func
 test('a pattern: each matching function timed on its own; the text view has a histogram each and a table', async () => {
   let r = await runRbtrace(['strlat', '--json', '--lib', PROG, '--func', 'work_*', '--', PROG, '100']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(counts(reports(r.stdout)), { work_a: 150, work_b: 50 });
+  assert.deepEqual(counts(reports(r.stderr)), { work_a: 150, work_b: 50 });
   r = await runRbtrace(['strlat', '-u', '--lib', PROG, '--func', 'work_?,oth[e]r', '--', PROG, '100']);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.match(/usecs\s+: count\s+distribution/g)?.length, 3, r.stdout);
-  assert.match(r.stdout, /^work_a: count 150, /m);
-  assert.match(r.stdout, /^FUNCTION\s+COUNT\s+TOTAL\s+AVG/m);
-  assert.match(r.stdout, /^other\s+20\s/m);
+  assert.equal(r.stderr.match(/usecs\s+: count\s+distribution/g)?.length, 3, r.stderr);
+  assert.match(r.stderr, /^work_a: count 150, /m);
+  assert.match(r.stderr, /^FUNCTION\s+COUNT\s+TOTAL\s+AVG/m);
+  assert.match(r.stderr, /^other\s+20\s/m);
 });
 
 // Oracle: the counting LD_PRELOAD shim (test/oracle), as strlat's single-function test.
@@ -70,15 +70,15 @@ int main(int argc, char **argv) {
   const shim = await runWithShim(cmd);
   const r = await runRbtrace(['strlat', '--json', '--lib', 'c', '--func', 'malloc,free', '--', ...cmd]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(counts(reports(r.stdout)), { malloc: shim.total.malloc, free: shim.total.free });
+  assert.deepEqual(counts(reports(r.stderr)), { malloc: shim.total.malloc, free: shim.total.free });
   assert.ok(shim.total.malloc >= 700);
 });
 
 test('ruby: rb_str_new* on a real script, rb_str_new among them, each histogram adding up', async () => {
   const r = await runRbtrace(['strlat', '--json', '--func', 'rb_str_new*', '--', 'ruby', '--disable-gems', '-e', '20000.times { |i| i.to_s }']);
   assert.equal(r.code, 0, r.stderr);
-  const reps = reports(r.stdout);
-  assert.ok(reps.length >= 3, r.stdout);
+  const reps = reports(r.stderr);
+  assert.ok(reps.length >= 3, r.stderr);
   assert.ok(reps.every((x) => x.function.startsWith('rb_str_new') && histSum(x.hist) === x.count));
   assert.ok(reps.find((x) => x.function === 'rb_str_new')!.count >= 20000);
 });
@@ -110,7 +110,7 @@ int main(void) { for (int i = 0; i < 10; i++) work(i); return 0; }`;
   const plain = buildC(src(false), 'notgo');
   r = await runRbtrace(['strlat', '--json', '--lib', plain, '--func', 'work', '--', plain]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(reports(r.stdout)[0].count, 10);
+  assert.equal(reports(r.stderr)[0].count, 10);
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
@@ -137,7 +137,7 @@ int main(void) { for (int i = 0; i < 123; i++) syscall(SYS_chdir, "/nonexistent-
   const r = await runRbtrace(['strlat', '--json', '--kfunc', func, '--', prog]);
   if (KPROBES) {
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(reports(r.stdout)[0].count, 123);
+    assert.equal(reports(r.stderr)[0].count, 123);
     return;
   }
   assert.equal(r.code, 1);

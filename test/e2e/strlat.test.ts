@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildC, runRbtrace, startRbtrace, sleep, settledLeftovers } from '../helpers.js';
 
@@ -44,7 +45,7 @@ const prog = buildC(PROG, 'prog', ['-lpthread']);
 test('a C function called exactly N times: count == N and the histogram adds up to N', async () => {
   const r = await runRbtrace(['strlat', '--json', '--lib', prog, '--func', 'work', '--size', '--arg', '2', '--', prog, '3000']);
   assert.equal(r.code, 0, r.stderr);
-  const rep = lastReport(r.stdout);
+  const rep = lastReport(r.stderr);
   assert.equal(rep.count, 3000 + 4 * 250);
   assert.equal(histSum(rep.hist), rep.count);
   assert.equal(rep.unmatched, 0);
@@ -66,7 +67,7 @@ test('a C function called exactly N times: count == N and the histogram adds up 
 test('recursion: every nested call is paired with its own return', async () => {
   const r = await runRbtrace(['strlat', '--json', '--lib', prog, '--func', 'rec', '--', prog, '10']);
   assert.equal(r.code, 0, r.stderr);
-  const rep = lastReport(r.stdout);
+  const rep = lastReport(r.stderr);
   assert.equal(rep.count, 500);
   assert.equal(rep.unmatched + rep.stale + rep.dropped, 0);
 });
@@ -81,13 +82,13 @@ test('a demangled C++ name finds the mangled symbol', async () => {
   execFileSync('g++', ['-O1', '-o', bin, src]);
   const r = await runRbtrace(['strlat', '--json', '--lib', bin, '--func', 'app::P::parse', '--', bin]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(lastReport(r.stdout).count, 77);
+  assert.equal(lastReport(r.stderr).count, 77);
 });
 
 test('ruby: rb_str_new is called at least once per string the script builds', async () => {
   const r = await runRbtrace(['strlat', '--json', '--', 'ruby', '--disable-gems', '-e', '20000.times { |i| i.to_s }']);
   assert.equal(r.code, 0, r.stderr);
-  const rep = lastReport(r.stdout);
+  const rep = lastReport(r.stderr);
   assert.equal(rep.function, 'rb_str_new');
   assert.ok(rep.count >= 20000, `count ${rep.count}`);
   assert.equal(histSum(rep.hist), rep.count);
@@ -96,11 +97,11 @@ test('ruby: rb_str_new is called at least once per string the script builds', as
 test('human output: -u histogram, percentiles said to come from buckets', async () => {
   const r = await runRbtrace(['strlat', '-u', '--lib', prog, '--func', 'work', '--', prog, '100']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /usecs\s+: count\s+distribution/);
+  assert.match(r.stderr, /usecs\s+: count\s+distribution/);
   // Each percentile is a bucket the histogram draws, the one its share of calls reaches.
-  const m = /work: count 1,100, avg .*p50 (\d+) -> (\d+) usecs, p90 (\d+) -> (\d+) usecs, p99 (\d+) -> (\d+) usecs, max /.exec(r.stdout);
-  assert.ok(m, r.stdout);
-  const rows = [...r.stdout.matchAll(/^\s*(\d+) -> (\d+)\s+: (\d+)\s/gm)].map((x) => ({ low: x[1], high: x[2], count: Number(x[3]) }));
+  const m = /work: count 1,100, avg .*p50 (\d+) -> (\d+) usecs, p90 (\d+) -> (\d+) usecs, p99 (\d+) -> (\d+) usecs, max /.exec(r.stderr);
+  assert.ok(m, r.stderr);
+  const rows = [...r.stderr.matchAll(/^\s*(\d+) -> (\d+)\s+: (\d+)\s/gm)].map((x) => ({ low: x[1], high: x[2], count: Number(x[3]) }));
   const total = rows.reduce((t, x) => t + x.count, 0);
   assert.equal(total, 1100, 'the histogram holds every call');
   for (const [p, low, high] of [[50, m[1], m[2]], [90, m[3], m[4]], [99, m[5], m[6]]] as const) {
@@ -109,7 +110,7 @@ test('human output: -u histogram, percentiles said to come from buckets', async 
     const upTo = rows.slice(0, at + 1).reduce((t, x) => t + x.count, 0);
     assert.ok(upTo >= (p / 100) * total && upTo - rows[at].count < (p / 100) * total, `p${p}: the first bucket reaching ${p}% of the calls`);
   }
-  assert.match(r.stdout, /pN: the histogram bucket holding the call at the Nth percentile, p50 the median call/);
+  assert.match(r.stderr, /pN: the histogram bucket holding the call at the Nth percentile, p50 the median call/);
 });
 
 test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left attached', async () => {
@@ -130,11 +131,14 @@ test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left atta
 });
 
 test('-i: one JSON report per interval', async () => {
-  const r = await runRbtrace(['strlat', '--json', '-i', '0.3', '--lib', prog, '--func', 'work', '--',
+  // -o FILE: the interval reports alone, every line a record (the command's output and the banner elsewhere).
+  const file = join(mkdtempSync(join(tmpdir(), 'rbtrace-strlat-')), 'reports.json');
+  const r = await runRbtrace(['strlat', '--json', '-i', '0.3', '-o', file, '--lib', prog, '--func', 'work', '--',
     'sh', '-c', `${prog} 10; sleep 1; ${prog} 10`]);
   assert.equal(r.code, 0, r.stderr);
-  const reps = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Report);
-  assert.ok(reps.length >= 3, r.stdout);
+  const text = readFileSync(file, 'utf8');
+  const reps = text.trim().split('\n').map((l) => JSON.parse(l) as Report);
+  assert.ok(reps.length >= 3, text);
   assert.equal(reps.reduce((a, x) => a + x.count, 0), 2 * 1010);
 });
 
@@ -160,7 +164,7 @@ int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) free(m
     const shim = await runWithShim(cmd);
     const r = await runRbtrace(['strlat', '--json', '--lib', 'c', '--func', 'malloc', '--', ...cmd]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(lastReport(r.stdout).count, shim.total.malloc, cmd.join(' '));
+    assert.equal(lastReport(r.stderr).count, shim.total.malloc, cmd.join(' '));
   }
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });

@@ -93,7 +93,7 @@ for (const path of ['tp_btf', 'raw_tp']) {
   test(`exact counts of N calls and M failing calls (${path})`, async () => {
     const f = await runRbtrace(['syscount', '--json', '--all', '--attach', path, '--', PROG, 'calls', '1234', '56']);
     assert.equal(f.code, 0, f.stderr);
-    const rs = reports(f.stdout);
+    const rs = reports(f.stderr);
     assert.equal(rs.length, 1);
     const s = byName(rs[0]);
     assert.equal(s.get('getppid')?.count, 1234);
@@ -110,16 +110,16 @@ for (const path of ['tp_btf', 'raw_tp']) {
 test('-e ENOENT and -x keep only the failures, with the right errno', async () => {
   const e = await runRbtrace(['syscount', '--json', '--all', '-e', 'ENOENT', '--', PROG, 'calls', '100', '30']);
   assert.equal(e.code, 0, e.stderr);
-  const s = byName(reports(e.stdout)[0]);
+  const s = byName(reports(e.stderr)[0]);
   assert.equal(s.get('chdir')?.count, 30);
   assert.equal(s.get('getppid'), undefined);
   for (const row of s.values()) assert.equal(row.count, row.errors, `${row.name}: every counted call failed`);
 
   const other = await runRbtrace(['syscount', '--json', '--all', '-e', 'EACCES', '--', PROG, 'calls', '100', '30']);
-  assert.equal(byName(reports(other.stdout)[0]).get('chdir'), undefined, 'chdir failed with ENOENT, not EACCES');
+  assert.equal(byName(reports(other.stderr)[0]).get('chdir'), undefined, 'chdir failed with ENOENT, not EACCES');
 
   const x = await runRbtrace(['syscount', '--json', '--all', '-x', '--', PROG, 'calls', '100', '30']);
-  const sx = byName(reports(x.stdout)[0]);
+  const sx = byName(reports(x.stderr)[0]);
   assert.equal(sx.get('chdir')?.count, 30);
   assert.equal(sx.get('getppid'), undefined);
 });
@@ -135,7 +135,7 @@ test('counts equal strace -c -f for ruby -e "puts 1"', async () => {
   }
   assert.ok(strace.size > 10, 'strace table parsed');
 
-  const f = await runRbtrace(['syscount', '--json', '--all', '--', 'ruby', '-e', 'puts 1']);
+  const f = await runRbtrace(['syscount', '--json', '--all', '-o', '-', '--', 'ruby', '-e', 'puts 1']);
   assert.equal(f.code, 0, f.stderr);
   const ours = byName(reports(f.stdout)[0]);
 
@@ -163,8 +163,8 @@ test('rt_sigreturn is counted once per handled signal in every mode; a negative 
   for (const mode of [['--strace'], ['--no-strace'], ['--no-strace', '-L'], ['--no-strace', '--syscall', 'rt_sigreturn']]) {
     const r = await runRbtrace(['syscount', '--json', '--all', ...mode, '--', PROG, 'signals', '7']);
     assert.equal(r.code, 0, r.stderr);
-    const rows = reports(r.stdout)[0].syscalls ?? [];
-    const s = byName(reports(r.stdout)[0]);
+    const rows = reports(r.stderr)[0].syscalls ?? [];
+    const s = byName(reports(r.stderr)[0]);
     assert.equal(s.get('rt_sigreturn')?.count, 7, `${mode.join(' ')}: ${JSON.stringify(rows)}`);
     assert.equal(s.get('rt_sigreturn')?.nr, 15);
     for (const row of rows) {
@@ -179,7 +179,7 @@ test('rt_sigreturn is counted once per handled signal in every mode; a negative 
   // -P: the calls are the process's (no row lost to a bogus number)
   const p = await runRbtrace(['syscount', '--json', '-P', '--', PROG, 'signals', '7']);
   const all = await runRbtrace(['syscount', '--json', '--all', '--no-strace', '--', PROG, 'signals', '7']);
-  assert.equal(reports(p.stdout)[0].processes?.[0].count, reports(all.stdout)[0].total?.count);
+  assert.equal(reports(p.stderr)[0].processes?.[0].count, reports(all.stderr)[0].total?.count);
 });
 
 test('-P attributes calls to the right pid and comm', async () => {
@@ -188,7 +188,7 @@ test('-P attributes calls to the right pid and comm', async () => {
   const f = await runRbtrace(['syscount', '--json', '-P', '--syscall', 'getppid', '--', PROG, 'fork', pidFile]);
   assert.equal(f.code, 0, f.stderr);
   const child = Number(readFileSync(pidFile, 'utf8'));
-  const procs = reports(f.stdout)[0].processes!;
+  const procs = reports(f.stderr)[0].processes!;
   const c = procs.find((p) => p.pid === child);
   assert.ok(c, `child ${child} in ${JSON.stringify(procs)}`);
   assert.equal(c.count, 200);
@@ -202,11 +202,11 @@ test('-P attributes calls to the right pid and comm', async () => {
 test('-- CMD passes the exit status through, and 128+N for a signal', async () => {
   const seven = await runRbtrace(['syscount', '--', PROG, 'exit', '7']);
   assert.equal(seven.code, 7, seven.stderr);
-  assert.match(seven.stdout, /^% time {5}seconds {2}usecs\/call {5}calls {4}errors syscall$/m);
-  assert.match(seven.stdout, /^100\.00 +[\d.]+ +\d+ +\d+ +\d* total$/m);
+  assert.match(seven.stderr, /^% time {5}seconds {2}usecs\/call {5}calls {4}errors syscall$/m);
+  assert.match(seven.stderr, /^100\.00 +[\d.]+ +\d+ +\d+ +\d* total$/m);
   const killed = await runRbtrace(['syscount', '--', PROG, 'kill']);
   assert.equal(killed.code, 128 + 15, killed.stderr);
-  assert.match(killed.stdout, / total$/m, 'the report still prints');
+  assert.match(killed.stderr, / total$/m, 'the report still prints');
 });
 
 test('-i 1 -d 3 prints three reports', async () => {
@@ -225,9 +225,9 @@ test("bcc's habits: -m prints times in ms (the same figures as us / 1000), -l li
   const us = await runRbtrace(['syscount', '-L', ...args]);
   const ms = await runRbtrace(['syscount', '-m', ...args]);
   assert.equal(ms.code, 0, ms.stderr);
-  assert.match(ms.stdout, /^SYSCALL +COUNT +ERRORS +TIME \(ms\) +AVG \(ms\)$/m);
-  assert.match(ms.stdout, /^getppid +300 +0 +[\d.]+ +[\d.]+$/m);
-  assert.match(us.stdout, /^SYSCALL +COUNT +ERRORS +TIME \(us\) +AVG \(us\)$/m);
+  assert.match(ms.stderr, /^SYSCALL +COUNT +ERRORS +TIME \(ms\) +AVG \(ms\)$/m);
+  assert.match(ms.stderr, /^getppid +300 +0 +[\d.]+ +[\d.]+$/m);
+  assert.match(us.stderr, /^SYSCALL +COUNT +ERRORS +TIME \(us\) +AVG \(us\)$/m);
   const list = await runRbtrace(['syscount', '-l']);
   assert.equal(list.code, 0, list.stderr);
   // The kernel's own numbers (uapi): read and execve on this architecture.
@@ -255,16 +255,18 @@ test('-p PID: the report prints when the process exits', async () => {
 });
 
 test('--hist: the histogram holds every call', async () => {
-  const f = await runRbtrace(['syscount', '--json', '--hist', '--syscall', 'getppid,chdir', '--', PROG, 'calls', '500', '20']);
+  // -o FILE: how a script keeps the NDJSON apart from the command's output and rbtrace's warnings.
+  const out = join(mkdtempSync(join(tmpdir(), 'rbtrace-syscount-')), 'hist.json');
+  const f = await runRbtrace(['syscount', '--json', '--hist', '-o', out, '--syscall', 'getppid,chdir', '--', PROG, 'calls', '500', '20']);
   assert.equal(f.code, 0, f.stderr);
-  const s = byName(reports(f.stdout)[0]);
+  const s = byName(reports(readFileSync(out, 'utf8'))[0]);
   assert.deepEqual([...s.keys()].sort(), ['chdir', 'getppid']);
   const g = s.get('getppid')!;
   assert.equal(g.count, 500);
   assert.equal(g.hist!.reduce((t, b) => t + b.count, 0), 500);
   const human = await runRbtrace(['syscount', '--hist', '--no-strace', '--syscall', 'getppid', '--', PROG, 'calls', '50', '0']);
-  assert.match(human.stdout, /syscall = getppid, count = 50/);
-  assert.match(human.stdout, /nsecs +: count +distribution/);
+  assert.match(human.stderr, /syscall = getppid, count = 50/);
+  assert.match(human.stderr, /nsecs +: count +distribution/);
 });
 
 test('bad input: one line, exit 2', async () => {

@@ -89,13 +89,13 @@ for (const [name, make] of [
     // -x: the syscall paths show what was passed, exactly.
     const x = await runRbtrace(['execsnoop', '--json', '-x', '--', ...argv]);
     assert.equal(x.code, 0, x.stderr);
-    const ok = records(x.stdout).filter((e) => e.ret === 0);
+    const ok = records(x.stderr).filter((e) => e.ret === 0);
     assert.deepEqual(sorted(ok.map(ourKey)), sorted(s1.map((e) => key(e.filename, e.args))), '-x: the execs as passed');
 
     // Default path: what the new image starts with (see asNewImage).
     const d = await runRbtrace(['execsnoop', '--json', '--', ...argv]);
     assert.equal(d.code, 0, d.stderr);
-    const recs = records(d.stdout);
+    const recs = records(d.stderr);
     assert.deepEqual(sorted(recs.map(ourKey)), sorted(s1.map((e) => asNewImage(e, dir))), 'default path');
     for (const e of recs) {
       const script = readFileSync(e.filename_base64 ? Buffer.from(e.filename_base64, 'base64') : e.filename, 'latin1').startsWith('#!');

@@ -40,7 +40,7 @@ for (const w of WORKLOADS) {
     const out = join(dir, `rb-${Math.random()}`);
     const r = await runRbtrace(['gcstat', '--json', '--', ...w.argv], { env: { RUBYOPT: `-r${hook}`, GC_OUT: out } });
     assert.equal(r.code, 0, r.stderr);
-    const marks = r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).map((l) => JSON.parse(l)).filter((x) => x.mark)
+    const marks = r.stderr.split('\n').filter((l) => l.startsWith('{"time"')).map((l) => JSON.parse(l)).filter((x) => x.mark)
       .reduce((n, x) => n + x.mark.count, 0);
     // The same run's own GC.stat: exact (the probes see every collection).
     assert.ok(marks > 0, 'some collections');

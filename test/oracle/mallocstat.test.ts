@@ -79,7 +79,7 @@ for (const w of WORKLOADS) {
     assert.equal(s1.status, 0);
     const r = await runRbtrace(['mallocstat', '--json', '--all-processes', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
     assert.equal(r.code, 0, r.stderr);
-    const rec = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
+    const rec = JSON.parse(r.stderr.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
     const ours = new Map(SHIM_FUNCS.map((f) => [f, rec.functions[f]?.count ?? 0]));
     // glibc: memalign is aligned_alloc (one address), reported as aligned_alloc.
     const fold = (c: Record<string, number>) => asMap({ ...c, aligned_alloc: c.aligned_alloc + c.memalign, memalign: 0, realloc_null: 0 });
@@ -93,7 +93,7 @@ for (const w of WORKLOADS.slice(0, 2)) {
     const s2 = await runWithShim(w.argv, { env: shimRunEnv(w) });
     const r = await runRbtrace(['strlat', '--json', '--all-processes', '--lib', 'c', '--func', 'malloc', '--', ...w.argv], { env: { ...w.env, ...shimLikeEnv() } });
     assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
+    const rep = JSON.parse(r.stderr.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
     // strlat times every run of malloc, also those glibc's realloc(NULL, n)
     // makes itself (mallocstat leaves those out: not the program's calls).
     const runs = (c: typeof s1.total) => new Map([['malloc', c.malloc + c.realloc_null]]);

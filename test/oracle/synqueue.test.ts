@@ -61,9 +61,9 @@ for (const [name, listener] of LISTENERS) {
       const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, RBTRACE, 'synqueue', '--json', '-i', '1', '--', '/usr/bin/python3', driver, out, ...listener],
         { encoding: 'utf8', timeout: 60000, env: { ...process.env, NO_COLOR: '1' } });
       assert.equal(r.status, 0, r.stderr);
-      const reports = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      const reports = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
       const mine = reports.flatMap((x) => (x.listeners ?? []).filter((l: { port: number }) => l.port === PORT));
-      assert.ok(mine.length >= 2, r.stdout);
+      assert.ok(mine.length >= 2, r.stderr);
       const [ssLine, ...nstatLines] = readFileSync(out, 'utf8').trim().split('\n');
       const recvQ = Number(ssLine.trim().split(/\s+/)[1]);
       const overflows = Number(nstatLines.find((l) => l.startsWith('TcpExtListenOverflows'))!.split(/\s+/)[1]);

@@ -106,7 +106,7 @@ for (const w of WORKLOADS) {
     for (const mode of ['--strace', '--no-strace']) {
       const r = await runRbtrace(['syscount', '--json', '--all', mode, '--', ...w.argv], { env: w.env });
       assert.equal(r.code, 0, r.stderr);
-      const report = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
+      const report = JSON.parse(r.stderr.split('\n').filter((l) => l.startsWith('{"time"')).at(-1)!);
       const ours = syscountMap(report);
       assertWithinVariance(`${w.name} ${mode}: calls`, ours.calls, s1.calls, s2.calls, w.slack);
       assertWithinVariance(`${w.name} ${mode}: errors`, ours.errors, s1.errors, s2.errors, w.slack);

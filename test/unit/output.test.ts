@@ -6,6 +6,7 @@ import {
   formatDuration, formatBytes, formatCount, escapeArg, escapeBytes, shellQuote, escapeForTerminal, escapeBytesForTerminal,
   createColor, colorLevel, ndjson, renderTable, ColumnPrinter, LiveChart,
 } from '../../src/core/output/index.js';
+import { reportSink } from '../../src/core/output/sink.js';
 
 const S = (n: number) => '*'.repeat(n);
 const sp = (n: number) => ' '.repeat(n);
@@ -259,4 +260,11 @@ test('plural: one is singular, every other count plural, with thousands separato
   }, 10);
   assert.ok(lines.includes('1 sample in 1 distinct stack; the top 1, innermost frame first:'), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith('1 sample (100.0%)')), lines.join('\n'));
+});
+
+test('reportSink: -o - is stdout; -- CMD without -o is stderr (the command owns stdout); else stdout', () => {
+  assert.equal(reportSink('-', true).stream, process.stdout);
+  assert.equal(reportSink('-', false).name, 'stdout');
+  assert.deepEqual(reportSink(undefined, true), { stream: process.stderr, name: 'stderr' });
+  assert.deepEqual(reportSink(undefined, false), { stream: process.stdout, name: 'stdout' });
 });

@@ -1,4 +1,5 @@
-// stdout for tools: data only (diagnostics go to stderr), text or NDJSON.
+// A tool's report, text or NDJSON: data only (diagnostics go to stderr), on
+// the stream src/core/output/sink.ts picks (stdout, stderr with -- CMD, -o FILE).
 // A closed pipe (`rbtrace execsnoop | head -3`) ends the run quietly; any
 // other failed write (a full disk, an I/O error) ends it with a one-line
 // error naming the output, exit status 1.
@@ -38,6 +39,11 @@ export class Output {
 
   get columns(): number {
     return this.stream.columns || 80;
+  }
+
+  /** The terminal's height, when this output is one (0 otherwise). */
+  get rows(): number {
+    return this.stream.isTTY ? this.stream.rows || 0 : 0;
   }
 
   /** The reader went away, or a write failed: nothing more can be written. */

@@ -65,9 +65,9 @@ export default defineTool<GcstatOptions>({
   },
   run(ctx, opts) {
     // An option the tool cannot honour is refused, never dropped: the live
-    // chart redraws a terminal, and stdout is not one.
+    // chart redraws a terminal, and the report's stream is not one.
     if (opts.chart === true && !ctx.out.isTTY && !ctx.out.json && !opts.log) {
-      throw new UsageError('--chart draws on a terminal, and stdout is not one', 'drop --chart (a table is printed), or run it in a terminal');
+      throw new UsageError(`--chart draws on a terminal, and ${ctx.out.name} is not one`, 'drop --chart (a table is printed), or run it in a terminal');
     }
     const intervalSec = ctx.opts.interval ?? 1;
     const binary = opts.lib !== undefined ? findLibrary(opts.lib, ctx.target.pid)

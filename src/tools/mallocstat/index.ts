@@ -39,7 +39,7 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat -L -- ./myprog           with the latency of every function
   rbtrace mallocstat -P -i 5                  every process, every 5 seconds
   rbtrace mallocstat --lib libjemalloc.so.2 --prefix je_ -p 1234
-  rbtrace mallocstat --json -- ruby app.rb | jq .functions.realloc
+  rbtrace mallocstat --json -o m.json -- ruby app.rb   NDJSON to m.json (the command owns stdout)
   rbtrace mallocstat --leaks -- ./myprog     blocks never freed, by the stack that allocated them
   rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
   options(cmd: Command) {

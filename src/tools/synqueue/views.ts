@@ -30,7 +30,7 @@ export interface View {
 
 /** Rows a table or chart frame may use: the terminal's height, or $LINES / 50 when not on one. */
 function screenRows(ctx: ToolContext): number {
-  if (ctx.out.isTTY) return process.stdout.rows || 24;
+  if (ctx.out.isTTY) return ctx.out.rows || 24;
   const lines = Number(process.env.LINES);
   return Number.isInteger(lines) && lines > 0 ? lines : 50;
 }

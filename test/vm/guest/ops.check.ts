@@ -12,7 +12,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { buildC, runRbtrace, settledLeftovers, sleep, startRbtrace, type Finished } from '../../helpers.js';
+import { REPORT_ON_STDOUT, buildC, runRbtrace, settledLeftovers, sleep, startRbtrace, type Finished } from '../../helpers.js';
 
 const KERNEL = release();
 const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
@@ -72,7 +72,7 @@ for (const path of OPENSNOOP_PATHS) {
   const unoffered = path === 'fentry' ? (NO_FENTRY ? 'no fentry on arm64 before 6.4' : '')
     : path === 'tracepoint' && !hasTracepoint('syscalls', 'sys_enter_openat') ? 'no syscall tracepoints' : '';
   test(`${KERNEL} opensnoop [${path}]: ${unoffered ? `not offered (${unoffered})` : `the ${EXPECTED_OPENS.length} opens a program makes, in order, with results`}`, async () => {
-    const r = await runRbtrace(['opensnoop', '--json', '-v', '--attach', path, '--', OPENER, dir], { timeoutMs: TIMEOUT });
+    const r = await runRbtrace(['opensnoop', '--json', '-v', '--attach', path, ...REPORT_ON_STDOUT, '--', OPENER, dir], { timeoutMs: TIMEOUT });
     if (unoffered) {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, FENTRY_REFUSED);
@@ -219,7 +219,7 @@ __attribute__((noinline)) void nap(void) { struct timespec t = { 0, 100000000 };
 int main(void) { for (int i = 0; i < 10; i++) nap(); return 0; }`, 'sleepervm', ['-fno-omit-frame-pointer']);
 for (const path of ['tp_btf', 'raw_tp']) {
   test(`${KERNEL} offcputime [${path}]: 10 sleeps of 100 ms, one stack from main() through do_nanosleep, >= 1 s`, async () => {
-    const r = await runRbtrace(['offcputime', '--json', '-v', '--attach', path, '--', SLEEPER], { timeoutMs: TIMEOUT });
+    const r = await runRbtrace(['offcputime', '--json', '-v', '--attach', path, ...REPORT_ON_STDOUT, '--', SLEEPER], { timeoutMs: TIMEOUT });
     ok(r, 'offcputime');
     assert.match(r.stderr, new RegExp(`attach path: ${path}\\b`));
     const rec = jsonLines(r.stdout).at(-1) as { stacks: { count: number; total_ns: number; frames: { name: string; kernel: boolean }[] }[] };

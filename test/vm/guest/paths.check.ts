@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { buildC, runRbtrace, startRbtrace, settledLeftovers, sleep, type Finished } from '../../helpers.js';
+import { REPORT_ON_STDOUT, buildC, runRbtrace, startRbtrace, settledLeftovers, sleep, type Finished } from '../../helpers.js';
 import { synqueueBacklogCheck } from '../../checks/synqueue-backlog.js';
 
 const KERNEL = release();
@@ -49,7 +49,7 @@ const FENTRY_EXECVEAT_FWD = /^5\.10\./.test(KERNEL);
 for (const path of ['sched', 'fentry', 'kprobe', 'tracepoint']) {
   const unoffered = path === 'fentry' && (FENTRY_EXECVEAT_FWD || NO_FENTRY);
   test(`${KERNEL} execsnoop [${path}]: ${unoffered ? `not offered (${NO_FENTRY ? 'no fentry on arm64 before 6.4' : 'execveat\'s BTF'})` : 'one exec, its exact argv'}`, async () => {
-    const r = await runRbtrace(['execsnoop', '--json', '-v', '--attach', path, '--', '/bin/true', ...ARGS], { timeoutMs: 120000 });
+    const r = await runRbtrace(['execsnoop', '--json', '-v', '--attach', path, ...REPORT_ON_STDOUT, '--', '/bin/true', ...ARGS], { timeoutMs: 120000 });
     if (unoffered) {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, NO_FENTRY ? FENTRY_REFUSED : /func '__x64_sys_execveat' arg0 type FWD is not a struct/);
@@ -89,7 +89,7 @@ for (const path of SYSCOUNT_PATHS) {
   for (const mode of ['count', 'latency'] as const) {
     test(`${KERNEL} syscount [${path}] ${mode}: 321 getppid, 45 failing chdir`, async () => {
       const r = await runRbtrace(['syscount', '--json', '--all', '-v', '--attach', path, ...(mode === 'count' ? ['--no-strace'] : ['--strace']),
-        '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
+        ...REPORT_ON_STDOUT, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
       ok(r, 'syscount');
       const [rep] = jsonLines(r.stdout);
       const by = new Map<string, { count: number; errors: number; total_ns?: number }>(rep.syscalls.map((s: { name: string }) => [s.name, s]));
@@ -140,7 +140,7 @@ __attribute__((noinline)) long work(const char *p, long len) { sink += len; retu
 int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) work(0, i % 64); return 0; }`, 'workvm');
 
 test(`${KERNEL} strlat [uprobe]: a function called exactly 777 times`, async () => {
-  const r = await runRbtrace(['strlat', '--json', '--lib', WORK, '--func', 'work', '--', WORK, '777'], { timeoutMs: 120000 });
+  const r = await runRbtrace(['strlat', '--json', '--lib', WORK, '--func', 'work', ...REPORT_ON_STDOUT, '--', WORK, '777'], { timeoutMs: 120000 });
   ok(r, 'strlat');
   const rep = jsonLines(r.stdout).at(-1);
   assert.equal(rep.count, 777);
@@ -157,14 +157,14 @@ const SYSCALL_ENTRY = process.arch === 'arm64' ? /^(invoke_syscall|el0_svc_commo
 for (const path of ['fentry', 'kprobe']) {
   if (path === 'fentry' && NO_FENTRY) {
     test(`${KERNEL} strlat --kfunc [fentry]: not offered (no fentry on arm64 before 6.4)`, async () => {
-      const r = await runRbtrace(['strlat', '--json', '--attach', 'fentry', '--kfunc', KFUNC, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
+      const r = await runRbtrace(['strlat', '--json', '--attach', 'fentry', '--kfunc', KFUNC, ...REPORT_ON_STDOUT, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, FENTRY_REFUSED);
     });
     continue;
   }
   test(`${KERNEL} strlat --kfunc [${path}]: ${KFUNC} called exactly 45 times`, async () => {
-    const r = await runRbtrace(['strlat', '--json', '-v', '--stack', '--attach', path, '--kfunc', KFUNC, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
+    const r = await runRbtrace(['strlat', '--json', '-v', '--stack', '--attach', path, '--kfunc', KFUNC, ...REPORT_ON_STDOUT, '--', SCPROG, '321', '45'], { timeoutMs: 120000 });
     ok(r, 'strlat --kfunc');
     assert.match(r.stderr, new RegExp(`attach path: ${path}\\b`));
     const rep = jsonLines(r.stdout).at(-1);
@@ -194,7 +194,7 @@ for (const path of ['fentry', 'kprobe']) {
 // (5.15+); 5.10 has none and must say so.
 const COOKIES = !/^5\.10\./.test(KERNEL);
 test(`${KERNEL} strlat [uprobe] --func work,main: ${COOKIES ? 'work 777, main 1' : 'refused (no BPF cookies)'}`, async () => {
-  const r = await runRbtrace(['strlat', '--json', '--lib', WORK, '--func', 'work,main', '--', WORK, '777'], { timeoutMs: 120000 });
+  const r = await runRbtrace(['strlat', '--json', '--lib', WORK, '--func', 'work,main', ...REPORT_ON_STDOUT, '--', WORK, '777'], { timeoutMs: 120000 });
   if (!COOKIES) {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^rbtrace strlat: several functions at once need BPF cookies \(Linux 5\.15\+\)/);
@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
 }`, 'allocvm');
 test(`${KERNEL} mallocstat [uprobe]: 500 more malloc and free than with 0 loops`, async () => {
   const counts = async (n: string) => {
-    const r = await runRbtrace(['mallocstat', '--json', '--', ALLOCS, n], { timeoutMs: 120000 });
+    const r = await runRbtrace(['mallocstat', '--json', ...REPORT_ON_STDOUT, '--', ALLOCS, n], { timeoutMs: 120000 });
     ok(r, 'mallocstat');
     const f = jsonLines(r.stdout).at(-1).functions;
     return { malloc: f.malloc.count as number, free: f.free.count as number };
@@ -227,7 +227,7 @@ test(`${KERNEL} mallocstat [uprobe]: 500 more malloc and free than with 0 loops`
 });
 
 test(`${KERNEL} gcstat [usdt] -- ruby: 30 GC.start, 30 marks and sweeps at least`, async () => {
-  const r = await runRbtrace(['gcstat', '--json', '--', 'ruby', '--disable-gems', '-e', '30.times { GC.start }'], { timeoutMs: 180000 });
+  const r = await runRbtrace(['gcstat', '--json', ...REPORT_ON_STDOUT, '--', 'ruby', '--disable-gems', '-e', '30.times { GC.start }'], { timeoutMs: 180000 });
   ok(r, 'gcstat');
   const rows = jsonLines(r.stdout).filter((x) => 'mark' in x);
   assert.ok(rows.reduce((a, x) => a + x.mark.count, 0) >= 30, r.stdout);

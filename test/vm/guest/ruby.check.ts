@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRbtrace, startRbtrace, settledLeftovers, type Finished } from '../../helpers.js';
+import { REPORT_ON_STDOUT, runRbtrace, startRbtrace, settledLeftovers, type Finished } from '../../helpers.js';
 
 const KERNEL = release();
 const COOKIES = /^\S+ [Tt] bpf_get_attach_cookie_trace$/m.test(readFileSync('/proc/kallsyms', 'utf8'));
@@ -32,7 +32,7 @@ async function traced(tool: string, args: string[], byPid: boolean): Promise<Fin
   const go = join(dir, `go-${tool}-${byPid}`);
   if (!byPid) {
     writeFileSync(go, '');
-    return runRbtrace([tool, '--all', '--json', ...args, '--', 'ruby', '--disable-gems', SCRIPT, go], { timeoutMs: 180000 });
+    return runRbtrace([tool, '--all', '--json', ...args, ...REPORT_ON_STDOUT, '--', 'ruby', '--disable-gems', SCRIPT, go], { timeoutMs: 180000 });
   }
   const ruby = spawn('ruby', ['--disable-gems', SCRIPT, go], { stdio: 'ignore' });
   const r = startRbtrace([tool, '--all', '--json', '-v', ...args, '-p', String(ruby.pid)]);

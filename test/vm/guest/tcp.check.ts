@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { buildC, runRbtrace } from '../../helpers.js';
+import { REPORT_ON_STDOUT, buildC, runRbtrace } from '../../helpers.js';
 import { fullQueueRetransCheck } from '../../checks/tcpretrans-fullq.js';
 
 const KERNEL = release();
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
 for (const path of ['tp_btf', 'raw_tp', 'tracepoint']) {
   const offered = hasTracepoint('sock', 'inet_sock_set_state');
   test(`${KERNEL} tcplife [${path}]: ${offered ? 'one connection, exact bytes both ends' : 'not offered (no sock:inet_sock_set_state)'}`, async () => {
-    const r = await runRbtrace(['tcplife', '--json', '-v', '--attach', path, '--', CONN, '70000', '1234'], { timeoutMs: 120000 });
+    const r = await runRbtrace(['tcplife', '--json', '-v', '--attach', path, ...REPORT_ON_STDOUT, '--', CONN, '70000', '1234'], { timeoutMs: 120000 });
     if (!offered) {
       assert.equal(r.code, 1, r.stderr);
       return;
