@@ -18,6 +18,7 @@ import { onlineCpus } from '../../core/bpf/perf.js';
 import { escapeForTerminal, plural } from '../../core/output/format.js';
 import { readComm } from '../../core/linux/process.js';
 import { SKELETON } from '../../generated/profile.js';
+import { SKELETON as RBSTACK } from '../../generated/rbstack.js';
 import { DEFAULT_HZ, dwarfLoadSpec, dwarfPollMs, loadSpec, pathsFor } from './probe.js';
 import { ProfileCollector, type Profile } from './collect.js';
 import { DwarfCollector } from './dwarf-collect.js';
@@ -67,7 +68,15 @@ export default defineTool<ProfileOptions>({
   },
   kernels: { best: '5.10 perf_event' },
   figures: PROFILE,
-  probe: () => probePaths(SKELETON, pathsFor(DEFAULT_HZ)),
+  probe: () => {
+    // Frame pointers decide whether profile runs; --unwind dwarf is another object a kernel may refuse.
+    const main = probePaths(SKELETON, pathsFor(DEFAULT_HZ));
+    try {
+      return `${main}; with --unwind dwarf: ${probePaths(RBSTACK, dwarfLoadSpec(DEFAULT_HZ).paths)}`;
+    } catch (err) {
+      return `${main}; --unwind dwarf unavailable: ${(err as Error).message}`;
+    }
+  },
   run(ctx, opts) {
     if (opts.userOnly && opts.kernelOnly) throw new UsageError('--user-only and --kernel-only cannot be used together', 'pick one, or neither for both stacks');
     if (opts.folded && ctx.out.json) throw new UsageError('--folded and --json cannot be used together', 'pick one output');
