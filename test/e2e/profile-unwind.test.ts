@@ -144,3 +144,22 @@ test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_
   const top = Object.entries(oracle).sort((a, b) => b[1] - a[1])[0][0].split(':');
   assert.ok(lines[top[0] as 'hot' | 'cold'].has(Number(top[1])), `oracle's ${top.join(':')} not among rbtrace's lines ${[...lines.hot]}`);
 });
+
+test('--unwind dwarf refused by the kernel: one line, exit 1, nothing run; bad combinations: one line, exit 2', async () => {
+  // RBTRACE_REFUSE refuses the program as a kernel without bpf_task_pt_regs (5.10) does.
+  const refused = await runRbtrace(['profile', '--unwind', 'dwarf', '-d', '1'], { env: { RBTRACE_REFUSE: 'rbstack_sample' } });
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /^rbtrace profile: the kernel refused program rbstack_sample \(perf_event\)[^\n]*\n$/);
+  assert.doesNotMatch(refused.stderr, /\n\s+at /);
+  assert.equal(refused.stdout, '');
+  for (const [args, what] of [
+    [['--unwind', 'dwarf', '-K'], /--unwind dwarf walks user stacks: --kernel-only takes none/],
+    [['--functions', '--folded'], /--functions and --folded cannot be used together/],
+    [['--unwind', 'lbr'], /--unwind/],
+  ] as const) {
+    const r = await runRbtrace(['profile', ...args, '-d', '1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, what);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
