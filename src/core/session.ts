@@ -154,7 +154,7 @@ export class Session {
       this.signalHandlers.push([signal, handler]);
     }
 
-    for (const rb of this.ringBuffers) rb.start(10, (err) => this.fail(err));
+    for (const rb of this.ringBuffers) rb.start(rb.pollMs, (err) => this.fail(err));
 
     // Signal listeners do not keep Node's event loop alive: a tool with no
     // ring buffer, -i or -d (syscount waiting for Ctrl-C) would otherwise

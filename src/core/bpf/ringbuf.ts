@@ -19,6 +19,8 @@ export class RingBuffer {
   private handlerError?: unknown;
   /** Records delivered so far. */
   received = 0;
+  /** How often the session polls it, ms (a tool whose records come at a known rate may poll less often). */
+  pollMs = 10;
 
   constructor(map: BpfMap, handler: RecordHandler) {
     this.callback = registerSampleCallback((data) => {

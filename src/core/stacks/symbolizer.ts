@@ -8,6 +8,7 @@
 // on disk. An address outside every known mapping re-reads the maps (at most
 // once a second per process: a new dlopen, or the exec of a -p target).
 import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
 import { openMapping } from '../linux/procfiles.js';
 import { KernelSymbols } from './kallsyms.js';
 import { findRegion, readRegions, type Region } from './maps.js';
@@ -84,11 +85,18 @@ export class Symbolizer {
   private refresh(pid: number): ProcessInfo {
     const regions = readRegions(pid);
     const old = this.procs.get(pid);
+    // Unreadable maps of a live process (read during its execve, measured with `-- CMD`) are
+    // tried again later: only a process gone from /proc keeps its last snapshot for good.
     const info: ProcessInfo = regions
       ? { regions, readAt: Date.now(), alive: true }
-      : { regions: old?.regions ?? [], readAt: Date.now(), alive: false };
+      : { regions: old?.regions ?? [], readAt: Date.now(), alive: existsSync(`/proc/${pid}`) };
     this.procs.set(pid, info);
     return info;
+  }
+
+  /** The mapping of `pid` holding `addr` (snapshot, re-read as userFrame does): src/core/unwind/ walks stacks with it. */
+  region(pid: number, addr: number): Region | undefined {
+    return this.regionOf(pid, addr);
   }
 
   private regionOf(pid: number, addr: number): Region | undefined {

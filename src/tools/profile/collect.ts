@@ -3,7 +3,7 @@
 // symbolized, and the ones that read the same merged (two addresses in one
 // function are one frame).
 import type { BpfObject } from '../../core/bpf/object.js';
-import { StackMap, Symbolizer, foldedFrames, type Frame } from '../../core/stacks/index.js';
+import { StackMap, Symbolizer, foldedFrames, type Frame, type Stack } from '../../core/stacks/index.js';
 import { profile_pid_event_layout, type SKELETON } from '../../generated/profile.js';
 
 export interface ProfiledStack {
@@ -43,25 +43,40 @@ export class ProfileCollector {
 
   read(): Profile {
     const stackMap = StackMap.of(this.obj);
-    const entries = this.obj.typedMap('counts').entries();
-    const merged = new Map<string, ProfiledStack>();
-    let samples = 0;
-    for (const [k, v] of entries) {
-      samples += v.value;
+    const counted: CountedStack[] = [];
+    for (const [k, v] of this.obj.typedMap('counts').entries()) {
       const st = this.sym.symbolize(k.tgid, stackMap.addresses(k.user_stack), stackMap.addresses(k.kernel_stack));
       if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: this.kernelOnly ? '[user]' : '[lost stack]', addr: 0n, kernel: false });
-      const folded = foldedFrames(k.comm, st);
-      const key = folded.join(';');
-      const had = merged.get(key);
-      if (had) {
-        had.count += v.value;
-        if (!had.pids.includes(k.tgid)) had.pids.push(k.tgid);
-      } else {
-        merged.set(key, { comm: k.comm, pids: [k.tgid], count: v.value, truncated: st.truncated, frames: st.frames, folded });
-      }
+      counted.push({ ...st, comm: k.comm, pid: k.tgid, count: v.value });
     }
-    const stacks = [...merged.values()].sort((a, b) => b.count - a.count || (a.folded.join(';') < b.folded.join(';') ? -1 : 1));
     const dropped = this.obj.typedMap('dropped').lookup({ value: 0 })?.value ?? 0;
-    return { samples, stacks, stackErrors: stackMap.errors(), dropped };
+    return { ...mergeStacks(counted), stackErrors: stackMap.errors(), dropped };
   }
+}
+
+/** A symbolized stack and how often one process was sampled in it. */
+export interface CountedStack extends Stack {
+  comm: string;
+  pid: number;
+  count: number;
+}
+
+/** Stacks that read the same (two addresses in one function are one frame) as one, largest first. */
+export function mergeStacks(counted: Iterable<CountedStack>): { samples: number; stacks: ProfiledStack[] } {
+  const merged = new Map<string, ProfiledStack>();
+  let samples = 0;
+  for (const c of counted) {
+    samples += c.count;
+    const folded = foldedFrames(c.comm, c);
+    const key = folded.join(';');
+    const had = merged.get(key);
+    if (had) {
+      had.count += c.count;
+      if (!had.pids.includes(c.pid)) had.pids.push(c.pid);
+    } else {
+      merged.set(key, { comm: c.comm, pids: [c.pid], count: c.count, truncated: c.truncated, frames: c.frames, folded });
+    }
+  }
+  const stacks = [...merged.values()].sort((a, b) => b.count - a.count || (a.folded.join(';') < b.folded.join(';') ? -1 : 1));
+  return { samples, stacks };
 }

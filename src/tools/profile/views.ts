@@ -3,7 +3,7 @@
 // end-of-run notes. No map access here.
 import { basename } from 'node:path';
 import { escapeForTerminal, plural } from '../../core/output/format.js';
-import { frameJson, frameLabel } from '../../core/stacks/index.js';
+import { frameJson, frameLabel, type Frame } from '../../core/stacks/index.js';
 import type { FoldedStack } from '../../core/stacks/flamegraph.js';
 import type { Profile } from './collect.js';
 
@@ -57,22 +57,66 @@ export function profileNotes(p: Profile, extra: { kernelHidden?: string | false;
   return notes.map(escapeForTerminal);
 }
 
+/** One function's row: self (innermost frame) and total (anywhere on the stack, once per sample), in samples. */
+export interface FunctionRow {
+  function: string;
+  self: number;
+  total: number;
+}
+
 /**
- * Figures for --save/--assert/diff (common/figures.ts PROFILE): per function,
- * self (innermost frame) and total (anywhere on the stack, once per sample).
+ * A frame's function: its folded label, less a Ruby frame's line
+ * (`Foo#bar (app.rb:12)` -> `Foo#bar_(app.rb)`), so the lines of one method
+ * are one row.
  */
-export function profileFigures(p: Profile): { samples: number; functions: { function: string; self: number; total: number }[] } {
-  const rows = new Map<string, { function: string; self: number; total: number }>();
-  const rowOf = (name: string) => {
+export function functionOf(f: Frame): string {
+  return frameLabel(f).replace(/_\(([^()]*):\d+\)$/, '_($1)');
+}
+
+/**
+ * One row per function, by self then total. Total is counted once per sample
+ * (perf report --children's rule), so a recursive function is one row and
+ * never over 100 %.
+ */
+export function functionRows(stacks: readonly { frames: Frame[]; count: number }[]): FunctionRow[] {
+  const rows = new Map<string, FunctionRow>();
+  const rowOf = (name: string): FunctionRow => {
     let r = rows.get(name);
     if (!r) rows.set(name, (r = { function: name, self: 0, total: 0 }));
     return r;
   };
-  for (const s of p.stacks) {
-    const names = s.frames.map(frameLabel);
+  for (const s of stacks) {
+    const names = s.frames.map(functionOf);
     if (names.length) rowOf(names[0]).self += s.count;
     for (const name of new Set(names)) rowOf(name).total += s.count;
   }
-  const functions = [...rows.values()].sort((a, b) => b.self - a.self || b.total - a.total || (a.function < b.function ? -1 : 1));
-  return { samples: p.samples, functions };
+  return [...rows.values()].sort((a, b) => b.self - a.self || b.total - a.total || (a.function < b.function ? -1 : 1));
+}
+
+/** --functions: the table of functionRows() by total (perf report --children's order), `top` rows. */
+export function writeFunctions(line: (s?: string) => void, c: { bold(s: string): string }, p: Profile, top: number): void {
+  line();
+  if (p.samples === 0) {
+    line('No samples (the target used no CPU while sampled).');
+    return;
+  }
+  const rows = functionRows(p.stacks);
+  const shown = [...rows].sort((a, b) => b.total - a.total || b.self - a.self).slice(0, top);
+  line(`${plural(p.samples, 'sample')} in ${plural(rows.length, 'function')}; the top ${shown.length} by total (self: innermost frame):`);
+  line();
+  line(c.bold(`${'TOTAL'.padStart(7)} ${'SELF'.padStart(7)}  FUNCTION`));
+  const pct = (n: number): string => `${((100 * n) / p.samples).toFixed(1)}%`.padStart(7);
+  for (const r of shown) line(`${pct(r.total)} ${pct(r.self)}  ${escapeForTerminal(r.function)}`);
+}
+
+/** Figures for --save/--assert/diff (common/figures.ts PROFILE): the rows of --functions. */
+export function profileFigures(p: Profile): { samples: number; functions: FunctionRow[] } {
+  return { samples: p.samples, functions: functionRows(p.stacks) };
+}
+
+/** -v after an --unwind dwarf run: how far stacks were walked, and at what cost. */
+export function dwarfNote(s: { samples: number; complete: number; ruby: number; stackBytes: number; cpuMs: number }): string {
+  const per = Math.max(1, s.samples);
+  return `--unwind dwarf: ${plural(s.samples, 'sample')}, ${s.complete} unwound to the outermost frame, ${s.ruby} with Ruby frames, `
+    + `${(s.stackBytes / per).toFixed(0)} stack bytes and ${((1000 * s.cpuMs) / per).toFixed(0)} us of user-space CPU per sample`;
 }

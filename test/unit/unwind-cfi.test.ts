@@ -1,0 +1,64 @@
+// src/core/unwind/cfi.ts against an independent reader of the same tables:
+// binutils' `readelf --debug-dump=frames-interp`, which prints every row of
+// every FDE (CFA rule, and where each register was saved). Every row of
+// libc's and libruby's .eh_frame must read the same.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { CfiTable, type CfiRow } from '../../src/core/unwind/cfi.js';
+import { openFile } from '../../src/core/linux/procfiles.js';
+
+const REGS = ['rax', 'rdx', 'rcx', 'rbx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'ra'];
+
+/** readelf's notation for one row: "rsp+8" / "exp" for the CFA, "c-16" / "u" / "exp" / "rN" (saved in register N) per register. */
+function ours(row: CfiRow, columns: string[]): string[] {
+  const cfa = row.cfa.kind === 'reg' ? `${REGS[row.cfa.reg] ?? `r${row.cfa.reg}`}+${row.cfa.offset}` : 'exp';
+  return [cfa, ...columns.map((c) => {
+    const rule = row.regs.get(REGS.indexOf(c));
+    if (!rule || rule.kind === 'same') return 'u';
+    if (rule.kind === 'undefined') return 'u';
+    if (rule.kind === 'offset') return `c${rule.offset >= 0 ? '+' : ''}${rule.offset}`;
+    if (rule.kind === 'val_offset') return `v${rule.offset >= 0 ? '+' : ''}${rule.offset}`;
+    if (rule.kind === 'register') return `r${rule.reg}`;
+    return rule.kind === 'expression' ? 'exp' : 'vexp';
+  })];
+}
+
+function check(path: string): number {
+  const table = CfiTable.of(openFile(path));
+  assert.ok(table, `${path} has .eh_frame`);
+  // readelf exits 1 on libc for a warning about another section; its frame rows are all printed.
+  const text = spawnSync('readelf', ['--debug-dump=frames-interp', path], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout;
+  let columns: string[] = [];
+  let inFde = false;
+  let rows = 0;
+  const bad: string[] = [];
+  for (const line of text.split('\n')) {
+    if (/ FDE /.test(line)) { inFde = true; columns = []; continue; }
+    if (/ CIE /.test(line)) { inFde = false; continue; }
+    if (!inFde) continue;
+    const head = /^\s+LOC\s+CFA\s+(.*)$/.exec(line);
+    if (head) { columns = head[1].trim().split(/\s+/); continue; }
+    const m = /^([0-9a-f]{16}) (.*)$/.exec(line);
+    if (!m) continue;
+    // A register rule reads "r3 (rbx)" (its name added when it has one).
+    const theirs = m[2].replace(/ \([a-z0-9]+\)/g, '').trim().split(/\s+/);
+    const row = table!.row(parseInt(m[1], 16));
+    rows++;
+    if (!row) { bad.push(`${m[1]}: no row`); continue; }
+    // readelf leaves a column blank until the register has a rule: pad with "u".
+    const want = [theirs[0], ...columns.map((_, i) => theirs[i + 1] ?? 'u')];
+    const got = ours(row, columns);
+    if (want.join(' ') !== got.join(' ')) bad.push(`${m[1]}: readelf ${want.join(' ')}, ours ${got.join(' ')} (${columns.join(' ')})`);
+  }
+  assert.deepEqual(bad.slice(0, 10), [], `${bad.length} of ${rows} rows differ in ${path}`);
+  return rows;
+}
+
+for (const lib of ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2']) {
+  test(`every CFI row of ${lib} reads as readelf reads it`, { skip: !existsSync(lib) && process.env.CI !== 'true' ? `${lib} absent` : false }, () => {
+    const rows = check(lib);
+    assert.ok(rows > 1000, `only ${rows} rows`);
+  });
+}
