@@ -39,9 +39,13 @@ struct {
 	__type(value, struct bio_start);
 } starts SEC(".maps");
 
+/* Per CPU: a completion adds to its own CPU's copy, a cache line no other
+ * CPU writes; user space sums the copies. Not
+ * preallocated: a copy per CPU of each (disk, op) seen, not of 1024. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct bio_hist_key);
 	__type(value, struct bio_hist);
 } hists SEC(".maps");
@@ -66,18 +70,33 @@ struct request___old {
 	struct gendisk *rq_disk;
 } __attribute__((preserve_access_index));
 
-static __always_inline __u32 disk_dev(struct request *rq)
+/* The request's fields are read directly on the tp_btf path (typed
+ * pointers: a load each) and with bpf_probe_read_kernel on raw_tp (plain
+ * numbers to the verifier: a helper call each). `btf` is a constant at each
+ * call, so each program keeps one of the two. */
+static __always_inline struct gendisk *rq_disk(struct request *rq, bool btf)
 {
 	struct request___old *old = (void *)rq;
-	struct gendisk *disk;
 
 	if (bpf_core_field_exists(old->rq_disk))
-		disk = BPF_CORE_READ(old, rq_disk);
-	else
-		disk = BPF_CORE_READ(rq, q, disk);
+		return btf ? old->rq_disk : BPF_CORE_READ(old, rq_disk);
+	return btf ? rq->q->disk : BPF_CORE_READ(rq, q, disk);
+}
+
+static __always_inline __u32 disk_dev(struct request *rq, bool btf)
+{
+	struct gendisk *disk = rq_disk(rq, btf);
+
 	if (!disk)
 		return 0;
+	if (btf)
+		return ((__u32)disk->major << 20) | (__u32)disk->first_minor;
 	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+}
+
+static __always_inline __u32 rq_op(struct request *rq, bool btf)
+{
+	return (btf ? rq->cmd_flags : BPF_CORE_READ(rq, cmd_flags)) & 0xff;
 }
 
 static __always_inline struct request *rq_of(__u64 *ctx)
@@ -94,17 +113,23 @@ static __always_inline struct request *rq_of(__u64 *ctx)
 	return (struct request *)ctx[0];
 }
 
-static __always_inline int on_start(struct request *rq, bool insert)
+static __always_inline int on_start(struct request *rq, bool insert, bool btf)
 {
 	__u64 key = (__u64)rq;
 	struct bio_start *s, fresh = {};
 
-	s = bpf_map_lookup_elem(&starts, &key);
-	if (s && !insert) { /* inserted earlier (-Q), or issued again after a requeue */
-		s->issue_ns = bpf_ktime_get_ns();
-		return 0;
+	/* Without -Q, --events or a filter, a request seen again (issued again
+	 * after a requeue) needs only its issue time replaced, which a fresh
+	 * entry does: no lookup first. Otherwise the entry keeps the insert
+	 * time, the task it was first seen in, and the filter's first answer. */
+	if (queued || want_events || targ_dev || rbtrace_targ_tgid || rbtrace_targ_follow || rbtrace_targ_cgroup) {
+		s = bpf_map_lookup_elem(&starts, &key);
+		if (s && !insert) { /* inserted earlier (-Q), or issued again after a requeue */
+			s->issue_ns = bpf_ktime_get_ns();
+			return 0;
+		}
 	}
-	if (targ_dev && disk_dev(rq) != targ_dev)
+	if (targ_dev && disk_dev(rq, btf) != targ_dev)
 		return 0;
 	if (!rbtrace_wanted_current())
 		return 0;
@@ -112,8 +137,10 @@ static __always_inline int on_start(struct request *rq, bool insert)
 		fresh.insert_ns = bpf_ktime_get_ns();
 	else
 		fresh.issue_ns = bpf_ktime_get_ns();
-	fresh.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	if (want_events) { /* only biosnoop's lines name the task */
+		fresh.pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	}
 	bpf_map_update_elem(&starts, &key, &fresh, BPF_ANY);
 	return 0;
 }
@@ -129,7 +156,7 @@ static __always_inline void count_untracked(void)
 
 static __always_inline void add_hist(__u32 dev, __u32 op, __u64 delta, __u32 bytes)
 {
-	struct bio_hist_key key = { .dev = per_disk ? dev : 0, .op = per_op ? op : 0 };
+	struct bio_hist_key key = { .dev = dev, .op = op };
 	struct bio_hist *h = bpf_map_lookup_elem(&hists, &key);
 	__u64 slot;
 
@@ -144,17 +171,20 @@ static __always_inline void add_hist(__u32 dev, __u32 op, __u64 delta, __u32 byt
 	slot = log2l(delta / (in_ms ? 1000000 : 1000));
 	if (slot >= BIO_HIST_SLOTS)
 		slot = BIO_HIST_SLOTS - 1;
+	/* Atomic even on this CPU's copy: a completion in an interrupt may run
+	 * inside one in a task on the same CPU (older kernels run raw_tp
+	 * programs without a recursion guard); the line is not shared, so the
+	 * locked add stays cheap. */
 	__sync_fetch_and_add(&h->slots[slot], 1);
 	__sync_fetch_and_add(&h->count, 1);
 	__sync_fetch_and_add(&h->total_ns, delta);
 	__sync_fetch_and_add(&h->bytes, bytes);
 }
 
-static __always_inline int on_complete(struct request *rq, int error, unsigned int nr_bytes)
+static __always_inline int on_complete(struct request *rq, int error, unsigned int nr_bytes, bool btf)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), from, delta;
 	struct bio_start *s = bpf_map_lookup_elem(&starts, &key);
-	__u32 dev, op;
 
 	if (!s) {
 		count_untracked();
@@ -164,8 +194,6 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 		goto done;
 	from = queued && s->insert_ns ? s->insert_ns : s->issue_ns;
 	delta = now - from;
-	dev = disk_dev(rq);
-	op = BPF_CORE_READ(rq, cmd_flags) & 0xff;
 
 	if (want_events) {
 		struct bio_event *e = rbtrace_reserve(&events, sizeof(*e));
@@ -174,17 +202,18 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 			e->ts_ns = now;
 			e->latency_ns = delta;
 			e->queued_ns = s->insert_ns ? s->issue_ns - s->insert_ns : 0;
-			e->sector = BPF_CORE_READ(rq, __sector);
+			e->sector = btf ? rq->__sector : BPF_CORE_READ(rq, __sector);
 			e->bytes = nr_bytes;
-			e->dev = dev;
-			e->op = op;
+			e->dev = disk_dev(rq, btf);
+			e->op = rq_op(rq, btf);
 			e->pid = s->pid;
 			e->error = error;
 			__builtin_memcpy(e->comm, s->comm, sizeof(e->comm));
 			bpf_ringbuf_submit(e, 0);
 		}
 	} else {
-		add_hist(dev, op, delta, nr_bytes);
+		/* The disk and operation are read only when -D or -F split by them. */
+		add_hist(per_disk ? disk_dev(rq, btf) : 0, per_op ? rq_op(rq, btf) : 0, delta, nr_bytes);
 	}
 done:
 	bpf_map_delete_elem(&starts, &key);
@@ -195,36 +224,36 @@ done:
 SEC("tp_btf/block_rq_insert")
 int tb_insert(__u64 *ctx)
 {
-	return on_start(rq_of(ctx), true);
+	return on_start(rq_of(ctx), true, true);
 }
 
 SEC("tp_btf/block_rq_issue")
 int tb_issue(__u64 *ctx)
 {
-	return on_start(rq_of(ctx), false);
+	return on_start(rq_of(ctx), false, true);
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(tb_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return on_complete(rq, error, nr_bytes);
+	return on_complete(rq, error, nr_bytes, true);
 }
 
 /* ---- raw_tp path ---- */
 SEC("raw_tp/block_rq_insert")
 int rt_insert(__u64 *ctx)
 {
-	return on_start(rq_of(ctx), true);
+	return on_start(rq_of(ctx), true, false);
 }
 
 SEC("raw_tp/block_rq_issue")
 int rt_issue(__u64 *ctx)
 {
-	return on_start(rq_of(ctx), false);
+	return on_start(rq_of(ctx), false, false);
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(rt_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return on_complete(rq, error, nr_bytes);
+	return on_complete(rq, error, nr_bytes, false);
 }

@@ -12,6 +12,7 @@
  * bpf_get_stackid works from both (the raw tracepoint's own variant).
  */
 #include "rbtrace.bpf.h"
+#include "rbtrace_sched.bpf.h"
 #include "rbtrace_stacks.bpf.h"
 #include "offcputime.h"
 
@@ -20,9 +21,6 @@ const volatile __u64 min_ns = 1000;      /* -m (us): shorter blocks are not coun
 const volatile __u64 max_ns = ~0ULL;     /* -M (us) */
 const volatile bool user_only = false;
 const volatile bool kernel_only = false;
-
-#define TASK_INTERRUPTIBLE 0x1
-#define TASK_UNINTERRUPTIBLE 0x2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -46,6 +44,17 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
+/* Blocks whose end was never seen: a task switched out again (so it ran)
+ * while its start was still kept. The kernel switched it in without this
+ * tracepoint reaching BPF (bpftrace's sched_switch program misses the same
+ * switch-ins). Such a block is not counted, its start is dropped. Per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unpaired SEC(".maps");
+
 /* A process's first block, and its first after an exec, is sent here, so
  * user space reads its mappings while it is alive (it may be gone at the
  * end), as profile does. The value is the process's mm: an exec changes it. */
@@ -64,19 +73,6 @@ struct {
 RBTRACE_EXPORT_TYPE(struct offcpu_key, offcpu_key);
 RBTRACE_EXPORT_TYPE(struct offcpu_val, offcpu_val);
 RBTRACE_EXPORT_TYPE(struct offcpu_start, offcpu_start);
-
-struct task_struct___old {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	struct task_struct___old *old = (void *)t;
-
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ(old, state);
-}
 
 static __always_inline __u32 state_of(long state)
 {
@@ -132,21 +128,34 @@ static __always_inline void add(struct task_struct *t, struct offcpu_start *s, _
 
 static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct task_struct *next)
 {
-	long state = task_state(prev);
+	long state = rbtrace_task_state(prev);
 	__u32 tid = BPF_CORE_READ(prev, pid), tgid = BPF_CORE_READ(prev, tgid);
 	struct offcpu_start *s;
 	__u64 now = bpf_ktime_get_ns(), delta;
 
-	/* prev is current: its stacks are the ones it blocked in. */
-	if (state != 0 && tid && rbtrace_wanted(tgid)) {
+	if (tid && rbtrace_wanted(tgid)) {
 		struct offcpu_start st = { .ts_ns = now, .state = state_of(state) };
+		__u32 z = 0;
+		__u64 *n;
 
+		/* prev has been running: a start it still has is a block whose
+		 * switch-in was not seen. */
+		if (bpf_map_lookup_elem(&starts, &tid)) {
+			n = bpf_map_lookup_elem(&unpaired, &z);
+			if (n)
+				*n += 1;
+			if (state == 0)
+				bpf_map_delete_elem(&starts, &tid);
+		}
+		if (state == 0) /* preempted, still runnable: not blocked */
+			goto next;
+		/* prev is current: its stacks are the ones it blocked in. */
 		st.user_stack = kernel_only ? -1 : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
 		st.kernel_stack = user_only ? -1 : rbtrace_stack_id(ctx, 0);
 		bpf_map_update_elem(&starts, &tid, &st, BPF_ANY);
 		note_pid(prev, tgid);
 	}
-
+next:
 	tid = BPF_CORE_READ(next, pid);
 	s = bpf_map_lookup_elem(&starts, &tid);
 	if (!s)

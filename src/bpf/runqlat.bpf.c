@@ -16,6 +16,7 @@
  * answers for current).
  */
 #include "rbtrace.bpf.h"
+#include "rbtrace_sched.bpf.h"
 #include "bits.bpf.h"
 #include "runqlat.h"
 
@@ -24,8 +25,6 @@ const volatile bool in_ms = false;     /* -m */
 const volatile bool want_worst = false; /* --max */
 const volatile __u64 targ_cgroup_id = 0; /* --cgroup: the directory's id (inode) */
 const volatile __s32 targ_cgroup_level = 0;
-
-#define TASK_RUNNING 0
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -51,19 +50,6 @@ struct {
 RBTRACE_EXPORT_TYPE(struct rql_wait, rql_wait);
 
 /* task->__state since 5.14, task->state before. */
-struct task_struct___old {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state(struct task_struct *t)
-{
-	struct task_struct___old *old = (void *)t;
-
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return BPF_CORE_READ(old, state);
-}
-
 /* cgroup->ancestors[] (pointers) since 6.0, ancestor_ids[] before. */
 struct cgroup___old {
 	int level;
@@ -182,7 +168,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	__u32 tid;
 	__u64 *start, now, delta;
 
-	if (task_state(prev) == TASK_RUNNING)
+	if (rbtrace_task_state(prev) == TASK_RUNNING)
 		enqueued(prev);
 	tid = BPF_CORE_READ(next, pid);
 	start = bpf_map_lookup_elem(&starts, &tid);
@@ -199,19 +185,24 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	return 0;
 }
 
-/* ---- tp_btf path ---- */
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(tb_wakeup, struct task_struct *p)
+/* A wakeup: the woken task waits from now (both attach flavours). */
+static __always_inline int on_wakeup(struct task_struct *p)
 {
 	enqueued(p);
 	return 0;
 }
 
+/* ---- tp_btf path ---- */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tb_wakeup, struct task_struct *p)
+{
+	return on_wakeup(p);
+}
+
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(tb_wakeup_new, struct task_struct *p)
 {
-	enqueued(p);
-	return 0;
+	return on_wakeup(p);
 }
 
 SEC("tp_btf/sched_switch")
@@ -224,15 +215,13 @@ int BPF_PROG(tb_switch, bool preempt, struct task_struct *prev, struct task_stru
 SEC("raw_tp/sched_wakeup")
 int BPF_PROG(rt_wakeup, struct task_struct *p)
 {
-	enqueued(p);
-	return 0;
+	return on_wakeup(p);
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(rt_wakeup_new, struct task_struct *p)
 {
-	enqueued(p);
-	return 0;
+	return on_wakeup(p);
 }
 
 SEC("raw_tp/sched_switch")

@@ -28,15 +28,17 @@ for (const path of ['tp_btf', 'raw_tp']) {
     // stdout is python's alone (its wall time); the record is on stderr, -- CMD owning stdout.
     assert.match(f.stdout, /^\d+\n$/);
     const wall = Number(f.stdout);
-    const rec = JSON.parse(f.stderr.split('\n').find((l) => l.startsWith('{'))!) as { stacks: Stack[] };
+    const rec = JSON.parse(f.stderr.split('\n').find((l) => l.startsWith('{'))!) as { stacks: Stack[]; unpaired: number };
     const s = sleepStack(rec.stacks);
     assert.ok(s, JSON.stringify(rec.stacks.map((x) => [x.comm, x.frames.map((fr) => fr.name)])));
-    // One block of the 20 may be missing: a known loss, about 1 run in 8
-    // under load (the switch-out recorded, its switch-in not seen; not
-    // diagnosed yet, the same as runqlat's one wait of slack). Never more,
-    // and never one too many.
+    // Every block is counted, except one whose switch-in the kernel did not
+    // report (about 1 run in 8 under load on 6.18: bpftrace's own
+    // sched_switch program misses the same switch-in). The program sees the
+    // task switched out again with its start still kept and counts it in
+    // `unpaired`: each missing sleep is one of those (an unpaired block may
+    // also be another of the process's, hence <=). Never one too many.
     const lost = 20 - s.count;
-    assert.ok(lost === 0 || lost === 1, `${s.count} blocks`);
+    assert.ok(lost >= 0 && lost <= rec.unpaired, `${s.count} blocks, ${rec.unpaired} unpaired`);
     assert.ok(s.frames.some((fr) => !fr.kernel && fr.name === 'clock_nanosleep'), JSON.stringify(s.frames));
     // Each sleep blocks at least its 50 ms (the hrtimer is armed before the
     // switch, so at most a few us less); the loop's wall time also holds

@@ -108,6 +108,9 @@ static __always_inline bool rbtrace_tgid_wanted(__u32 tgid)
 
 static __always_inline bool rbtrace_wanted_current(void)
 {
+	/* No filter: no helper call either (its result would go unused). */
+	if (!rbtrace_targ_cgroup && !rbtrace_targ_follow && !rbtrace_targ_tgid)
+		return true;
 	return rbtrace_wanted(bpf_get_current_pid_tgid() >> 32);
 }
 

@@ -22,6 +22,7 @@ export interface OffcpuReport {
   stacks: OffcpuStack[]; // by time, longest first
   stackErrors: number;
   dropped: number;
+  unpaired: number; // blocks whose switch-in the kernel did not report: not counted
 }
 
 const STATES: Record<number, string> = {
@@ -52,5 +53,5 @@ export function readOffcpu(obj: BpfObject<typeof SKELETON>, sym: Symbolizer, per
     }
   }
   const stacks = [...merged.values()].sort((a, b) => b.total_ns - a.total_ns);
-  return { total_ns: total, stacks, stackErrors: stackMap.errors(), dropped: readPerCpuCounter(obj.map('dropped')) };
+  return { total_ns: total, stacks, stackErrors: stackMap.errors(), dropped: readPerCpuCounter(obj.map('dropped')), unpaired: readPerCpuCounter(obj.map('unpaired')) };
 }

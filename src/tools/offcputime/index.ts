@@ -84,6 +84,7 @@ export default defineTool<OffcputimeOptions>({
       else ctx.out.write(opts.folded ? foldedText(r) : tableText(r, opts.top, ctx.color));
       if (r.stackErrors) ctx.log.warn(`${r.stackErrors} stacks not captured (stack map full or hash collisions)`);
       if (r.dropped) ctx.log.warn(`${r.dropped} blocks not counted (more than the distinct stacks rbtrace keeps)`);
+      if (r.unpaired) ctx.log.verbose(`${r.unpaired} blocks not counted: the kernel switched the task back in without a sched_switch event`);
       for (const [file, why] of sym.failures) ctx.log.verbose(escapeForTerminal(`no symbols from ${file}: ${why}`));
     });
   },

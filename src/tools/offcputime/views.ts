@@ -30,7 +30,7 @@ export function tableText(r: OffcpuReport, top: number, c: { bold(s: string): st
 export function record(r: OffcpuReport, seconds: number): object {
   return {
     time: new Date().toISOString(), seconds: Number(seconds.toFixed(3)), total_ns: r.total_ns,
-    stack_errors: r.stackErrors, dropped: r.dropped,
+    stack_errors: r.stackErrors, dropped: r.dropped, unpaired: r.unpaired,
     stacks: r.stacks.map((s: OffcpuStack) => ({ comm: s.comm, state: s.state, pids: s.pids, total_ns: s.total_ns, count: s.count, truncated: s.truncated, frames: s.frames.map(frameJson) })),
   };
 }
