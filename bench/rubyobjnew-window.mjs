@@ -13,10 +13,11 @@
 // Measured (kernel 6.18, Debian 12 ruby 3.1, system libbpf 1.1, N = 3e6,
 // 12e6 allocations, one run): plain 0.818 s; attached all along 158.1 s
 // (x193); one 10 ms window every 2 s: 2.117 s (x2.59), of which attaching
-// took 8 ms and detaching 1140 ms, during which the probes kept firing (each
-// of the probes' sites is its own uprobe, unregistered one after another,
-// each waiting for an RCU grace period; libbpf 1.1 has no uprobe_multi
-// USDT). A window is therefore at least about a second, not W ms, and the
+// took 8 ms and detaching 1140 ms, during which the probes kept firing: the
+// window counted 60326 allocations, where 10 ms at x193 would see about 760
+// (a guess at why, not measured: each probe site is its own uprobe,
+// unregistered one after another, each waiting for a grace period; libbpf
+// 1.1 has no uprobe_multi USDT). A window is therefore at least about a second, not W ms, and the
 // counts cannot be scaled by W/P. For under 10 % at x193 the probes may be
 // live at most 0.1/192 = 0.05 % of the time (1 ms every 2 s): that needs an
 // attach+detach well under a millisecond, three orders of magnitude below
