@@ -2,7 +2,7 @@
 // port, scrape it, and parse the text format back into values.
 import { createServer } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { buildC, startRbtrace, type Running } from './helpers.js';
 
 export async function freePort(): Promise<number> {
@@ -184,4 +184,23 @@ int main(int argc, char **argv)
 	return 99;
 }
 `, 'exprog');
+}
+
+/** A child's stdout, line by line: each call resolves with the next line. */
+export function lineReader(child: ChildProcess): () => Promise<string> {
+  const lines: string[] = [];
+  const waiting: ((l: string) => void)[] = [];
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const l = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      const w = waiting.shift();
+      if (w) w(l);
+      else lines.push(l);
+    }
+  });
+  return () => (lines.length ? Promise.resolve(lines.shift()!) : new Promise((r) => waiting.push(r)));
 }

@@ -13,7 +13,8 @@
  * own numbering of the collection and its reason, read from the process's
  * memory as rbspy reads stacks: ruby_current_vm_ptr -> vm->objspace ->
  * objspace->profile.{count,latest_gc_info}. The offsets come from user
- * space (src/tools/gcstat/layout.ts) per Ruby version; the library's load
+ * space (src/tools/gcstat/layout.ts) per Ruby version, in `layouts` at the
+ * index each file's probes carry as their USDT cookie; the library's load
  * address is the probe's address minus its link-time address (page-aligned,
  * so the rounding absorbs an ip reported one byte past the breakpoint).
  */
@@ -51,30 +52,38 @@ struct {
 RBTRACE_EXPORT_TYPE(struct gc_step, gc_step);
 
 const volatile bool want_steps = false;
-/* Link-time addresses of ruby_current_vm_ptr and of each end probe (0: unknown). */
-const volatile __u64 vm_ptr_vaddr = 0;
-const volatile __u64 mark_end_vaddr = 0;
-const volatile __u64 sweep_end_vaddr = 0;
-/* Offsets in rb_vm_t and rb_objspace_t of this Ruby's layout. */
-const volatile __u32 off_vm_objspace = 0;
-const volatile __u32 off_gc_count = 0;
-const volatile __u32 off_gc_info = 0;
 
-/* The VM's collection number and reason, read at a probe of link-time address `vaddr`. */
-static __always_inline bool read_vm(struct pt_regs *ctx, __u64 vaddr, struct gc_step *e)
+/* Per USDT cookie (0: none, the layout unknown), the layout of that file's Ruby. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GCSTAT_LAYOUTS);
+	__type(key, __u32);
+	__type(value, struct gc_layout);
+} layouts SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct gc_layout, gc_layout);
+
+/* The VM's collection number and reason, read at the end probe of `phase`. */
+static __always_inline bool read_vm(struct pt_regs *ctx, __u32 phase, struct gc_step *e)
 {
-	__u64 bias, vm = 0, objspace = 0;
+	__u32 id = bpf_usdt_cookie(ctx);
+	struct gc_layout *l;
+	__u64 bias, vaddr, vm = 0, objspace = 0;
 
-	if (!vm_ptr_vaddr || !vaddr)
+	l = id ? bpf_map_lookup_elem(&layouts, &id) : NULL;
+	if (!l || !l->vm_ptr_vaddr)
+		return false;
+	vaddr = phase == GC_MARK ? l->mark_end_vaddr : l->sweep_end_vaddr;
+	if (!vaddr)
 		return false;
 	bias = (PT_REGS_IP(ctx) - vaddr) & ~0xfffULL;
-	if (bpf_probe_read_user(&vm, sizeof(vm), (void *)(vm_ptr_vaddr + bias)) || !vm)
+	if (bpf_probe_read_user(&vm, sizeof(vm), (void *)(l->vm_ptr_vaddr + bias)) || !vm)
 		return false;
-	if (bpf_probe_read_user(&objspace, sizeof(objspace), (void *)(vm + off_vm_objspace)) || !objspace)
+	if (bpf_probe_read_user(&objspace, sizeof(objspace), (void *)(vm + l->off_vm_objspace)) || !objspace)
 		return false;
-	if (bpf_probe_read_user(&e->gc_count, sizeof(e->gc_count), (void *)(objspace + off_gc_count)))
+	if (bpf_probe_read_user(&e->gc_count, sizeof(e->gc_count), (void *)(objspace + l->off_gc_count)))
 		return false;
-	if (bpf_probe_read_user(&e->info, sizeof(e->info), (void *)(objspace + off_gc_info)))
+	if (bpf_probe_read_user(&e->info, sizeof(e->info), (void *)(objspace + l->off_gc_info)))
 		return false;
 	return true;
 }
@@ -92,7 +101,7 @@ static __always_inline void send_step(struct pt_regs *ctx, __u32 phase, __u64 st
 	e->phase = phase;
 	e->gc_count = 0;
 	e->info = 0;
-	e->vm_ok = read_vm(ctx, phase == GC_MARK ? mark_end_vaddr : sweep_end_vaddr, e);
+	e->vm_ok = read_vm(ctx, phase, e);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
 }

@@ -43,4 +43,21 @@ struct gc_step {
 	char comm[16];
 };
 
+/* Where one Ruby keeps its GC's record (src/tools/gcstat/layout.ts), per
+ * file attached: the USDT cookie of its probes is its index in `layouts`
+ * (the exporter attaches many rubies, each with its own layout). Link-time
+ * addresses of ruby_current_vm_ptr and of each end probe, then offsets in
+ * rb_vm_t and rb_objspace_t. */
+struct gc_layout {
+	__u64 vm_ptr_vaddr;
+	__u64 mark_end_vaddr;
+	__u64 sweep_end_vaddr;
+	__u32 off_vm_objspace;
+	__u32 off_gc_count;
+	__u32 off_gc_info;
+	__u32 pad;
+};
+
+#define GCSTAT_LAYOUTS 4096
+
 #endif

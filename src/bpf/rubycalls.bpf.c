@@ -42,13 +42,8 @@ struct {
 	__type(value, struct rc_stack);
 } empty_stack SEC(".maps");
 
-/* Calls not counted because `calls` was full: [0]. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} dropped SEC(".maps");
+/* Calls not counted because `calls` was full. */
+RBTRACE_PERCPU_COUNTER(dropped);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -81,7 +76,7 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u32 kind)
 	__u64 sk = ((__u64)(__u32)id << 1) | kind;
 	__u32 zero = 0;
 	struct rc_stats *st, fresh = {};
-	struct rc_stack *s;
+	struct rc_stack *s, *empty;
 	struct rc_key *k;
 
 	if (!rbtrace_wanted(id >> 32))
@@ -89,31 +84,19 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u32 kind)
 	k = make_key(ctx, id >> 32, kind);
 	if (!k)
 		return 0;
-	st = bpf_map_lookup_elem(&calls, k);
-	if (!st) {
-		bpf_map_update_elem(&calls, k, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&calls, k);
-	}
-	if (st) {
+	st = rbtrace_lookup_or_init(&calls, k, &fresh);
+	if (st)
 		st->count++;
-	} else {
-		__u64 *d = bpf_map_lookup_elem(&dropped, &zero);
-		if (d)
-			(*d)++;
-	}
+	else
+		rbtrace_count(&dropped);
 	if (!want_latency)
 		return 0;
-	s = bpf_map_lookup_elem(&stacks, &sk);
-	if (!s) {
-		struct rc_stack *empty = bpf_map_lookup_elem(&empty_stack, &zero);
-
-		if (!empty)
-			return 0;
-		bpf_map_update_elem(&stacks, &sk, empty, BPF_NOEXIST);
-		s = bpf_map_lookup_elem(&stacks, &sk);
-		if (!s)
-			return 0;
-	}
+	empty = bpf_map_lookup_elem(&empty_stack, &zero);
+	if (!empty)
+		return 0;
+	s = rbtrace_lookup_or_init(&stacks, &sk, empty);
+	if (!s)
+		return 0;
 	if (s->depth < RUBYCALLS_MAX_DEPTH)
 		s->ts[s->depth & (RUBYCALLS_MAX_DEPTH - 1)] = bpf_ktime_get_ns();
 	s->depth++;
@@ -153,26 +136,7 @@ static __always_inline int on_return(struct pt_regs *ctx, __u32 kind)
 	return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(method_entry)
-{
-	return on_entry(ctx, RC_RUBY);
-}
-
-SEC("usdt")
-int BPF_USDT(method_return)
-{
-	return on_return(ctx, RC_RUBY);
-}
-
-SEC("usdt")
-int BPF_USDT(cmethod_entry)
-{
-	return on_entry(ctx, RC_C);
-}
-
-SEC("usdt")
-int BPF_USDT(cmethod_return)
-{
-	return on_return(ctx, RC_C);
-}
+RBTRACE_USDT(method_entry, on_entry, RC_RUBY)
+RBTRACE_USDT(method_return, on_return, RC_RUBY)
+RBTRACE_USDT(cmethod_entry, on_entry, RC_C)
+RBTRACE_USDT(cmethod_return, on_return, RC_C)

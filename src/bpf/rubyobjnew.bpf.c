@@ -23,12 +23,8 @@ struct {
 	__type(value, struct ro_stats);
 } allocs SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1); /* [0]: allocations not counted (table full) */
-	__type(key, __u32);
-	__type(value, __u64);
-} dropped SEC(".maps");
+/* Allocations not counted: `allocs` full. */
+RBTRACE_PERCPU_COUNTER(dropped);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -44,7 +40,6 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 	struct ro_stats *st, fresh = {};
 	struct ro_key *k;
 	long arg0 = 0, file = 0, line = 0;
-	__u64 *n;
 
 	if (!rbtrace_wanted(id >> 32))
 		return 0;
@@ -66,15 +61,9 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 			bpf_probe_read_user_str(k->file, sizeof(k->file), (void *)file);
 		k->line = line;
 	}
-	st = bpf_map_lookup_elem(&allocs, k);
+	st = rbtrace_lookup_or_init(&allocs, k, &fresh);
 	if (!st) {
-		bpf_map_update_elem(&allocs, k, &fresh, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&allocs, k);
-	}
-	if (!st) {
-		n = bpf_map_lookup_elem(&dropped, &zero);
-		if (n)
-			(*n)++;
+		rbtrace_count(&dropped);
 		return 0;
 	}
 	st->count++;
@@ -83,32 +72,8 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 	return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(object_create)
-{
-	return on_create(ctx, RO_OBJECT);
-}
-
-SEC("usdt")
-int BPF_USDT(string_create)
-{
-	return on_create(ctx, RO_STRING);
-}
-
-SEC("usdt")
-int BPF_USDT(array_create)
-{
-	return on_create(ctx, RO_ARRAY);
-}
-
-SEC("usdt")
-int BPF_USDT(hash_create)
-{
-	return on_create(ctx, RO_HASH);
-}
-
-SEC("usdt")
-int BPF_USDT(symbol_create)
-{
-	return on_create(ctx, RO_SYMBOL);
-}
+RBTRACE_USDT(object_create, on_create, RO_OBJECT)
+RBTRACE_USDT(string_create, on_create, RO_STRING)
+RBTRACE_USDT(array_create, on_create, RO_ARRAY)
+RBTRACE_USDT(hash_create, on_create, RO_HASH)
+RBTRACE_USDT(symbol_create, on_create, RO_SYMBOL)

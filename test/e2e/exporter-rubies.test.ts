@@ -13,7 +13,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../helpers.js';
-import { attached, programIdsOf, scrape, startExporter, stillLoaded, valueOf, type Exporter, type Series } from '../exporter-helpers.js';
+import { attached, lineReader, programIdsOf, scrape, startExporter, stillLoaded, valueOf, type Exporter, type Series } from '../exporter-helpers.js';
 
 // The system's libruby as a ruby maps it, copied under the name the dynamic linker looks for (its soname).
 const [LIBRUBY, SO] = execFileSync('ruby', ['-e',
@@ -45,21 +45,7 @@ interface Ruby { child: ChildProcess; next: () => Promise<string> }
 function ruby(cmd: string, args: string[]): Ruby {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(child);
-  const lines: string[] = [];
-  const waiting: ((l: string) => void)[] = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const l = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      const w = waiting.shift();
-      if (w) w(l);
-      else lines.push(l);
-    }
-  });
-  return { child, next: () => (lines.length ? Promise.resolve(lines.shift()!) : new Promise((r) => waiting.push(r))) };
+  return { child, next: lineReader(child) };
 }
 
 const mapsOf = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { escapeLabelValue, log2Buckets, render, wantsOpenMetrics, type MetricFamily } from '../../src/core/metrics/exposition.js';
-import { SeriesLimiter } from '../../src/core/metrics/limit.js';
+import { SeriesLimiter, TopCounters } from '../../src/core/metrics/limit.js';
 import { parseListen } from '../../src/core/metrics/server.js';
 import { Gatherer, parseTools } from '../../src/tools/exporter.js';
 import { execResult } from '../../src/tools/execsnoop/collect.js';
@@ -145,4 +145,22 @@ test('the exporter restarts under bounded V8 heap flags unless told otherwise', 
   assert.ok(DEFAULT_NODE_FLAGS.some((f) => f.startsWith('--max-semi-space-size=')));
   assert.deepEqual(wantedNodeFlags({ RBTRACE_EXPORTER_NODE_FLAGS: '' }), []);
   assert.deepEqual(wantedNodeFlags({ RBTRACE_EXPORTER_NODE_FLAGS: ' --max-semi-space-size=4  --max-old-space-size=64 ' }), ['--max-semi-space-size=4', '--max-old-space-size=64']);
+});
+
+test('TopCounters: the largest take the room (limit - 1), keep it, the rest summed in one series that never goes back', () => {
+  const t = new TopCounters(3);
+  const s = (key: string, value: number) => ({ key, labels: { method: key }, value });
+  const rest = { method: 'other' };
+  const show = (all: ReturnType<typeof s>[]) => Object.fromEntries(t.select(all, rest).map((x) => [x.labels.method, x.value]));
+  assert.deepEqual(show([s('a', 1)]), { a: 1 });
+  assert.equal(t.dropped, 0);
+  // b and c arrive: one place left, the larger (c) takes it, b is summed.
+  assert.deepEqual(show([s('a', 1), s('b', 5), s('c', 9)]), { a: 1, c: 9, other: 5 });
+  assert.equal(t.dropped, 1);
+  // b overtakes both: it stays in other (a shown series never moves, so other never shrinks).
+  assert.deepEqual(show([s('a', 2), s('b', 50), s('c', 9), s('d', 1)]), { a: 2, c: 9, other: 51 });
+  assert.equal(t.dropped, 2);
+  // A limit of 1: everything in other.
+  const one = new TopCounters(1);
+  assert.deepEqual(one.select([s('a', 4), s('b', 3)], rest).map((x) => [x.labels.method, x.value]), [['other', 7]]);
 });

@@ -191,6 +191,67 @@ int BPF_PROG(rbtrace_exit, struct task_struct *task)
  * the build can derive its layout (scripts/gen-bindings.mjs). */
 #define RBTRACE_EXPORT_TYPE(type, name) type *rbtrace_export_##name __attribute__((unused))
 
+/* A one-slot per-CPU counter, e.g. events not counted because a table was
+ * full (user space sums the CPUs: readPerCpuCounter). rubycalls and
+ * rubyobjnew declare theirs with it; offcputime, profile and mallocstat
+ * still spell theirs out and can adopt it. */
+#define RBTRACE_PERCPU_COUNTER(name)                    \
+	struct {                                        \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, 1);                 \
+		__type(key, __u32);                     \
+		__type(value, __u64);                   \
+	} name SEC(".maps")
+
+static __always_inline void rbtrace_count(void *counter)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(counter, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+/* The value at `key` in a hash map, inserted as `init` if absent; NULL
+ * when the map is full (the caller counts that). */
+static __always_inline void *rbtrace_lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* The new-process pair of the stack tools (offcputime, profile,
+ * mallocstat): `seen_pids` remembers each process (value_type: what tells
+ * an exec apart, or a flag), `new_pids` sends its first sighting so user
+ * space reads its mappings while it lives. For them to adopt; no tool of
+ * this header's Ruby set (rubycalls, rubyobjnew) has one. */
+#define RBTRACE_NEW_PIDS(value_type)              \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_HASH);  \
+		__uint(max_entries, 65536);       \
+		__type(key, __u32);               \
+		__type(value, value_type);        \
+	} seen_pids SEC(".maps");                 \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_RINGBUF); \
+		__uint(max_entries, 64 * 1024);   \
+	} new_pids SEC(".maps")
+
+/* A USDT program that only hands its context and constant arguments to a
+ * shared body: RBTRACE_USDT(string_create, on_create, RO_STRING) is
+ * `SEC("usdt") int BPF_USDT(string_create) { return on_create(ctx, RO_STRING); }`
+ * (include <bpf/usdt.bpf.h> first). */
+#define RBTRACE_USDT(prog, body, ...)   \
+	SEC("usdt")                     \
+	int BPF_USDT(prog)              \
+	{                               \
+		return body(ctx, __VA_ARGS__); \
+	}
+
 char LICENSE[] SEC("license") = "GPL";
 
 #endif /* RBTRACE_BPF_H */

@@ -17,6 +17,10 @@ import { libraryMatches } from '../../core/linux/process.js';
 import { fileKey, mappingKey, openMappedFile, readMaps, type BinaryFile, type Mapping } from '../../core/linux/procfiles.js';
 import { ElfFile } from '../../core/elf/elf.js';
 import type { BpfLink } from '../../core/bpf/object.js';
+import { RbtraceError } from '../../core/errors.js';
+import { findRubyBinary } from '../../core/bpf/uprobes.js';
+import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
+import { RUBY_PROVIDER, requireRubyProbes } from '../../core/linux/ruby.js';
 
 /** Scans after an exec during which a process that maps no libruby is looked at again (the dynamic linker maps it just after). */
 const RECHECKS = 3;
@@ -39,6 +43,8 @@ export interface RubyDiscoveryOptions {
   /** Does this file hold a Ruby interpreter with the GC probes (the static-executable case)? */
   hasProbes: (file: BinaryFile) => boolean;
   log: (line: string) => void;
+  /** Called by close() (the scan timer of watchRubies). */
+  onClose?: () => void;
 }
 
 interface PidState {
@@ -148,6 +154,7 @@ export class RubyDiscovery {
   }
 
   close(): void {
+    this.o.onClose?.();
     for (const b of this.binaries.values()) {
       for (const l of b.links) l.destroy();
       if (!b.pinned) b.file.close(); // the pinned one belongs to procfiles' cache
@@ -165,4 +172,54 @@ export function hasRubyGcProbes(file: BinaryFile, names: string[], provider: str
   } catch {
     return false;
   }
+}
+
+/** How often processes are looked at for rubies (a ruby is traced from the first scan after it starts). */
+export const RUBY_SCAN_MS = 2000;
+
+/**
+ * A source's rubies: the system's libruby from the start, and each other
+ * libruby or static ruby as a process running it is found, each attached
+ * through `attach`. Without BPF cookies (before 5.15) a shared library's
+ * USDT attaches only per process: there, the system's libruby only, and
+ * its absence is an error worth trying again (a ruby installed later).
+ */
+export function watchRubies(o: { probes: string[]; attach: (file: BinaryFile) => BpfLink[]; log: (line: string) => void }): RubyDiscovery {
+  let system: BinaryFile | undefined;
+  try {
+    system = findRubyBinary({});
+    requireRubyProbes(system, o.probes);
+  } catch (err) {
+    // No ruby on the host (a Kubernetes node): the containers' rubies are still found.
+    if (!hasBpfCookie()) throw err instanceof RbtraceError ? new RbtraceError(err.message, { hint: err.hint, transient: true }) : err;
+    o.log(`no system libruby with USDT (${(err as Error).message}): rubies are attached as processes run them`);
+    system = undefined;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const rubies: RubyDiscovery = new RubyDiscovery({
+    attach: (file) => {
+      requireRubyProbes(file, o.probes);
+      return o.attach(file);
+    },
+    hasProbes: (file) => hasRubyGcProbes(file, o.probes, RUBY_PROVIDER),
+    log: o.log,
+    onClose: () => { if (timer) clearInterval(timer); },
+  });
+  try {
+    if (system) rubies.pin(system);
+    if (hasBpfCookie()) {
+      rubies.scan();
+      timer = setInterval(() => {
+        try {
+          rubies.scan();
+        } catch (err) {
+          o.log(`looking for rubies failed: ${(err as Error).message}`);
+        }
+      }, RUBY_SCAN_MS);
+    }
+  } catch (err) {
+    rubies.close();
+    throw err;
+  }
+  return rubies;
 }

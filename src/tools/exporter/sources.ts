@@ -12,10 +12,11 @@ import { gcstatSource } from '../gcstat/metrics.js';
 import { biolatencySource } from '../biolatency/metrics.js';
 import { runqlatSource } from '../runqlat/metrics.js';
 import { tcpretransSource } from '../tcpretrans/metrics.js';
+import { rubycallsSource } from '../rubycalls/metrics.js';
 
 export type Source = MetricSource;
 
-export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat', 'tcpretrans'] as const;
+export const SOURCE_NAMES = ['syscount', 'synqueue', 'execsnoop', 'gcstat', 'biolatency', 'runqlat', 'tcpretrans', 'rubycalls'] as const;
 export type SourceName = (typeof SOURCE_NAMES)[number];
 
 /**
@@ -37,4 +38,5 @@ export const SOURCES: Record<SourceName, SourceFactory> = {
   biolatency: biolatencySource,
   runqlat: runqlatSource,
   tcpretrans: tcpretransSource,
+  rubycalls: rubycallsSource,
 };

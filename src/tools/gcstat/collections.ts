@@ -35,6 +35,13 @@ export interface Collection extends Partial<GcReason> {
   max_pause_ns: number;
 }
 
+export type CollectionKind = 'major' | 'minor' | 'unknown';
+
+/** Major or minor, as the VM said (unknown: its layout was not). */
+export function collectionKind(c: Collection): CollectionKind {
+  return c.major === undefined ? 'unknown' : c.major ? 'major' : 'minor';
+}
+
 function newCollection(s: GcStepRecord): Collection {
   const reason = s.info !== null ? decodeGcInfo(s.info) : {};
   return { pid: s.pid, comm: s.comm, gc: s.gc, ...reason, start_ns: s.start_ns, mark_steps: 0, mark_ns: 0, sweep_steps: 0, sweep_ns: 0, pause_ns: 0, max_pause_ns: 0 };
@@ -50,8 +57,8 @@ export class CollectionModel {
   /** Per process, the last mark step: [start, end] ns. */
   private readonly marks = new Map<number, [number, number]>();
 
-  /** Add a step; returns the collection it closed, if it began a new one. */
-  add(s: GcStepRecord): Collection | undefined {
+  /** Add a step: the collection it closed and the one it began, if it began one. */
+  add(s: GcStepRecord): { done?: Collection; begun?: Collection } {
     const cur = this.current.get(s.pid);
     const fresh = cur === undefined ||
       (s.gc !== null ? s.gc !== cur.gc : s.phase === 'mark');
@@ -80,7 +87,7 @@ export class CollectionModel {
       c!.max_pause_ns = Math.max(c!.max_pause_ns, s.dur_ns);
     }
     c!.comm = s.comm;
-    return done;
+    return { done, begun: fresh ? c : undefined };
   }
 
   /** The collection of `pid` still open, if any. */

@@ -13,10 +13,10 @@ import { hasBpfCookie, PerProcessUsdt, PER_PROCESS_POLL_MS } from '../../core/bp
 import { term } from '../../core/output/format.js';
 import { GCSTAT, gcstatDelta } from '../common/figures.js';
 import { SKELETON } from '../../generated/gcstat.js';
-import { PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes, missingGcProbes, stepsRodata } from './probe.js';
+import { GcLayouts, PATH_NOTE, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes, missingGcProbes, stepsRodata } from './probe.js';
 import { runFromVmCounters } from './vm-mode.js';
 import { decodeStep, drainStats, emptyPhase, phaseHist, readRss } from './collect.js';
-import { CollectionModel, type Collection } from './collections.js';
+import { CollectionModel, collectionKind, type Collection } from './collections.js';
 import { rubyGcLayout } from './layout.js';
 import {
   GcCharts, collectionPrinter, collectionRecord, collectionText, gcPrinter, gcRowsText, histRecord, histText, type GcRow,
@@ -84,15 +84,20 @@ export default defineTool<GcstatOptions>({
     const layout = 'layout' in found ? found.layout : undefined;
     if (layout) ctx.log.verbose(`Ruby ${layout.version}: collections numbered and explained from the VM (vm->objspace at +0x${layout.vmObjspace.toString(16)}, profile.count at +0x${layout.count.toString(16)})`);
     else ctx.log.warn(`major/minor and the reason of each GC are not shown: ${'why' in found ? found.why : ''}`);
+    // The probes' USDT cookie: where in `layouts` their Ruby's layout is.
+    let cookie: number | undefined;
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
-      rodata: stepsRodata(layout),
+      rodata: stepsRodata(),
       pathName: 'usdt',
       note: PATH_NOTE,
       programs: PROGRAMS,
       // -p and -- CMD: in the target's processes only (loadUserProbes).
       attachPerProcess: !perProcess && !opts.allProcesses,
-      attach: (o, p) => (perProcess ? [] : attachGcProbes(o, binary, p)),
+      attach: (o, p) => {
+        cookie ??= new GcLayouts(o).cookie(binary.name, layout);
+        return perProcess ? [] : attachGcProbes(o, binary, p, cookie);
+      },
     });
     if (perProcess) {
       ctx.log.verbose(`no BPF cookies on this kernel (5.15+), so USDT in a shared library attaches per process: each ruby mapping ${binary} now, ` +
@@ -100,7 +105,7 @@ export default defineTool<GcstatOptions>({
       const traced = ctx.target.following ? obj.typedMap('rbtrace_traced') : undefined;
       new PerProcessUsdt({
         binary: binary.path, // /proc/self/fd/N: its realpath is the path processes map
-        attach: (p) => attachGcProbes(obj, binary, p),
+        attach: (p) => attachGcProbes(obj, binary, p, cookie ?? 0),
         // -- CMD: the command and its descendants, as the fork tracker knows them.
         candidates: traced ? () => traced.entries().map(([k]) => k.value) : undefined,
         log: (line) => ctx.log.verbose(line),
@@ -116,18 +121,15 @@ export default defineTool<GcstatOptions>({
       else ctx.out.write(collectionText(logPrinter, c));
     };
     ctx.ringBuffer(obj, 'steps', (rec) => {
-      const step = decodeStep(rec);
-      const done = model.add(step);
+      const { done, begun: c } = model.add(decodeStep(rec));
       logCollection(done);
-      const cur = model.open(step.pid);
-      if (cur && cur.mark_steps + cur.sweep_steps === 1) {
-        let b = begun.get(step.pid);
-        if (!b) begun.set(step.pid, (b = { collections: 0, major: 0, minor: 0, known: true }));
-        b.collections++;
-        if (cur.major === undefined) b.known = false;
-        else if (cur.major) b.major++;
-        else b.minor++;
-      }
+      if (!c) return;
+      let b = begun.get(c.pid);
+      if (!b) begun.set(c.pid, (b = { collections: 0, major: 0, minor: 0, known: true }));
+      b.collections++;
+      const kind = collectionKind(c);
+      if (kind === 'unknown') b.known = false;
+      else b[kind]++;
     });
 
     const chartMode = !opts.log && !ctx.out.json && (opts.chart ?? ctx.out.isTTY) && ctx.out.isTTY;
@@ -168,15 +170,8 @@ export default defineTool<GcstatOptions>({
       else ctx.out.write(gcRowsText(printer, time, rows));
     };
 
-    // Our own clock: gcstat reports every second even without -i.
-    const timer = setInterval(() => {
-      try {
-        tick();
-      } catch (err) {
-        ctx.session.fail(err);
-      }
-    }, intervalSec * 1000);
-    ctx.session.own({ close: () => clearInterval(timer) });
+    // Every second even without -i.
+    ctx.session.onInterval(tick, 1);
 
     ctx.session.onFinish(() => {
       tick(); // the last, partial interval

@@ -1,22 +1,65 @@
 // gcstat for `rbtrace exporter`: every ruby with USDT (exporter/rubies.ts
-// finds them): a histogram of GC phases, collections and RSS per process.
+// finds them): a histogram of GC phases, collections and RSS per process,
+// and gcstat's collection model (collections.ts, as `gcstat --log`): each
+// collection counted as it begins, by major/minor and reason read from the
+// VM, and its pause (the sum of its steps) observed once it is done.
 import type { MetricSource, SourceFactory } from '../../core/metrics/source.js';
 import { log2Buckets, type Sample } from '../../core/metrics/exposition.js';
 import { lostEvents } from '../../core/bpf/ringbuf.js';
-import { findRubyBinary } from '../../core/bpf/uprobes.js';
-import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
-import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { readComm } from '../../core/linux/process.js';
-import { RbtraceError } from '../../core/errors.js';
-import { RubyDiscovery, hasRubyGcProbes } from '../exporter/rubies.js';
+import { type RubyDiscovery, watchRubies } from '../exporter/rubies.js';
+import { fileKey } from '../../core/linux/procfiles.js';
+import { RingBuffer } from '../../core/bpf/ringbuf.js';
+import { log2Slot } from '../../core/output/histogram.js';
+import { CumulativeHistograms } from '../../core/metrics/cumulative.js';
 import { SKELETON } from '../../generated/gcstat.js';
-import { PROBES, PROGRAMS, PROVIDER, attachGcProbes, checkGcProbes } from './probe.js';
-import { drainStats, phaseHist, readRss } from './collect.js';
+import { GcLayouts, PROBES, PROGRAMS, PROVIDER, attachGcProbes, stepsRodata } from './probe.js';
+import { decodeStep, drainStats, phaseHist, readRss } from './collect.js';
+import { CollectionModel, collectionKind, type Collection } from './collections.js';
+import { rubyGcLayout } from './layout.js';
 
 /** Slots of the GC histogram always shown: le up to 2^21 us (about 2 s). */
 const GC_MIN_SLOTS = 21;
-/** How often processes are looked at for rubies (a ruby is traced from the first scan after it starts). */
-export const RUBY_SCAN_MS = 2000;
+/** The steps ring buffer (256 KiB, 56-byte steps) is read this often: a ruby collecting in a loop fills it in seconds. */
+const STEPS_POLL_MS = 100;
+
+/**
+ * Collections by kind and reason, counted as each begins (its first step
+ * carries the VM's reading), and the pause of each once it is done.
+ */
+class CollectionCounts {
+  private readonly model = new CollectionModel();
+  readonly begun = new Map<string, { labels: Record<string, string>; value: number }>();
+  readonly pauses = new CumulativeHistograms(1e-6, GC_MIN_SLOTS);
+
+  step(view: DataView): void {
+    const { done, begun } = this.model.add(decodeStep(view));
+    if (done) this.pause(done);
+    if (!begun) return;
+    const kind = collectionKind(begun);
+    const labels = kind === 'unknown' ? { kind, reason: 'unknown', major_by: 'unknown' }
+      : { kind, reason: begun.gc_by ?? 'none', major_by: begun.major_by ?? 'none' };
+    const key = `${labels.kind}\0${labels.reason}\0${labels.major_by}`;
+    const e = this.begun.get(key);
+    if (e) e.value++;
+    else this.begun.set(key, { labels, value: 1 });
+  }
+
+  /** Processes gone: their last collection is done. */
+  flushGone(alive: (pid: number) => boolean): void {
+    for (const c of this.model.flush(alive)) this.pause(c);
+  }
+
+  private pause(c: Collection): void {
+    this.pauses.add({ kind: collectionKind(c) }, slotsOf(c.pause_ns), 1, c.pause_ns);
+  }
+}
+
+function slotsOf(ns: number): number[] {
+  const slots: number[] = [];
+  slots[log2Slot(Math.floor(ns / 1000))] = 1;
+  return slots;
+}
 
 interface RubyProcess {
   comm: string;
@@ -24,58 +67,35 @@ interface RubyProcess {
   gcs: number;
 }
 
-/**
- * Every ruby with USDT (exporter/rubies.ts): the system's libruby from the
- * start, and each other libruby or static ruby as a process running it is
- * found. Without BPF cookies (before 5.15) a shared library's USDT attaches
- * only per process: there, the system's libruby only, as before.
- */
+/** Every ruby with USDT (exporter/rubies.ts watchRubies). */
 export const gcstatSource: SourceFactory = ({ log, load }): MetricSource => {
-  let system: BinaryFile | undefined;
-  try {
-    system = findRubyBinary({});
-    checkGcProbes(system);
-  } catch (err) {
-    // No ruby on the host (a Kubernetes node): the containers' rubies are still found.
-    // Without BPF cookies they are not, and a ruby installed later is worth another try.
-    if (!hasBpfCookie()) throw err instanceof RbtraceError ? new RbtraceError(err.message, { hint: err.hint, transient: true }) : err;
-    log(`no system libruby with USDT (${(err as Error).message}): rubies are attached as processes run them`);
-    system = undefined;
-  }
   // No pid: every process that maps the file (USDT semaphores through the kernel's ref counter).
   const loaded = load({
     skeleton: SKELETON,
-    rodata: {},
+    rodata: stepsRodata(),
     paths: [{
       name: 'usdt', programs: PROGRAMS, note: `USDT ${PROVIDER}:gc__{mark,sweep}__{begin,end} in every libruby and static ruby run, every process`,
       attach: () => [],
     }],
   });
   let rubies: RubyDiscovery | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let steps: RingBuffer | undefined;
+  const counts = new CollectionCounts();
+  const layouts = new GcLayouts(loaded.obj);
   try {
-    rubies = new RubyDiscovery({
+    steps = new RingBuffer(loaded.obj.map('steps'), (rec) => counts.step(rec));
+    steps.start(STEPS_POLL_MS, (err) => log(`reading GC steps failed: ${(err as Error).message}`));
+    rubies = watchRubies({
+      probes: PROBES.map((p) => p.name),
       attach: (file) => {
-        checkGcProbes(file);
-        return attachGcProbes(loaded.obj, file);
+        const found = rubyGcLayout(file);
+        if ('why' in found) log(`${file.name}: collections counted as kind="unknown": ${found.why}`);
+        return attachGcProbes(loaded.obj, file, undefined, layouts.cookie(fileKey(file), 'layout' in found ? found.layout : undefined));
       },
-      hasProbes: (file) => hasRubyGcProbes(file, PROBES.map((p) => p.name), PROVIDER),
       log,
     });
-    if (system) rubies.pin(system);
-    if (hasBpfCookie()) {
-      rubies.scan();
-      timer = setInterval(() => {
-        try {
-          rubies!.scan();
-        } catch (err) {
-          log(`looking for rubies failed: ${(err as Error).message}`);
-        }
-      }, RUBY_SCAN_MS);
-    }
   } catch (err) {
-    if (timer) clearInterval(timer);
-    rubies?.close();
+    steps?.close();
     loaded.obj.close();
     throw err;
   }
@@ -88,7 +108,7 @@ export const gcstatSource: SourceFactory = ({ log, load }): MetricSource => {
     path: loaded.path.name,
     lost: () => lostEvents(lostMap),
     close: () => {
-      if (timer) clearInterval(timer);
+      steps!.close();
       rubies!.close();
       loaded.obj.close();
     },
@@ -101,6 +121,8 @@ export const gcstatSource: SourceFactory = ({ log, load }): MetricSource => {
         sums.sweep += e.sweep.total_ns;
       }
       comms.clear(); // drainStats' names: the name now is read below
+      steps!.consume();
+      counts.flushGone((pid) => readRss(pid) !== null);
       const rss: Sample[] = [];
       const gcs: Sample[] = [];
       for (const pid of [...procs.keys()].sort((a, b) => a - b)) {
@@ -118,6 +140,16 @@ export const gcstatSource: SourceFactory = ({ log, load }): MetricSource => {
       return [
         { name: 'rbtrace_ruby_gc_seconds', type: 'histogram', unit: 'seconds', help: 'Duration of Ruby GC phases (USDT gc__mark/gc__sweep), every ruby on the host.', histograms },
         { name: 'rbtrace_ruby_gcs', type: 'counter', help: 'Garbage collections (GC mark phases ended) of each ruby process, since the exporter first saw it collect.', samples: gcs },
+        {
+          name: 'rbtrace_ruby_gc_collections', type: 'counter', monotonic: true,
+          help: 'Ruby garbage collections, counted as each begins: kind major or minor, reason (GC.latest_gc_info gc_by) and major_by, read from the VM (kind "unknown" where its layout is not known), every ruby.',
+          samples: [...counts.begun.values()].map((e) => ({ labels: e.labels, value: e.value })),
+        },
+        {
+          name: 'rbtrace_ruby_gc_pause_seconds', type: 'histogram', unit: 'seconds',
+          help: 'Pause of each Ruby garbage collection (the sum of its mark and sweep steps), by kind, observed when the collection is done (the next one begins, or its process ends).',
+          histograms: counts.pauses.samples(),
+        },
         { name: 'rbtrace_ruby_rss_bytes', type: 'gauge', unit: 'bytes', help: 'Resident set size (VmRSS) of each ruby process seen doing GC.', samples: rss },
         {
           name: 'rbtrace_ruby_binary_processes', type: 'gauge',
