@@ -112,6 +112,30 @@ static __always_inline __u32 gc_state(struct rbstack_ruby *rb)
 	return 0;
 }
 
+/* The user registers, saved at kernel entry: the sample may have hit the
+ * kernel, where the perf event's own registers are the kernel's.
+ * bpf_task_pt_regs is 5.15+ (and bpf_get_current_task_btf 5.11+); before,
+ * the address is computed as the kernel's task_pt_regs does on x86-64 and
+ * arm64: the pt_regs at the top of the task's kernel stack, THREAD_SIZE
+ * bytes from task->stack (x86-64 has no TOP_OF_KERNEL_STACK_PADDING). The
+ * helper's existence is a CO-RE check (the kernel's enum bpf_func_id), so
+ * libbpf makes the branch a constant and the verifier never sees the call an
+ * older kernel lacks. */
+#define RBSTACK_THREAD_SIZE 16384 /* 4 KiB pages, no KASAN: Debian's x86-64 and arm64 kernels */
+static __always_inline void user_regs(struct rbstack_sample *s, struct task_struct *task)
+{
+	struct pt_regs *regs;
+
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	else
+		regs = (struct pt_regs *)((__u64)BPF_CORE_READ(task, stack) + RBSTACK_THREAD_SIZE -
+					  bpf_core_type_size(struct pt_regs));
+	s->ip = PT_REGS_IP_CORE(regs);
+	s->sp = PT_REGS_SP_CORE(regs);
+	s->bp = PT_REGS_FP_CORE(regs);
+}
+
 static __always_inline void ruby_frames(struct rbstack_sample *s, struct rbstack_ruby *rb, struct task_struct *task)
 {
 	__u64 ractor = 0, ec = 0, thread = 0, tid = 0, cfp = 0, vm_stack = 0, vm_stack_size = 0, end;
@@ -162,7 +186,6 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct task_struct *task;
-	struct pt_regs *regs;
 	struct rbstack_sample *s;
 	struct rbstack_ruby *rb;
 	__u64 addr, off;
@@ -172,8 +195,8 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (!rbtrace_wanted(tgid))
 		return 0;
-	task = bpf_get_current_task_btf();
-	if (task->flags & 0x00200000) /* PF_KTHREAD: no user stack */
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, flags) & 0x00200000) /* PF_KTHREAD: no user stack */
 		return 0;
 	s = rbtrace_reserve(&samples, sizeof(*s));
 	if (!s)
@@ -185,11 +208,7 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 	s->stack_len = 0;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	s->kernel_stack = rbtrace_stack_id(ctx, 0);
-	/* The user registers, saved at kernel entry (the sample may be in the kernel). */
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	s->ip = PT_REGS_IP_CORE(regs);
-	s->sp = PT_REGS_SP_CORE(regs);
-	s->bp = PT_REGS_FP_CORE(regs);
+	user_regs(s, task);
 
 	/* A page at a time, up to the first page that cannot be read (the end of
 	 * the stack): bpf_find_vma would give the end, but it answers -EBUSY
@@ -204,6 +223,12 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 			break;
 		if (chunk > RBSTACK_STACK_BYTES - off)
 			chunk = RBSTACK_STACK_BYTES - off;
+		/* clang drops the test below (chunk <= RBSTACK_PAGE already), but
+		 * 6.1's verifier does not narrow chunk from its comparison with
+		 * another register (6.18's does): it took chunk for up to 16 KiB past
+		 * stack[] and refused the program ("R1 max value is outside of the
+		 * allowed memory range", EACCES). */
+		barrier_var(chunk);
 		if (chunk == 0 || chunk > RBSTACK_PAGE)
 			break;
 		if (bpf_probe_read_user(s->stack + (off & (RBSTACK_STACK_BYTES - 1)), chunk, (void *)addr)) {

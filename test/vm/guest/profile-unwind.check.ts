@@ -1,75 +1,112 @@
 // profile --unwind dwarf in the kernel matrix (issue 28): its one attach
 // path (perf_event: rbstack_sample, which copies the user stack a page at a
 // time and walks Ruby's control frames with bounded loops) loads and runs on
-// every kernel of the matrix; one exact check: a gcc -O2
-// -fomit-frame-pointer program's stacks reach main through .eh_frame, and in
-// a ruby (when the guest has one) the Ruby method under the sample is named.
+// every kernel of the matrix. The user registers come from bpf_task_pt_regs
+// on 5.15+ and from the top of the task's kernel stack before (5.10): both
+// are checked with samples taken in user mode (a gcc -O2
+// -fomit-frame-pointer program's stacks reach main through .eh_frame) and in
+// kernel mode (its read() loop: the user half of each kernel stack reaches
+// main too, so the saved registers are the right ones), and in a ruby the
+// Ruby method under the sample is named.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildC, runRbtrace, sleep } from '../../helpers.js';
+import { REPORT_ON_STDOUT, buildC, runRbtrace, type Finished } from '../../helpers.js';
 
 const KERNEL = release();
-// rbstack_sample calls bpf_get_current_task_btf (5.11) and bpf_task_pt_regs (5.15):
-// before 5.15 the kernel refuses the program (measured on 5.10: "invalid func
-// unknown#158"), and rbtrace must say so.
-const [KMAJ, KMIN] = KERNEL.split('.').map(Number);
-const UNOFFERED = KMAJ < 5 || (KMAJ === 5 && KMIN < 15);
-const REFUSED = /the kernel refused program rbstack_sample \(perf_event\): EINVAL/;
-// hot() gets a different argument each call: with a constant one gcc -O2 calls the pure
-// function once, outside the loop (the program then ends at once).
-const NOFP = buildC(`
+// arm64 (6.1): rbstack_sample loads and its samples are right (the leaf is hot(),
+// the kernel stacks read's), but user space cannot go further yet: the
+// unwinder is x86-64 only (src/core/unwind/README.md, what is left), and the
+// GVL holder's thread is matched by comparing its pthread_t with the thread
+// pointer, equal on x86-64 glibc only. Those parts are TODO there: run, shown,
+// not counted (measured: 0 of 315 hot() samples reached main, no Spin#go).
+const ARM64_TODO = process.arch === 'arm64' ? 'arm64: the user-space unwinder is x86-64 only, Ruby\'s thread match is x86-64 glibc\'s' : undefined;
+// Each C program says "ready" once in main, then works until killed (10 min at
+// most; with a 60 s cap one 5.10 run on a loaded host took 63 s and sampled
+// nothing: under TCG rbtrace's start can outlast such a program). hot()'s argument varies: with a constant one gcc -O2 computes the
+// pure call once.
+const READY = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static struct timespec t0;
+static int done(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec - t0.tv_sec >= 600; }
+static void ready(void) { clock_gettime(CLOCK_MONOTONIC, &t0); puts("ready"); fflush(stdout); }
+`;
+const NOFP = buildC(`${READY}
 __attribute__((noinline)) double hot(long n) { double s = 0; for (long i = 0; i < n; i++) s += (double)i / (i + 1); return s; }
-int main(void) { double t = 0; for (int k = 0; k < 100000; k++) t += hot(2000000 + k % 7); return t < 0; }
+int main(void) { double t = 0; ready(); for (long k = 0; !done(); k++) t += hot(200000 + (k & 7)); return t < 0; }
 `, 'nofpvm', ['-O2', '-fomit-frame-pointer']);
-
+// read(2) of /dev/zero, 1 MiB at a time: most of its time is the kernel's clearing of the buffer.
+const NOFP_SYS = buildC(`${READY}
+static char buf[1 << 20];
+__attribute__((noinline)) long sysloop(int fd) { long t = 0; while (!done()) t += read(fd, buf, sizeof buf); return t; }
+int main(void) { ready(); return sysloop(open("/dev/zero", O_RDONLY)) < 0; }
+`, 'nofpsysvm', ['-O2', '-fomit-frame-pointer']);
 interface JsonStack { count: number; truncated: boolean; frames: { name: string; kernel: boolean }[] }
 const lastRecord = (s: string): { samples: number; stacks: JsonStack[] } => JSON.parse(s.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
 
-// The target is started first and profiled with -p once past its start-up: under TCG the
-// dynamic loader's first seconds (over 9p) would otherwise be most of a short run's samples
-// (measured on 6.12: 10 samples in 4 s with -- CMD, 4 of them in hot()).
-async function profileRunning(cmd: string[], args: string[], warmMs: number): Promise<Awaited<ReturnType<typeof runRbtrace>>> {
-  const child: ChildProcess = spawn(cmd[0], cmd.slice(1), { stdio: 'ignore' });
+const count = (stacks: JsonStack[]): number => stacks.reduce((a, s) => a + s.count, 0);
+const reachesMain = (s: JsonStack): boolean => !s.truncated && s.frames.some((f) => !f.kernel && f.name === 'main');
+const show = (stacks: JsonStack[]): string => stacks.slice(0, 3).map((s) => `${s.count}x ${s.frames.map((f) => f.name).join(';')}`).join(' | ');
+
+// Profiled with -p once main runs, not with `-- CMD`: the unwinder uses the
+// mappings read at a process's first sample and reads them again only on a
+// miss a second later, so under TCG, where the dynamic loader takes seconds,
+// samples taken in the first second after it could not be unwound past main
+// (measured on 6.12: "hot;main;__libc_start_call_main" truncated, 18 of 184
+// and 72 of 224 samples in two runs). That is user space's; these checks are
+// about what the kernel gives.
+async function profileRunning(bin: string, args: string[]): Promise<Finished> {
+  const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    await sleep(warmMs);
-    return await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--json', ...args, '-p', String(child.pid)], { timeoutMs: 120000 });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`${bin} exited (${code}) before main`)));
+    });
+    return await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--json', '-d', '3', '-p', String(child.pid), ...args], { timeoutMs: 120000 });
   } finally {
     child.kill('SIGKILL');
   }
 }
 
-test(`${KERNEL} profile --unwind dwarf [perf_event]: ${UNOFFERED ? 'not offered (bpf_task_pt_regs is 5.15+)' : 'a no-frame-pointer program\'s samples in hot() reach main'}`, async () => {
-  const r = await profileRunning([NOFP], ['-v', '-d', '8'], 2000);
-  if (UNOFFERED) {
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, REFUSED);
-    return;
-  }
+test(`${KERNEL} profile --unwind dwarf [perf_event]: a no-frame-pointer program's samples in hot() reach main`, async (t) => {
+  const r = await profileRunning(NOFP, ['-v']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /attach path: perf_event\b/);
-  const hot = lastRecord(r.stdout).stacks.filter((s) => s.frames[0]?.name === 'hot');
-  const n = hot.reduce((a, s) => a + s.count, 0);
-  const toMain = hot.filter((s) => !s.truncated && s.frames.some((f) => f.name === 'main')).reduce((a, s) => a + s.count, 0);
-  // TCG runs the program slowly, but 8 s at 99 Hz still gives dozens of samples in hot().
-  assert.ok(n >= 20, `only ${n} samples in hot()`);
-  assert.ok(toMain / n >= 0.95, `${toMain} of ${n} samples in hot() reach main`);
+  const p = lastRecord(r.stdout);
+  const hot = p.stacks.filter((s) => s.frames[0]?.name === 'hot');
+  const n = count(hot);
+  const toMain = count(hot.filter(reachesMain));
+  // 3 s at 99 Hz: up to ~300 samples, most of them in hot().
+  assert.ok(n >= 20, `only ${n} of ${p.samples} samples in hot(): ${show(p.stacks)}`);
+  if (ARM64_TODO) t.todo(ARM64_TODO);
+  assert.ok(toMain / n >= 0.95, `${toMain} of ${n} samples in hot() reach main; others: ${show(hot.filter((s) => !reachesMain(s)))}`);
 });
 
-let ruby = '';
-try {
-  ruby = execFileSync('sh', ['-c', 'command -v ruby'], { encoding: 'utf8' }).trim();
-} catch { /* no ruby in this guest */ }
+test(`${KERNEL} profile --unwind dwarf [perf_event]: samples in the kernel (read of /dev/zero) have user stacks through sysloop to main`, async (t) => {
+  const r = await profileRunning(NOFP_SYS, []);
+  assert.equal(r.code, 0, r.stderr);
+  // Samples that hit the kernel: the user registers are the ones saved at its entry.
+  const inKernel = lastRecord(r.stdout).stacks.filter((s) => s.frames[0]?.kernel);
+  const n = count(inKernel);
+  const through = count(inKernel.filter((s) => reachesMain(s) && s.frames.some((f) => !f.kernel && f.name === 'sysloop')));
+  // Every syscall of the program once it is ready is sysloop's (read, clock_gettime).
+  assert.ok(n >= 20, `only ${n} samples in the kernel`);
+  if (ARM64_TODO) t.todo(ARM64_TODO);
+  assert.ok(through / n >= 0.95, `${through} of ${n} kernel samples have a user stack sysloop -> main; others: ${show(inKernel.filter((s) => !reachesMain(s)))}`);
+});
 
-test(`${KERNEL} profile --unwind dwarf [perf_event]: Ruby frames (the control-frame walk and method entries in BPF)`, { skip: (UNOFFERED && 'not offered before 5.15') || (!ruby && 'no ruby in the guest') }, async () => {
+test(`${KERNEL} profile --unwind dwarf [perf_event]: Ruby frames (the control-frame walk and method entries in BPF)`, { todo: ARM64_TODO }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-vm-rb-'));
   const script = join(dir, 'spin.rb');
-  writeFileSync(script, 'class Spin\n  def go\n    i = 0\n    i += 1 while i < 3_000_000\n  end\nend\nloop { Spin.new.go }\n');
-  const r = await profileRunning([ruby, script], ['-d', '8'], 4000);
+  writeFileSync(script, 'class Spin\n  def go\n    i = 0\n    i += 1 while i < 100_000\n  end\nend\nt = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 3\nSpin.new.go while Process.clock_gettime(Process::CLOCK_MONOTONIC) < t\n');
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--json', ...REPORT_ON_STDOUT, '--', 'ruby', script], { timeoutMs: 120000 });
   assert.equal(r.code, 0, r.stderr);
   const names = lastRecord(r.stdout).stacks.flatMap((s) => s.frames.map((f) => f.name));
   assert.ok(names.some((f) => f === `Spin#go (${script}:4)`), `no Spin#go frame at line 4: ${[...new Set(names)].slice(0, 12).join(', ')}`);
