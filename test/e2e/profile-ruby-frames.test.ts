@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRbtrace } from '../helpers.js';
+import { REPORT_ON_STDOUT, runRbtrace } from '../helpers.js';
 
 // Three phases called in turn: Array#each with a block, Integer#times with a
 // block, and an allocation-heavy one (Array.new with a block: Class#new,
@@ -94,7 +94,7 @@ test('ruby 3.1: C methods, Class#method labels and GC frames; shares as the prog
   const script = join(dir, 'frames.rb');
   const oracleFile = join(dir, 'oracle.json');
   writeFileSync(script, FRAMES_RB);
-  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '499', '--json', '--', 'ruby', script, '10', oracleFile]);
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '499', '--json', ...REPORT_ON_STDOUT, '--', 'ruby', script, '10', oracleFile]);
   assert.equal(r.code, 0, r.stderr);
   const o = JSON.parse(readFileSync(oracleFile, 'utf8')) as Oracle;
   const stacks: { frames: string[]; n: number }[] = [];

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { profileBesidePerf } from './perf-oracle.js';
-import { buildC, runRbtrace, sleep } from '../helpers.js';
+import { REPORT_ON_STDOUT, buildC, runRbtrace, sleep } from '../helpers.js';
 
 // hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10.
 // gcc -O2 -fomit-frame-pointer: no frame pointer anywhere in the program,
@@ -110,7 +110,7 @@ test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_
   const script = join(dir, 'split.rb');
   const oracleFile = join(dir, 'oracle.json');
   writeFileSync(script, SPLIT_RB);
-  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--folded', '--', 'ruby', script, '10', oracleFile]);
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--folded', ...REPORT_ON_STDOUT, '--', 'ruby', script, '10', oracleFile]);
   assert.equal(r.code, 0, r.stderr);
   const oracle = JSON.parse(readFileSync(oracleFile, 'utf8')) as Record<string, number>;
   const counts = { hot: 0, cold: 0 };

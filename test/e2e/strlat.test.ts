@@ -133,7 +133,8 @@ test('-p on a running ruby, then Ctrl-C: final report, exit 0, nothing left atta
 test('-i: one JSON report per interval', async () => {
   // -o FILE: the interval reports alone, every line a record (the command's output and the banner elsewhere).
   const file = join(mkdtempSync(join(tmpdir(), 'rbtrace-strlat-')), 'reports.json');
-  const r = await runRbtrace(['strlat', '--json', '-i', '0.3', '-o', file, '--lib', prog, '--func', 'work', '--',
+  // --all-processes: the shell's short-lived children counted from their first call.
+  const r = await runRbtrace(['strlat', '--json', '-i', '0.3', '-o', file, '--all-processes', '--lib', prog, '--func', 'work', '--',
     'sh', '-c', `${prog} 10; sleep 1; ${prog} 10`]);
   assert.equal(r.code, 0, r.stderr);
   const text = readFileSync(file, 'utf8');
