@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { REPORT_ON_STDOUT, buildC, runRbtrace } from '../../helpers.js';
 import { fullQueueRetransCheck } from '../../checks/tcpretrans-fullq.js';
+import { tailLossProbeCheck } from '../../checks/tcpretrans-tlp.js';
 
 const KERNEL = release();
 const kallsyms = readFileSync('/proc/kallsyms', 'utf8');
@@ -108,3 +109,10 @@ for (const refuse of ['', 'fe_tlp']) {
     }
   });
 }
+
+// The probes' count: tail-loss probes forced by a receiver that drops every
+// segment for a while (test/checks/tcpretrans-tlp.ts), = TCPLossProbes.
+// Every kernel of the matrix has tcp_send_loss_probe.
+test(`${KERNEL} tcpretrans -l: tlp events = the namespace's TCPLossProbes`, async () => {
+  await tailLossProbeCheck({ timeoutMs: 120000 });
+});
