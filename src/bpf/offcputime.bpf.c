@@ -58,17 +58,7 @@ struct {
 /* A process's first block, and its first after an exec, is sent here, so
  * user space reads its mappings while it is alive (it may be gone at the
  * end), as profile does. The value is the process's mm: an exec changes it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u64);
-} seen_pids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} new_pids SEC(".maps");
+RBTRACE_NEW_PIDS(__u64);
 
 RBTRACE_EXPORT_TYPE(struct offcpu_key, offcpu_key);
 RBTRACE_EXPORT_TYPE(struct offcpu_val, offcpu_val);

@@ -26,17 +26,7 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} seen_pids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} new_pids SEC(".maps");
+RBTRACE_NEW_PIDS(__u8);
 
 RBTRACE_EXPORT_TYPE(struct profile_key, profile_key);
 RBTRACE_EXPORT_TYPE(struct profile_pid_event, profile_pid_event);

@@ -227,7 +227,7 @@ static __always_inline void *rbtrace_lookup_or_init(void *map, const void *key, 
 /* The new-process pair of the stack tools (offcputime, profile,
  * mallocstat): `seen_pids` remembers each process (value_type: what tells
  * an exec apart, or a flag), `new_pids` sends its first sighting so user
- * space reads its mappings while it lives. For them to adopt; no tool of
+ * space reads its mappings while it lives (profile, rbstack, offcputime). No tool of
  * this header's Ruby set (rubycalls, rubyobjnew) has one. */
 #define RBTRACE_NEW_PIDS(value_type)              \
 	struct {                                  \
