@@ -10,6 +10,7 @@
 // events' segments in that namespace must equal it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { OWN_NETNS_C } from './own-netns.js';
 import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
 
 const FULLQ = buildC(String.raw`
@@ -25,14 +26,11 @@ const FULLQ = buildC(String.raw`
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+${OWN_NETNS_C}
 /* fullq: in a new network namespace (lo up), backlog-1 listener, 6
  * connects, 2.5 s; prints "netns INODE" and /proc/self/net/snmp's Tcp lines. */
 int main(void) {
-  if (unshare(CLONE_NEWNET)) { perror("unshare"); return 1; }
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct ifreq ifr = {0};
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(fd, SIOCGIFFLAGS, &ifr) || (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr))) { perror("lo up"); return 1; }
+  if (own_netns_lo_up()) return 1;
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   socklen_t len = sizeof a;
   int l = socket(AF_INET, SOCK_STREAM, 0);

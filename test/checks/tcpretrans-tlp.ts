@@ -11,6 +11,7 @@
 // tlp events in that namespace must equal it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { OWN_NETNS_C } from './own-netns.js';
 import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
 
 const TLPGEN = buildC(String.raw`
@@ -26,16 +27,13 @@ const TLPGEN = buildC(String.raw`
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+${OWN_NETNS_C}
 /* tlpgen ROUNDS: in a new network namespace (lo up), one connection; each
  * round the receiver drops everything for 700 ms while the sender writes 100
  * bytes; prints "netns INODE", "port P" and /proc/self/net/netstat's TcpExt lines. */
 int main(int argc, char **argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 3;
-  if (unshare(CLONE_NEWNET)) { perror("unshare"); return 1; }
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct ifreq ifr = {0};
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(fd, SIOCGIFFLAGS, &ifr) || (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr))) { perror("lo up"); return 1; }
+  if (own_netns_lo_up()) return 1;
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
   socklen_t len = sizeof a;
   int l = socket(AF_INET, SOCK_STREAM, 0);
