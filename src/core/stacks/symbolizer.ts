@@ -6,7 +6,8 @@
 // seen, which snapshots /proc/PID/maps; its libraries are then found later
 // by path (checked against the mapped device and inode) as long as they are
 // on disk. An address outside every known mapping re-reads the maps (at most
-// once a second per process: a new dlopen, or the exec of a -p target).
+// every REREAD_MS per process): a new dlopen, the exec of a -p target, or a
+// process first sampled in its dynamic loader, before libc was mapped.
 import { basename } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openMapping } from '../linux/procfiles.js';
@@ -54,7 +55,16 @@ interface ProcessInfo {
   alive: boolean;
 }
 
-const REREAD_MS = 1000;
+// profile --unwind dwarf unwinds each sample as it arrives, with the maps as
+// they are then: a process whose maps were read during its execve, or in
+// ld.so before libc was mapped (seconds under qemu TCG), has samples cut at
+// the first frame outside that snapshot until the next read. With 1 s, the
+// previous value, 6.12 under TCG once cut 18 of 184 and 72 of 224 samples
+// at __libc_start_call_main (test/vm/guest/profile-unwind.check.ts now
+// checks -- CMD: 214/214 with 1 s and 243/243 with 100 ms in two runs, so
+// the window is rare; 100 ms bounds it). A miss that stays a miss (a wild
+// frame-pointer value) costs one maps read per 100 ms per process.
+const REREAD_MS = 100;
 
 export class Symbolizer {
   private kernelSyms?: KernelSymbols;

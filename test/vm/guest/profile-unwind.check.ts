@@ -8,7 +8,7 @@
 // kernel mode (its read() loop: the user half of each kernel stack reaches
 // main too, so the saved registers are the right ones), and in a ruby the
 // Ruby method under the sample is named.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ const KERNEL = release();
 // three checks below are x86-64's; arm64 checks the refusal.
 const ARM64 = process.arch === 'arm64';
 /** test() for the x86-64 checks: not registered on arm64 (no skip to count there). */
-const onX86 = (name: string, fn: () => Promise<void>): void => {
+const onX86 = (name: string, fn: (t: TestContext) => Promise<void>): void => {
   if (!ARM64) test(name, fn);
 };
 // Each C program says "ready" once in main, then works until killed (10 min at
@@ -51,19 +51,22 @@ __attribute__((noinline)) long sysloop(int fd) { long t = 0; while (!done()) t +
 int main(void) { ready(); return sysloop(open("/dev/zero", O_RDONLY)) < 0; }
 `, 'nofpsysvm', ['-O2', '-fomit-frame-pointer']);
 interface JsonStack { count: number; truncated: boolean; frames: { name: string; kernel: boolean }[] }
-const lastRecord = (s: string): { samples: number; stacks: JsonStack[] } => JSON.parse(s.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+/** The run's report (the last NDJSON line with stacks); fails with what rbtrace printed when there is none. */
+function lastRecord(r: Finished): { samples: number; stacks: JsonStack[] } {
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{') && l.includes('"stacks"')).pop();
+  assert.ok(line, `no report; stdout: ${r.stdout.slice(-600)} stderr: ${r.stderr.slice(-600)}`);
+  return JSON.parse(line);
+}
 
 const count = (stacks: JsonStack[]): number => stacks.reduce((a, s) => a + s.count, 0);
 const reachesMain = (s: JsonStack): boolean => !s.truncated && s.frames.some((f) => !f.kernel && f.name === 'main');
 const show = (stacks: JsonStack[]): string => stacks.slice(0, 3).map((s) => `${s.count}x ${s.frames.map((f) => f.name).join(';')}`).join(' | ');
 
-// Profiled with -p once main runs, not with `-- CMD`: the unwinder uses the
-// mappings read at a process's first sample and reads them again only on a
-// miss a second later, so under TCG, where the dynamic loader takes seconds,
-// samples taken in the first second after it could not be unwound past main
-// (measured on 6.12: "hot;main;__libc_start_call_main" truncated, 18 of 184
-// and 72 of 224 samples in two runs). That is user space's; these checks are
-// about what the kernel gives.
+// Profiled with -p once main runs: these checks are about what the kernel
+// gives. The `-- CMD` check after them is about user space: under TCG the
+// dynamic loader takes seconds, so the first sample's mappings have no libc,
+// and until they are read again samples were cut at __libc_start_call_main
+// (src/core/stacks/symbolizer.ts, REREAD_MS).
 async function profileRunning(bin: string, args: string[]): Promise<Finished> {
   const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
@@ -90,7 +93,7 @@ onX86(`${KERNEL} profile --unwind dwarf [perf_event]: a no-frame-pointer program
   const r = await profileRunning(NOFP, ['-v']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /attach path: perf_event\b/);
-  const p = lastRecord(r.stdout);
+  const p = lastRecord(r);
   const hot = p.stacks.filter((s) => s.frames[0]?.name === 'hot');
   const n = count(hot);
   const toMain = count(hot.filter(reachesMain));
@@ -99,11 +102,24 @@ onX86(`${KERNEL} profile --unwind dwarf [perf_event]: a no-frame-pointer program
   assert.ok(toMain / n >= 0.95, `${toMain} of ${n} samples in hot() reach main; others: ${show(hot.filter((s) => !reachesMain(s)))}`);
 });
 
+onX86(`${KERNEL} profile --unwind dwarf -- CMD: sampled from its dynamic loader on, its samples in hot() still reach main`, async (t) => {
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--json', ...REPORT_ON_STDOUT, '-d', '4', '--', NOFP], { timeoutMs: 120000 });
+  // -d ends the run by terminating the command: rbtrace exits with its status (128 + SIGTERM).
+  assert.equal(r.code, 143, r.stderr);
+  const p = lastRecord(r);
+  const hot = p.stacks.filter((s) => s.frames[0]?.name === 'hot');
+  const n = count(hot);
+  const toMain = count(hot.filter(reachesMain));
+  t.diagnostic(`${toMain} of ${n} samples in hot() reach main`);
+  assert.ok(n >= 20, `only ${n} of ${p.samples} samples in hot(): ${show(p.stacks)}`);
+  assert.ok(toMain / n >= 0.95, `${toMain} of ${n} samples in hot() reach main; others: ${show(hot.filter((s) => !reachesMain(s)))}`);
+});
+
 onX86(`${KERNEL} profile --unwind dwarf [perf_event]: samples in the kernel (read of /dev/zero) have user stacks through sysloop to main`, async () => {
   const r = await profileRunning(NOFP_SYS, []);
   assert.equal(r.code, 0, r.stderr);
   // Samples that hit the kernel: the user registers are the ones saved at its entry.
-  const inKernel = lastRecord(r.stdout).stacks.filter((s) => s.frames[0]?.kernel);
+  const inKernel = lastRecord(r).stacks.filter((s) => s.frames[0]?.kernel);
   const n = count(inKernel);
   const through = count(inKernel.filter((s) => reachesMain(s) && s.frames.some((f) => !f.kernel && f.name === 'sysloop')));
   // Every syscall of the program once it is ready is sysloop's (read, clock_gettime).
@@ -117,6 +133,6 @@ onX86(`${KERNEL} profile --unwind dwarf [perf_event]: Ruby frames (the control-f
   writeFileSync(script, 'class Spin\n  def go\n    i = 0\n    i += 1 while i < 100_000\n  end\nend\nt = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 3\nSpin.new.go while Process.clock_gettime(Process::CLOCK_MONOTONIC) < t\n');
   const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--json', ...REPORT_ON_STDOUT, '--', 'ruby', script], { timeoutMs: 120000 });
   assert.equal(r.code, 0, r.stderr);
-  const names = lastRecord(r.stdout).stacks.flatMap((s) => s.frames.map((f) => f.name));
+  const names = lastRecord(r).stacks.flatMap((s) => s.frames.map((f) => f.name));
   assert.ok(names.some((f) => f === `Spin#go (${script}:4)`), `no Spin#go frame at line 4: ${[...new Set(names)].slice(0, 12).join(', ')}`);
 });
