@@ -28,7 +28,7 @@ puts "#{w1 - w0} #{c1 - c0}"
 `;
 }
 
-async function once(work, argv) {
+export async function once(work, argv) {
   const prog = spawn('ruby', ['--disable-gems', '-e', work], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   prog.stdout.setEncoding('utf8').on('data', (d) => (out += d));

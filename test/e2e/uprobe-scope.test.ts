@@ -10,38 +10,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { ElfFile } from '../../src/core/elf/elf.js';
 import { resolveFunction } from '../../src/core/bpf/uprobes.js';
 import { sleep, startRbtrace } from '../helpers.js';
+import { addressOf, bytesAt, mappedFile as libOf } from '../process-memory.js';
 
 const x86 = process.arch === 'x64';
-
-/** The mapping of `file` in `pid` and the address of file offset `off` in it. */
-function addressOf(pid: number, file: string, off: number): number {
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+\s+(.*)$/.exec(line);
-    if (!m || m[4] !== file) continue;
-    const [start, end, mapOff] = [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)];
-    if (off >= mapOff && off < mapOff + (end - start)) return start + (off - mapOff);
-  }
-  throw new Error(`${file} offset 0x${off.toString(16)} is not mapped in ${pid}`);
-}
-
-function bytesAt(pid: number, addr: number, n: number): Buffer {
-  const fd = openSync(`/proc/${pid}/mem`, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    readSync(fd, b, 0, n, addr);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function libOf(pid: number, re: RegExp): string {
-  return readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).find((p) => re.test(p))!;
-}
 
 const pidOf = (pattern: string) => Number(execFileSync('pgrep', ['-n', '-f', pattern], { encoding: 'utf8' }).trim());
 

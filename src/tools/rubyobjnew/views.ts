@@ -1,6 +1,7 @@
 // rubyobjnew's views: rows (collect.ts) as a table by class (and site),
 // NDJSON records and saved figures. With --sample N the table shows the
-// estimate (N times what was seen); JSON keeps what was seen beside it. Pure.
+// estimate (N times what was seen); JSON keeps what was seen beside it.
+// With --window, the share of each row among all allocations seen. Pure.
 import { renderTable } from '../../core/output/table.js';
 import type { AllocRow } from './collect.js';
 
@@ -10,6 +11,14 @@ export interface ViewMode {
   top: number;
   /** 1 in `sample` allocations looked at. */
   sample: number;
+  /** Probes live in time windows only (--window): counts are a sample by time, shares estimate the mix. */
+  windows?: boolean;
+}
+
+/** Percent of all allocations seen (every row, not only those shown), one decimal. */
+function share(r: AllocRow, all: AllocRow[]): number {
+  const total = all.reduce((a, x) => a + x.count, 0);
+  return total ? Math.round((r.count / total) * 1000) / 10 : 0;
 }
 
 export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[]; omitted: number } {
@@ -19,23 +28,27 @@ export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[];
   return { shown, omitted: sorted.length - shown.length };
 }
 
-export function allocsText(shown: AllocRow[], mode: ViewMode): string {
+export function allocsText(shown: AllocRow[], mode: ViewMode, all: AllocRow[] = shown): string {
   const n = mode.sample;
   const est = n > 1 ? ' (est.)' : '';
-  const headers = [...(mode.byProcess ? ['PID'] : []), 'CLASS', 'PROBE', ...(mode.bySite ? ['SITE'] : []), `COUNT${est}`, `LENGTH${est}`];
+  const headers = [...(mode.byProcess ? ['PID'] : []), 'CLASS', 'PROBE', ...(mode.bySite ? ['SITE'] : []), `COUNT${est}`, `LENGTH${est}`, ...(mode.windows ? ['SHARE'] : [])];
   // renderTable escapes cells: class names and paths come from the traced program.
   const body = shown.map((r) => [...(mode.byProcess ? [r.pid ?? 0] : []), r.class, r.probe, ...(mode.bySite ? [r.site ?? '?'] : []),
-    r.count * n, r.length !== undefined ? r.length * n : '-']);
-  const align = [...(mode.byProcess ? ['right' as const] : []), 'left' as const, 'left' as const, ...(mode.bySite ? ['left' as const] : []), 'right' as const, 'right' as const];
+    r.count * n, r.length !== undefined ? r.length * n : '-', ...(mode.windows ? [`${share(r, all).toFixed(1)} %`] : [])]);
+  const align = [...(mode.byProcess ? ['right' as const] : []), 'left' as const, 'left' as const, ...(mode.bySite ? ['left' as const] : []),
+    'right' as const, 'right' as const, ...(mode.windows ? ['right' as const] : [])];
   return renderTable(headers, body, { align });
 }
 
-export function allocsRecord(when: { time: Date; intervalS: number }, shown: AllocRow[], omitted: number, mode: ViewMode, notes: string[]): object {
+export function allocsRecord(when: { time: Date; intervalS: number }, shown: AllocRow[], omitted: number, mode: ViewMode, notes: string[],
+  all: AllocRow[] = shown, windows?: object): object {
   return {
     time: when.time.toISOString(), interval_s: when.intervalS,
     ...(mode.sample > 1 ? { sample: mode.sample } : {}),
+    ...(windows ? { windows } : {}),
     allocations: shown.map((r) => ({
       ...r,
+      ...(mode.windows ? { share_pct: share(r, all) } : {}),
       ...(mode.sample > 1 ? { estimated_count: r.count * mode.sample, ...(r.length !== undefined ? { estimated_length: r.length * mode.sample } : {}) } : {}),
     })),
     omitted,

@@ -1,0 +1,191 @@
+// Time windows for USDT probes behind semaphores: the probes stay attached,
+// and between windows their semaphores in the traced processes are lowered
+// by rbtrace's share, so the program skips the probe sites (no trap at all)
+// until the next window raises them again.
+//
+// Why: a USDT probe that fires at every allocation costs a trap (~5 us)
+// whatever the BPF program does, so 1-in-N sampling in BPF cannot make
+// rubyobjnew cheap (x126 on an allocation-heavy loop at 1 in 100). Detaching
+// between windows does not work either: detaching 5 USDT probes took 1.1 s
+// here (bench/rubyobjnew-window.mjs). A semaphore is two bytes in the
+// process's memory: writing it through /proc/PID/mem takes microseconds.
+//
+// The kernel raises a semaphore by one per uprobe (probe site) it installs
+// in a process, and lowers it by one when the uprobe goes; other tracers'
+// uprobes on the same sites share ours (one uprobe per site), so the share
+// removed is the number of sites rbtrace attached behind that semaphore.
+// Everything is put back before the probes are detached (the kernel refuses
+// to lower a semaphore below zero, and warns).
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { ElfFile, type SdtNote } from '../elf/elf.js';
+import { fileKey, mappingKey, type BinaryFile } from '../linux/procfiles.js';
+import { readRegions } from '../stacks/maps.js';
+import type { Session } from '../session.js';
+
+interface Semaphore {
+  /** Its address in the process. */
+  addr: number;
+  /** rbtrace's share of its value: the probe sites attached behind it. */
+  ours: number;
+}
+
+/** The semaphores of `probes` in one process, and whether rbtrace's share is in them now. */
+class ProcessSemaphores {
+  private fd: number;
+  private raised = true;
+
+  constructor(readonly pid: number, private readonly sems: Semaphore[]) {
+    this.fd = openSync(`/proc/${pid}/mem`, 'r+');
+  }
+
+  /** Add (+1) or take away (-1) rbtrace's share. False: the process is gone or its value is not what rbtrace left. */
+  private shift(sign: 1 | -1): boolean {
+    const b = Buffer.alloc(2);
+    for (const s of this.sems) {
+      if (readSync(this.fd, b, 0, 2, s.addr) !== 2) return false;
+      const v = b.readUInt16LE(0) + sign * s.ours;
+      // Below zero: something else lowered it (the process reset it, or
+      // rbtrace's uprobes are already gone): leave it.
+      if (v < 0 || v > 0xffff) return false;
+      b.writeUInt16LE(v, 0);
+      if (writeSync(this.fd, b, 0, 2, s.addr) !== 2) return false;
+    }
+    return true;
+  }
+
+  set(raised: boolean): void {
+    if (raised === this.raised || this.fd < 0) return;
+    if (!this.shift(raised ? 1 : -1)) this.close();
+    else this.raised = raised;
+  }
+
+  /** Put rbtrace's share back (the kernel takes it away when the probes go), and let go. */
+  restore(): void {
+    this.set(true);
+    this.close();
+  }
+
+  private close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Where `probes`' semaphores are in process `pid`, which maps `binary`; rbtrace's share in each. */
+export function semaphoresIn(pid: number, binary: BinaryFile, probes: { provider: string; name: string }[]): Semaphore[] {
+  const elf = ElfFile.open(binary);
+  const wanted = (n: SdtNote): boolean => n.semaphore !== 0 && probes.some((p) => p.provider === n.provider && p.name === n.name);
+  const share = new Map<number, number>();
+  for (const n of elf.sdtNotes().filter(wanted)) share.set(n.semaphore, (share.get(n.semaphore) ?? 0) + 1);
+  const regions = (readRegions(pid) ?? []).filter((r) => r.file && mappingKey(r) === fileKey(binary));
+  const out: Semaphore[] = [];
+  for (const [vaddr, ours] of share) {
+    const off = elf.fileOffset(vaddr);
+    // The data segment's private file mapping holds it (the .probes section).
+    const r = off === undefined ? undefined : regions.find((m) => off >= m.offset && off < m.offset + (m.end - m.start));
+    if (r) out.push({ addr: r.start + off! - r.offset, ours });
+  }
+  return out;
+}
+
+/** How often processes whose probes are not in place yet (a -- CMD before its exec and ld.so) are looked at. */
+const PENDING_POLL_MS = 10;
+
+/**
+ * Opens the probes `windowMs` of every `everyMs` in the processes added;
+ * shut in between. add() a process as soon as its probes are attached: its
+ * semaphores are lowered once the kernel has raised them (for -- CMD, when
+ * ld.so maps the library after the exec).
+ */
+export class UsdtWindows {
+  private readonly procs = new Map<number, ProcessSemaphores>();
+  private readonly pending = new Map<number, BinaryFile>();
+  private timer?: NodeJS.Timeout;
+  private poll?: NodeJS.Timeout;
+  private open = false;
+  /** Windows opened so far, and the time they were open (ms). */
+  windows = 0;
+  openMs = 0;
+  private openedAt = 0;
+
+  constructor(private readonly windowMs: number, private readonly everyMs: number,
+    private readonly probes: { provider: string; name: string }[]) {}
+
+  add(pid: number, binary: BinaryFile): void {
+    if (!this.procs.has(pid)) this.pending.set(pid, binary);
+    this.settle();
+  }
+
+  /** Pending processes whose semaphores the kernel has raised: shut them until the next window. */
+  private settle(): void {
+    for (const [pid, binary] of this.pending) {
+      let sems: Semaphore[];
+      try {
+        sems = semaphoresIn(pid, binary, this.probes);
+      } catch {
+        this.pending.delete(pid); // gone
+        continue;
+      }
+      if (sems.length === 0 || !raised(pid, sems)) continue;
+      this.pending.delete(pid);
+      const p = new ProcessSemaphores(pid, sems);
+      p.set(this.open);
+      this.procs.set(pid, p);
+    }
+  }
+
+  start(session: Session): void {
+    const cycle = (): void => {
+      this.setAll(true);
+      this.timer = setTimeout(() => {
+        this.setAll(false);
+        this.timer = setTimeout(cycle, this.everyMs - this.windowMs);
+      }, this.windowMs);
+    };
+    this.timer = setTimeout(cycle, this.everyMs - this.windowMs);
+    this.poll = setInterval(() => {
+      if (this.pending.size) this.settle();
+    }, PENDING_POLL_MS);
+    session.own(this);
+  }
+
+  private setAll(open: boolean): void {
+    const now = performance.now();
+    if (open) {
+      this.windows++;
+      this.openedAt = now;
+    } else {
+      this.openMs += now - this.openedAt;
+    }
+    this.open = open;
+    for (const p of this.procs.values()) p.set(open);
+  }
+
+  /** Before the probes are detached (the session closes this first: it was owned after them). */
+  close(): void {
+    clearTimeout(this.timer);
+    clearInterval(this.poll);
+    if (this.open) this.openMs += performance.now() - this.openedAt;
+    for (const p of this.procs.values()) p.restore();
+    this.procs.clear();
+    this.pending.clear();
+  }
+}
+
+/** Has the kernel put rbtrace's share in every semaphore yet (its uprobes installed in the process)? */
+function raised(pid: number, sems: Semaphore[]): boolean {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/mem`, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const b = Buffer.alloc(2);
+    return sems.every((s) => readSync(fd, b, 0, 2, s.addr) === 2 && b.readUInt16LE(0) >= s.ours);
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}

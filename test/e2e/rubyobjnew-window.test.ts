@@ -1,0 +1,93 @@
+// rubyobjnew --window: the probes stay attached and their USDT semaphores
+// are lowered between windows (src/core/bpf/usdt-windows.ts). Checked from
+// outside rbtrace: the semaphores' values and the breakpoints read from the
+// ruby's memory (addresses from libruby's own SDT notes and the maps), the
+// kernel log, and the counts against the loop's known allocations.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { ElfFile } from '../../src/core/elf/elf.js';
+import { REPORT_ON_STDOUT, runRbtrace, settledLeftovers, sleep, startRbtrace } from '../helpers.js';
+import { addressOf, bytesAt, mappedFile } from '../process-memory.js';
+
+const OUR_PROGRAMS = ['object_create', 'string_create', 'array_create', 'hash_create', 'symbol_create'];
+const PROBES = ['object__create', 'string__create', 'array__create', 'hash__create', 'symbol__create'];
+// Four allocations an iteration, in this order: a String, an Array, a Hash, a Foo.
+const LOOP = 'class Foo; def initialize(i) = @i = i; end; ';
+
+
+/** The five probes' semaphores (values) and the first byte of each string__create site, in `pid`. */
+function probeState(pid: number): { semaphores: number[]; sites: number[] } {
+  const lib = mappedFile(pid, /libruby/);
+  const elf = ElfFile.open(lib);
+  const notes = elf.sdtNotes().filter((n) => n.provider === 'ruby' && PROBES.includes(n.name));
+  const sems = [...new Set(notes.map((n) => n.semaphore))];
+  return {
+    semaphores: sems.map((s) => bytesAt(pid, addressOf(pid, lib, elf.fileOffset(s)!), 2).readUInt16LE(0)),
+    sites: notes.filter((n) => n.name === 'string__create').map((n) => bytesAt(pid, addressOf(pid, lib, elf.fileOffset(n.pc)!), 1)[0]),
+  };
+}
+
+const refCtrWarnings = (): number => execFileSync('dmesg', { encoding: 'utf8' }).split('\n').filter((l) => /ref_ctr/.test(l)).length;
+
+test('--window -p: probes attached but their semaphores 0 between windows; all put back, nothing left, at the end', { skip: process.arch !== 'x64' && 'reads int3 (x86_64)' }, async () => {
+  const warnings = refCtrWarnings();
+  const ruby = spawn('ruby', ['--disable-gems', '-e', `${LOOP}loop { s = "abc"; a = [1, s]; h = { k: a }; Foo.new(h) }`], { stdio: 'ignore' });
+  try {
+    await sleep(300);
+    // A window of 1 ms every 100 s: the first opens long after this test has looked.
+    const r = startRbtrace(['rubyobjnew', '-v', '--json', '--window', '1', '--every', '100000', '-p', String(ruby.pid)]);
+    await r.ready();
+    await sleep(300);
+    const during = probeState(ruby.pid!);
+    r.signal('SIGINT');
+    const f = await r.finished;
+    assert.equal(f.code, 0, f.stderr);
+    const after = probeState(ruby.pid!);
+    assert.ok(during.sites.length > 0 && during.sites.every((b) => b === 0xcc), `the probes are attached (int3 at every string__create site): ${during.sites}`);
+    assert.deepEqual(during.semaphores, during.semaphores.map(() => 0), 'every semaphore is 0 between windows: Ruby skips the sites');
+    assert.deepEqual(after.semaphores, after.semaphores.map(() => 0), 'none raised after rbtrace is gone');
+    assert.ok(after.sites.every((b) => b !== 0xcc), 'no breakpoint left');
+    assert.equal(ruby.exitCode, null, 'the ruby runs on');
+    assert.equal(refCtrWarnings(), warnings, 'no new ref_ctr warning in the kernel log (a semaphore lowered below what the kernel expects)');
+  } finally {
+    ruby.kill('SIGKILL');
+  }
+});
+
+test('--window 10 --every 250 -- CMD: a small sample of the loop, each of its four classes a quarter of what was seen', async () => {
+  const n = 3_000_000;
+  const r = await runRbtrace(['rubyobjnew', '--json', ...REPORT_ON_STDOUT, '--window', '10', '--every', '250', '--',
+    'ruby', '--disable-gems', '-e', `${LOOP}${n}.times { |i| s = "abc"; a = [i, s]; h = { k: a }; Foo.new(h) }`], { timeoutMs: 120000 });
+  assert.equal(r.code, 0, r.stderr);
+  const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+  assert.ok(rec.windows.windows >= 2, `windows opened: ${JSON.stringify(rec.windows)}`);
+  const seen = (klass: string, probe: string): number => rec.allocations.find((a: { class: string; probe: string }) => a.class === klass && a.probe === probe)?.count ?? 0;
+  const four = [seen('String', 'string'), seen('Array', 'array'), seen('Hash', 'hash'), seen('Foo', 'object')];
+  const total = four.reduce((a, b) => a + b, 0);
+  // Seen: the windows only (probes live ~4 % of the time, and the loop runs
+  // ~100 times slower while they are): far fewer than the loop's 4n.
+  assert.ok(total >= 100 && total < 0.1 * 4 * n, `seen ${total} of the loop's ${4 * n} allocations: ${four}`);
+  // A window opens and shuts mid-iteration, and its four semaphores are
+  // written one after another: each count is off the mean by at most two
+  // per window (one at each edge).
+  for (const c of four) assert.ok(Math.abs(c - total / 4) <= 2 * rec.windows.windows, `the four classes ${four} differ by more than two per window (${rec.windows.windows})`);
+  const foo = rec.allocations.find((a: { class: string }) => a.class === 'Foo');
+  assert.ok(Math.abs(foo.share_pct - 25) <= 2, `Foo's share ${foo.share_pct} %`);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});
+
+test('--window bad input: one-line usage errors, exit 2', async () => {
+  for (const args of [
+    ['--window', '10'], // system-wide
+    ['--window', '1000', '--every', '1000', '--', 'true'],
+    ['--every', '100', '--', 'true'],
+    ['--window', '10', '--sample', '10', '--', 'true'],
+    ['--window', '10', '--all-processes', '--', 'true'],
+    ['--window', '0', '--', 'true'],
+  ]) {
+    const r = await runRbtrace(['rubyobjnew', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
