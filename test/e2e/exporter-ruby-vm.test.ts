@@ -9,7 +9,9 @@
 //    words GC.stat reads, and the process makes no collection outside the
 //    window while the exporter reads it);
 //  - rbtrace_ruby_gcs_total{pid} = its GC.count (it started after the
-//    exporter: counted from its start);
+//    exporter: counted from its start); a ruby of the cgroup started before
+//    the exporter, after 4 GC.start, shows 0 (counted from the first
+//    reading) and stays idle;
 //  - rbtrace_ruby_gc_time_seconds_total{phase} deltas = GC.stat's
 //    marking_time / sweeping_time deltas within 1 ms (GC.stat truncates the
 //    same nanoseconds to whole ms at each read: a delta of two truncated
@@ -53,8 +55,8 @@ const sumOf = (s: Series[], name: string, labels: Record<string, string> = {}) =
   s.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0);
 
 /** The oracle under Debian 13's ruby3.3, moved into `cgroup` first when given (the pid stays: every step execs). */
-function oracle(cgroup?: string): { child: ChildProcess; next: () => Promise<string> } {
-  const argv = ROOT_RUBY.argv(['--disable-gems', ORACLE, String(MAJORS), String(MINORS)]);
+function oracle(cgroup?: string, bootGcs = 0): { child: ChildProcess; next: () => Promise<string> } {
+  const argv = ROOT_RUBY.argv(['--disable-gems', ORACLE, String(MAJORS), String(MINORS), String(bootGcs)]);
   const child = spawn('/bin/sh', ['-c', `${cgroup ? `echo $$ > ${cgroup}/cgroup.procs && ` : ''}exec "$@"`, 'sh', ...argv], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.push(child);
   return { child, next: lineReader(child) };
@@ -64,6 +66,9 @@ test('exporter on ruby 3.3 without USDT: collections by kind, GCs per pid and GC
   requireRuby(ROOT_RUBY);
   assert.ok(mount, 'a cgroup v2 mount (findmnt -t cgroup2)');
   mkdirSync(cg);
+  const earlier = oracle(cg, 3);
+  assert.equal(await earlier.next(), 'up');
+  await sleep(20); // a clock tick (the start times compared are in 10 ms ticks)
   exp = await startExporter(['--tools', 'gcstat', '--cgroup', cg]);
   await attached(exp);
 
@@ -73,15 +78,16 @@ test('exporter on ruby 3.3 without USDT: collections by kind, GCs per pid and GC
   assert.equal(await outsider.next(), 'up');
   const pid = String(ruby.child.pid);
   // Found by the scan (every 2 s), its libruby kept without probes, its counters read.
-  const found = await until('the ruby read through its VM counters', async () => {
+  const found = await until('the rubies read through their VM counters', async () => {
     const s = await scrape(exp!);
-    return valueOf(s, 'rbtrace_ruby_gcs_total', { pid }) !== undefined ? s : undefined;
+    return [pid, String(earlier.child.pid)].every((p) => valueOf(s, 'rbtrace_ruby_gcs_total', { pid: p }) !== undefined) ? s : undefined;
   });
+  assert.equal(valueOf(found, 'rbtrace_ruby_gcs_total', { pid: String(earlier.child.pid) }), 0, 'a ruby older than the exporter: counted from its first reading');
   const libs = found.filter((x) => x.name === 'rbtrace_ruby_binary_processes' && x.labels.source === 'vm-counters');
   assert.equal(libs.length, 1, JSON.stringify(libs));
   assert.match(libs[0].labels.binary, /libruby-3\.3\.so/);
   // Other rubies from the same root may run on this machine: the count is the file's, not scoped.
-  assert.ok(libs[0].value >= 2, `both rubies run that libruby: ${libs[0].value}`);
+  assert.ok(libs[0].value >= 3, `our three rubies run that libruby: ${libs[0].value}`);
   assert.equal(valueOf(found, 'rbtrace_ruby_gcs_total', { pid: String(outsider.child.pid) }), undefined, 'the ruby outside the cgroup is not read');
   assert.match(exp.run.stderr, /kept \S*libruby-3\.3\.so\S* \(\S+\) of process \d+ without probes/);
 
@@ -114,8 +120,10 @@ test('exporter on ruby 3.3 without USDT: collections by kind, GCs per pid and GC
   // The rubies end: the pid's series go, the counters stay still.
   ruby.child.stdin!.end();
   await new Promise((res) => (ruby.child.exitCode === null ? ruby.child.on('exit', res) : res(null)));
-  outsider.child.stdin!.end();
-  await new Promise((res) => (outsider.child.exitCode === null ? outsider.child.on('exit', res) : res(null)));
+  for (const r of [outsider, earlier]) {
+    r.child.stdin!.end();
+    await new Promise((res) => (r.child.exitCode === null ? r.child.on('exit', res) : res(null)));
+  }
   await sleep(300);
   const ended = await scrape(exp);
   assert.equal(valueOf(ended, 'rbtrace_ruby_gcs_total', { pid }), undefined, 'an ended ruby leaves the output');
