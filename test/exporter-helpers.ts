@@ -3,7 +3,7 @@
 import { createServer } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { buildC, startRbtrace, type Running } from './helpers.js';
+import { buildC, sleep, startRbtrace, type Running } from './helpers.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -32,6 +32,17 @@ export async function startExporter(args: string[] = [], env: NodeJS.ProcessEnv 
 
 export async function attached(e: Exporter): Promise<void> {
   await e.run.waitFor(() => /probes attached \(/.test(e.run.stderr), 30000, 'the exporter to attach');
+}
+
+/** f() every 200 ms until it gives a value (a scrape showing what is waited for); throws after `ms`. */
+export async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
 }
 
 export async function get(url: string, accept?: string): Promise<{ status: number; type: string; body: string }> {

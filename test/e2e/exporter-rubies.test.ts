@@ -13,7 +13,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../helpers.js';
-import { attached, lineReader, programIdsOf, scrape, startExporter, stillLoaded, valueOf, type Exporter, type Series } from '../exporter-helpers.js';
+import { attached, lineReader, programIdsOf, scrape, startExporter, stillLoaded, until, valueOf, type Exporter, type Series } from '../exporter-helpers.js';
 
 // The system's libruby as a ruby maps it, copied under the name the dynamic linker looks for (its soname).
 const [LIBRUBY, SO] = execFileSync('ruby', ['-e',
@@ -50,16 +50,6 @@ function ruby(cmd: string, args: string[]): Ruby {
 
 const mapsOf = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8');
 const binarySeries = (s: Series[], path: string) => s.filter((x) => x.name === 'rbtrace_ruby_binary_processes' && x.labels.binary === path);
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 test('rubies on copies of libruby (a host directory, a private mount namespace): each file attached once, rbtrace_ruby_gcs_total = GC.count delta per pid', async () => {
   exp = await startExporter(['--tools', 'gcstat']);

@@ -6,6 +6,8 @@
 //    major_gc_count / minor_gc_count deltas and GC.count's, exactly; the
 //    5 GC.start are major/method/force, the 5 GC.start(full_mark: false)
 //    minor/method, exactly.
+//  - rbtrace_ruby_gc_seconds{phase="mark"}: one observation per collection
+//    (GC.count delta), exactly.
 //  - rbtrace_ruby_gc_pause_seconds: one observation per collection once the
 //    ruby has ended (each collection is done), exactly.
 //  - rbtrace_ruby_method_calls_total: per C method, delta = the
@@ -81,6 +83,8 @@ test('exporter: Ruby collections by kind and reason = GC.stat, pauses one per co
   assert.equal(d({ kind: 'major', reason: 'method', major_by: 'force' }), 5, 'GC.start x5');
   assert.equal(d({ kind: 'minor', reason: 'method' }), 5, 'GC.start(full_mark: false) x5');
   assert.equal(d({ kind: 'minor', reason: 'newobj' }), oracle.minor - 5, 'the other minors: by allocation');
+  const marks = sumOf(afterRun, 'rbtrace_ruby_gc_seconds_count', { phase: 'mark' }) - sumOf(before, 'rbtrace_ruby_gc_seconds_count', { phase: 'mark' });
+  assert.equal(marks, oracle.gcs, 'mark histogram: one mark phase per collection');
 
   // Method calls: each method compared, exactly.
   const m0 = methods(before);

@@ -139,7 +139,11 @@ test('backlog-8 listener, 40 connects, never accepted: queue 9 of 8, 31 overflow
 
 const HOSTILE = 'r"b\\y\nx'; // what a process may call itself: quote, backslash, newline
 
-test('ruby doing 40 GC.start: mark histogram grows by its GC.count, RSS per pid with a hostile comm escaped, gone at exit', async () => {
+// Other rubies may collect at the same time (the exporter sees the machine):
+// the exact figure is the pid's own series; the histogram, of every ruby,
+// grows by at least as much (its exact growth, in a cgroup of its own, is
+// checked in test/e2e/exporter-ruby.test.ts).
+test('ruby doing 40 GC.start: its GCs per pid = its GC.count, mark histogram grows by as much at least, RSS per pid with a hostile comm escaped, gone at exit', async () => {
   const before = await take();
   const ruby = spawn('ruby', ['--disable-gems', '-e',
     `File.write("/proc/self/comm", ${JSON.stringify(HOSTILE)}); 40.times { GC.start }; STDOUT.puts GC.count; STDOUT.flush; STDIN.read`],
@@ -147,9 +151,11 @@ test('ruby doing 40 GC.start: mark histogram grows by its GC.count, RSS per pid 
   const gcCount = Number(await new Promise<string>((resolve) => ruby.stdout!.setEncoding('utf8').once('data', resolve)));
   try {
     const s = await take();
-    const marks = delta(before, s, 'rbtrace_ruby_gc_seconds_count', { phase: 'mark' });
-    assert.equal(marks, gcCount, `one mark phase per GC (GC.count ${gcCount}; no other ruby ran)`);
     assert.ok(gcCount >= 40);
+    // A new process, traced from its start (the system's libruby is attached for the whole run): all its GCs.
+    assert.equal(valueOf(s, 'rbtrace_ruby_gcs_total', { pid: String(ruby.pid) }), gcCount, `one mark phase per GC of pid ${ruby.pid} (GC.count ${gcCount})`);
+    const marks = delta(before, s, 'rbtrace_ruby_gc_seconds_count', { phase: 'mark' });
+    assert.ok(marks >= gcCount, `mark histogram: ${marks} phases, at least this ruby's ${gcCount}`);
     assert.equal(delta(before, s, 'rbtrace_ruby_gc_seconds_bucket', { phase: 'mark', le: '+Inf' }), marks);
     assert.ok(delta(before, s, 'rbtrace_ruby_gc_seconds_sum', { phase: 'mark' }) > 0);
     // Buckets are cumulative and end at the count.

@@ -4,9 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseSeconds, parsePositiveInt, commandAfterDashes } from '../../src/core/options.js';
-import { parsePid, libraryMatches, resolveCommand } from '../../src/core/linux/process.js';
+import { parsePid, libraryMatches, processStartTicks, resolveCommand } from '../../src/core/linux/process.js';
 import { RbtraceError, UsageError, errorLine, EXIT_USAGE } from '../../src/core/errors.js';
 import { StructLayout, scalarLayout, decodeCString } from '../../src/core/bpf/layout.js';
 import { sumValues } from '../../src/core/bpf/maps.js';
@@ -87,6 +88,27 @@ test('execsnoop: raw argv areas split exactly, with the per-argument and count l
   assert.deepEqual(splitRawArgs(enc('a\0bc'), 64, true), { args: ['a', 'bc'], cut: [1], more: true });
   assert.equal(formatArgs({ args: ['echo', 'a\nb', 'x"y'], args_cut: [2], args_truncated: true }, false), 'echo a\\nb x"y... ...');
   assert.equal(formatArgs({ args: ['echo', 'a b'] }, true), '"echo" "a b"');
+});
+
+test('process start time: /proc/PID/stat field 22, whatever the comm holds (spaces, parentheses)', async () => {
+  // A shell that renames itself (only a process's own threads may write its comm) after one line on stdin.
+  const child = spawn('/bin/sh', ['-c', 'read x; printf "a) 1 2 (b" > /proc/$$/comm; read y'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  try {
+    await new Promise((r) => child.once('spawn', r));
+    const pid = child.pid!;
+    // Oracle: with a plain comm the fields split on spaces (awk's $22).
+    const plain = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[21]);
+    assert.equal(processStartTicks(pid), plain);
+    child.stdin!.write('\n');
+    for (let i = 0; i < 100 && !readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('a)'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(readFileSync(`/proc/${pid}/stat`, 'utf8'), /\(a\) 1 2 \(b\)/);
+    assert.equal(processStartTicks(pid), plain, 'the same process, renamed');
+    assert.ok(processStartTicks('self')! <= plain, 'this process started first');
+  } finally {
+    child.kill('SIGKILL');
+  }
+  await new Promise((r) => child.once('exit', r));
+  assert.equal(processStartTicks(child.pid!), undefined, 'gone');
 });
 
 test('library names match the files the loader would pick', () => {

@@ -29,6 +29,21 @@ export function readComm(pid: number): string {
   }
 }
 
+/**
+ * When a process started, in clock ticks since boot (/proc/PID/stat's
+ * starttime, field 22; counted after the comm, which may hold spaces and
+ * parentheses): undefined when it is gone.
+ */
+export function processStartTicks(pid: number | 'self'): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Thread group id (the "pid" users mean) of a thread id. */
 export function tgidOf(tid: number): number | undefined {
   try {

@@ -9,6 +9,10 @@
 // system's libruby (attached at start, so a new ruby is traced from its
 // first GC) stays.
 //
+// A source may also keep files without the probes (`withoutProbes`: gcstat
+// reads such a ruby's VM counters from its memory instead): they are found,
+// counted and dropped the same way, with nothing attached.
+//
 // Files are opened through the process (procfiles.ts: map_files, or the path
 // under its root), uncached: descriptors are closed as binaries go, so a
 // daemon meeting processes for weeks holds only what is in use.
@@ -27,22 +31,29 @@ const RECHECKS = 3;
 /** Files judged (ruby or not) remembered at most: past it the memory starts again (a host that builds executables all day). */
 const REMEMBER_FILES = 4096;
 
-export interface RubyBinary {
+export interface RubyBinary<V = never> {
   key: string;
   file: BinaryFile;
   links: BpfLink[];
+  /** Kept without probes: what withoutProbes returned for it. */
+  vm?: V;
   /** Processes running it at the last scan. */
   pids: number;
   /** The system's: attached for the whole run. */
   pinned: boolean;
 }
 
-export interface RubyDiscoveryOptions {
+export interface RubyDiscoveryOptions<V = never> {
   /** Attach the GC probes to one file (throws if it has none: a ruby built without --enable-dtrace). */
   attach: (file: BinaryFile) => BpfLink[];
   /** Does this file hold a Ruby interpreter with the GC probes (the static-executable case)? */
   hasProbes: (file: BinaryFile) => boolean;
   log: (line: string) => void;
+  /**
+   * A libruby without the probes: what to keep it for (undefined: not kept,
+   * as without this option). Called once per file while processes run it.
+   */
+  withoutProbes?: (file: BinaryFile) => V | undefined;
   /** Called by close() (the scan timer of watchRubies). */
   onClose?: () => void;
 }
@@ -54,15 +65,15 @@ interface PidState {
   binary?: string;
 }
 
-export class RubyDiscovery {
-  private readonly binaries = new Map<string, RubyBinary>();
+export class RubyDiscovery<V = never> {
+  private readonly binaries = new Map<string, RubyBinary<V>>();
   private readonly pids = new Map<number, PidState>();
   /** Files that are no ruby, or a ruby without USDT (by key): not opened again. */
   private readonly rejected = new Set<string>();
   /** Executables that proved to be a static ruby with USDT (by key). */
   private readonly staticRubies = new Set<string>();
 
-  constructor(private readonly o: RubyDiscoveryOptions) {}
+  constructor(private readonly o: RubyDiscoveryOptions<V>) {}
 
   /** The system's libruby: attached now, for the whole run. */
   pin(file: BinaryFile): void {
@@ -71,8 +82,16 @@ export class RubyDiscovery {
   }
 
   /** Every binary attached now. */
-  list(): RubyBinary[] {
+  list(): RubyBinary<V>[] {
     return [...this.binaries.values()];
+  }
+
+  /** Each process of the last scan running a binary kept, with that binary. */
+  *processes(): Generator<[number, RubyBinary<V>]> {
+    for (const [pid, st] of this.pids) {
+      const b = st.binary === undefined ? undefined : this.binaries.get(st.binary);
+      if (b) yield [pid, b];
+    }
   }
 
   /** pid -> the ruby file it runs (of the last scan). */
@@ -145,6 +164,12 @@ export class RubyDiscovery {
       this.o.log(`attached to ${file.name} (${key}), first run by process ${pid}`);
       return key;
     } catch (err) {
+      const vm = !executable && file ? this.o.withoutProbes?.(file) : undefined;
+      if (vm !== undefined) {
+        this.binaries.set(key, { key, file: file!, links: [], vm, pids: 0, pinned: false });
+        this.o.log(`kept ${m.path} (${key}) of process ${pid} without probes (${(err as Error).message})`);
+        return key;
+      }
       file?.close();
       // A ruby without DTrace probes (ruby-build's default), or unreadable: not tried again while it is in use.
       this.rejected.add(key);
@@ -184,7 +209,7 @@ export const RUBY_SCAN_MS = 2000;
  * USDT attaches only per process: there, the system's libruby only, and
  * its absence is an error worth trying again (a ruby installed later).
  */
-export function watchRubies(o: { probes: string[]; attach: (file: BinaryFile) => BpfLink[]; log: (line: string) => void }): RubyDiscovery {
+export function watchRubies<V = never>(o: Pick<RubyDiscoveryOptions<V>, 'attach' | 'log' | 'withoutProbes'> & { probes: string[] }): RubyDiscovery<V> {
   let system: BinaryFile | undefined;
   try {
     system = findRubyBinary({});
@@ -196,13 +221,14 @@ export function watchRubies(o: { probes: string[]; attach: (file: BinaryFile) =>
     system = undefined;
   }
   let timer: NodeJS.Timeout | undefined;
-  const rubies: RubyDiscovery = new RubyDiscovery({
+  const rubies: RubyDiscovery<V> = new RubyDiscovery<V>({
     attach: (file) => {
       requireRubyProbes(file, o.probes);
       return o.attach(file);
     },
     hasProbes: (file) => hasRubyGcProbes(file, o.probes, RUBY_PROVIDER),
     log: o.log,
+    withoutProbes: o.withoutProbes,
     onClose: () => { if (timer) clearInterval(timer); },
   });
   try {

@@ -9,18 +9,9 @@ import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { term } from '../../core/output/format.js';
 import { readRss } from './collect.js';
 import type { LayoutResult } from './layout.js';
-import { VmGcReader, ZERO_COUNTERS, countersDelta, processTree, timeFields, type VmGcCounters } from './vm-counters.js';
+import { VM_POLL_MS, VmGcReader, ZERO_COUNTERS, countersDelta, processTree, timeFields, type VmGcCounters } from './vm-counters.js';
 import { vmPrinter, vmRowsText, type VmRow } from './views.js';
 import type { GcstatOptions } from './index.js';
-
-/**
- * How often the counters are read. A process's collections in its last poll
- * interval before it exits are not seen: a command (often short) is read
- * every 20 ms; a running process (-p, usually a server, watched for long)
- * every 100 ms. A poll is seven 8-byte reads of /proc/PID/mem: a 15 s -p run
- * spent 15.0 s of its 15.2 s idle in node's CPU profile.
- */
-export const VM_POLL_MS = { command: 20, process: 100 };
 
 interface Watched {
   reader: VmGcReader;
