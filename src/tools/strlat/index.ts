@@ -109,7 +109,7 @@ export default defineTool<StrlatOptions>({
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex))
       .option('--stack', `also latency by calling stack: each function's ${STACK_TOP} slowest callers (by total time)`)
-      .addOption(unwindOption('with --stack: a 16 KiB copy sent per call'));
+      .addOption(unwindOption('with --stack: up to 16 KiB of stack sent per call'));
   },
   kernels: { best: '5.10 uprobe' },
   figures: (opts) => (severalFunctions(opts) ? STRLAT_FUNCTIONS() : STRLAT()),
@@ -153,6 +153,7 @@ export default defineTool<StrlatOptions>({
       if (lost > stacksLost) ctx.log.warn(`${plural(lost - stacksLost, 'stack')} could not be kept (the stack map is full); their calls are counted, not by stack`);
       stacksLost = Math.max(stacksLost, lost);
       ctx.report(several ? { functions: reps } : reps[0]);
+      if (final && stacks instanceof CopyStackCollector) ctx.log.verbose(dwarfNote(stacks.stats));
       if (ctx.out.json) {
         for (const r of reps) ctx.out.record(r);
         return;
@@ -162,7 +163,6 @@ export default defineTool<StrlatOptions>({
       if (ctx.opts.interval) ctx.out.line(ctx.color.bold(`\n[${new Date().toTimeString().slice(0, 8)}]`));
       else ctx.out.line();
       printReports(ctx, readings, funcs, unit, sizeArg, opts.unwind);
-      if (final && stacks instanceof CopyStackCollector) ctx.log.verbose(dwarfNote(stacks.stats));
     };
 
     ctx.session.onInterval(() => report(false));
