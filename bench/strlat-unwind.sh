@@ -4,8 +4,8 @@
 # calls work() N times from 3 frames down, spinning SPIN iterations between
 # calls so that rbtrace keeps up (every call's stack copy is sent and unwound,
 # none dropped: a dropped record skips the copy and would flatter dwarf).
-# The loop times itself in CPU time (CLOCK_PROCESS_CPUTIME_ID: the probes'
-# BPF programs run in the traced thread and count there), so a loaded machine
+# The loop (bench/call-loop.c) times itself in CPU time: the probes' BPF
+# programs run in the traced thread and count there, and a loaded machine
 # (other processes, rbtrace's own start-up) changes the figures less than it
 # would wall time.
 # Prints, best of ROUNDS interleaved runs: the loop's CPU ns per call plain,
@@ -21,32 +21,13 @@ SPIN=${2:-20000}
 ROUNDS=${3:-3}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-cat > "$dir/loop.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-volatile long sink;
-__attribute__((noinline)) long work(long x) { sink += x; return x; }
-__attribute__((noinline)) void spin(long n) { for (long i = 0; i < n; i++) sink += i; }
-__attribute__((noinline)) void level2(long n, long s) { for (long i = 0; i < n; i++) { work(i); spin(s); } }
-__attribute__((noinline)) void level1(long n, long s) { level2(n, s); sink++; }
-int main(int argc, char **argv) {
-  long n = atol(argv[1]), s = atol(argv[2]);
-  struct timespec a, b;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
-  level1(n, s);
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
-  printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n);
-  return 0;
-}
-C
-cc -O2 -fomit-frame-pointer -o "$dir/loop" "$dir/loop.c"
+cc -O2 -fomit-frame-pointer -o "$dir/loop" bench/call-loop.c
 prog=$dir/loop
 
 # One traced run: "ns/call calls-in-stack-rows unwind-us-per-call" (the JSON report on stdout with -o -,
 # the loop's own line too; -v's note on stderr).
 traced() {
-  ./bin/rbtrace strlat -v -o - --json --stack --unwind "$1" --lib "$prog" --func work -- "$prog" "$N" "$SPIN" \
+  ./bin/rbtrace strlat -v -o - --json --stack --unwind "$1" --lib "$prog" --func work -- "$prog" "$N" "$SPIN" cpu \
     >"$dir/out" 2>"$dir/err"
   local ns rows us
   ns=$(grep -E '^[0-9.]+$' "$dir/out" | tail -1)
@@ -58,7 +39,7 @@ traced() {
 best() { sort -n | head -1; }
 : >"$dir/plain"; : >"$dir/fp"; : >"$dir/dwarf"
 for _ in $(seq "$ROUNDS"); do
-  "$prog" "$N" "$SPIN" >>"$dir/plain"
+  "$prog" "$N" "$SPIN" cpu >>"$dir/plain"
   traced fp >>"$dir/fp"
   traced dwarf >>"$dir/dwarf"
 done
