@@ -4,7 +4,7 @@
 // such records (profile --unwind dwarf, strlat --stack --unwind dwarf): the
 // record's memory is the ring buffer's, gone once the callback returns.
 import type { StructLayout } from '../bpf/layout.js';
-import type { Symbolizer } from '../stacks/index.js';
+import type { Region } from '../stacks/maps.js';
 import { Unwinder, type Unwound } from './unwinder.js';
 
 /** The fields every stack-copy record has (the generated layouts name them so). */
@@ -16,11 +16,16 @@ export interface StackCopyRecord {
   stack: unknown;
 }
 
+/** Where a process's mappings are read from: a Symbolizer (its snapshots, later used to name the pcs). */
+export interface Mappings {
+  region(pid: number, addr: number): Region | undefined;
+}
+
 export class RecordUnwinder {
   private readonly unwinder: Unwinder;
 
   /** `sym`: whose mapping snapshots the walk reads (and later symbolizes the pcs with). */
-  constructor(sym: Symbolizer) {
+  constructor(sym: Mappings) {
     this.unwinder = new Unwinder((pid, addr) => sym.region(pid, addr));
   }
 
