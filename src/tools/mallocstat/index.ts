@@ -43,7 +43,8 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat --lib libjemalloc.so.2 --prefix je_ -p 1234
   rbtrace mallocstat --json -o m.json -- ruby app.rb   NDJSON to m.json (the command owns stdout)
   rbtrace mallocstat --leaks -- ./myprog     blocks never freed, by the stack that allocated them
-  rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
+  rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute
+  rbtrace mallocstat --leaks --unwind dwarf -p 1234      allocating stacks through code without frame pointers`,
   options(cmd: Command) {
     cmd
       .option('-L, --latency', 'the latency of every function: AVG, MAX and TOTAL columns')
