@@ -9,23 +9,7 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-cat > "$dir/loop.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-volatile long sink;
-__attribute__((noinline)) long work(long x) { sink += x; return x; }
-int main(int argc, char **argv) {
-  long n = atol(argv[1]);
-  struct timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
-  for (long i = 0; i < n; i++) work(i);
-  clock_gettime(CLOCK_MONOTONIC, &b);
-  printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n);
-  return 0;
-}
-C
-cc -O1 -o "$dir/loop" "$dir/loop.c"
+cc -O1 -o "$dir/loop" bench/call-loop.c
 prog=$dir/loop
 
 plain=$("$prog" "$N")

@@ -41,6 +41,7 @@ const volatile __u32 self_tgid = 0;      /* rbtrace itself: never counted */
 const volatile __u32 timed_mask = 0;     /* bit f: function f's latency is reported */
 const volatile __u32 ret_mask = 0;       /* bit f: function f has a uretprobe (timed, or --leaks) */
 const volatile bool leaks = false;       /* --leaks: track live allocations */
+const volatile bool leak_copies = false; /* --leaks --unwind dwarf: stacks as copies (ms_copies), not stack ids */
 
 /* Without -P: per-CPU arrays indexed by function and by size slot (an array
  * lookup is a bounds check and an add, cheaper than hashing: this runs on

@@ -3,6 +3,8 @@
 #ifndef MALLOCSTAT_H
 #define MALLOCSTAT_H
 
+#include "rbtrace_ustack.h"
+
 #define MALLOCSTAT_SLOTS 64 /* log2 slots of requested sizes */
 
 /* The allocator functions, in the order user space names them. */
@@ -48,8 +50,26 @@ struct ms_live_key {
 struct ms_live {
 	__u64 size;
 	__u64 ts_ns;   /* bpf_ktime_get_ns() at the allocation's return (CLOCK_MONOTONIC) */
-	__s32 stackid; /* user stack at the return (innermost: the caller), -1 if lost */
+	__s32 stackid; /* user stack at the return (innermost: the caller), -1 if lost,
+			* MS_STACK_COPIED: sent as a copy (ms_alloc_copy), user space has it by (pid, addr) */
 	__u32 pad;
+};
+
+/* --leaks --unwind dwarf: a live block's stack was sent in an ms_alloc_copy record. */
+#define MS_STACK_COPIED (-2)
+#define MS_COPIES_RING (8 * 1024 * 1024)
+
+/* ms_copies records (--leaks --unwind dwarf): at an allocation's return, the
+ * block and a copy of the caller's stack (src/bpf/include/rbtrace_ustack.bpf.h),
+ * unwound at once by user space, which keeps (pid, addr) -> stack. */
+struct ms_alloc_copy {
+	__u32 pid;
+	__u32 stack_len; /* bytes of stack[] valid */
+	__u64 addr;
+	__u64 ip;        /* user registers at the return: ip is the return address */
+	__u64 sp;
+	__u64 bp;
+	__u8 stack[RBTRACE_USTACK_BYTES + RBTRACE_USTACK_PAGE];
 };
 
 /* ms_events records (--leaks). */

@@ -6,6 +6,7 @@
 #define MALLOCSTAT_LEAKS_BPF_H
 
 #include "rbtrace_stacks.bpf.h"
+#include "rbtrace_ustack.bpf.h"
 
 /* --leaks: allocations not freed yet. Sized by --max-allocs before load;
  * not preallocated, so memory follows what is live. A full map refuses new
@@ -49,7 +50,14 @@ struct {
 	__uint(max_entries, 1024 * 1024);
 } ms_events SEC(".maps");
 
+/* --leaks --unwind dwarf (user space sizes it to a page without). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MS_COPIES_RING);
+} ms_copies SEC(".maps");
+
 RBTRACE_EXPORT_TYPE(struct ms_pid_event, ms_pid_event);
+RBTRACE_EXPORT_TYPE(struct ms_alloc_copy, ms_alloc_copy);
 RBTRACE_EXPORT_TYPE(struct ms_stack_event, ms_stack_event);
 
 static __always_inline void live_delete(__u32 tgid, __u64 ptr)
@@ -114,6 +122,30 @@ static __always_inline void send_stack(void *ctx, __u32 tgid, __s32 stackid)
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/* --leaks --unwind dwarf: the block and a copy of the caller's stack; its
+ * stack id: MS_STACK_COPIED, or -1 (lost) when the ring buffer is full. */
+static __always_inline __s32 send_copy(struct pt_regs *regs, __u32 tgid, __u64 addr)
+{
+	struct ms_alloc_copy *c = bpf_ringbuf_reserve(&ms_copies, sizeof(*c), 0);
+	bool fault;
+
+	if (!c) {
+		__u32 zero = 0;
+		__u64 *errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
+		if (errors)
+			*errors += 1; /* said as stacks not kept, like a full stack map */
+		return -1;
+	}
+	c->pid = tgid;
+	c->addr = addr;
+	c->ip = PT_REGS_IP(regs);
+	c->sp = PT_REGS_SP(regs);
+	c->bp = PT_REGS_FP(regs);
+	c->stack_len = rbtrace_copy_user_stack(c->stack, c->sp, &fault);
+	bpf_ringbuf_submit(c, 0);
+	return MS_STACK_COPIED;
+}
+
 /* --leaks: the return of the program's allocator call `a`, returning `rc`. */
 static __always_inline void on_alloc_return(void *ctx, __u32 tgid, struct ms_active *a, __u64 rc)
 {
@@ -140,12 +172,13 @@ static __always_inline void on_alloc_return(void *ctx, __u32 tgid, struct ms_act
 		return;
 	}
 	struct ms_live v = { .size = a->size, .ts_ns = bpf_ktime_get_ns() };
-	v.stackid = rbtrace_stack_id(ctx, BPF_F_USER_STACK);
+	v.stackid = leak_copies ? send_copy(ctx, tgid, key.addr) : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
 	/* BPF_ANY: a block of this address still here was freed where no probe saw it. */
 	if (bpf_map_update_elem(&live, &key, &v, BPF_ANY))
 		count_dropped();
 	note_process(tgid);
-	send_stack(ctx, tgid, v.stackid);
+	if (!leak_copies)
+		send_stack(ctx, tgid, v.stackid);
 }
 
 /* --leaks: a process's blocks from before its exec went with the old image. */

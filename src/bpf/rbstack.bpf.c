@@ -11,6 +11,7 @@
  * rest in user space, where a cache per module makes it cheap. */
 #include "rbtrace.bpf.h"
 #include "rbtrace_stacks.bpf.h"
+#include "rbtrace_ustack.bpf.h"
 #include "rbstack.h"
 
 struct {
@@ -102,25 +103,11 @@ static __always_inline __u32 gc_state(struct rbstack_ruby *rb)
 	return 0;
 }
 
-/* The user registers, saved at kernel entry: the sample may have hit the
- * kernel, where the perf event's own registers are the kernel's.
- * bpf_task_pt_regs is 5.15+ (and bpf_get_current_task_btf 5.11+); before,
- * the address is computed as the kernel's task_pt_regs does on x86-64 and
- * arm64: the pt_regs at the top of the task's kernel stack, THREAD_SIZE
- * bytes from task->stack (x86-64 has no TOP_OF_KERNEL_STACK_PADDING). The
- * helper's existence is a CO-RE check (the kernel's enum bpf_func_id), so
- * libbpf makes the branch a constant and the verifier never sees the call an
- * older kernel lacks. */
-#define RBSTACK_THREAD_SIZE 16384 /* 4 KiB pages, no KASAN: Debian's x86-64 and arm64 kernels */
+/* The user registers, saved at kernel entry (rbtrace_ustack.bpf.h). */
 static __always_inline void user_regs(struct rbstack_sample *s, struct task_struct *task)
 {
-	struct pt_regs *regs;
+	struct pt_regs *regs = rbtrace_task_user_regs(task);
 
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	else
-		regs = (struct pt_regs *)((__u64)BPF_CORE_READ(task, stack) + RBSTACK_THREAD_SIZE -
-					  bpf_core_type_size(struct pt_regs));
 	s->ip = PT_REGS_IP_CORE(regs);
 	s->sp = PT_REGS_SP_CORE(regs);
 	s->bp = PT_REGS_FP_CORE(regs);
@@ -178,7 +165,7 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 	struct task_struct *task;
 	struct rbstack_sample *s;
 	struct rbstack_ruby *rb;
-	__u64 addr, off;
+	bool fault;
 	__u8 yes = 1;
 
 	if ((__u32)id == 0)
@@ -200,36 +187,9 @@ int rbstack_sample(struct bpf_perf_event_data *ctx)
 	s->kernel_stack = rbtrace_stack_id(ctx, 0);
 	user_regs(s, task);
 
-	/* A page at a time, up to the first page that cannot be read (the end of
-	 * the stack): bpf_find_vma would give the end, but it answers -EBUSY
-	 * whenever the mmap lock is taken (measured: most samples of a ruby
-	 * with two threads). */
-	addr = s->sp;
-	off = 0;
-	for (int i = 0; i <= RBSTACK_STACK_BYTES / RBSTACK_PAGE; i++) {
-		__u64 chunk = RBSTACK_PAGE - (addr & (RBSTACK_PAGE - 1));
-
-		if (off >= RBSTACK_STACK_BYTES)
-			break;
-		if (chunk > RBSTACK_STACK_BYTES - off)
-			chunk = RBSTACK_STACK_BYTES - off;
-		/* clang drops the test below (chunk <= RBSTACK_PAGE already), but
-		 * 6.1's verifier does not narrow chunk from its comparison with
-		 * another register (6.18's does): it took chunk for up to 16 KiB past
-		 * stack[] and refused the program ("R1 max value is outside of the
-		 * allowed memory range", EACCES). */
-		barrier_var(chunk);
-		if (chunk == 0 || chunk > RBSTACK_PAGE)
-			break;
-		if (bpf_probe_read_user(s->stack + (off & (RBSTACK_STACK_BYTES - 1)), chunk, (void *)addr)) {
-			if (off == 0)
-				s->flags |= RBSTACK_F_STACK_FAULT;
-			break;
-		}
-		off += chunk;
-		addr += chunk;
-	}
-	s->stack_len = off;
+	s->stack_len = rbtrace_copy_user_stack(s->stack, s->sp, &fault);
+	if (fault)
+		s->flags |= RBSTACK_F_STACK_FAULT;
 
 	rb = bpf_map_lookup_elem(&ruby_procs, &tgid);
 	if (rb)

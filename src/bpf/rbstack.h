@@ -2,13 +2,12 @@
 #ifndef RBSTACK_H
 #define RBSTACK_H
 
-/* Bytes of user stack copied per sample, from the sampled sp up (at most to
- * the end of the stack's mapping). perf's --call-graph dwarf default is 8192;
- * a ruby main thread needs more (measured in src/core/unwind/README.md). */
-#define RBSTACK_STACK_BYTES 16384
-/* The copy is made a page at a time up to the first unmapped page; stack[]
- * has a page of slack so the verifier can bound each page's read. */
-#define RBSTACK_PAGE 4096
+#include "rbtrace_ustack.h"
+
+/* Bytes of user stack copied per sample and the page of slack after them
+ * (src/bpf/include/rbtrace_ustack.h says why). */
+#define RBSTACK_STACK_BYTES RBTRACE_USTACK_BYTES
+#define RBSTACK_PAGE RBTRACE_USTACK_PAGE
 /* Ruby control frames kept per sample, innermost first. */
 #define RBSTACK_RUBY_FRAMES 96
 

@@ -22,6 +22,7 @@
 #include "rbtrace.bpf.h"
 #include "bits.bpf.h"
 #include "rbtrace_stacks.bpf.h"
+#include "rbtrace_ustack.bpf.h"
 #include "strlat.h"
 
 /* Kept in the BPF side only (user space never reads the stacks). */
@@ -45,6 +46,7 @@ struct strlat_stack {
 const volatile __u64 unit_div = 1; /* ns per displayed unit: 1, 1000, 1000000 */
 const volatile __u32 size_arg = 0; /* --size: 1-based argument index, 0: off */
 const volatile bool want_stacks = false; /* --stack */
+const volatile bool want_copies = false; /* --stack --unwind dwarf: a stack copy per call, not stack ids */
 
 #if defined(__TARGET_ARCH_x86)
 #define RET_SP_ADJ 8 /* ret popped the return address */
@@ -89,6 +91,15 @@ struct {
 	__type(key, struct strlat_stack_key);
 	__type(value, struct strlat_stack_val);
 } stack_lat SEC(".maps");
+
+/* --stack --unwind dwarf: struct strlat_call records (user space sizes it
+ * to one page without). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, STRLAT_CALLS_RING);
+} calls SEC(".maps");
+
+RBTRACE_EXPORT_TYPE(struct strlat_call, strlat_call);
 
 static const struct strlat_stack empty_stack;
 
@@ -182,6 +193,29 @@ static __always_inline void record_stack(void *ctx, __u32 func, __u64 delta, boo
 		v->max_ns = delta; /* racy between CPUs: a max, not a sum */
 }
 
+/* --stack --unwind dwarf, at a user function's return: the call and a copy
+ * of the caller's stack, unwound by user space. A full ring buffer is
+ * counted per function in stack_missed (the call itself is counted). */
+static __always_inline void send_copy(struct pt_regs *regs, __u32 func, __u64 delta, struct strlat_stats *s)
+{
+	struct strlat_call *c = bpf_ringbuf_reserve(&calls, sizeof(*c), 0);
+	bool fault;
+
+	if (!c) {
+		s->stack_missed++;
+		return;
+	}
+	c->ns = delta;
+	c->func = func;
+	c->tgid = bpf_get_current_pid_tgid() >> 32;
+	c->ip = PT_REGS_IP(regs);
+	c->sp = PT_REGS_SP(regs);
+	c->bp = PT_REGS_FP(regs);
+	c->pad = 0;
+	c->stack_len = rbtrace_copy_user_stack(c->stack, c->sp, &fault);
+	bpf_ringbuf_submit(c, 0);
+}
+
 static __always_inline void record(void *ctx, __u32 func, __u64 delta, bool kernel)
 {
 	struct strlat_stats *s = get_stats(func);
@@ -196,7 +230,11 @@ static __always_inline void record(void *ctx, __u32 func, __u64 delta, bool kern
 		mx->max_ns = delta;
 	hist_add(func, STRLAT_HIST_NS, delta);
 	hist_add(func, STRLAT_HIST_UNIT, delta / unit_div);
-	if (want_stacks)
+	/* `kernel` is a constant in each program: the copy (which reads ctx as a
+	 * uprobe's pt_regs) is compiled into the uretprobes only. */
+	if (want_stacks && want_copies && !kernel)
+		send_copy(ctx, func, delta, s);
+	else if (want_stacks)
 		record_stack(ctx, func, delta, kernel, s);
 }
 

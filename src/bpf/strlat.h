@@ -2,6 +2,8 @@
 #ifndef STRLAT_H
 #define STRLAT_H
 
+#include "rbtrace_ustack.h"
+
 #define STRLAT_MAX_DEPTH 32  /* nested/recursive calls kept per thread */
 #define STRLAT_SLOTS 64      /* log2 slots */
 #define STRLAT_MAX_FUNCS 64  /* functions timed at once (--func a,b / a glob) */
@@ -20,7 +22,7 @@ struct strlat_stats {
 	__u64 dropped;   /* calls deeper than STRLAT_MAX_DEPTH: not timed */
 	__u64 stale;     /* frames whose return never came (longjmp, exceptions) */
 	__u64 unmatched; /* returns without an entry (entered before attach) */
-	__u64 stack_missed; /* --stack: calls not kept by stack (the table full) */
+	__u64 stack_missed; /* --stack: calls not kept by stack (the table or, with --unwind dwarf, the ring buffer full) */
 };
 
 /* The longest call of an interval, per CPU, one per function: user space
@@ -45,6 +47,24 @@ struct strlat_stack_val {
 	__u64 count;
 	__u64 total_ns;
 	__u64 max_ns;
+};
+
+/* --stack --unwind dwarf: one record per call, sent at its return (the
+ * stack is then the caller's, as the stack-id path sees it), with the user
+ * registers and a copy of the stack (src/bpf/include/rbtrace_ustack.bpf.h)
+ * that user space unwinds with .eh_frame and aggregates like stack_lat. */
+#define STRLAT_CALLS_RING (8 * 1024 * 1024)
+
+struct strlat_call {
+	__u64 ns;        /* the call's latency */
+	__u32 func;
+	__u32 tgid;
+	__u64 ip;        /* user registers at the return: ip is the return address */
+	__u64 sp;
+	__u64 bp;
+	__u32 stack_len; /* bytes of stack[] valid */
+	__u32 pad;
+	__u8 stack[RBTRACE_USTACK_BYTES + RBTRACE_USTACK_PAGE];
 };
 
 /* One per function and kind: key = function * STRLAT_HIST_KINDS + kind. */

@@ -6,6 +6,7 @@ import type { BpfObject } from '../../core/bpf/object.js';
 import { readComm, pidExists } from '../../core/linux/process.js';
 import { StackMap, type Stack } from '../../core/stacks/index.js';
 import { LeakStacks } from './leak-stacks.js';
+import { LeakCopies } from './leak-copies.js';
 import { ms_pid_event_layout, ms_stack_event_layout, type MsStats, ENUMS, DEFINES, type SKELETON } from '../../generated/mallocstat.js';
 
 /** One report: per process (pid 0 = all, without -P). */
@@ -126,6 +127,8 @@ export interface LeakOptions {
   command?: string;
   /** --older SECS: only blocks at least this old at report time. */
   olderS?: number;
+  /** --unwind dwarf: stacks come as copies (ms_copies), unwound here. */
+  copies?: boolean;
 }
 
 /** --leaks: the blocks live in `live`, grouped by the stack that allocated them. */
@@ -135,6 +138,8 @@ export class LeakCollector {
   private readonly dropped;
   private readonly stackMap: StackMap;
   private readonly stacks: LeakStacks;
+  /** --unwind dwarf: the walks of live blocks. */
+  readonly copies?: LeakCopies;
 
   constructor(obj: BpfObject<typeof SKELETON>, private readonly opts: LeakOptions) {
     this.live = obj.typedMap('live');
@@ -142,6 +147,7 @@ export class LeakCollector {
     this.dropped = obj.typedMap('dropped');
     this.stackMap = StackMap.of(obj);
     this.stacks = new LeakStacks(this.stackMap, opts.command);
+    if (opts.copies) this.copies = new LeakCopies(this.stacks);
   }
 
   /** Read `pid`'s mappings now, while it runs: its frames are named at the end, maybe after it exited. */
@@ -172,10 +178,12 @@ export class LeakCollector {
     const groups = new Map<string, LeakGroup>();
     let count = 0;
     let bytes = 0;
+    const copied = new Set<string>();
     for (const [k, v] of final ? this.live.drain() : this.live.entries()) {
+      if (v.stackid === DEFINES.MS_STACK_COPIED) copied.add(`${k.pid}:${k.addr}`);
       if (v.ts_ns < (execNs.get(k.pid) ?? 0)) continue; // freed by the exec that replaced the image
       if (minAgeNs && nowNs - v.ts_ns < minAgeNs) continue;
-      const stack = this.stacks.stackOf(k.pid, v.stackid);
+      const stack = v.stackid === DEFINES.MS_STACK_COPIED && this.copies ? this.copies.stackOf(k.pid, k.addr) : this.stacks.stackOf(k.pid, v.stackid);
       const where = stack.frames.length ? stack.frames.map((f) => `${f.module ?? ''}\0${f.name}`).join('\n') : '[lost stack]';
       const key = this.opts.perProcess ? `${k.pid}\n${where}` : where;
       let g = groups.get(key);
@@ -185,6 +193,7 @@ export class LeakCollector {
       count++;
       bytes += v.size;
     }
+    this.copies?.prune(copied);
     const sorted = [...groups.values()].sort((a, b) => b.bytes - a.bytes || b.count - a.count);
     return { groups: sorted, count, bytes, dropped: this.dropped.lookup({ value: 0 })?.value ?? 0, lostStacks: this.stackMap.errors() };
   }

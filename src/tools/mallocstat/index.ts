@@ -17,6 +17,7 @@ import { MALLOCSTAT, mallocstatDelta } from '../common/figures.js';
 import { displayName, findAllocator, FUNCTIONS, resolveAllocator } from './allocator.js';
 import { DEFAULT_MAX_ALLOCS, probeUprobe, returnsOf, uprobeSpec } from './probe.js';
 import { CountsCollector, emptyReport, LeakCollector } from './collect.js';
+import { requireDwarfArch, unwindOption, type UnwindMode } from '../../core/unwind/option.js';
 import { leaksJson, leakWarnings, renderLeaks, renderReport, reportRecord, TEXT_GROUPS } from './views.js';
 
 export interface MallocstatOptions {
@@ -29,6 +30,7 @@ export interface MallocstatOptions {
   older?: number;
   maxAllocs?: number;
   top?: number;
+  unwind: UnwindMode;
 }
 export default defineTool<MallocstatOptions>({
   name: 'mallocstat',
@@ -41,7 +43,8 @@ export default defineTool<MallocstatOptions>({
   rbtrace mallocstat --lib libjemalloc.so.2 --prefix je_ -p 1234
   rbtrace mallocstat --json -o m.json -- ruby app.rb   NDJSON to m.json (the command owns stdout)
   rbtrace mallocstat --leaks -- ./myprog     blocks never freed, by the stack that allocated them
-  rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute`,
+  rbtrace mallocstat --leaks --older 60 -i 60 -p 1234   blocks live for a minute or more, every minute
+  rbtrace mallocstat --leaks --unwind dwarf -p 1234      allocating stacks through code without frame pointers`,
   options(cmd: Command) {
     cmd
       .option('-L, --latency', 'the latency of every function: AVG, MAX and TOTAL columns')
@@ -55,7 +58,8 @@ export default defineTool<MallocstatOptions>({
       .addOption(new Option('--max-allocs <n>', `with --leaks: live blocks tracked at most (default ${DEFAULT_MAX_ALLOCS}); more are counted and reported`)
         .argParser(integerParser('--max-allocs', { min: 1, max: 100_000_000, example: '5000000' })))
       .addOption(new Option('-T, --top <n>', `with --leaks: stacks shown, largest first (default ${TEXT_GROUPS}; bcc memleak -T)`)
-        .argParser(integerParser('-T', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '10' })));
+        .argParser(integerParser('-T', { min: 1, max: 1_000_000, what: 'a number of stacks', example: '10' })))
+      .addOption(unwindOption('with --leaks: up to 16 KiB of stack sent per allocation'));
   },
   kernels: { best: '5.10 uprobe' },
   figures: (opts) => MALLOCSTAT({ ...opts, functions: FUNCTIONS.map((f) => f.name) }),
@@ -66,24 +70,29 @@ export default defineTool<MallocstatOptions>({
     return probeUprobe(binary, malloc);
   },
   run(ctx, opts) {
-    const leaksOnly = opts.older !== undefined ? '--older' : opts.maxAllocs !== undefined ? '--max-allocs' : opts.top !== undefined ? '-T' : undefined;
+    const leaksOnly = opts.older !== undefined ? '--older' : opts.maxAllocs !== undefined ? '--max-allocs' : opts.top !== undefined ? '-T'
+      : opts.unwind === 'dwarf' ? '--unwind dwarf' : undefined;
     if (!opts.leaks && leaksOnly) throw new UsageError(`${leaksOnly} needs --leaks`, 'add --leaks');
     const leaks = Boolean(opts.leaks);
     const maxAllocs = opts.maxAllocs ?? DEFAULT_MAX_ALLOCS;
+    const copies = opts.unwind === 'dwarf';
+    if (copies) requireDwarfArch();
     const binary = findAllocator({ pid: ctx.target.pid, command: ctx.target.command }, opts.lib);
     const { probed, missing } = resolveAllocator(binary, opts.prefix, Boolean(opts.latency), opts.lib !== undefined);
     if (missing.length) ctx.log.verbose(`not in ${binary} (not probed): ${missing.join(', ')}`);
     for (const p of probed) if (p.aliases.length) ctx.log.verbose(`${p.aliases.join(', ')}: same code as ${p.name} in ${binary}, counted as ${p.name}`);
 
-    const loaded = loadUserProbes(ctx, uprobeSpec(binary, probed, { perProcess: Boolean(opts.perProcess), leaks, maxAllocs, allProcesses: Boolean(opts.allProcesses) }));
+    const loaded = loadUserProbes(ctx, uprobeSpec(binary, probed, { perProcess: Boolean(opts.perProcess), leaks, maxAllocs, allProcesses: Boolean(opts.allProcesses), copies }));
     const returns = returnsOf(probed, leaks);
     ctx.log.verbose(`uprobes on ${probed.map((p) => `${p.symbol}@0x${p.offset.toString(16)}${p.timed ? ' (timed)' : returns.includes(p) ? ' (return)' : ''}`).join(', ')}`);
     let tracker: LeakCollector | undefined;
     if (leaks) {
-      tracker = new LeakCollector(loaded.obj, { perProcess: Boolean(opts.perProcess), command: ctx.target.command?.argv[0], olderS: opts.older });
+      tracker = new LeakCollector(loaded.obj, { perProcess: Boolean(opts.perProcess), command: ctx.target.command?.argv[0], olderS: opts.older, copies });
       const t = tracker;
       if (ctx.target.pid) t.notePid(ctx.target.pid);
       ctx.ringBuffer(loaded.obj, 'ms_events', (rec) => t.onEvent(rec));
+      const c = t.copies;
+      if (c) ctx.ringBuffer(loaded.obj, 'ms_copies', (rec) => c.onCopy(rec));
     }
     ctx.banner(escapeForTerminal(`Tracing ${probed.map(displayName).join(', ')} in ${binary}... Hit Ctrl-C to end.`));
 
@@ -102,6 +111,7 @@ export default defineTool<MallocstatOptions>({
       if (!final) intervals++;
       let leakReport = tracker?.read(final);
       if (leakReport && final) for (const w of leakWarnings(leakReport, maxAllocs)) ctx.log.warn(w);
+      if (final && tracker?.copies) ctx.log.verbose(`--unwind dwarf: ${tracker.copies.stats.copies} allocations' stacks unwound, ${tracker.copies.stats.complete} to the outermost frame`);
       for (const r of reports) {
         // -P: the process's cgroup, read now (omitted once it is gone).
         const cg = perProcess ? cgroupFieldsOfPid(r.pid) : {};
@@ -116,7 +126,7 @@ export default defineTool<MallocstatOptions>({
           ctx.out.write(renderReport(ctx, r, probed, perProcess, cg) + '\n');
         }
       }
-      if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { olderS: opts.older, top: opts.top }) + '\n');
+      if (leakReport && !opts.json) ctx.out.write(renderLeaks(ctx, leakReport, { olderS: opts.older, top: opts.top, unwind: opts.unwind }) + '\n');
       // -P with no process to report: the leaks in a record of their own.
       else if (leakReport) ctx.out.record({ time: now.toISOString(), ...leaksJson(leakReport, maxAllocs), ...(final ? { final: true } : {}) });
     };

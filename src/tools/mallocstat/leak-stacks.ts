@@ -5,6 +5,7 @@
 // file offsets the kernel gave when the stack was first seen (ms_stack_event).
 import { resolve } from 'node:path';
 import { Symbolizer, symbolTableFor, type Frame, type StackMap, type Stack, type SymbolTable } from '../../core/stacks/index.js';
+import type { Region } from '../../core/stacks/maps.js';
 import { ElfFile } from '../../core/elf/elf.js';
 import { openFile } from '../../core/linux/procfiles.js';
 import { resolveCommand, systemLibrary } from '../../core/linux/process.js';
@@ -29,6 +30,22 @@ export class LeakStacks {
   /** Read `pid`'s mappings now, while it runs: its frames are named at the end, maybe after it exited. */
   notePid(pid: number): void {
     this.symbolizerOf(pid).notePid(pid);
+  }
+
+  /** The mapping of `pid` holding `addr`, from its image's snapshot (--unwind dwarf walks stack copies with it). */
+  region(pid: number, addr: number): Region | undefined {
+    return this.symbolizerOf(pid).region(pid, addr);
+  }
+
+  /** A stack walked from a copy (--unwind dwarf): `walk` numbers the distinct walks; `complete`: it reached the outermost frame. */
+  stackOfWalk(pid: number, walk: number, pcs: readonly number[], complete: boolean): Stack {
+    const key = `${pid}:w${walk}`;
+    let s = this.named.get(key);
+    if (!s) {
+      s = { frames: this.symbolizerOf(pid).symbolize(pid, pcs.map(BigInt)).frames, truncated: !complete };
+      this.named.set(key, s);
+    }
+    return s;
   }
 
   private symbolizerOf(pid: number): Symbolizer {

@@ -17,13 +17,17 @@ export interface ProbeOptions {
   maxAllocs: number;
   /** --all-processes: with -- CMD, probes in every process (see follow-uprobes.ts). */
   allProcesses: boolean;
+  /** --leaks --unwind dwarf: a stack copy per allocation (ms_copies), not stack ids. */
+  copies?: boolean;
 }
 
 /** Before load: the live map sized to --max-allocs, and the stack map only as large as the mode needs. */
-export function configureLeaks(obj: BpfObject<typeof SKELETON>, leaks: boolean, maxAllocs: number): void {
+export function configureLeaks(obj: BpfObject<typeof SKELETON>, leaks: boolean, maxAllocs: number, copies = false): void {
   obj.map('live').maxEntries = leaks ? maxAllocs : 1;
-  // A stack map is preallocated (1 KiB a slot): count mode needs none.
-  if (!leaks) StackMap.resize(obj, 1);
+  // A stack map is preallocated (1 KiB a slot): count mode and stack copies need none.
+  if (!leaks || copies) StackMap.resize(obj, 1);
+  // The smallest ring buffer (a page) where no copy is sent.
+  if (!(leaks && copies)) obj.map('ms_copies').maxEntries = 4096;
 }
 
 /** The functions probed at their return too: timed ones, and with --leaks every allocation (its address is known at its return only). */
@@ -41,8 +45,8 @@ export function uprobeSpec(binary: BinaryFile, probed: ProbedFunction[], o: Prob
     pathName: 'uprobe',
     note: `${binary}: ${probed.map(displayName).join(', ')}`,
     programs: [...probed.map((p) => p.program), 'ms_return', 'ms_exit', ...(o.leaks ? ['ms_exec' as const] : [])],
-    rodata: { per_process: o.perProcess, self_tgid: process.pid, timed_mask: timedMask, ret_mask: retMask, leaks: o.leaks },
-    configure: (obj) => configureLeaks(obj, o.leaks, o.maxAllocs),
+    rodata: { per_process: o.perProcess, self_tgid: process.pid, timed_mask: timedMask, ret_mask: retMask, leaks: o.leaks, leak_copies: Boolean(o.leaks && o.copies) },
+    configure: (obj) => configureLeaks(obj, o.leaks, o.maxAllocs, o.copies),
     attachOnce: (obj) => [
       // Before any entry: a thread's `active` entry must go with the thread.
       obj.program('ms_exit').attachRawTracepoint('sched_process_exit'),

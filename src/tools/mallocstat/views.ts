@@ -1,6 +1,7 @@
 // mallocstat's views: a report (collect.ts) as the per-function table and
 // size histogram, NDJSON records, and --leaks' blocks by stack. No map
 // access here.
+import type { UnwindMode } from '../../core/unwind/option.js';
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { formatBytes, formatCount, formatDuration, plural, term } from '../../core/output/format.js';
 import { cgroupSuffix, type CgroupFields } from '../../core/linux/cgroup.js';
@@ -88,7 +89,7 @@ export function leaksJson(r: LeakReport, maxAllocs: number): Record<string, unkn
 }
 
 /** Text: one block per stack, memleak's layout. */
-export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number; top?: number }): string {
+export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: number; top?: number; unwind?: UnwindMode }): string {
   const shown = opts.top ?? TEXT_GROUPS;
   const older = opts.olderS ? ` older than ${opts.olderS} s` : '';
   let text = ctx.color.bold(`Not freed${older}: ${plural(r.count, 'allocation')}, ${formatBytes(r.bytes)}`) +
@@ -102,7 +103,7 @@ export function renderLeaks(ctx: ToolContext, r: LeakReport, opts: { olderS?: nu
       const mod = f.module ? ctx.color.dim(term` [${f.module}]`) : '';
       text += term`    ${f.name}` + off + mod + '\n';
     }
-    if (g.stack.truncated) text += ctx.color.dim('    [stack cut short: frame pointers missing?]') + '\n';
+    if (g.stack.truncated) text += ctx.color.dim(`    [stack cut short: ${opts.unwind === 'dwarf' ? 'the stack copy or a module\'s CFI ended early' : 'frame pointers missing?'}]`) + '\n';
   }
   if (r.groups.length > shown) text += ctx.color.dim(`  ... ${plural(r.groups.length - shown, 'more stack')} (-T N shows more, --json lists every one)`) + '\n';
   return text;

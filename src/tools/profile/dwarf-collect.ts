@@ -8,7 +8,8 @@
 import type { BpfObject } from '../../core/bpf/object.js';
 import { readPerCpuCounter } from '../../core/bpf/maps.js';
 import { StackMap, Symbolizer, readRegions, type Frame } from '../../core/stacks/index.js';
-import { Unwinder, type Unwound } from '../../core/unwind/unwinder.js';
+import type { Unwound } from '../../core/unwind/unwinder.js';
+import { RecordUnwinder } from '../../core/unwind/record.js';
 import { bpfRubyValue, findRuby, RubyMemory, type RubyLayout } from '../../core/unwind/ruby.js';
 import { qualifyLabel, RubyNames } from '../../core/unwind/ruby-names.js';
 import { GC_MARKING, GC_SWEEPING, RUBY_CFUNC, splice } from '../../core/unwind/splice.js';
@@ -48,7 +49,7 @@ const RUBY_AT = rbstack_sample_layout.fields.ruby.offset;
 
 export class DwarfCollector {
   readonly sym: Symbolizer;
-  private readonly unwinder: Unwinder;
+  private readonly unwinder: RecordUnwinder;
   private readonly counts = new Map<string, Counted>();
   private readonly rubies = new Map<number, RubyProc | null>();
   /** pid -> when a first look found no libruby. */
@@ -61,7 +62,7 @@ export class DwarfCollector {
   constructor(private readonly obj: BpfObject<typeof SKELETON>, opts: { sym?: Symbolizer; warn?: (msg: string) => void; userOnly?: boolean } = {}) {
     this.sym = opts.sym ?? new Symbolizer();
     this.userOnly = Boolean(opts.userOnly);
-    this.unwinder = new Unwinder((pid, addr) => this.sym.region(pid, addr));
+    this.unwinder = new RecordUnwinder(this.sym);
     this.warn = opts.warn ?? (() => undefined);
   }
 
@@ -119,10 +120,7 @@ export class DwarfCollector {
     this.stats.samples++;
     this.stats.stackBytes += len;
     if (!this.rubies.has(pid) && Date.now() - (this.notRuby.get(pid) ?? 0) >= RUBY_RECHECK_MS) this.notePid(pid);
-    const unwound = this.unwinder.unwind(pid, {
-      ip: Number(L.read(rec, 'ip')), sp: Number(L.read(rec, 'sp')), bp: Number(L.read(rec, 'bp')),
-      bytes: L.bytes(rec, 'stack', len),
-    });
+    const unwound = this.unwinder.unwind(pid, L, rec);
     if (unwound.end === 'end') this.stats.complete++;
     const rp = this.rubies.get(pid);
     const ruby = rp && flags & ENUMS.RBSTACK_F_RUBY ? this.rubyFrames(rec, flags, rp) : [];

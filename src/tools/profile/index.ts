@@ -11,7 +11,7 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { probePaths } from '../../core/bpf/paths.js';
-import { RbtraceError, UsageError } from '../../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { checkOutputPath, writeOutputFile } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
 import { onlineCpus } from '../../core/bpf/perf.js';
@@ -27,6 +27,7 @@ import type { ToolContext } from '../../core/tool.js';
 import type { Symbolizer } from '../../core/stacks/index.js';
 import { PROFILE } from '../common/figures.js';
 import { FLAME_GRAPH, flameGraphSvg } from '../../core/stacks/flamegraph.js';
+import { requireDwarfArch, unwindOption, type UnwindMode } from '../../core/unwind/option.js';
 
 export interface ProfileOptions {
   frequency: number;
@@ -36,7 +37,7 @@ export interface ProfileOptions {
   svg?: string;
   userOnly?: boolean;
   kernelOnly?: boolean;
-  unwind: 'dwarf' | 'fp';
+  unwind: UnwindMode;
 }
 
 const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling frequency in Hz', example: '99' });
@@ -64,7 +65,7 @@ export default defineTool<ProfileOptions>({
       .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
       .option('-U, --user-only', 'user stacks only (bcc profile -U)')
       .option('-K, --kernel-only', 'kernel stacks only (bcc profile -K)')
-      .addOption(new Option('--unwind <how>', 'user stacks: fp (frame pointers, by the kernel) or dwarf (a copy of the stack unwound with .eh_frame CFI; Ruby frames; x86-64)').choices(['fp', 'dwarf']).default('fp'));
+      .addOption(unwindOption('Ruby frames'));
   },
   kernels: { best: '5.10 perf_event' },
   figures: PROFILE,
@@ -132,9 +133,7 @@ function startFramePointers(ctx: ToolContext, hz: number, opts: ProfileOptions):
 
 /** --unwind dwarf: rbstack.bpf.c; a kernel that refuses it is said in one line (paths.ts), as for any tool. */
 function startDwarf(ctx: ToolContext, hz: number, userOnly: boolean): DwarfCollector {
-  if (process.arch !== 'x64') {
-    throw new RbtraceError(`--unwind dwarf unwinds x86-64 stacks only (this is ${process.arch})`, { hint: 'use --unwind fp' });
-  }
+  requireDwarfArch();
   const { obj } = ctx.load(dwarfLoadSpec(hz));
   const collector = new DwarfCollector(obj, { warn: (m) => ctx.log.warn(m), userOnly });
   const pollMs = dwarfPollMs(hz, onlineCpus().length);

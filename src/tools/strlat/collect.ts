@@ -90,7 +90,7 @@ export class StrlatCollector {
   }
 
   /** One reading per function since the last call (with --stack, its slowest stacks). */
-  take(stackCollector?: StackCollector): StrlatReading[] {
+  take(stackCollector?: StackSource): StrlatReading[] {
     const stacks = stackCollector?.take(this.funcs.length);
     const time = new Date().toISOString();
     return this.funcs.map((f, i) => {
@@ -134,12 +134,45 @@ export class StrlatCollector {
   }
 }
 
+/** Where --stack's rows come from: stack ids (StackCollector) or stack copies (CopyStackCollector, --unwind dwarf). */
+export interface StackSource {
+  /** Per function (by index): its slowest stacks since the last call. */
+  take(nfuncs: number): StrlatStackRow[][];
+  /** Stacks that could not be kept (the stack map full); 0 where there is none. */
+  errors(): number;
+}
+
+/** One (function, process, stack) row's totals, before its stack is named. */
+export interface StackTotals {
+  func: number;
+  pid: number;
+  count: number;
+  total_ns: number;
+  max_ns: number;
+}
+
+/** Per function, its `top` rows by total time; only the rows kept are symbolized (`stackOf`). */
+export function topStackRows<E extends StackTotals>(entries: E[], nfuncs: number, top: number, stackOf: (e: E) => Stack): StrlatStackRow[][] {
+  const rows: StrlatStackRow[][] = Array.from({ length: nfuncs }, () => []);
+  for (const e of [...entries].sort((a, b) => b.total_ns - a.total_ns)) {
+    const list = rows[e.func];
+    if (!list || list.length >= top) continue;
+    const st = stackOf(e);
+    list.push({
+      count: e.count, total_ns: e.total_ns, avg_ns: e.count ? Math.round(e.total_ns / e.count) : 0, max_ns: e.max_ns, pid: e.pid,
+      stack: st.frames.map((f) => ({ name: f.name, ...(f.module ? { module: f.module } : {}), ...(f.kernel ? { kernel: true } : {}) })),
+      truncated: st.truncated,
+    });
+  }
+  return rows;
+}
+
 /**
  * --stack: each function's latency by the stack that called it. Processes
  * are noted while they run (their mappings), so a command that has exited by
  * the final report still gets names.
  */
-export class StackCollector {
+export class StackCollector implements StackSource {
   private readonly symbolizer = new Symbolizer();
   private readonly stacks: StackMap;
   private readonly stackLat: ReturnType<typeof strlatMaps>['stackLat'];
@@ -160,18 +193,9 @@ export class StackCollector {
   /** Per function (by index): its `top` stacks by total time since the last call. */
   take(nfuncs: number): StrlatStackRow[][] {
     this.notePids();
-    const rows: StrlatStackRow[][] = Array.from({ length: nfuncs }, () => []);
-    for (const [k, v] of this.stackLat.drain().sort((a, b) => b[1].total_ns - a[1].total_ns)) {
-      const list = rows[k.func];
-      if (!list || list.length >= this.top) continue;
-      const st: Stack = this.symbolizer.symbolize(k.tgid, this.stacks.addresses(k.ustack), this.stacks.addresses(k.kstack));
-      list.push({
-        count: v.count, total_ns: v.total_ns, avg_ns: v.count ? Math.round(v.total_ns / v.count) : 0, max_ns: v.max_ns, pid: k.tgid,
-        stack: st.frames.map((f) => ({ name: f.name, ...(f.module ? { module: f.module } : {}), ...(f.kernel ? { kernel: true } : {}) })),
-        truncated: st.truncated,
-      });
-    }
-    return rows;
+    const entries = this.stackLat.drain().map(([k, v]) => ({ ...v, func: k.func, pid: k.tgid, ustack: k.ustack, kstack: k.kstack }));
+    return topStackRows(entries, nfuncs, this.top,
+      (e) => this.symbolizer.symbolize(e.pid, this.stacks.addresses(e.ustack), this.stacks.addresses(e.kstack)));
   }
 
   /** Captures the stack map could not keep (full, collisions). */

@@ -15,7 +15,9 @@ import { STRLAT, STRLAT_FUNCTIONS } from '../common/figures.js';
 import { SKELETON } from '../../generated/strlat.js';
 import { MAX_FUNCS, probeKernel, probeUser, sizeMaps, type Unit } from './probe.js';
 import { StackCollector, StrlatCollector } from './collect.js';
-import { printReports, titleOf } from './views.js';
+import { CopyStackCollector } from './dwarf-collect.js';
+import { requireDwarfArch, unwindOption, type UnwindMode } from '../../core/unwind/option.js';
+import { dwarfNote, printReports, titleOf } from './views.js';
 
 export type { StrlatReport } from './collect.js';
 export { MAX_FUNCS };
@@ -30,6 +32,7 @@ export interface StrlatOptions {
   size?: boolean;
   arg?: number;
   stack?: boolean;
+  unwind: UnwindMode;
 }
 
 const DEFAULT_FUNC = 'rb_str_new';
@@ -70,7 +73,7 @@ function severalFunctions(given: StrlatOptions): boolean {
 
 /** --kfunc refuses the options of user-space functions. */
 function checkKernelOptions(opts: StrlatOptions): void {
-  for (const [given, flag] of [[opts.func, '--func'], [opts.lib, '--lib'], [opts.size, '--size']] as const) {
+  for (const [given, flag] of [[opts.func, '--func'], [opts.lib, '--lib'], [opts.size, '--size'], [opts.unwind === 'dwarf' ? true : undefined, '--unwind dwarf']] as const) {
     if (given !== undefined) throw new UsageError(`--kfunc and ${flag} cannot be used together`, `${flag} is for user-space functions`);
   }
 }
@@ -92,7 +95,9 @@ export default defineTool<StrlatOptions>({
   rbtrace strlat --func 'rb_str_*' -- ruby app.rb              a pattern (at most ${MAX_FUNCS} functions)
   rbtrace strlat --lib ./target/release/app --func 'app::parse'   demangled Rust/C++ names
   rbtrace strlat --kfunc vfs_read -- cat /etc/passwd           a kernel function (fentry, else kprobe)
-  rbtrace strlat --stack --lib c --func fsync -p 1234           who makes the slow calls`,
+  rbtrace strlat --stack --lib c --func fsync -p 1234           who makes the slow calls
+  rbtrace strlat --stack --unwind dwarf --func c:write -- gzip -k big.log
+                                                callers through code without frame pointers`,
   options(cmd: Command) {
     cmd
       .option('--func <symbols>', `function(s) to time: a name (raw or demangled), a list a,b, or a pattern such as 'rb_str_*', LIB:NAME as --lib LIB (default ${DEFAULT_FUNC})`)
@@ -103,7 +108,8 @@ export default defineTool<StrlatOptions>({
       .option('-m, --milliseconds', 'histogram in milliseconds')
       .option('--size', `also a histogram of a length argument (--arg; rb_str_new's is the ${DEFAULT_SIZE_ARG}nd)`)
       .addOption(new Option('--arg <n>', 'which argument --size reads (1-5)').argParser(parseArgIndex))
-      .option('--stack', `also latency by calling stack: each function's ${STACK_TOP} slowest callers (by total time)`);
+      .option('--stack', `also latency by calling stack: each function's ${STACK_TOP} slowest callers (by total time)`)
+      .addOption(unwindOption('with --stack: up to 16 KiB of stack sent per call'));
   },
   kernels: { best: '5.10 uprobe' },
   figures: (opts) => (severalFunctions(opts) ? STRLAT_FUNCTIONS() : STRLAT()),
@@ -113,7 +119,7 @@ export default defineTool<StrlatOptions>({
     probeUserProbes(SKELETON, ['strlat_entry', 'strlat_return'], (o) => funcs.forEach((f) => {
       o.program('strlat_entry').attachUprobe({ binary, offset: f.offset, pid: process.pid });
       o.program('strlat_return').attachUprobe({ binary, offset: f.offset, pid: process.pid, retprobe: true });
-    }), (o) => sizeMaps(o, 1, false));
+    }), (o) => sizeMaps(o, 1, { stacks: false }));
     return `uprobe (${binary}:${DEFAULT_FUNC})`;
   },
   run(ctx, given) {
@@ -122,17 +128,20 @@ export default defineTool<StrlatOptions>({
     if (opts.arg !== undefined && !opts.size) throw new UsageError('--arg is for --size', 'add --size, or drop --arg');
     const several = severalFunctions(opts);
     const stack = Boolean(opts.stack);
+    const copies = opts.unwind === 'dwarf';
+    if (copies && !stack) throw new UsageError('--unwind is for --stack', 'add --stack, or drop --unwind');
     let probed;
     if (opts.kfunc !== undefined) {
       checkKernelOptions(opts);
       probed = probeKernel(ctx, opts.kfunc, { unit, sizeArg: 0, stacks: stack });
     } else {
-      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib, named: opts.func !== undefined, allProcesses: Boolean(opts.allProcesses) }, { unit, sizeArg: sizeArgOf(opts), stacks: stack });
+      if (copies) requireDwarfArch();
+      probed = probeUser(ctx, { query: opts.func ?? DEFAULT_FUNC, several, lib: opts.lib, named: opts.func !== undefined, allProcesses: Boolean(opts.allProcesses) }, { unit, sizeArg: sizeArgOf(opts), stacks: stack, copies });
     }
     const { obj, funcs } = probed;
     const sizeArg = probed.binary ? sizeArgOf(opts) : 0;
     const collector = new StrlatCollector(obj, funcs, probed.binary ? String(probed.binary) : '[kernel]', sizeArg);
-    const stacks = opts.stack ? new StackCollector(obj, ctx, STACK_TOP) : undefined;
+    const stacks = !stack ? undefined : copies ? new CopyStackCollector(obj, ctx, STACK_TOP) : new StackCollector(obj, ctx, STACK_TOP);
     const title = titleOf(probed, opts.func ?? DEFAULT_FUNC, ctx.target.pid);
     ctx.banner(`${title} ${ctx.opts.interval ? '' : 'Hit Ctrl-C to end.'}`.trimEnd());
 
@@ -144,6 +153,7 @@ export default defineTool<StrlatOptions>({
       if (lost > stacksLost) ctx.log.warn(`${plural(lost - stacksLost, 'stack')} could not be kept (the stack map is full); their calls are counted, not by stack`);
       stacksLost = Math.max(stacksLost, lost);
       ctx.report(several ? { functions: reps } : reps[0]);
+      if (final && stacks instanceof CopyStackCollector) ctx.log.verbose(dwarfNote(stacks.stats));
       if (ctx.out.json) {
         for (const r of reps) ctx.out.record(r);
         return;
@@ -152,7 +162,7 @@ export default defineTool<StrlatOptions>({
       if (final && ctx.opts.interval && reps.every((r) => r.count === 0 && !r.dropped)) return;
       if (ctx.opts.interval) ctx.out.line(ctx.color.bold(`\n[${new Date().toTimeString().slice(0, 8)}]`));
       else ctx.out.line();
-      printReports(ctx, readings, funcs, unit, sizeArg);
+      printReports(ctx, readings, funcs, unit, sizeArg, opts.unwind);
     };
 
     ctx.session.onInterval(() => report(false));

@@ -44,6 +44,8 @@ export interface ProbeWants {
   /** The argument whose histogram --size keeps (1-based), 0 for none. */
   sizeArg: number;
   stacks: boolean;
+  /** --unwind dwarf (with stacks): a stack copy per call in the `calls` ring buffer, not stack ids. */
+  copies?: boolean;
 }
 
 /** What one run traces, loaded and attached. */
@@ -56,20 +58,26 @@ export interface Probed {
   path: string;
 }
 
+/** The smallest ring buffer the kernel takes (a page): `calls` without --unwind dwarf. */
+const UNUSED_RING = 4096;
+
 /**
  * Before load: the maps sized to `n` functions (per-CPU arrays cost ncpu x
- * entries), and the stack table only with --stack (a hash is preallocated).
+ * entries), the stack table only with --stack by stack ids (a hash is
+ * preallocated), the calls ring buffer only with --unwind dwarf.
  */
-export function sizeMaps(obj: BpfObject<typeof SKELETON>, n: number, stacks: boolean): void {
+export function sizeMaps(obj: BpfObject<typeof SKELETON>, n: number, wants: Pick<ProbeWants, 'stacks' | 'copies'>): void {
+  const ids = wants.stacks && !wants.copies;
   obj.map('stats').maxEntries = n;
   obj.map('max_ns').maxEntries = n;
   obj.map('hists').maxEntries = n * ENUMS.STRLAT_HIST_KINDS;
-  obj.map('stack_lat').maxEntries = stacks ? DEFINES.STRLAT_STACK_KEYS : 1;
-  if (!stacks) StackMap.resize(obj, 1);
+  obj.map('stack_lat').maxEntries = ids ? DEFINES.STRLAT_STACK_KEYS : 1;
+  if (!ids) StackMap.resize(obj, 1);
+  if (!(wants.stacks && wants.copies)) obj.map('calls').maxEntries = UNUSED_RING;
 }
 
 function rodataOf(wants: ProbeWants) {
-  return { unit_div: wants.unit.div, size_arg: wants.sizeArg, want_stacks: wants.stacks };
+  return { unit_div: wants.unit.div, size_arg: wants.sizeArg, want_stacks: wants.stacks, want_copies: Boolean(wants.copies) };
 }
 
 // ---- a kernel function (--kfunc) ---------------------------------------------
@@ -145,7 +153,7 @@ export function probeKernel(ctx: ToolContext, func: string, wants: ProbeWants): 
   const { obj, path } = loadKernelPaths(func, (paths) => ctx.load({
     skeleton: SKELETON, paths,
     rodata: rodataOf(wants),
-    configure: (o) => sizeMaps(o, 1, wants.stacks),
+    configure: (o) => sizeMaps(o, 1, wants),
   }));
   return { obj, funcs: [{ name: func, label: func }], path: path.name };
 }
@@ -216,7 +224,7 @@ export function probeUser(ctx: ToolContext, user: UserQuery, wants: ProbeWants):
     note: `uprobe + uretprobe on ${named.length > 1 ? `each of ${named.length} functions (BPF cookies say which)` : 'the function'}; user-space code has no fentry/kprobe/tracepoint`,
     programs: [entry, ret],
     rodata: rodataOf(wants),
-    configure: (o) => sizeMaps(o, named.length, wants.stacks),
+    configure: (o) => sizeMaps(o, named.length, wants),
     // -p and -- CMD: the kernel puts breakpoints in the target's processes
     // only (loadUserProbes); no target: every process mapping the binary.
     attachPerProcess: !user.allProcesses,
