@@ -21,6 +21,9 @@ import { ElfFile, type SdtNote } from '../elf/elf.js';
 import { fileKey, mappingKey, type BinaryFile } from '../linux/procfiles.js';
 import { readRegions } from '../stacks/maps.js';
 import type { Session } from '../session.js';
+import { Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { integerParser } from '../parsers.js';
 
 interface Semaphore {
   /** Its address in the process. */
@@ -108,7 +111,7 @@ export class UsdtWindows {
   openMs = 0;
   private openedAt = 0;
 
-  constructor(private readonly windowMs: number, private readonly everyMs: number,
+  constructor(readonly windowMs: number, readonly everyMs: number,
     private readonly probes: { provider: string; name: string }[]) {}
 
   add(pid: number, binary: BinaryFile): void {
@@ -188,4 +191,51 @@ function raised(pid: number, sems: Semaphore[]): boolean {
   } finally {
     closeSync(fd);
   }
+}
+
+/** --window and --every, as each USDT tool with a semaphore offers them. */
+export function windowOptions(seen: string): Option[] {
+  return [
+    new Option('--window <ms>', `probes live only MS ms of every --every ms (-p or -- CMD): the program skips them in between; ${seen}`)
+      .argParser(integerParser('--window', { min: 1, max: 60000, example: '10' })),
+    new Option('--every <ms>', 'with --window: one window every MS ms (default 1000)')
+      .argParser(integerParser('--every', { min: 2, max: 3600000, example: '1000' })),
+  ];
+}
+
+export interface WindowOpts {
+  window?: number;
+  every?: number;
+  allProcesses?: boolean;
+}
+
+/** The windows --window asks for (undefined without it); usage errors for what cannot go with it. */
+export function windowsFor(target: { pid?: number; command?: unknown }, opts: WindowOpts,
+  probes: { provider: string; name: string }[]): UsdtWindows | undefined {
+  if (opts.window === undefined) {
+    if (opts.every !== undefined) throw new UsageError('--every needs --window', 'add --window MS (e.g. --window 10 --every 1000)');
+    return undefined;
+  }
+  const every = opts.every ?? 1000;
+  if (opts.window >= every) throw new UsageError(`--window ${opts.window} is not shorter than --every ${every}`, 'give a window shorter than the period, e.g. --window 10 --every 1000');
+  if ((target.pid === undefined && !target.command) || opts.allProcesses) {
+    throw new UsageError('--window needs -p PID or -- CMD (without --all-processes)', 'its semaphores are set in the processes rbtrace attached to, not system-wide');
+  }
+  return new UsdtWindows(opts.window, every, probes);
+}
+
+/** The report's note on what the windows saw. */
+export function windowsNote(w: UsdtWindows): string {
+  return `probes live ${w.windowMs} ms of every ${w.everyMs} ms (${w.windows} windows, ${Math.round(w.openMs)} ms in all): ` +
+    'counts are those seen in the windows; SHARE estimates the whole run\'s mix';
+}
+
+/** The windows in a JSON record. */
+export function windowsFigures(w: UsdtWindows): object {
+  return { window_ms: w.windowMs, every_ms: w.everyMs, windows: w.windows, open_ms: Math.round(w.openMs) };
+}
+
+/** Percent of `count` in `total`, one decimal: a row's SHARE. */
+export function sharePct(count: number, total: number): number {
+  return total ? Math.round((count / total) * 1000) / 10 : 0;
 }

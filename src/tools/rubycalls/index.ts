@@ -12,6 +12,8 @@ import { scheduleReports } from '../../core/reports.js';
 import { rubyTargetBinary } from '../../core/linux/ruby.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/bpf/uprobes.js';
 import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
+import { windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
+import { RUBY_PROVIDER } from '../../core/linux/ruby.js';
 import type { FigureSchema } from '../../core/report/figures.js';
 import { SKELETON } from '../../generated/rubycalls.js';
 import { PATH_NOTE, attachCallProbes, callsRodata, checkCallProbes, probesFor, sizeMaps } from './probe.js';
@@ -26,6 +28,8 @@ export interface RubycallsOptions {
   top?: number;
   all?: boolean;
   lib?: string;
+  window?: number;
+  every?: number;
 }
 
 const RUBYCALLS = (): FigureSchema => ({
@@ -42,7 +46,8 @@ export default defineTool<RubycallsOptions>({
   rbtrace rubycalls -- ruby app.rb        top 10 methods of a script, at its end
   rbtrace rubycalls -L -p 1234 -i 5       with time per method, every 5 s
   rbtrace rubycalls -P                    every ruby on the system, per process
-  rbtrace rubycalls --all --json -- ruby -S gem list`,
+  rbtrace rubycalls --all --json -- ruby -S gem list
+  rbtrace rubycalls --window 10 -p 1234   probes live 10 ms of every second: the busy process barely slows`,
   options(cmd: Command) {
     cmd
       .option('-L, --latency', 'also time in each method (entry to return) and a log2 histogram per shown method')
@@ -51,6 +56,7 @@ export default defineTool<RubycallsOptions>({
       .option('--all', 'print every method')
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s')
       .option(...ALL_PROCESSES_OPTION);
+    for (const o of windowOptions('counts are those seen in the windows, SHARE estimates the mix of calls; not with -L')) cmd.addOption(o);
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt with -p only' },
   figures: RUBYCALLS,
@@ -64,7 +70,11 @@ export default defineTool<RubycallsOptions>({
   },
   run(ctx, opts) {
     if (opts.all && opts.top !== undefined) throw new UsageError('-T and --all cannot be used together', 'pick one');
-    const mode: ViewMode = { byProcess: Boolean(opts.process), latency: Boolean(opts.latency), top: opts.all ? Infinity : opts.top ?? 10 };
+    if (opts.window !== undefined && opts.latency) {
+      throw new UsageError('--window and -L cannot be used together', 'a call that returns after its window closes is not seen returning: drop -L, or --window');
+    }
+    const windows = windowsFor(ctx.target, opts, probesFor(false).map((p) => ({ provider: RUBY_PROVIDER, name: p.name })));
+    const mode: ViewMode = { byProcess: Boolean(opts.process), latency: Boolean(opts.latency), top: opts.all ? Infinity : opts.top ?? 10, windows: Boolean(windows) };
     const binary = rubyTargetBinary(ctx.target, opts.lib, probesFor(true).map((p) => p.name));
     const { obj } = loadUserProbes(ctx, {
       skeleton: SKELETON,
@@ -75,8 +85,14 @@ export default defineTool<RubycallsOptions>({
       configure: (o) => sizeMaps(o, mode.latency),
       // -p and -- CMD: semaphores raised in the target's processes only.
       attachPerProcess: !opts.allProcesses,
-      attach: (o, p) => attachCallProbes(o, binary, mode.latency, p),
+      attach: (o, p) => {
+        const links = attachCallProbes(o, binary, mode.latency, p);
+        if (windows && p !== undefined) windows.add(p, binary);
+        return links;
+      },
     });
+    // Owned after the object: the semaphores are put back before the probes go.
+    windows?.start(ctx.session);
     const collector = new CallsCollector(obj);
     const vm = new VmFlagsReader(binary);
     const flags = new Map<number, VmEventFlags>();
@@ -111,15 +127,16 @@ export default defineTool<RubycallsOptions>({
       }
       const dropped = collector.dropped();
       if (dropped) notes.push(`${dropped} calls not counted since the start: more distinct methods than the table holds (16384)`);
+      if (windows) notes.push(windowsNote(windows));
       if (rows.length === 0) notes.push('no method call was seen in this interval');
       ctx.report(callsFigures(rows, mode.latency));
       const { shown, omitted } = shownCalls(rows, mode);
       if (opts.json) {
-        ctx.out.record(callsRecord(when, shown, omitted, mode, notes));
+        ctx.out.record(callsRecord(when, shown, omitted, mode, notes, rows, windows && windowsFigures(windows)));
         return;
       }
       const stamp = periodic ? `[${when.time.toTimeString().slice(0, 8)}]\n` : '';
-      ctx.out.write(stamp + (rows.length ? callsText(shown, mode) : '') + notes.map((n) => `note: ${n}\n`).join('') + (periodic ? '\n' : ''));
+      ctx.out.write(stamp + (rows.length ? callsText(shown, mode, rows) : '') + notes.map((n) => `note: ${n}\n`).join('') + (periodic ? '\n' : ''));
     });
   },
 });

@@ -5,6 +5,7 @@ import { renderTable } from '../../core/output/table.js';
 import { term } from '../../core/output/format.js';
 import { formatLog2Hist, log2HistToJson } from '../../core/output/histogram.js';
 import { topRows } from '../syscount/views.js';
+import { sharePct } from '../../core/bpf/usdt-windows.js';
 import type { CallRow } from './collect.js';
 import type { VmEventFlags } from './vmflags.js';
 
@@ -12,7 +13,11 @@ export interface ViewMode {
   byProcess: boolean;
   latency: boolean;
   top: number;
+  /** Probes live in time windows only (--window): a SHARE column, each row's part of all calls seen. */
+  windows?: boolean;
 }
+
+const share = (r: CallRow, all: CallRow[]): number => sharePct(r.count, all.reduce((a, x) => a + x.count, 0));
 
 const usecs = (ns: number) => (ns / 1000).toFixed(3);
 
@@ -20,10 +25,10 @@ export function shownCalls(rows: CallRow[], mode: ViewMode): { shown: CallRow[];
   return topRows(rows, mode.latency, mode.top);
 }
 
-export function callsText(shown: CallRow[], mode: ViewMode): string {
-  const headers = [...(mode.byProcess ? ['PID'] : []), 'METHOD', 'TYPE', 'CALLS', ...(mode.latency ? ['TIME (us)', 'AVG (us)'] : [])];
+export function callsText(shown: CallRow[], mode: ViewMode, all: CallRow[] = shown): string {
+  const headers = [...(mode.byProcess ? ['PID'] : []), 'METHOD', 'TYPE', 'CALLS', ...(mode.latency ? ['TIME (us)', 'AVG (us)'] : []), ...(mode.windows ? ['SHARE'] : [])];
   const body = shown.map((r) => [...(mode.byProcess ? [r.pid ?? 0] : []), r.method, r.kind === 'c' ? 'C' : 'Ruby', r.count,
-    ...(mode.latency ? [usecs(r.total_ns), r.timed ? usecs(r.total_ns / r.timed) : '-'] : [])]);
+    ...(mode.latency ? [usecs(r.total_ns), r.timed ? usecs(r.total_ns / r.timed) : '-'] : []), ...(mode.windows ? [`${share(r, all).toFixed(1)} %`] : [])]);
   let text = renderTable(headers, body, { align: [...(mode.byProcess ? ['right' as const] : []), 'left', 'left', 'right', 'right', 'right'] });
   if (mode.latency) {
     for (const r of shown) {
@@ -35,11 +40,14 @@ export function callsText(shown: CallRow[], mode: ViewMode): string {
   return text;
 }
 
-export function callsRecord(when: { time: Date; intervalS: number }, shown: CallRow[], omitted: number, mode: ViewMode, notes: string[]): object {
+export function callsRecord(when: { time: Date; intervalS: number }, shown: CallRow[], omitted: number, mode: ViewMode, notes: string[],
+  all: CallRow[] = shown, windows?: object): object {
   return {
     time: when.time.toISOString(), interval_s: when.intervalS,
+    ...(windows ? { windows } : {}),
     methods: shown.map((r) => ({
       ...(r.pid !== undefined ? { pid: r.pid } : {}), method: r.method, kind: r.kind, count: r.count,
+      ...(mode.windows ? { share_pct: share(r, all) } : {}),
       ...(mode.latency ? { timed: r.timed, total_ns: r.total_ns, hist: log2HistToJson(r.hist) } : {}),
     })),
     omitted,

@@ -11,7 +11,7 @@ import { scheduleReports } from '../../core/reports.js';
 import { rubyTargetBinary } from '../../core/linux/ruby.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/bpf/uprobes.js';
 import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
-import { UsdtWindows } from '../../core/bpf/usdt-windows.js';
+import { windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
 import { RUBY_PROVIDER } from '../../core/linux/ruby.js';
 import type { FigureSchema } from '../../core/report/figures.js';
 import { SKELETON } from '../../generated/rubyobjnew.js';
@@ -49,14 +49,11 @@ export default defineTool<RubyobjnewOptions>({
       .option('-P, --process', 'per process (pid) as well')
       .addOption(new Option('--sample <n>', 'look at each allocation with probability 1/N (in BPF); counts shown are estimates, N x those seen')
         .argParser(integerParser('--sample', { min: 1, max: 1000000, example: '100' })))
-      .addOption(new Option('--window <ms>', 'probes live only MS ms of every --every ms (-p or -- CMD): the program skips them in between; counts are those seen in the windows, SHARE estimates the mix')
-        .argParser(integerParser('--window', { min: 1, max: 60000, example: '10' })))
-      .addOption(new Option('--every <ms>', 'with --window: one window every MS ms (default 1000)')
-        .argParser(integerParser('--every', { min: 2, max: 3600000, example: '1000' })))
       .addOption(new Option('-T, --top <n>', 'print the top N rows (default 10)').argParser(integerParser('-T', { min: 1, max: 1000000, example: '20' })))
       .option('--all', 'print every row')
       .option('--lib <path|name>', 'the libruby (or static ruby) to probe, if not the target\'s')
       .option(...ALL_PROCESSES_OPTION);
+    for (const o of windowOptions('counts are those seen in the windows, SHARE estimates the mix')) cmd.addOption(o);
   },
   kernels: { best: '5.15 usdt on every process (BPF cookies)', fallback: '5.10 usdt with -p only' },
   figures: RUBYOBJNEW,
@@ -70,7 +67,10 @@ export default defineTool<RubyobjnewOptions>({
   },
   run(ctx, opts) {
     if (opts.all && opts.top !== undefined) throw new UsageError('-T and --all cannot be used together', 'pick one');
-    const windows = windowsFor(ctx.target, opts);
+    if (opts.window !== undefined && opts.sample !== undefined) {
+      throw new UsageError('--window and --sample cannot be used together', 'pick one: --window saves the trap, --sample only the BPF work');
+    }
+    const windows = windowsFor(ctx.target, opts, PROBES.map((p) => ({ provider: RUBY_PROVIDER, name: p.name })));
     const mode: ViewMode = { byProcess: Boolean(opts.process), bySite: Boolean(opts.site), top: opts.all ? Infinity : opts.top ?? 10, sample: opts.sample ?? 1, windows: Boolean(windows) };
     const binary = rubyTargetBinary(ctx.target, opts.lib, PROBES.map((p) => p.name));
     const { obj } = loadUserProbes(ctx, {
@@ -98,14 +98,14 @@ export default defineTool<RubyobjnewOptions>({
       const rows = collector.rows();
       const notes: string[] = [];
       if (mode.sample > 1) notes.push(`1 allocation in ${mode.sample} looked at, at random: counts and lengths shown are ${mode.sample} x those seen`);
-      if (windows) notes.push(windowsNote(windows, opts));
+      if (windows) notes.push(windowsNote(windows));
       const dropped = collector.dropped();
       if (dropped) notes.push(`${dropped} allocations not counted since the start: more distinct rows than the table holds (16384)`);
       if (rows.length === 0) notes.push('no allocation was seen in this interval');
       ctx.report(allocsFigures(rows));
       const { shown, omitted } = shownAllocs(rows, mode.top);
       if (opts.json) {
-        ctx.out.record(allocsRecord(when, shown, omitted, mode, notes, rows, windows && windowsFigures(windows, opts)));
+        ctx.out.record(allocsRecord(when, shown, omitted, mode, notes, rows, windows && windowsFigures(windows)));
         return;
       }
       const stamp = periodic ? `[${when.time.toTimeString().slice(0, 8)}]\n` : '';
@@ -114,26 +114,3 @@ export default defineTool<RubyobjnewOptions>({
   },
 });
 
-/** --window: the probes' semaphores lowered between windows, in the processes attached to (-p, -- CMD). */
-function windowsFor(target: { pid?: number; command?: unknown }, opts: RubyobjnewOptions): UsdtWindows | undefined {
-  if (opts.window === undefined) {
-    if (opts.every !== undefined) throw new UsageError('--every needs --window', 'add --window MS (e.g. --window 10 --every 1000)');
-    return undefined;
-  }
-  const every = opts.every ?? 1000;
-  if (opts.window >= every) throw new UsageError(`--window ${opts.window} is not shorter than --every ${every}`, 'give a window shorter than the period, e.g. --window 10 --every 1000');
-  if ((target.pid === undefined && !target.command) || opts.allProcesses) {
-    throw new UsageError('--window needs -p PID or -- CMD (without --all-processes)', 'its semaphores are set in the processes rbtrace attached to, not system-wide');
-  }
-  if (opts.sample !== undefined) throw new UsageError('--window and --sample cannot be used together', 'pick one: --window saves the trap, --sample only the BPF work');
-  return new UsdtWindows(opts.window, every, PROBES.map((p) => ({ provider: RUBY_PROVIDER, name: p.name })));
-}
-
-function windowsNote(w: UsdtWindows, opts: RubyobjnewOptions): string {
-  return `probes live ${opts.window} ms of every ${opts.every ?? 1000} ms (${w.windows} windows, ${Math.round(w.openMs)} ms in all): ` +
-    'counts are those seen in the windows; SHARE estimates the whole run\'s mix';
-}
-
-function windowsFigures(w: UsdtWindows, opts: RubyobjnewOptions): object {
-  return { window_ms: opts.window, every_ms: opts.every ?? 1000, windows: w.windows, open_ms: Math.round(w.openMs) };
-}

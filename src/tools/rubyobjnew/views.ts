@@ -3,6 +3,7 @@
 // estimate (N times what was seen); JSON keeps what was seen beside it.
 // With --window, the share of each row among all allocations seen. Pure.
 import { renderTable } from '../../core/output/table.js';
+import { sharePct } from '../../core/bpf/usdt-windows.js';
 import type { AllocRow } from './collect.js';
 
 export interface ViewMode {
@@ -17,8 +18,7 @@ export interface ViewMode {
 
 /** Percent of all allocations seen (every row, not only those shown), one decimal. */
 function share(r: AllocRow, all: AllocRow[]): number {
-  const total = all.reduce((a, x) => a + x.count, 0);
-  return total ? Math.round((r.count / total) * 1000) / 10 : 0;
+  return sharePct(r.count, all.reduce((a, x) => a + x.count, 0));
 }
 
 export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[]; omitted: number } {

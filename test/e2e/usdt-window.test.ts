@@ -1,4 +1,4 @@
-// rubyobjnew --window: the probes stay attached and their USDT semaphores
+// rubyobjnew and rubycalls --window: the probes stay attached and their USDT semaphores
 // are lowered between windows (src/core/bpf/usdt-windows.ts). Checked from
 // outside rbtrace: the semaphores' values and the breakpoints read from the
 // ruby's memory (addresses from libruby's own SDT notes and the maps), the
@@ -10,10 +10,22 @@ import { ElfFile } from '../../src/core/elf/elf.js';
 import { REPORT_ON_STDOUT, runRbtrace, settledLeftovers, sleep, startRbtrace } from '../helpers.js';
 import { addressOf, bytesAt, mappedFile } from '../process-memory.js';
 
-const OUR_PROGRAMS = ['object_create', 'string_create', 'array_create', 'hash_create', 'symbol_create'];
+const OUR_PROGRAMS = ['object_create', 'string_create', 'array_create', 'hash_create', 'symbol_create', 'cmethod_entry', 'method_entry'];
 const PROBES = ['object__create', 'string__create', 'array__create', 'hash__create', 'symbol__create'];
 // Four allocations an iteration, in this order: a String, an Array, a Hash, a Foo.
 const LOOP = 'class Foo; def initialize(i) = @i = i; end; ';
+/**
+ * Ruby running `body` for 1.5 s of wall time (so every machine sees several
+ * windows), then printing its iteration count on stderr. The clock is read
+ * every 10000 iterations (one C call, not one of the counted ones).
+ */
+const timedLoop = (body: string): string => `t = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 1.5; i = 0
+while i % 10000 != 0 || Process.clock_gettime(Process::CLOCK_MONOTONIC) < t
+  ${body}
+  i += 1
+end
+$stderr.puts "iterations #{i}"`;
+const iterations = (stderr: string): number => Number(/iterations (\d+)/.exec(stderr)?.[1]);
 
 
 /** The five probes' semaphores (values) and the first byte of each string__create site, in `pid`. */
@@ -56,12 +68,12 @@ test('--window -p: probes attached but their semaphores 0 between windows; all p
 });
 
 test('--window 10 --every 250 -- CMD: a small sample of the loop, each of its four classes a quarter of what was seen', async () => {
-  const n = 3_000_000;
   const r = await runRbtrace(['rubyobjnew', '--json', ...REPORT_ON_STDOUT, '--window', '10', '--every', '250', '--',
-    'ruby', '--disable-gems', '-e', `${LOOP}${n}.times { |i| s = "abc"; a = [i, s]; h = { k: a }; Foo.new(h) }`], { timeoutMs: 120000 });
+    'ruby', '--disable-gems', '-e', LOOP + timedLoop('s = "abc"; a = [i, s]; h = { k: a }; Foo.new(h)')], { timeoutMs: 120000 });
   assert.equal(r.code, 0, r.stderr);
+  const n = iterations(r.stderr);
   const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
-  assert.ok(rec.windows.windows >= 2, `windows opened: ${JSON.stringify(rec.windows)}`);
+  assert.ok(rec.windows.windows >= 3, `windows opened: ${JSON.stringify(rec.windows)}`);
   const seen = (klass: string, probe: string): number => rec.allocations.find((a: { class: string; probe: string }) => a.class === klass && a.probe === probe)?.count ?? 0;
   const four = [seen('String', 'string'), seen('Array', 'array'), seen('Hash', 'hash'), seen('Foo', 'object')];
   const total = four.reduce((a, b) => a + b, 0);
@@ -77,6 +89,22 @@ test('--window 10 --every 250 -- CMD: a small sample of the loop, each of its fo
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
+test('rubycalls --window 10 --every 250 -- CMD: a small sample of the calls, the loop\'s two C methods half each', async () => {
+  const r = await runRbtrace(['rubycalls', '--json', ...REPORT_ON_STDOUT, '--window', '10', '--every', '250', '--',
+    'ruby', '--disable-gems', '-e', timedLoop('"a".upcase; i.to_s')], { timeoutMs: 120000 });
+  assert.equal(r.code, 0, r.stderr);
+  const n = iterations(r.stderr);
+  const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+  assert.ok(rec.windows.windows >= 3, `windows opened: ${JSON.stringify(rec.windows)}`);
+  const calls = (m: string): number => rec.methods.find((x: { method: string }) => x.method === m)?.count ?? 0;
+  const two = [calls('String#upcase'), calls('Integer#to_s')];
+  const total = two[0] + two[1];
+  assert.ok(total >= 100 && total < 0.1 * 2 * n, `seen ${total} of the loop's ${2 * n} calls: ${two}`);
+  // As for rubyobjnew: off by at most one call at each edge of each window.
+  assert.ok(Math.abs(two[0] - two[1]) <= 2 * rec.windows.windows, `String#upcase and Integer#to_s: ${two} over ${rec.windows.windows} windows`);
+  assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
+});
+
 test('--window bad input: one-line usage errors, exit 2', async () => {
   for (const args of [
     ['--window', '10'], // system-wide
@@ -87,6 +115,11 @@ test('--window bad input: one-line usage errors, exit 2', async () => {
     ['--window', '0', '--', 'true'],
   ]) {
     const r = await runRbtrace(['rubyobjnew', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  for (const args of [['--window', '10', '-L', '--', 'true'], ['--window', '10']]) {
+    const r = await runRbtrace(['rubycalls', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
