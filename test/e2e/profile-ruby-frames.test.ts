@@ -11,11 +11,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPORT_ON_STDOUT, runRbtrace } from '../helpers.js';
+import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
 
-// Three phases called in turn: Array#each with a block, Integer#times with a
-// block, and an allocation-heavy one (Array.new with a block: Class#new,
-// Array#initialize) that makes the GC run.
+// Four phases called in turn: Array#each with a block, Integer#times with a
+// block, an allocation-heavy one (Array.new with a block: Class#new,
+// Array#initialize) that makes the GC run, and a recursion of known depth.
+const RECURSION = 12;
+const LEAF_LINE = 29; // recurse's \`i += 1 while i < 20_000\`
 const FRAMES_RB = `require 'json'
+RECURSION = ${RECURSION}
 class Worker
   def initialize
     @a = Array.new(2000) { |i| i }
@@ -35,6 +39,15 @@ class Worker
 
   def garbage
     Array.new(400) { |i| [i.to_s, "x" * 40, { i => i }] }
+  end
+
+  def recurse(depth)
+    if depth > 0
+      recurse(depth - 1)
+    else
+      i = 0
+      i += 1 while i < 20_000
+    end
   end
 
   def self.run(secs, out)
@@ -61,7 +74,10 @@ class Worker
       t3 = clock.call
       cpu[:times_sum] += t3 - t2
       w.garbage
-      cpu[:garbage] += clock.call - t3
+      t4 = clock.call
+      cpu[:garbage] += t4 - t3
+      w.recurse(RECURSION)
+      cpu[:recurse] += clock.call - t4
     end
     total = clock.call - c0
     sampler.kill
@@ -71,7 +87,7 @@ end
 Worker.run(ARGV[0].to_f, ARGV[1])
 `;
 
-interface Oracle { cpu: Record<'each_sum' | 'times_sum' | 'garbage', number>; total: number; gc_ms: number; seen: Record<string, number> }
+interface Oracle { cpu: Record<'each_sum' | 'times_sum' | 'garbage' | 'recurse', number>; total: number; gc_ms: number; seen: Record<string, number> }
 
 /** A stack's Ruby part (innermost first) as Ruby 3.1's backtrace_locations writes it: bare labels, C methods at their caller's line. */
 function asBacktrace(frames: string[]): string {
@@ -89,12 +105,13 @@ function asBacktrace(frames: string[]): string {
 
 interface JsonStack { count: number; frames: { name: string }[] }
 
-test('ruby 3.1: C methods, Class#method labels and GC frames; shares as the program measures itself, backtraces as its own sampler sees them', async () => {
+for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, GC frames and a recursion; shares as the program measures itself, backtraces as its own sampler sees them`, { skip: skipUnless(ruby) }, async () => {
+  requireRuby(ruby);
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-rbframes-'));
   const script = join(dir, 'frames.rb');
   const oracleFile = join(dir, 'oracle.json');
   writeFileSync(script, FRAMES_RB);
-  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '499', '--json', ...REPORT_ON_STDOUT, '--', 'ruby', script, '10', oracleFile]);
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '499', '--json', ...REPORT_ON_STDOUT, '--', ...ruby.argv([script, '10', oracleFile])]);
   assert.equal(r.code, 0, r.stderr);
   const o = JSON.parse(readFileSync(oracleFile, 'utf8')) as Oracle;
   const stacks: { frames: string[]; n: number }[] = [];
@@ -106,7 +123,8 @@ test('ruby 3.1: C methods, Class#method labels and GC frames; shares as the prog
   }
   const total = stacks.reduce((a, s) => a + s.n, 0);
   const share = (pred: (frames: string[]) => boolean): number => (100 * stacks.filter((s) => pred(s.frames)).reduce((a, s) => a + s.n, 0)) / total;
-  const has = (prefix: string) => (frames: string[]) => frames.some((f) => f === prefix || f.startsWith(`${prefix} (`));
+  const named = (name: string) => (f: string) => f === name || f.startsWith(`${name} (`);
+  const has = (name: string) => (frames: string[]) => frames.some(named(name));
   // The ruby is on CPU a third of the time or less on a busy 2-core machine (its sampler
   // thread takes the GVL every 5 ms; other tests run): 10 s x 499 Hz gives >= 300 samples.
   // Each share's sampling error is at most 50/sqrt(n) points; the program's own CPU clocks
@@ -118,10 +136,18 @@ test('ruby 3.1: C methods, Class#method labels and GC frames; shares as the prog
     const theirs = (100 * o.cpu[method]) / o.total;
     const ours = share(has(`Worker#${method}`));
     assert.ok(Math.abs(ours - theirs) <= TOL, `Worker#${method}: rbtrace ${ours.toFixed(1)} %, the program's CPU clock ${theirs.toFixed(1)} %`);
-    // The C method runs nearly all of its caller's time, under it: its own frame, named from its method entry.
-    const c = share((f) => { const i = f.findIndex((x) => x.startsWith(`Worker#${method} (`)); return i >= 0 && f.slice(0, i).includes(cfunc); });
+    // The C method runs nearly all of its caller's time, under it: its own frame, named from its method entry
+    // (3.3 writes Integer#times in Ruby, <internal:numeric>: an iseq frame of that name there).
+    const c = share((f) => { const i = f.findIndex((x) => x.startsWith(`Worker#${method} (`)); return i >= 0 && f.slice(0, i).some(named(cfunc)); });
     assert.ok(c >= ours - TOL && c <= ours, `${cfunc} under Worker#${method}: ${c.toFixed(1)} % of ${ours.toFixed(1)} %`);
   }
+  // The recursion: its share as the CPU clock says, and at the leaf's line exactly
+  // RECURSION + 1 frames of it, the outermost called at Worker.run's line.
+  const rec = share(has('Worker#recurse'));
+  assert.ok(Math.abs(rec - (100 * o.cpu.recurse) / o.total) <= TOL, `Worker#recurse: rbtrace ${rec.toFixed(1)} %, the program's CPU clock ${((100 * o.cpu.recurse) / o.total).toFixed(1)} %`);
+  const leaves = stacks.filter((s) => s.frames.some((f) => f.startsWith('Worker#recurse (') && f.endsWith(`:${LEAF_LINE})`)));
+  assert.ok(leaves.length > 0, 'no sample at the recursion\'s leaf');
+  for (const l of leaves) assert.equal(l.frames.filter((f) => f.startsWith('Worker#recurse (')).length, RECURSION + 1, l.frames.join(';'));
   // Blocks and class methods are named as Ruby 3.4 names them.
   assert.ok(share(has('block in Worker#each_sum')) > 0, 'no "block in Worker#each_sum" frame');
   assert.ok(stacks.every((s) => s.frames.some((f) => f.startsWith('<main> ('))), 'a stack of Worker.run without <main> under it');

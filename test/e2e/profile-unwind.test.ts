@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { profileBesidePerf } from './perf-oracle.js';
 import { REPORT_ON_STDOUT, buildC, runRbtrace, sleep } from '../helpers.js';
+import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
 
 // hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10.
 // gcc -O2 -fomit-frame-pointer: no frame pointer anywhere in the program,
@@ -105,16 +106,22 @@ sampler.kill
 File.write(ARGV[1], JSON.generate(seen))
 `;
 
-test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures', async () => {
+// Debian 13's 3.3 exports neither ruby_single_main_ractor nor ruby_current_vm_ptr: its
+// frames show only if the VM is found through rb_gc_count's code (src/core/elf/ruby-vm.ts).
+for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures`, { skip: skipUnless(ruby) }, async () => {
+  requireRuby(ruby);
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-unwind-rb-'));
   const script = join(dir, 'split.rb');
   const oracleFile = join(dir, 'oracle.json');
   writeFileSync(script, SPLIT_RB);
-  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--folded', ...REPORT_ON_STDOUT, '--', 'ruby', script, '10', oracleFile]);
+  // 299 Hz: on a loaded machine the ruby gets a fifth of a CPU (measured at load 8 on 2
+  // cores: 99 Hz gave 151 samples in hot/cold over 10 s, under the 200 asked below).
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '299', '--folded', ...REPORT_ON_STDOUT, '--', ...ruby.argv([script, '10', oracleFile])]);
   assert.equal(r.code, 0, r.stderr);
   const oracle = JSON.parse(readFileSync(oracleFile, 'utf8')) as Record<string, number>;
   const counts = { hot: 0, cold: 0 };
   const lines = { hot: new Set<number>(), cold: new Set<number>() };
+  let cut = 0;
   for (const l of r.stdout.trim().split('\n')) {
     const sp = l.lastIndexOf(' ');
     const frames = l.slice(0, sp).split(';');
@@ -125,13 +132,22 @@ test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_
     assert.equal(m[2], script);
     // The Ruby frames sit over main, under the caller's frame: <main> at the line calling it.
     assert.match(frames[frames.length - 2], new RegExp(`^<main>_\\(${script.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:(28|30)\\)$`));
-    assert.ok(frames.includes('main') || frames.includes('__libc_start_call_main'), l);
+    // Under the Ruby frames, the native stack down to the C entry: Debian 13's ruby3.3 and
+    // libc have no .symtab, so their main and __libc_start_call_main are unnamed there.
+    // A stack that stops short must say so ([truncated]); counted below.
+    if (!['main', '__libc_start_call_main', '__libc_start_main'].some((f) => frames.includes(f))) {
+      assert.ok(frames.includes('[truncated]'), l);
+      cut += n;
+    }
     counts[m[1] as 'hot' | 'cold'] += n;
     lines[m[1] as 'hot' | 'cold'].add(Number(m[3]));
   }
   const oHot = Object.entries(oracle).filter(([k]) => k.startsWith('hot:')).reduce((n, [, v]) => n + v, 0);
   const oCold = Object.entries(oracle).filter(([k]) => k.startsWith('cold:')).reduce((n, [, v]) => n + v, 0);
   assert.ok(counts.hot + counts.cold >= 200, `only ${counts.hot + counts.cold} samples in hot/cold`);
+  // Seen on 3.3: one sample in ~1,000 with Ruby frames but no native frame at all (cause
+  // not found; not seen on 3.1). 2 % leaves room for that and fails on a real unwinding fault.
+  assert.ok(cut <= 0.02 * (counts.hot + counts.cold), `${cut} of ${counts.hot + counts.cold} hot/cold samples do not reach the C entry`);
   assert.ok(oHot + oCold >= 50, `the Ruby sampler got ${oHot + oCold} samples`);
   const ours = (100 * counts.hot) / (counts.hot + counts.cold);
   const theirs = (100 * oHot) / (oHot + oCold);

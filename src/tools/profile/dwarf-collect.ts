@@ -9,7 +9,7 @@ import type { BpfObject } from '../../core/bpf/object.js';
 import { readPerCpuCounter } from '../../core/bpf/maps.js';
 import { StackMap, Symbolizer, readRegions, type Frame } from '../../core/stacks/index.js';
 import { Unwinder, type Unwound } from '../../core/unwind/unwinder.js';
-import { bpfRubyValue, findRuby, RubyMemory, type RubyLayout } from '../../core/unwind/ruby.js';
+import { bpfRubyValue, findRuby, RubyMemory, unreachableRuby, type RubyLayout } from '../../core/unwind/ruby.js';
 import { qualifyLabel, RubyNames } from '../../core/unwind/ruby-names.js';
 import { GC_MARKING, GC_SWEEPING, RUBY_CFUNC, splice } from '../../core/unwind/splice.js';
 import { rbstack_ruby_frame_layout, rbstack_sample_layout, ENUMS, type SKELETON } from '../../generated/rbstack.js';
@@ -98,6 +98,12 @@ export class DwarfCollector {
     }
     if (!ruby.layout) {
       this.warnOnce(ruby.version, `ruby ${ruby.version} (${ruby.module}): no struct layout known for this version, so only its native frames are shown`);
+      this.rubies.set(pid, null);
+      return;
+    }
+    const unreachable = unreachableRuby({ ...ruby, layout: ruby.layout });
+    if (unreachable) {
+      this.warnOnce(`vm:${ruby.module}`, unreachable);
       this.rubies.set(pid, null);
       return;
     }
