@@ -18,6 +18,7 @@ import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
 // Array#initialize) that makes the GC run, and a recursion of known depth.
 const RECURSION = 12;
 const LEAF_LINE = 29; // recurse's \`i += 1 while i < 20_000\`
+const RECURSE_CALL_LINE = 59; // Worker.run's \`w.recurse(RECURSION)\`
 const FRAMES_RB = `require 'json'
 RECURSION = ${RECURSION}
 class Worker
@@ -105,7 +106,7 @@ function asBacktrace(frames: string[]): string {
 
 interface JsonStack { count: number; frames: { name: string }[] }
 
-for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, GC frames and a recursion; shares as the program measures itself, backtraces as its own sampler sees them`, { skip: skipUnless(ruby) }, async () => {
+for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, GC frames and a recursion; shares as the program measures itself, backtraces as its own sampler sees them`, { skip: skipUnless(ruby) }, async (t) => {
   requireRuby(ruby);
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-rbframes-'));
   const script = join(dir, 'frames.rb');
@@ -132,9 +133,11 @@ for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, 
   // samples, 5.3 at 1,200, never under 4; measured here: 723 samples, differences <= 3.1).
   assert.ok(total >= 300, `only ${total} samples in Worker.run`);
   const TOL = Math.max(4, (3 * 50) / Math.sqrt(total) + 1);
+  const notes = [`${total} samples, tolerance ${TOL.toFixed(1)} points; rbtrace/program %:`];
   for (const [method, cfunc] of [['each_sum', 'Array#each'], ['times_sum', 'Integer#times'], ['garbage', 'Array#initialize']] as const) {
     const theirs = (100 * o.cpu[method]) / o.total;
     const ours = share(has(`Worker#${method}`));
+    notes.push(`${method} ${ours.toFixed(1)}/${theirs.toFixed(1)}`);
     assert.ok(Math.abs(ours - theirs) <= TOL, `Worker#${method}: rbtrace ${ours.toFixed(1)} %, the program's CPU clock ${theirs.toFixed(1)} %`);
     // The C method runs nearly all of its caller's time, under it: its own frame, named from its method entry
     // (3.3 writes Integer#times in Ruby, <internal:numeric>: an iseq frame of that name there).
@@ -144,10 +147,15 @@ for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, 
   // The recursion: its share as the CPU clock says, and at the leaf's line exactly
   // RECURSION + 1 frames of it, the outermost called at Worker.run's line.
   const rec = share(has('Worker#recurse'));
+  notes.push(`recurse ${rec.toFixed(1)}/${((100 * o.cpu.recurse) / o.total).toFixed(1)}`);
   assert.ok(Math.abs(rec - (100 * o.cpu.recurse) / o.total) <= TOL, `Worker#recurse: rbtrace ${rec.toFixed(1)} %, the program's CPU clock ${((100 * o.cpu.recurse) / o.total).toFixed(1)} %`);
   const leaves = stacks.filter((s) => s.frames.some((f) => f.startsWith('Worker#recurse (') && f.endsWith(`:${LEAF_LINE})`)));
   assert.ok(leaves.length > 0, 'no sample at the recursion\'s leaf');
-  for (const l of leaves) assert.equal(l.frames.filter((f) => f.startsWith('Worker#recurse (')).length, RECURSION + 1, l.frames.join(';'));
+  for (const l of leaves) {
+    assert.equal(l.frames.filter((f) => f.startsWith('Worker#recurse (')).length, RECURSION + 1, l.frames.join(';'));
+    const outer = l.frames.map((f) => f.startsWith('Worker#recurse (')).lastIndexOf(true);
+    assert.ok(l.frames[outer + 1]?.startsWith('Worker.run (') && l.frames[outer + 1].endsWith(`:${RECURSE_CALL_LINE})`), l.frames.join(';'));
+  }
   // Blocks and class methods are named as Ruby 3.4 names them.
   assert.ok(share(has('block in Worker#each_sum')) > 0, 'no "block in Worker#each_sum" frame');
   assert.ok(stacks.every((s) => s.frames.some((f) => f.startsWith('<main> ('))), 'a stack of Worker.run without <main> under it');
@@ -155,6 +163,7 @@ for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, 
   const gcTheirs = o.gc_ms / 10 / o.total;
   const mark = share(has('[gc: marking]'));
   const sweep = share(has('[gc: sweeping]'));
+  notes.push(`gc ${(mark + sweep).toFixed(1)}/${gcTheirs.toFixed(1)}`);
   assert.ok(mark > 0 && sweep > 0, `marking ${mark.toFixed(1)} %, sweeping ${sweep.toFixed(1)} %`);
   assert.ok(Math.abs(mark + sweep - gcTheirs) <= TOL, `GC: rbtrace ${(mark + sweep).toFixed(1)} %, GC.stat(:time) ${gcTheirs.toFixed(1)} %`);
   // Lines exact: every backtrace Ruby's sampler saw is one of ours, labels and lines alike
@@ -163,6 +172,7 @@ for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, 
   const seen = Object.entries(o.seen);
   const n = seen.reduce((a, [, v]) => a + v, 0);
   const found = seen.filter(([bt]) => ours.has(bt)).reduce((a, [, v]) => a + v, 0);
+  t.diagnostic(`${notes.join(' ')}; backtraces found ${found}/${n}`);
   assert.ok(n >= 30, `Ruby's sampler got ${n} samples`);
   // 90 %: a backtrace the sampler saw once may fall between our samples.
   assert.ok(found / n >= 0.9, `${found} of ${n} of Ruby's backtraces among ours; missing: ${seen.filter(([bt]) => !ours.has(bt)).map(([bt]) => bt).slice(0, 3).join(' | ')}; ours e.g. ${[...ours].slice(0, 3).join(' | ')}`);

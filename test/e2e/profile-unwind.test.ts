@@ -108,7 +108,7 @@ File.write(ARGV[1], JSON.generate(seen))
 
 // Debian 13's 3.3 exports neither ruby_single_main_ractor nor ruby_current_vm_ptr: its
 // frames show only if the VM is found through rb_gc_count's code (src/core/elf/ruby-vm.ts).
-for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures`, { skip: skipUnless(ruby) }, async () => {
+for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures`, { skip: skipUnless(ruby) }, async (t) => {
   requireRuby(ruby);
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-unwind-rb-'));
   const script = join(dir, 'split.rb');
@@ -155,6 +155,7 @@ for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby
   // in 10 s, so its share has ~3 points of sampling error (ours ~1.5): 8 points is 2.4 sigma.
   assert.ok(Math.abs(ours - theirs) <= 8, `hot: rbtrace ${ours.toFixed(1)}%, in-process sampler ${theirs.toFixed(1)}%`);
   // Lines: each within its method's body, and the line the oracle saw most among ours.
+  t.diagnostic(`hot ${ours.toFixed(1)} % of ${counts.hot + counts.cold} samples, sampler ${theirs.toFixed(1)} % of ${oHot + oCold}; ${cut} cut short`);
   for (const l of lines.hot) assert.ok(l >= 3 && l <= 5, `hot at line ${l}`);
   for (const l of lines.cold) assert.ok(l >= 10 && l <= 12, `cold at line ${l}`);
   const top = Object.entries(oracle).sort((a, b) => b[1] - a[1])[0][0].split(':');
