@@ -24,7 +24,7 @@ enum rbstack_flags {
 #define RBSTACK_EP_HOPS 4
 
 /* Where the Ruby VM is in one process, and its struct layout (per Ruby
- * version: src/core/unwind/ruby-layouts.ts). Written by user space. */
+ * version: src/core/unwind/ruby.ts). Written by user space. */
 struct rbstack_ruby {
 	/* Address of ruby_single_main_ractor (a pointer variable: 3.1), or 0: the
 	 * main ractor is then *(*vm_ptr + vm_main_ractor), rb_vm_t.ractor.main_ractor

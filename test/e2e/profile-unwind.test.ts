@@ -121,7 +121,6 @@ for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby
   const oracle = JSON.parse(readFileSync(oracleFile, 'utf8')) as Record<string, number>;
   const counts = { hot: 0, cold: 0 };
   const lines = { hot: new Set<number>(), cold: new Set<number>() };
-  let cut = 0;
   for (const l of r.stdout.trim().split('\n')) {
     const sp = l.lastIndexOf(' ');
     const frames = l.slice(0, sp).split(';');
@@ -134,20 +133,15 @@ for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby
     assert.match(frames[frames.length - 2], new RegExp(`^<main>_\\(${script.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:(28|30)\\)$`));
     // Under the Ruby frames, the native stack down to the C entry: Debian 13's ruby3.3 and
     // libc have no .symtab, so their main and __libc_start_call_main are unnamed there.
-    // A stack that stops short must say so ([truncated]); counted below.
-    if (!['main', '__libc_start_call_main', '__libc_start_main'].some((f) => frames.includes(f))) {
-      assert.ok(frames.includes('[truncated]'), l);
-      cut += n;
-    }
+    // (The root's ruby is exec'd by unshare, sh and chroot: the same pid, whose mappings
+    // are read again when it turns out to be a ruby.)
+    assert.ok(['main', '__libc_start_call_main', '__libc_start_main'].some((f) => frames.includes(f)), l);
     counts[m[1] as 'hot' | 'cold'] += n;
     lines[m[1] as 'hot' | 'cold'].add(Number(m[3]));
   }
   const oHot = Object.entries(oracle).filter(([k]) => k.startsWith('hot:')).reduce((n, [, v]) => n + v, 0);
   const oCold = Object.entries(oracle).filter(([k]) => k.startsWith('cold:')).reduce((n, [, v]) => n + v, 0);
   assert.ok(counts.hot + counts.cold >= 200, `only ${counts.hot + counts.cold} samples in hot/cold`);
-  // Seen on 3.3: one sample in ~1,000 with Ruby frames but no native frame at all (cause
-  // not found; not seen on 3.1). 2 % leaves room for that and fails on a real unwinding fault.
-  assert.ok(cut <= 0.02 * (counts.hot + counts.cold), `${cut} of ${counts.hot + counts.cold} hot/cold samples do not reach the C entry`);
   assert.ok(oHot + oCold >= 50, `the Ruby sampler got ${oHot + oCold} samples`);
   const ours = (100 * counts.hot) / (counts.hot + counts.cold);
   const theirs = (100 * oHot) / (oHot + oCold);
@@ -155,7 +149,7 @@ for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby
   // in 10 s, so its share has ~3 points of sampling error (ours ~1.5): 8 points is 2.4 sigma.
   assert.ok(Math.abs(ours - theirs) <= 8, `hot: rbtrace ${ours.toFixed(1)}%, in-process sampler ${theirs.toFixed(1)}%`);
   // Lines: each within its method's body, and the line the oracle saw most among ours.
-  t.diagnostic(`hot ${ours.toFixed(1)} % of ${counts.hot + counts.cold} samples, sampler ${theirs.toFixed(1)} % of ${oHot + oCold}; ${cut} cut short`);
+  t.diagnostic(`hot ${ours.toFixed(1)} % of ${counts.hot + counts.cold} samples, sampler ${theirs.toFixed(1)} % of ${oHot + oCold}`);
   for (const l of lines.hot) assert.ok(l >= 3 && l <= 5, `hot at line ${l}`);
   for (const l of lines.cold) assert.ok(l >= 10 && l <= 12, `cold at line ${l}`);
   const top = Object.entries(oracle).sort((a, b) => b[1] - a[1])[0][0].split(':');

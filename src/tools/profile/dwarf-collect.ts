@@ -84,7 +84,11 @@ export class DwarfCollector {
 
   /** A process seen for the first time: snapshot its mappings; a ruby gets its VM's address into the BPF map. */
   private notePid(pid: number): void {
-    this.sym.notePid(pid);
+    // A second look is a process first seen before its image was ruby's (`-- CMD` through
+    // exec'ing launchers: unshare, chroot): the symbolizer's snapshot of its mappings is
+    // that earlier image's, so it is taken again (else its addresses find no mapping until
+    // the symbolizer's next re-read, up to a second later).
+    this.sym.notePid(pid, this.notRuby.has(pid));
     if (this.rubies.has(pid)) return;
     const regions = readRegions(pid);
     if (!regions) return; // unreadable (the process is in its execve, or gone): the next sample tries again
