@@ -4,9 +4,11 @@
 // (CLOCK_PROCESS_CPUTIME_ID around each call), GC time (GC.stat(:time),
 // counted by Ruby between gc_enter and gc_exit, where rb_objspace's during_gc
 // bit is set), and whole backtraces (Thread.main.backtrace_locations from a
-// sampler thread).
+// sampler thread); with -p, a spinning method's whole backtrace against its own
+// caller_locations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,4 +178,56 @@ for (const ruby of RUBIES) test(`${ruby.label}: C methods, Class#method labels, 
   assert.ok(n >= 30, `Ruby's sampler got ${n} samples`);
   // 90 %: a backtrace the sampler saw once may fall between our samples.
   assert.ok(found / n >= 0.9, `${found} of ${n} of Ruby's backtraces among ours; missing: ${seen.filter(([bt]) => !ours.has(bt)).map(([bt]) => bt).slice(0, 3).join(' | ')}; ours e.g. ${[...ours].slice(0, 3).join(' | ')}`);
+});
+
+// -p on a ruby already running: its Ruby frames from the first samples on (the
+// collector notes the target before any sample arrives). Oracle: the program's
+// own caller_locations, printed from inside the method that then spins.
+const SPIN_LINE = 6;
+const SPIN_RB = `module Outer
+  class Worker
+    def spin
+      $stdout.puts "#{Process.pid} #{caller_locations(0).map { |l| "#{l.label}:#{l.lineno}" }.join(';')}"
+      $stdout.flush
+      i = 0; i += 1 while true
+    end
+
+    def self.go
+      [1].each { new.spin }
+    end
+  end
+end
+Outer::Worker.go
+`;
+
+for (const ruby of RUBIES) test(`${ruby.label}: -p on a running ruby, every sample's Ruby frames as its caller_locations says`, { skip: skipUnless(ruby) }, async () => {
+  requireRuby(ruby);
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-rbspin-'));
+  const script = join(dir, 'spin.rb');
+  writeFileSync(script, SPIN_RB);
+  const [cmd, ...args] = ruby.argv([script]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0]); });
+      child.on('exit', () => reject(new Error(`the ruby ended before it spun: ${out}`)));
+    });
+    const pid = line.slice(0, line.indexOf(' '));
+    const bt = line.slice(line.indexOf(' ') + 1);
+    // The loop's frame is at the loop's line; its callers where caller_locations saw them.
+    const expected = bt.replace(/^spin:\d+/, `spin:${SPIN_LINE}`);
+    const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '199', '-d', '3', '-p', pid, '--json', ...REPORT_ON_STDOUT]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+    const stacks = (JSON.parse(lines[lines.length - 1]) as { stacks: JsonStack[] }).stacks;
+    const total = stacks.reduce((a, s) => a + s.count, 0);
+    const same = stacks.filter((s) => asBacktrace(s.frames.map((f) => f.name)) === expected).reduce((a, s) => a + s.count, 0);
+    // 3 s at 199 Hz of a ruby spinning (>= a fifth of a CPU on a loaded machine): >= 100.
+    assert.ok(total >= 100, `only ${total} samples`);
+    // 95 %: Ruby's timer thread (another thread, native frames only) may be sampled a few times.
+    assert.ok(same / total >= 0.95, `${same} of ${total} samples are ${expected}; others: ${stacks.filter((s) => asBacktrace(s.frames.map((f) => f.name)) !== expected).map((s) => `${s.count} ${s.frames.map((f) => f.name).join(';')}`).slice(0, 3).join(' | ')}`);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

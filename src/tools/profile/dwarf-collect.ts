@@ -82,6 +82,15 @@ export class DwarfCollector {
     this.notePid(record.getUint32(0, true));
   }
 
+  /**
+   * A process known before its first sample (-p): noted at once, so a ruby's
+   * first samples have Ruby frames too (else those taken before the first one
+   * reaches user space have native frames only).
+   */
+  watch(pid: number): void {
+    this.notePid(pid);
+  }
+
   /** A process seen for the first time: snapshot its mappings; a ruby gets its VM's address into the BPF map. */
   private notePid(pid: number): void {
     // A second look is a process first seen before its image was ruby's (`-- CMD` through
