@@ -3,13 +3,14 @@
 // frames against an in-process sampler written in Ruby.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { profileBesidePerf } from './perf-oracle.js';
 import { REPORT_ON_STDOUT, buildC, runRbtrace, sleep } from '../helpers.js';
 import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
+import { ElfFile } from '../../src/core/elf/elf.js';
 
 // hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10.
 // gcc -O2 -fomit-frame-pointer: no frame pointer anywhere in the program,
@@ -150,10 +151,39 @@ for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby
   assert.ok(Math.abs(ours - theirs) <= 8, `hot: rbtrace ${ours.toFixed(1)}%, in-process sampler ${theirs.toFixed(1)}%`);
   // Lines: each within its method's body, and the line the oracle saw most among ours.
   t.diagnostic(`hot ${ours.toFixed(1)} % of ${counts.hot + counts.cold} samples, sampler ${theirs.toFixed(1)} % of ${oHot + oCold}`);
-  for (const l of lines.hot) assert.ok(l >= 3 && l <= 5, `hot at line ${l}`);
-  for (const l of lines.cold) assert.ok(l >= 10 && l <= 12, `cold at line ${l}`);
+  // (The method's last instructions, putnil and leave, have its `end` line, 7 and 14, on
+  // 3.1 and 3.3 alike, as RubyVM::InstructionSequence#disasm says: a sample there is rare.)
+  for (const l of lines.hot) assert.ok(l >= 3 && l <= 7, `hot at line ${l}`);
+  for (const l of lines.cold) assert.ok(l >= 10 && l <= 14, `cold at line ${l}`);
   const top = Object.entries(oracle).sort((a, b) => b[1] - a[1])[0][0].split(':');
   assert.ok(lines[top[0] as 'hot' | 'cold'].has(Number(top[1])), `oracle's ${top.join(':')} not among rbtrace's lines ${[...lines.hot]}`);
+});
+
+// A Ruby of a version rbtrace has no layout for: Debian 12's libruby with its
+// ruby_version string made "3.9.2" (the ruby runs it through LD_LIBRARY_PATH;
+// RUBY_VERSION then says 3.9.2 too). Said once; its native frames still shown.
+test('a ruby of a version with no known layout: one warning, native frames only', async () => {
+  const lib = /=> (\S*libruby[^ ]*) /.exec(execFileSync('ldd', ['/usr/bin/ruby'], { encoding: 'utf8' }))?.[1];
+  assert.ok(lib, 'no libruby in ldd /usr/bin/ruby');
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-unwind-ver-'));
+  const bytes = readFileSync(lib);
+  const elf = ElfFile.open(lib);
+  const at = elf.fileOffset(elf.symbols().find((sy) => sy.name === 'ruby_version' && sy.shndx !== 0)!.value)!;
+  assert.equal(bytes.toString('latin1', at, at + 4), '3.1.');
+  bytes.write('3.9', at, 'latin1');
+  writeFileSync(join(dir, lib.split('/').pop()!), bytes);
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '199', '--folded', ...REPORT_ON_STDOUT, '--', 'env', `LD_LIBRARY_PATH=${dir}`,
+    'ruby', '--disable-gems', '-e', 'abort RUBY_VERSION unless RUBY_VERSION.start_with?("3.9."); t = Time.now + 2; i = 0; i += 1 while Time.now < t']);
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('no struct layout known'));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0], /ruby 3\.9\.\d+ \(.*libruby[^)]*\): no struct layout known for this version, so only its native frames are shown/);
+  const ruby = r.stdout.trim().split('\n').filter((l) => l.startsWith('ruby;'));
+  const n = (ls: string[]) => ls.reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  assert.ok(n(ruby) >= 50, `only ${n(ruby)} samples of the ruby`);
+  // Native frames through the interpreter, and no Ruby frame (none has a path:line).
+  assert.ok(n(ruby.filter((l) => l.includes(';rb_vm_exec;') || l.includes(';ruby_run_node;'))) >= 0.5 * n(ruby), ruby.slice(0, 3).join('\n'));
+  assert.ok(ruby.every((l) => !/_\(-e:\d+\)/.test(l) && !l.includes('<main>')), ruby.find((l) => l.includes('<main>')));
 });
 
 test('--unwind dwarf refused by the kernel: one line, exit 1, nothing run; bad combinations: one line, exit 2', async () => {

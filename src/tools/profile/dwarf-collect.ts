@@ -7,6 +7,7 @@
 // and the result is the frame-pointer path's Profile, so every view reads it.
 import type { BpfObject } from '../../core/bpf/object.js';
 import { readPerCpuCounter } from '../../core/bpf/maps.js';
+import { exePath } from '../../core/linux/procfiles.js';
 import { StackMap, Symbolizer, readRegions, type Frame } from '../../core/stacks/index.js';
 import { Unwinder, type Unwound } from '../../core/unwind/unwinder.js';
 import { bpfRubyValue, findRuby, RubyMemory, unreachableRuby, type RubyLayout } from '../../core/unwind/ruby.js';
@@ -43,6 +44,7 @@ export interface SamplerStats {
 }
 
 const RUBY_RECHECK_MS = 500;
+
 const RUBY_FRAME_SIZE = rbstack_ruby_frame_layout.size;
 const RUBY_AT = rbstack_sample_layout.fields.ruby.offset;
 
@@ -51,8 +53,8 @@ export class DwarfCollector {
   private readonly unwinder: Unwinder;
   private readonly counts = new Map<string, Counted>();
   private readonly rubies = new Map<number, RubyProc | null>();
-  /** pid -> when a first look found no libruby. */
-  private readonly notRuby = new Map<number, number>();
+  /** pid -> when a look found no libruby, and the executable it was running then. */
+  private readonly notRuby = new Map<number, { at: number; exe: string }>();
   readonly stats: SamplerStats = { samples: 0, complete: 0, ruby: 0, stackBytes: 0, cpuMs: 0 };
 
   private readonly userOnly: boolean;
@@ -104,8 +106,12 @@ export class DwarfCollector {
     const ruby = findRuby(pid, regions);
     if (!ruby) {
       // A process sampled before its dynamic loader mapped libruby (`-- ruby`, right after
-      // execve) is looked at once more, a little later.
-      if (!this.notRuby.has(pid)) this.notRuby.set(pid, Date.now());
+      // execve) is looked at once more, a little later; again while it keeps exec'ing
+      // another program (launchers before the ruby: unshare, sh, chroot, on a loaded
+      // machine each can outlast the wait).
+      const exe = exePath(pid) ?? '';
+      const before = this.notRuby.get(pid);
+      if (!before || before.exe !== exe) this.notRuby.set(pid, { at: Date.now(), exe });
       else this.rubies.set(pid, null);
       return;
     }
@@ -137,7 +143,7 @@ export class DwarfCollector {
     const comm = L.decode(new DataView(rec.buffer, rec.byteOffset, L.fields.ruby.offset)).comm ?? '';
     this.stats.samples++;
     this.stats.stackBytes += len;
-    if (!this.rubies.has(pid) && Date.now() - (this.notRuby.get(pid) ?? 0) >= RUBY_RECHECK_MS) this.notePid(pid);
+    if (!this.rubies.has(pid) && Date.now() - (this.notRuby.get(pid)?.at ?? 0) >= RUBY_RECHECK_MS) this.notePid(pid);
     const unwound = this.unwinder.unwind(pid, {
       ip: Number(L.read(rec, 'ip')), sp: Number(L.read(rec, 'sp')), bp: Number(L.read(rec, 'bp')),
       bytes: L.bytes(rec, 'stack', len),
