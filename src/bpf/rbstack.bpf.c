@@ -90,7 +90,7 @@ static __always_inline __u32 gc_state(struct rbstack_ruby *rb)
 	__u64 vm = 0, os = 0;
 	__u32 flags = 0;
 
-	if (!rb->vm_ptr || bpf_probe_read_user(&vm, 8, (void *)rb->vm_ptr) || !vm ||
+	if (!rb->vm_ptr || !rb->vm_objspace || bpf_probe_read_user(&vm, 8, (void *)rb->vm_ptr) || !vm ||
 	    bpf_probe_read_user(&os, 8, (void *)(vm + rb->vm_objspace)) || !os ||
 	    bpf_probe_read_user(&flags, 4, (void *)(os + rb->objspace_flags)))
 		return 0;
@@ -113,12 +113,31 @@ static __always_inline void user_regs(struct rbstack_sample *s, struct task_stru
 	s->bp = PT_REGS_FP_CORE(regs);
 }
 
+/* The main ractor: through ruby_single_main_ractor where libruby exports it,
+ * else through the VM (read at each sample: the VM is created after libruby
+ * is mapped, so a process seen early has none yet). */
+static __always_inline __u64 main_ractor(struct rbstack_ruby *rb)
+{
+	__u64 vm = 0, ractor = 0;
+
+	if (rb->main_ractor_ptr) {
+		if (bpf_probe_read_user(&ractor, 8, (void *)rb->main_ractor_ptr))
+			return 0;
+		return ractor;
+	}
+	if (!rb->vm_ptr || bpf_probe_read_user(&vm, 8, (void *)rb->vm_ptr) || !vm ||
+	    bpf_probe_read_user(&ractor, 8, (void *)(vm + rb->vm_main_ractor)))
+		return 0;
+	return ractor;
+}
+
 static __always_inline void ruby_frames(struct rbstack_sample *s, struct rbstack_ruby *rb, struct task_struct *task)
 {
-	__u64 ractor = 0, ec = 0, thread = 0, tid = 0, cfp = 0, vm_stack = 0, vm_stack_size = 0, end;
+	__u64 ractor, ec = 0, thread = 0, tid = 0, cfp = 0, vm_stack = 0, vm_stack_size = 0, end;
 	__u32 n = 0;
 
-	if (bpf_probe_read_user(&ractor, 8, (void *)rb->main_ractor_ptr) || !ractor)
+	ractor = main_ractor(rb);
+	if (!ractor)
 		return;
 	if (bpf_probe_read_user(&ec, 8, (void *)(ractor + rb->ractor_running_ec)) || !ec)
 		return;

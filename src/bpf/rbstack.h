@@ -23,9 +23,12 @@ enum rbstack_flags {
 #define RBSTACK_EP_HOPS 4
 
 /* Where the Ruby VM is in one process, and its struct layout (per Ruby
- * version: src/core/unwind/ruby-layouts.ts). Written by user space. */
+ * version: src/core/unwind/ruby.ts). Written by user space. */
 struct rbstack_ruby {
-	__u64 main_ractor_ptr; /* address of ruby_single_main_ractor (a pointer variable) */
+	/* Address of ruby_single_main_ractor (a pointer variable: 3.1), or 0: the
+	 * main ractor is then *(*vm_ptr + vm_main_ractor), rb_vm_t.ractor.main_ractor
+	 * (3.3, whose libruby exports no ractor symbol). */
+	__u64 main_ractor_ptr;
 	__u32 ractor_running_ec; /* rb_ractor_t.threads.running_ec */
 	__u32 ec_vm_stack;
 	__u32 ec_vm_stack_size;
@@ -37,13 +40,14 @@ struct rbstack_ruby {
 	__u32 cfp_pc;
 	__u32 cfp_iseq;
 	__u32 cfp_ep;
-	/* GC state: *vm_ptr (ruby_current_vm_ptr's address; 0: not read) -> objspace -> flags,
-	 * whose bits 0-1 are the mode (1 marking, 2 sweeping) and gc_running_bit says the GC runs now. */
+	/* ruby_current_vm_ptr's address (0: unknown). GC state: *vm_ptr -> objspace
+	 * (vm_objspace 0: not read) -> flags, whose bits 0-1 are the mode (1 marking,
+	 * 2 sweeping) and gc_running_bit says the GC runs now. */
 	__u64 vm_ptr;
 	__u32 vm_objspace;
 	__u32 objspace_flags;
 	__u32 gc_running_bit;
-	__u32 pad;
+	__u32 vm_main_ractor;
 };
 
 struct rbstack_ruby_frame {

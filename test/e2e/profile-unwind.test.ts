@@ -3,12 +3,14 @@
 // frames against an in-process sampler written in Ruby.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { profileBesidePerf } from './perf-oracle.js';
 import { REPORT_ON_STDOUT, buildC, runRbtrace, sleep } from '../helpers.js';
+import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
+import { ElfFile } from '../../src/core/elf/elf.js';
 
 // hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10.
 // gcc -O2 -fomit-frame-pointer: no frame pointer anywhere in the program,
@@ -105,12 +107,17 @@ sampler.kill
 File.write(ARGV[1], JSON.generate(seen))
 `;
 
-test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures', async () => {
+// Debian 13's 3.3 exports neither ruby_single_main_ractor nor ruby_current_vm_ptr: its
+// frames show only if the VM is found through rb_gc_count's code (src/core/elf/ruby-vm.ts).
+for (const ruby of RUBIES) test(`${ruby.label}: Ruby frames spliced over libruby, labels and lines as backtrace_locations says, shares as its sampler measures`, { skip: skipUnless(ruby) }, async (t) => {
+  requireRuby(ruby);
   const dir = mkdtempSync(join(tmpdir(), 'rbtrace-unwind-rb-'));
   const script = join(dir, 'split.rb');
   const oracleFile = join(dir, 'oracle.json');
   writeFileSync(script, SPLIT_RB);
-  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '99', '--folded', ...REPORT_ON_STDOUT, '--', 'ruby', script, '10', oracleFile]);
+  // 299 Hz: on a loaded machine the ruby gets a fifth of a CPU (measured at load 8 on 2
+  // cores: 99 Hz gave 151 samples in hot/cold over 10 s, under the 200 asked below).
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '299', '--folded', ...REPORT_ON_STDOUT, '--', ...ruby.argv([script, '10', oracleFile])]);
   assert.equal(r.code, 0, r.stderr);
   const oracle = JSON.parse(readFileSync(oracleFile, 'utf8')) as Record<string, number>;
   const counts = { hot: 0, cold: 0 };
@@ -125,7 +132,11 @@ test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_
     assert.equal(m[2], script);
     // The Ruby frames sit over main, under the caller's frame: <main> at the line calling it.
     assert.match(frames[frames.length - 2], new RegExp(`^<main>_\\(${script.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:(28|30)\\)$`));
-    assert.ok(frames.includes('main') || frames.includes('__libc_start_call_main'), l);
+    // Under the Ruby frames, the native stack down to the C entry: Debian 13's ruby3.3 and
+    // libc have no .symtab, so their main and __libc_start_call_main are unnamed there.
+    // (The root's ruby is exec'd by unshare, sh and chroot: the same pid, whose mappings
+    // are read again when it turns out to be a ruby.)
+    assert.ok(['main', '__libc_start_call_main', '__libc_start_main'].some((f) => frames.includes(f)), l);
     counts[m[1] as 'hot' | 'cold'] += n;
     lines[m[1] as 'hot' | 'cold'].add(Number(m[3]));
   }
@@ -139,10 +150,40 @@ test('ruby 3.1: Ruby frames spliced over libruby, labels and lines as backtrace_
   // in 10 s, so its share has ~3 points of sampling error (ours ~1.5): 8 points is 2.4 sigma.
   assert.ok(Math.abs(ours - theirs) <= 8, `hot: rbtrace ${ours.toFixed(1)}%, in-process sampler ${theirs.toFixed(1)}%`);
   // Lines: each within its method's body, and the line the oracle saw most among ours.
-  for (const l of lines.hot) assert.ok(l >= 3 && l <= 5, `hot at line ${l}`);
-  for (const l of lines.cold) assert.ok(l >= 10 && l <= 12, `cold at line ${l}`);
+  t.diagnostic(`hot ${ours.toFixed(1)} % of ${counts.hot + counts.cold} samples, sampler ${theirs.toFixed(1)} % of ${oHot + oCold}`);
+  // (The method's last instructions, putnil and leave, have its `end` line, 7 and 14, on
+  // 3.1 and 3.3 alike, as RubyVM::InstructionSequence#disasm says: a sample there is rare.)
+  for (const l of lines.hot) assert.ok(l >= 3 && l <= 7, `hot at line ${l}`);
+  for (const l of lines.cold) assert.ok(l >= 10 && l <= 14, `cold at line ${l}`);
   const top = Object.entries(oracle).sort((a, b) => b[1] - a[1])[0][0].split(':');
   assert.ok(lines[top[0] as 'hot' | 'cold'].has(Number(top[1])), `oracle's ${top.join(':')} not among rbtrace's lines ${[...lines.hot]}`);
+});
+
+// A Ruby of a version rbtrace has no layout for: Debian 12's libruby with its
+// ruby_version string made "3.9.2" (the ruby runs it through LD_LIBRARY_PATH;
+// RUBY_VERSION then says 3.9.2 too). Said once; its native frames still shown.
+test('a ruby of a version with no known layout: one warning, native frames only', async () => {
+  const lib = /=> (\S*libruby[^ ]*) /.exec(execFileSync('ldd', ['/usr/bin/ruby'], { encoding: 'utf8' }))?.[1];
+  assert.ok(lib, 'no libruby in ldd /usr/bin/ruby');
+  const dir = mkdtempSync(join(tmpdir(), 'rbtrace-unwind-ver-'));
+  const bytes = readFileSync(lib);
+  const elf = ElfFile.open(lib);
+  const at = elf.fileOffset(elf.symbols().find((sy) => sy.name === 'ruby_version' && sy.shndx !== 0)!.value)!;
+  assert.equal(bytes.toString('latin1', at, at + 4), '3.1.');
+  bytes.write('3.9', at, 'latin1');
+  writeFileSync(join(dir, lib.split('/').pop()!), bytes);
+  const r = await runRbtrace(['profile', '--unwind', 'dwarf', '-F', '199', '--folded', ...REPORT_ON_STDOUT, '--', 'env', `LD_LIBRARY_PATH=${dir}`,
+    'ruby', '--disable-gems', '-e', 'abort RUBY_VERSION unless RUBY_VERSION.start_with?("3.9."); t = Time.now + 2; i = 0; i += 1 while Time.now < t']);
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('no struct layout known'));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0], /ruby 3\.9\.\d+ \(.*libruby[^)]*\): no struct layout known for this version, so only its native frames are shown/);
+  const ruby = r.stdout.trim().split('\n').filter((l) => l.startsWith('ruby;'));
+  const n = (ls: string[]) => ls.reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  assert.ok(n(ruby) >= 50, `only ${n(ruby)} samples of the ruby`);
+  // Native frames through the interpreter, and no Ruby frame (none has a path:line).
+  assert.ok(n(ruby.filter((l) => l.includes(';rb_vm_exec;') || l.includes(';ruby_run_node;'))) >= 0.5 * n(ruby), ruby.slice(0, 3).join('\n'));
+  assert.ok(ruby.every((l) => !/_\(-e:\d+\)/.test(l) && !l.includes('<main>')), ruby.find((l) => l.includes('<main>')));
 });
 
 test('--unwind dwarf refused by the kernel: one line, exit 1, nothing run; bad combinations: one line, exit 2', async () => {

@@ -4,8 +4,9 @@
 // specific PID is not supported on current kernel"). Without a pid to give,
 // a tool attaches per process instead: each process mapping the library now,
 // and each new one as it maps it (polled), detaching as they go.
-import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { libbpf } from '../ffi/libbpf.js';
+import { exePath } from '../linux/procfiles.js';
 import type { BpfLink } from './object.js';
 import type { Session } from '../session.js';
 
@@ -66,7 +67,7 @@ export class PerProcessUsdt {
       if (pid === process.pid) continue;
       live.add(pid);
       if (this.attached.has(pid)) continue;
-      const exe = exeOf(pid);
+      const exe = exePath(pid);
       if (exe === undefined) continue;
       const before = this.seen.get(pid);
       const checks = before?.exe === exe ? before.checks + 1 : 0;
@@ -110,10 +111,3 @@ function allPids(): number[] {
   return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
 }
 
-function exeOf(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return undefined; // gone, or a kernel thread
-  }
-}

@@ -215,6 +215,15 @@ export function fileKey(f: BinaryFile): string {
   return mappingKey({ major: devMajor(f.dev), minor: devMinor(f.dev), inode: f.ino });
 }
 
+/** The path of process `pid`'s executable (/proc/PID/exe's link), undefined when unreadable (gone, a kernel thread). */
+export function exePath(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The executable of process `pid` (/proc/PID/exe: the very file, in any mount namespace). */
 export function openExecutable(pid: number): BinaryFile | undefined {
   let name: string;

@@ -14,9 +14,15 @@ export interface RubyNamesLayout {
   me_def: number;
   me_owner: number;
   def_original_id: number;
-  /** RClass.ptr (rb_classext_t*), rb_classext_t.iv_tbl (st_table*). */
+  /** RClass.ptr (rb_classext_t*), rb_classext_t.iv_tbl (st_table*): where 3.1 keeps `__classpath__` and `__attached__`. */
   class_ext: number;
   ext_iv_tbl: number;
+  /**
+   * 3.3: a class's path and a singleton class's object are fields of the
+   * rb_classext_t that follows the RClass (classpath, as.singleton_class.attached_object):
+   * their offsets from the class. Absent: the 3.1 ivars.
+   */
+  class_fields?: { classpath: number; attached: number };
   st_entries_start: number;
   st_entries_bound: number;
   st_entries: number;
@@ -141,12 +147,13 @@ export class RubyNames {
     const flags = this.mem.word(klass);
     const type = flags === undefined ? -1 : flags & T_MASK;
     if (flags !== undefined && (type === T_CLASS || type === T_MODULE || type === T_ICLASS)) {
+      const fields = this.l.class_fields;
       if (flags & FL_SINGLETON) {
-        const obj = this.classIvar(klass, '__attached__');
+        const obj = fields ? this.mem.word(klass + fields.attached) : this.classIvar(klass, '__attached__');
         const of = obj ? this.classPath(obj) : undefined;
         if (of) out = { path: of.path, singleton: true };
       } else {
-        const path = this.classIvar(klass, '__classpath__');
+        const path = fields ? this.mem.word(klass + fields.classpath) : this.classIvar(klass, '__classpath__');
         const s = path ? this.mem.rstring(path) : undefined;
         if (s) out = { path: s, singleton: false };
       }

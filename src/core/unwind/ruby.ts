@@ -1,5 +1,6 @@
 // Ruby frames from outside the process: where the VM is in a ruby process
-// (libruby's exported ruby_single_main_ractor, and the struct layout of its
+// (libruby's exported ruby_single_main_ractor, or the main ractor through
+// ruby_current_vm_ptr where that is hidden, and the struct layout of its
 // version), and what a control frame's (iseq, pc) is: label, path and line,
 // read from the process's memory (/proc/PID/mem) and cached per iseq.
 //
@@ -8,6 +9,7 @@
 // come from here (rbstack_ruby).
 import { closeSync, openSync, readSync } from 'node:fs';
 import { ElfFile } from '../elf/elf.js';
+import { findRubyVm } from '../elf/ruby-vm.js';
 import { openMapping } from '../linux/procfiles.js';
 import type { Region } from '../stacks/maps.js';
 import { findGlobalSymbols, type RubyNamesLayout } from './ruby-names.js';
@@ -16,9 +18,11 @@ import { findGlobalSymbols, type RubyNamesLayout } from './ruby-names.js';
  * Offsets per Ruby version, from rbspy's bindgen-generated structs
  * (ruby-structs/src/ruby_3_1_2.rs: offsets computed with offset_of! on those
  * structs) and checked on the running ruby against caller_locations
- * (test/e2e/profile-ruby.test.ts).
+ * (test/e2e/profile-unwind.test.ts).
  */
 export interface RubyLayout {
+  /** rb_vm_t.ractor.main_ractor: where the main ractor is found when libruby does not export ruby_single_main_ractor. */
+  vm_main_ractor?: number;
   ractor_running_ec: number;
   ec_vm_stack: number;
   ec_vm_stack_size: number;
@@ -77,37 +81,61 @@ const RUBY_3_1: RubyLayout = {
 };
 
 /**
- * From rbspy's ruby_3_3_8.rs (Debian 13 carries 3.3.8) the same way. Not in
- * RUBY_LAYOUTS until checked on a running 3.3 as 3.1 is (no Debian 13 root
- * here yet): a wrong layout would name frames wrongly, an unknown version
- * only hides them. See README.md.
+ * From rbspy's ruby_3_3_8.rs the same way, each offset then read back on
+ * Debian 13's running ruby 3.3 (test/e2e/profile-unwind.test.ts): rb_vm_t's
+ * ractor.main_ractor at 32 (the word after it is main_thread, whose `self` is
+ * Thread.current), threads.running_ec (the main thread's ec, as
+ * rb_thread_t.ec says), ec->thread_ptr, th->nt->thread_id (the pthread_t:
+ * its tcb's self pointer; the next word is the tid), the control frames
+ * (56 bytes: no __bp__) and iseq labels, paths and lines as caller_locations
+ * says them.
  */
-export const RUBY_3_3_UNCHECKED: RubyLayout = {
+const RUBY_3_3: RubyLayout = {
+  vm_main_ractor: 32,
   ractor_running_ec: 256 + 128, ec_vm_stack: 0, ec_vm_stack_size: 8, ec_cfp: 16, ec_thread_ptr: 48, thread_nt: 40, thread_id: 16,
   cfp_size: 56, cfp_pc: 0, cfp_iseq: 16, cfp_ep: 32,
   iseq_body: 16, body_iseq_encoded: 8, body_location: 64, loc_pathobj: 0, loc_label: 16, loc_first_lineno: 24,
   body_insns_info: 112, insns_body: 0, insns_positions: 8, insns_size: 16, insns_succ: 24, insn_entry_size: 12,
   str_embed_len_shift: 0, str_len: 16, str_ptr: 24, str_embed: 24,
+  // rbspy's ruby_3_3_8.rs: rb_method_entry_struct and rb_method_definition_struct as in 3.1;
+  // RClass is 32 bytes, its rb_classext_t follows it (RCLASS_EXT): attached_object at
+  // 32 + 96, classpath at 32 + 120; rb_symbols_t and RArray as in 3.1; objspace flags:
+  // the same bitfield after malloc_params (vm_objspace: rb_gc_count's code says it).
+  names: {
+    me_def: 16, me_owner: 32, def_original_id: 32, class_ext: 0, ext_iv_tbl: 0, class_fields: { classpath: 32 + 120, attached: 32 + 96 },
+    st_entries_start: 32, st_entries_bound: 40, st_entries: 48, st_entry_size: 24,
+    ary_embed_len_shift: 15, ary_heap_len: 16, ary_heap_ptr: 32, ary_embed: 16,
+    last_op_id: 0xa9, id_scope_shift: 4, symbols_ids: 16,
+    vm_objspace: 1304, objspace_flags: 16, gc_running_bit: 5,
+  },
 };
 
 /** Layouts by "major.minor". */
-export const RUBY_LAYOUTS: Record<string, RubyLayout> = { '3.1': RUBY_3_1 };
+export const RUBY_LAYOUTS: Record<string, RubyLayout> = { '3.1': RUBY_3_1, '3.3': RUBY_3_3 };
 
 export interface RubyProcess {
   version: string;
   layout?: RubyLayout;
-  /** Runtime address of ruby_single_main_ractor (a pointer variable). */
+  /** Runtime address of ruby_single_main_ractor (a pointer variable), 0: the main ractor is found through the VM. */
   mainRactorPtr: number;
   /** The libruby (or static ruby) mapping path. */
   module: string;
   /** Runtime addresses of ruby_current_vm_ptr and of symbol.c's global symbol table (0: not found). */
   vmPtr: number;
   globalSymbols: number;
+  /** rb_vm_t.objspace, as rb_gc_count's code reads it (0: not decoded). */
+  vmObjspace: number;
 }
 
 const LIBRUBY = /\/(libruby[-.][^/]*\.so[^/]*|ruby)$/;
 
-/** Is `regions` a ruby process? Its version, layout and VM address, or undefined. */
+/**
+ * Is `regions` a ruby process (a mapped libruby, or a static ruby, exporting
+ * ruby_version)? Its version, layout and where its VM is, or undefined.
+ * The main ractor: ruby_single_main_ractor where exported (3.1), else
+ * ruby_current_vm_ptr's rb_vm_t (3.3: its address decoded from rb_gc_count's
+ * code, src/core/elf/ruby-vm.ts).
+ */
 export function findRuby(pid: number, regions: readonly Region[]): RubyProcess | undefined {
   for (const r of regions) {
     if (!r.file || r.offset !== 0 || !LIBRUBY.test(r.path)) continue;
@@ -118,41 +146,47 @@ export function findRuby(pid: number, regions: readonly Region[]): RubyProcess |
       continue;
     }
     const syms = elf.symbols();
-    const ractor = syms.find((s) => s.name === 'ruby_single_main_ractor' && s.shndx !== 0);
     const ver = syms.find((s) => s.name === 'ruby_version' && s.shndx !== 0);
-    if (!ractor) continue;
+    if (!ver) continue;
+    const bin = openMapping(pid, r);
+    const readAt = (off: number, len: number) => bin.readAt(off, len);
     let version = 'unknown';
-    const off = ver ? elf.fileOffset(ver.value) : undefined;
+    const off = elf.fileOffset(ver.value);
     if (off !== undefined) {
-      const file = openMapping(pid, r);
-      const b = file.readAt(off, 16);
+      const b = readAt(off, 16);
       const nul = b.indexOf(0);
       version = b.toString('latin1', 0, nul < 0 ? b.length : nul);
     }
     const mm = /^(\d+\.\d+)/.exec(version);
-    const vm = syms.find((s) => s.name === 'ruby_current_vm_ptr' && s.shndx !== 0);
-    const bin = openMapping(pid, r);
-    const gs = findGlobalSymbols(elf, syms, (off, len) => bin.readAt(off, len));
+    const ractor = syms.find((s) => s.name === 'ruby_single_main_ractor' && s.shndx !== 0);
+    const vm = findRubyVm(elf, readAt);
+    const gs = findGlobalSymbols(elf, syms, readAt);
     // Shared objects and PIEs: the first PT_LOAD is at vaddr 0, file offset 0.
     return {
-      version, layout: mm ? RUBY_LAYOUTS[mm[1]] : undefined, mainRactorPtr: r.start + ractor.value, module: r.path,
-      vmPtr: vm ? r.start + vm.value : 0, globalSymbols: gs ? r.start + gs : 0,
+      version, layout: mm ? RUBY_LAYOUTS[mm[1]] : undefined, mainRactorPtr: ractor ? r.start + ractor.value : 0, module: r.path,
+      vmPtr: vm ? r.start + vm.vmPtr : 0, globalSymbols: gs ? r.start + gs : 0, vmObjspace: vm?.vmObjspace ?? 0,
     };
   }
   return undefined;
 }
 
+/** Why a ruby's control frames cannot be found (no route to its main ractor), or undefined. */
+export function unreachableRuby(p: RubyProcess & { layout: RubyLayout }): string | undefined {
+  if (p.mainRactorPtr || (p.vmPtr && p.layout.vm_main_ractor !== undefined)) return undefined;
+  return `ruby ${p.version} (${p.module}): neither ruby_single_main_ractor nor ruby_current_vm_ptr was found (rb_gc_count's code is not the x86_64 form rbtrace decodes), so only its native frames are shown`;
+}
+
 /** The rbstack_ruby map value for a process (the BPF walk's offsets). */
 export function bpfRubyValue(p: RubyProcess & { layout: RubyLayout }): {
-  main_ractor_ptr: number; ractor_running_ec: number; ec_vm_stack: number; ec_vm_stack_size: number; ec_cfp: number;
+  main_ractor_ptr: number; vm_main_ractor: number; ractor_running_ec: number; ec_vm_stack: number; ec_vm_stack_size: number; ec_cfp: number;
   ec_thread_ptr: number; thread_nt: number; thread_id: number; cfp_size: number; cfp_pc: number; cfp_iseq: number; cfp_ep: number;
-  vm_ptr: number; vm_objspace: number; objspace_flags: number; gc_running_bit: number; pad: number;
+  vm_ptr: number; vm_objspace: number; objspace_flags: number; gc_running_bit: number;
 } {
   const l = p.layout;
   const n = l.names;
   return {
-    vm_ptr: n ? p.vmPtr : 0, vm_objspace: n?.vm_objspace ?? 0, objspace_flags: n?.objspace_flags ?? 0, gc_running_bit: n?.gc_running_bit ?? 0, pad: 0,
-    main_ractor_ptr: p.mainRactorPtr, ractor_running_ec: l.ractor_running_ec, ec_vm_stack: l.ec_vm_stack,
+    vm_ptr: p.vmPtr, vm_objspace: n ? n.vm_objspace : 0, objspace_flags: n?.objspace_flags ?? 0, gc_running_bit: n?.gc_running_bit ?? 0,
+    main_ractor_ptr: p.mainRactorPtr, vm_main_ractor: p.mainRactorPtr ? 0 : l.vm_main_ractor ?? 0, ractor_running_ec: l.ractor_running_ec, ec_vm_stack: l.ec_vm_stack,
     ec_vm_stack_size: l.ec_vm_stack_size, ec_cfp: l.ec_cfp, ec_thread_ptr: l.ec_thread_ptr, thread_nt: l.thread_nt, thread_id: l.thread_id,
     cfp_size: l.cfp_size, cfp_pc: l.cfp_pc, cfp_iseq: l.cfp_iseq, cfp_ep: l.cfp_ep,
   };

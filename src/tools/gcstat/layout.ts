@@ -1,13 +1,13 @@
 // Where a Ruby keeps its GC's own record of a collection, for gcstat.bpf.c to
-// read from the process's memory: ruby_current_vm_ptr (an exported symbol),
-// the offset of rb_vm_t.objspace and of rb_objspace_t.profile.count (both
-// decoded from the machine code of rb_gc_count(), which is
-// `return GET_VM()->objspace->profile.count;`), and of
+// read from the process's memory: ruby_current_vm_ptr, the offset of
+// rb_vm_t.objspace and of rb_objspace_t.profile.count (src/core/elf/ruby-vm.ts:
+// from the symbol where exported, and rb_gc_count's machine code), and of
 // profile.latest_gc_info, a fixed distance before count in the versions
 // whose struct is known (gc.c: run, latest_gc_info, records, current_record,
 // next_index, size, invoke_time, minor/major/compact counts,
 // read_barrier_faults, sweep start, two sizes, then count).
 import { ElfFile, stripVersion } from '../../core/elf/elf.js';
+import { findRubyVm } from '../../core/elf/ruby-vm.js';
 import type { BinaryFile } from '../../core/linux/procfiles.js';
 import { PROVIDER } from './probe.js';
 
@@ -27,28 +27,6 @@ export interface RubyGcLayout {
 /** The layout, or why there is none (said with -v and in --log's header). */
 export type LayoutResult = { layout: RubyGcLayout } | { why: string };
 
-/**
- * x86_64 rb_gc_count, `[endbr64;] X; mov (%rax),%rax; mov A(%rax),%rax; mov B(%rax),%rax; ret`:
- * X is `mov rip(GOT),%rax` where ruby_current_vm_ptr is exported (3.1: its
- * address is the symbol's), or `lea ruby_current_vm_ptr(%rip),%rax` where it
- * is hidden (3.3: its address is decoded from the lea). `addr`: the code's
- * link-time address.
- */
-export function decodeGcCount(code: Buffer, addr: number): { vmPtrAddr?: number; vmObjspace: number; count: number } | undefined {
-  let i = code[0] === 0xf3 && code[1] === 0x0f && code[2] === 0x1e && code[3] === 0xfa ? 4 : 0;
-  if (!(code[i] === 0x48 && (code[i + 1] === 0x8b || code[i + 1] === 0x8d) && code[i + 2] === 0x05)) return undefined;
-  const vmPtrAddr = code[i + 1] === 0x8d ? addr + i + 7 + code.readInt32LE(i + 3) : undefined;
-  i += 7;
-  if (!(code[i] === 0x48 && code[i + 1] === 0x8b && code[i + 2] === 0x00)) return undefined;
-  i += 3;
-  const offs: number[] = [];
-  for (let k = 0; k < 2; k++) {
-    if (code[i] !== 0x48 || code[i + 1] !== 0x8b) return undefined;
-    if (code[i + 2] === 0x80) { offs.push(code.readUInt32LE(i + 3)); i += 7; } else if (code[i + 2] === 0x40) { offs.push(code[i + 3]); i += 4; } else return undefined;
-  }
-  return code[i] === 0xc3 ? { ...(vmPtrAddr !== undefined ? { vmPtrAddr } : {}), vmObjspace: offs[0], count: offs[1] } : undefined;
-}
-
 export function rubyGcLayout(binary: BinaryFile): LayoutResult {
   try {
     const elf = ElfFile.open(binary);
@@ -62,19 +40,15 @@ export function rubyGcLayout(binary: BinaryFile): LayoutResult {
     const minor = version.split('.').slice(0, 2).join('.');
     const before = INFO_BEFORE_COUNT[minor];
     if (before === undefined) return { why: `Ruby ${version || '(version unknown)'}'s rb_objspace layout is not known to rbtrace (known: ${Object.keys(INFO_BEFORE_COUNT).join(', ')})` };
-    const vmPtr = sym('ruby_current_vm_ptr');
-    const gcCount = sym('rb_gc_count');
-    const code = gcCount && at(gcCount.value, 32);
-    const offs = code && decodeGcCount(code, gcCount.value);
-    const vmPtrAddr = vmPtr?.value ?? offs?.vmPtrAddr;
-    if (vmPtrAddr === undefined || !offs) return { why: `cannot find the objspace in ${binary.name} (no ruby_current_vm_ptr, or rb_gc_count's code is not the x86_64 form rbtrace decodes)` };
+    const offs = findRubyVm(elf, (off, len) => binary.readAt(off, len));
+    if (!offs) return { why: `cannot find the objspace in ${binary.name} (no ruby_current_vm_ptr, or rb_gc_count's code is not the x86_64 form rbtrace decodes)` };
     const notes = elf.sdtNotes().filter((n) => n.provider === PROVIDER);
     // A probe with several locations has no single link-time address to find the library's base from.
     const single = (name: string) => {
       const at2 = notes.filter((n) => n.name === name);
       return at2.length === 1 ? at2[0].pc : 0;
     };
-    return { layout: { version, vmPtr: vmPtrAddr, markEnd: single('gc__mark__end'), sweepEnd: single('gc__sweep__end'), vmObjspace: offs.vmObjspace, count: offs.count, info: offs.count - before } };
+    return { layout: { version, vmPtr: offs.vmPtr, markEnd: single('gc__mark__end'), sweepEnd: single('gc__sweep__end'), vmObjspace: offs.vmObjspace, count: offs.count, info: offs.count - before } };
   } catch (err) {
     return { why: `cannot read ${binary.name}: ${(err as Error).message}` };
   }

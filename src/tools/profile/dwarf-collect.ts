@@ -7,10 +7,11 @@
 // and the result is the frame-pointer path's Profile, so every view reads it.
 import type { BpfObject } from '../../core/bpf/object.js';
 import { readPerCpuCounter } from '../../core/bpf/maps.js';
+import { exePath } from '../../core/linux/procfiles.js';
 import { StackMap, Symbolizer, readRegions, type Frame } from '../../core/stacks/index.js';
 import type { Unwound } from '../../core/unwind/unwinder.js';
 import { RecordUnwinder } from '../../core/unwind/record.js';
-import { bpfRubyValue, findRuby, RubyMemory, type RubyLayout } from '../../core/unwind/ruby.js';
+import { bpfRubyValue, findRuby, RubyMemory, unreachableRuby, type RubyLayout } from '../../core/unwind/ruby.js';
 import { qualifyLabel, RubyNames } from '../../core/unwind/ruby-names.js';
 import { GC_MARKING, GC_SWEEPING, RUBY_CFUNC, splice } from '../../core/unwind/splice.js';
 import { rbstack_ruby_frame_layout, rbstack_sample_layout, ENUMS, type SKELETON } from '../../generated/rbstack.js';
@@ -44,6 +45,7 @@ export interface SamplerStats {
 }
 
 const RUBY_RECHECK_MS = 500;
+
 const RUBY_FRAME_SIZE = rbstack_ruby_frame_layout.size;
 const RUBY_AT = rbstack_sample_layout.fields.ruby.offset;
 
@@ -52,8 +54,8 @@ export class DwarfCollector {
   private readonly unwinder: RecordUnwinder;
   private readonly counts = new Map<string, Counted>();
   private readonly rubies = new Map<number, RubyProc | null>();
-  /** pid -> when a first look found no libruby. */
-  private readonly notRuby = new Map<number, number>();
+  /** pid -> when a look found no libruby, and the executable it was running then. */
+  private readonly notRuby = new Map<number, { at: number; exe: string }>();
   readonly stats: SamplerStats = { samples: 0, complete: 0, ruby: 0, stackBytes: 0, cpuMs: 0 };
 
   private readonly userOnly: boolean;
@@ -83,22 +85,45 @@ export class DwarfCollector {
     this.notePid(record.getUint32(0, true));
   }
 
+  /**
+   * A process known before its first sample (-p): noted at once, so a ruby's
+   * first samples have Ruby frames too (else those taken before the first one
+   * reaches user space have native frames only).
+   */
+  watch(pid: number): void {
+    this.notePid(pid);
+  }
+
   /** A process seen for the first time: snapshot its mappings; a ruby gets its VM's address into the BPF map. */
   private notePid(pid: number): void {
-    this.sym.notePid(pid);
+    // A second look is a process first seen before its image was ruby's (`-- CMD` through
+    // exec'ing launchers: unshare, chroot): the symbolizer's snapshot of its mappings is
+    // that earlier image's, so it is taken again (else its addresses find no mapping until
+    // the symbolizer's next re-read, up to a second later).
+    this.sym.notePid(pid, this.notRuby.has(pid));
     if (this.rubies.has(pid)) return;
     const regions = readRegions(pid);
     if (!regions) return; // unreadable (the process is in its execve, or gone): the next sample tries again
     const ruby = findRuby(pid, regions);
     if (!ruby) {
       // A process sampled before its dynamic loader mapped libruby (`-- ruby`, right after
-      // execve) is looked at once more, a little later.
-      if (!this.notRuby.has(pid)) this.notRuby.set(pid, Date.now());
+      // execve) is looked at once more, a little later; again while it keeps exec'ing
+      // another program (launchers before the ruby: unshare, sh, chroot, on a loaded
+      // machine each can outlast the wait).
+      const exe = exePath(pid) ?? '';
+      const before = this.notRuby.get(pid);
+      if (!before || before.exe !== exe) this.notRuby.set(pid, { at: Date.now(), exe });
       else this.rubies.set(pid, null);
       return;
     }
     if (!ruby.layout) {
       this.warnOnce(ruby.version, `ruby ${ruby.version} (${ruby.module}): no struct layout known for this version, so only its native frames are shown`);
+      this.rubies.set(pid, null);
+      return;
+    }
+    const unreachable = unreachableRuby({ ...ruby, layout: ruby.layout });
+    if (unreachable) {
+      this.warnOnce(`vm:${ruby.module}`, unreachable);
       this.rubies.set(pid, null);
       return;
     }
@@ -119,7 +144,7 @@ export class DwarfCollector {
     const comm = L.decode(new DataView(rec.buffer, rec.byteOffset, L.fields.ruby.offset)).comm ?? '';
     this.stats.samples++;
     this.stats.stackBytes += len;
-    if (!this.rubies.has(pid) && Date.now() - (this.notRuby.get(pid) ?? 0) >= RUBY_RECHECK_MS) this.notePid(pid);
+    if (!this.rubies.has(pid) && Date.now() - (this.notRuby.get(pid)?.at ?? 0) >= RUBY_RECHECK_MS) this.notePid(pid);
     const unwound = this.unwinder.unwind(pid, L, rec);
     if (unwound.end === 'end') this.stats.complete++;
     const rp = this.rubies.get(pid);

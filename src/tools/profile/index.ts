@@ -136,6 +136,7 @@ function startDwarf(ctx: ToolContext, hz: number, userOnly: boolean): DwarfColle
   requireDwarfArch();
   const { obj } = ctx.load(dwarfLoadSpec(hz));
   const collector = new DwarfCollector(obj, { warn: (m) => ctx.log.warn(m), userOnly });
+  if (ctx.target.pid) collector.watch(ctx.target.pid);
   const pollMs = dwarfPollMs(hz, onlineCpus().length);
   ctx.ringBuffer(obj, 'new_pids', (rec) => collector.onNewPid(rec)).pollMs = pollMs;
   ctx.ringBuffer(obj, 'samples', (rec) => collector.onSample(rec)).pollMs = pollMs;
