@@ -18,7 +18,6 @@ const RLO = 'abc\u202egpj';
 const RLO_SHOWN = 'abc\\u202egpj';
 
 /** Controls, C1, bidi and other invisible format characters, separators: none may reach the terminal raw. */
-// eslint-disable-next-line no-control-regex
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\p{Cf}\u2028\u2029]/u;
 
 function assertClean(text: string, what: string): void {

@@ -203,7 +203,6 @@ test(`fuzz: ${COUNT} random argument vectors over every tool's flags (seed ${SEE
       assert.ok([0, 1, 2].includes(f.code ?? -1), `${what}: exit ${f.code}\nstderr: ${f.stderr}`);
       assert.doesNotMatch(f.stderr, /^\s+at .+:\d+:\d+\)?$/m, `${what}: a stack trace\n${f.stderr}`);
       assert.doesNotMatch(f.stderr, /internal error/, `${what}: an internal error\n${f.stderr}`);
-      // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(f.stderr, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/, `${what}: raw control characters on stderr`);
       for (const [path, { copy, sha }] of SYSTEM_FILES) {
         assert.equal(sha256(path), sha, `${what}: ${path} changed`);

@@ -26,7 +26,6 @@ export interface TableOptions {
 }
 
 // Visible width: colour escapes take no room on screen.
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 const visible = (s: string) => s.replace(ANSI, '').length;
 

@@ -168,7 +168,6 @@ export function renderTableReport(ctx: Pick<ToolContext, 'color'>, report: Synqu
   return `${head}\n${perNs}${body}${more}${foot}\n`;
 }
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /**
