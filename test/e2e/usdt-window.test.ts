@@ -80,10 +80,12 @@ test('--window 10 --every 250 -- CMD: a small sample of the loop, each of its fo
   // Seen: the windows only (probes live ~4 % of the time, and the loop runs
   // ~100 times slower while they are): far fewer than the loop's 4n.
   assert.ok(total >= 100 && total < 0.1 * 4 * n, `seen ${total} of the loop's ${4 * n} allocations: ${four}`);
-  // A window opens and shuts mid-iteration, and its four semaphores are
-  // written one after another: each count is off the mean by at most two
-  // per window (one at each edge).
-  for (const c of four) assert.ok(Math.abs(c - total / 4) <= 2 * rec.windows.windows, `the four classes ${four} differ by more than two per window (${rec.windows.windows})`);
+  // Each class a quarter, within 2 points: a window opens and shuts
+  // mid-iteration, and its four semaphores are written one after another,
+  // so when rbtrace is descheduled between two writes some classes are live
+  // longer than others (a loaded CI run: 2861, 2829, 2832, 2857 over 6
+  // windows, 0.3 points apart).
+  for (const c of four) assert.ok(Math.abs((100 * c) / total - 25) <= 2, `the four classes ${four}: not a quarter each within 2 points`);
   const foo = rec.allocations.find((a: { class: string }) => a.class === 'Foo');
   assert.ok(Math.abs(foo.share_pct - 25) <= 2, `Foo's share ${foo.share_pct} %`);
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
@@ -100,8 +102,8 @@ test('rubycalls --window 10 --every 250 -- CMD: a small sample of the calls, the
   const two = [calls('String#upcase'), calls('Integer#to_s')];
   const total = two[0] + two[1];
   assert.ok(total >= 100 && total < 0.1 * 2 * n, `seen ${total} of the loop's ${2 * n} calls: ${two}`);
-  // As for rubyobjnew: off by at most one call at each edge of each window.
-  assert.ok(Math.abs(two[0] - two[1]) <= 2 * rec.windows.windows, `String#upcase and Integer#to_s: ${two} over ${rec.windows.windows} windows`);
+  // Half each within 2 points, as for rubyobjnew's quarters.
+  assert.ok(Math.abs((100 * two[0]) / total - 50) <= 2, `String#upcase and Integer#to_s: ${two} over ${rec.windows.windows} windows`);
   assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
 });
 
