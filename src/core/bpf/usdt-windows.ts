@@ -56,6 +56,16 @@ class ProcessSemaphores {
     return true;
   }
 
+  /** Has the kernel put rbtrace's share in every semaphore yet (its uprobes installed in the process)? */
+  ready(): boolean {
+    const b = Buffer.alloc(2);
+    try {
+      return this.sems.every((s) => readSync(this.fd, b, 0, 2, s.addr) === 2 && b.readUInt16LE(0) >= s.ours);
+    } catch {
+      return false;
+    }
+  }
+
   set(raised: boolean): void {
     if (raised === this.raised || this.fd < 0) return;
     if (!this.shift(raised ? 1 : -1)) this.close();
@@ -68,21 +78,31 @@ class ProcessSemaphores {
     this.close();
   }
 
-  private close(): void {
+  close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
 }
 
-/** Where `probes`' semaphores are in process `pid`, which maps `binary`; rbtrace's share in each. */
-export function semaphoresIn(pid: number, binary: BinaryFile, probes: { provider: string; name: string }[]): Semaphore[] {
+/** A binary's semaphores of `probes`, by link-time address: rbtrace's share in each (the probe sites behind it). */
+interface BinaryShares {
+  elf: ElfFile;
+  shares: Map<number, number>;
+}
+
+function sharesOf(binary: BinaryFile, probes: { provider: string; name: string }[]): BinaryShares {
   const elf = ElfFile.open(binary);
   const wanted = (n: SdtNote): boolean => n.semaphore !== 0 && probes.some((p) => p.provider === n.provider && p.name === n.name);
-  const share = new Map<number, number>();
-  for (const n of elf.sdtNotes().filter(wanted)) share.set(n.semaphore, (share.get(n.semaphore) ?? 0) + 1);
+  const shares = new Map<number, number>();
+  for (const n of elf.sdtNotes().filter(wanted)) shares.set(n.semaphore, (shares.get(n.semaphore) ?? 0) + 1);
+  return { elf, shares };
+}
+
+/** Where a binary's semaphores are in process `pid`, which maps it (none yet: not mapped). */
+function semaphoresIn(pid: number, binary: BinaryFile, { elf, shares }: BinaryShares): Semaphore[] {
   const regions = (readRegions(pid) ?? []).filter((r) => r.file && mappingKey(r) === fileKey(binary));
   const out: Semaphore[] = [];
-  for (const [vaddr, ours] of share) {
+  for (const [vaddr, ours] of shares) {
     const off = elf.fileOffset(vaddr);
     // The data segment's private file mapping holds it (the .probes section).
     const r = off === undefined ? undefined : regions.find((m) => off >= m.offset && off < m.offset + (m.end - m.start));
@@ -103,6 +123,8 @@ const PENDING_POLL_MS = 10;
 export class UsdtWindows {
   private readonly procs = new Map<number, ProcessSemaphores>();
   private readonly pending = new Map<number, BinaryFile>();
+  /** Each binary's notes, parsed once (pending processes are looked at every PENDING_POLL_MS). */
+  private readonly shares = new Map<string, BinaryShares>();
   private timer?: NodeJS.Timeout;
   private poll?: NodeJS.Timeout;
   private open = false;
@@ -122,16 +144,22 @@ export class UsdtWindows {
   /** Pending processes whose semaphores the kernel has raised: shut them until the next window. */
   private settle(): void {
     for (const [pid, binary] of this.pending) {
-      let sems: Semaphore[];
+      let p: ProcessSemaphores;
       try {
-        sems = semaphoresIn(pid, binary, this.probes);
+        let shares = this.shares.get(fileKey(binary));
+        if (!shares) this.shares.set(fileKey(binary), (shares = sharesOf(binary, this.probes)));
+        const sems = semaphoresIn(pid, binary, shares);
+        if (sems.length === 0) continue;
+        p = new ProcessSemaphores(pid, sems);
       } catch {
         this.pending.delete(pid); // gone
         continue;
       }
-      if (sems.length === 0 || !raised(pid, sems)) continue;
+      if (!p.ready()) {
+        p.close();
+        continue;
+      }
       this.pending.delete(pid);
-      const p = new ProcessSemaphores(pid, sems);
       p.set(this.open);
       this.procs.set(pid, p);
     }
@@ -172,24 +200,6 @@ export class UsdtWindows {
     for (const p of this.procs.values()) p.restore();
     this.procs.clear();
     this.pending.clear();
-  }
-}
-
-/** Has the kernel put rbtrace's share in every semaphore yet (its uprobes installed in the process)? */
-function raised(pid: number, sems: Semaphore[]): boolean {
-  let fd: number;
-  try {
-    fd = openSync(`/proc/${pid}/mem`, 'r');
-  } catch {
-    return false;
-  }
-  try {
-    const b = Buffer.alloc(2);
-    return sems.every((s) => readSync(fd, b, 0, 2, s.addr) === 2 && b.readUInt16LE(0) >= s.ours);
-  } catch {
-    return false;
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -17,7 +17,8 @@ export interface ViewMode {
   windows?: boolean;
 }
 
-const share = (r: CallRow, all: CallRow[]): number => sharePct(r.count, all.reduce((a, x) => a + x.count, 0));
+/** All calls seen (every row, not only those shown): what SHARE is a percent of. */
+const totalCount = (all: CallRow[]): number => all.reduce((a, x) => a + x.count, 0);
 
 const usecs = (ns: number) => (ns / 1000).toFixed(3);
 
@@ -26,9 +27,10 @@ export function shownCalls(rows: CallRow[], mode: ViewMode): { shown: CallRow[];
 }
 
 export function callsText(shown: CallRow[], mode: ViewMode, all: CallRow[] = shown): string {
+  const total = totalCount(all);
   const headers = [...(mode.byProcess ? ['PID'] : []), 'METHOD', 'TYPE', 'CALLS', ...(mode.latency ? ['TIME (us)', 'AVG (us)'] : []), ...(mode.windows ? ['SHARE'] : [])];
   const body = shown.map((r) => [...(mode.byProcess ? [r.pid ?? 0] : []), r.method, r.kind === 'c' ? 'C' : 'Ruby', r.count,
-    ...(mode.latency ? [usecs(r.total_ns), r.timed ? usecs(r.total_ns / r.timed) : '-'] : []), ...(mode.windows ? [`${share(r, all).toFixed(1)} %`] : [])]);
+    ...(mode.latency ? [usecs(r.total_ns), r.timed ? usecs(r.total_ns / r.timed) : '-'] : []), ...(mode.windows ? [`${sharePct(r.count, total).toFixed(1)} %`] : [])]);
   let text = renderTable(headers, body, { align: [...(mode.byProcess ? ['right' as const] : []), 'left', 'left', 'right', 'right', 'right'] });
   if (mode.latency) {
     for (const r of shown) {
@@ -42,12 +44,13 @@ export function callsText(shown: CallRow[], mode: ViewMode, all: CallRow[] = sho
 
 export function callsRecord(when: { time: Date; intervalS: number }, shown: CallRow[], omitted: number, mode: ViewMode, notes: string[],
   all: CallRow[] = shown, windows?: object): object {
+  const total = totalCount(all);
   return {
     time: when.time.toISOString(), interval_s: when.intervalS,
     ...(windows ? { windows } : {}),
     methods: shown.map((r) => ({
       ...(r.pid !== undefined ? { pid: r.pid } : {}), method: r.method, kind: r.kind, count: r.count,
-      ...(mode.windows ? { share_pct: share(r, all) } : {}),
+      ...(mode.windows ? { share_pct: sharePct(r.count, total) } : {}),
       ...(mode.latency ? { timed: r.timed, total_ns: r.total_ns, hist: log2HistToJson(r.hist) } : {}),
     })),
     omitted,

@@ -16,10 +16,8 @@ export interface ViewMode {
   windows?: boolean;
 }
 
-/** Percent of all allocations seen (every row, not only those shown), one decimal. */
-function share(r: AllocRow, all: AllocRow[]): number {
-  return sharePct(r.count, all.reduce((a, x) => a + x.count, 0));
-}
+/** All allocations seen (every row, not only those shown): what SHARE is a percent of. */
+const totalCount = (all: AllocRow[]): number => all.reduce((a, x) => a + x.count, 0);
 
 export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[]; omitted: number } {
   const sorted = [...rows].sort((a, b) => b.count - a.count || (b.length ?? 0) - (a.length ?? 0)
@@ -30,11 +28,12 @@ export function shownAllocs(rows: AllocRow[], top: number): { shown: AllocRow[];
 
 export function allocsText(shown: AllocRow[], mode: ViewMode, all: AllocRow[] = shown): string {
   const n = mode.sample;
+  const total = totalCount(all);
   const est = n > 1 ? ' (est.)' : '';
   const headers = [...(mode.byProcess ? ['PID'] : []), 'CLASS', 'PROBE', ...(mode.bySite ? ['SITE'] : []), `COUNT${est}`, `LENGTH${est}`, ...(mode.windows ? ['SHARE'] : [])];
   // renderTable escapes cells: class names and paths come from the traced program.
   const body = shown.map((r) => [...(mode.byProcess ? [r.pid ?? 0] : []), r.class, r.probe, ...(mode.bySite ? [r.site ?? '?'] : []),
-    r.count * n, r.length !== undefined ? r.length * n : '-', ...(mode.windows ? [`${share(r, all).toFixed(1)} %`] : [])]);
+    r.count * n, r.length !== undefined ? r.length * n : '-', ...(mode.windows ? [`${sharePct(r.count, total).toFixed(1)} %`] : [])]);
   const align = [...(mode.byProcess ? ['right' as const] : []), 'left' as const, 'left' as const, ...(mode.bySite ? ['left' as const] : []),
     'right' as const, 'right' as const, ...(mode.windows ? ['right' as const] : [])];
   return renderTable(headers, body, { align });
@@ -42,13 +41,14 @@ export function allocsText(shown: AllocRow[], mode: ViewMode, all: AllocRow[] = 
 
 export function allocsRecord(when: { time: Date; intervalS: number }, shown: AllocRow[], omitted: number, mode: ViewMode, notes: string[],
   all: AllocRow[] = shown, windows?: object): object {
+  const total = totalCount(all);
   return {
     time: when.time.toISOString(), interval_s: when.intervalS,
     ...(mode.sample > 1 ? { sample: mode.sample } : {}),
     ...(windows ? { windows } : {}),
     allocations: shown.map((r) => ({
       ...r,
-      ...(mode.windows ? { share_pct: share(r, all) } : {}),
+      ...(mode.windows ? { share_pct: sharePct(r.count, total) } : {}),
       ...(mode.sample > 1 ? { estimated_count: r.count * mode.sample, ...(r.length !== undefined ? { estimated_length: r.length * mode.sample } : {}) } : {}),
     })),
     omitted,
