@@ -174,21 +174,40 @@ export function loadForTarget<S extends AnySkeleton>(spec: LoadSpec<S>, target: 
   return loaded;
 }
 
-/** Tell the user (stderr, and a JSON record) when the BPF side dropped events. */
+/**
+ * Tell the user (stderr, and a JSON record) when events went missing: the
+ * BPF side found a ring buffer or tracking map full, or the kernel skipped
+ * runs of a program because another BPF program, or a map syscall, held that
+ * CPU (classic tracepoints and kprobes share one such guard per CPU).
+ */
 function watchLosses(ctx: ToolContext, obj: BpfObject): void {
-  let lostMap;
+  let lostMap: ReturnType<BpfObject['map']> | undefined;
   try {
     lostMap = obj.map(LOST_MAP);
   } catch {
-    return; // an object without rbtrace.bpf.h
+    lostMap = undefined; // an object without rbtrace.bpf.h
   }
-  let reported = 0;
+  const loadedPrograms = obj.programs().filter((p) => p.fd >= 0);
+  let reportedLost = 0;
+  let reportedMissed = 0;
   const check = () => {
-    const lost = lostEvents(lostMap);
-    if (lost > reported) {
-      ctx.log.warn(`lost ${plural(lost - reported, 'event')} (a ring buffer or a tracking map was full; the total so far is ${lost})`);
+    const lost = lostMap ? lostEvents(lostMap) : 0;
+    if (lost > reportedLost) {
+      ctx.log.warn(`lost ${plural(lost - reportedLost, 'event')} (a ring buffer or a tracking map was full; the total so far is ${lost})`);
       if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), lost_events: lost });
-      reported = lost;
+      reportedLost = lost;
+    }
+    const byProgram: Record<string, number> = {};
+    for (const p of loadedPrograms) {
+      const n = p.recursionMisses;
+      if (n) byProgram[p.name] = n;
+    }
+    const missed = Object.values(byProgram).reduce((a, b) => a + b, 0);
+    if (missed > reportedMissed) {
+      const names = Object.keys(byProgram).join(', ');
+      ctx.log.warn(`the kernel skipped ${plural(missed - reportedMissed, 'run')} of ${names} (another BPF program, or a read of a BPF map, held that CPU when the event fired): figures may be short by as many events; the total so far is ${missed}`);
+      if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), missed_runs: missed, programs: byProgram });
+      reportedMissed = missed;
     }
   };
   const timer = setInterval(check, 1000);

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { OWN_NETNS_C } from './own-netns.js';
 import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
 
-const FULLQ = buildC(String.raw`
+export const FULLQ = buildC(String.raw`
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,6 +52,12 @@ int main(void) {
 
 interface Ev { type: string; state: string; segs: number; lport: number; rport: number; netns: number }
 
+/** The total of the last `missed_runs` record (--json): runs the kernel skipped. */
+export function missedRuns(stdout: string): number {
+  const records = stdout.split('\n').filter((l) => l.startsWith('{"time"') && l.includes('"missed_runs"'));
+  return records.length ? (JSON.parse(records[records.length - 1]) as { missed_runs: number }).missed_runs : 0;
+}
+
 export async function fullQueueRetransCheck(o: { path: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; extra?: string[] }): Promise<Finished> {
   const r = startRbtrace(['tcpretrans', '--json', '-v', '--attach', o.path, ...(o.extra ?? [])], { env: o.env });
   await r.ready(o.timeoutMs ?? 20000);
@@ -68,6 +74,15 @@ export async function fullQueueRetransCheck(o: { path: string; env?: NodeJS.Proc
   const evs = f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Ev).filter((e) => e.netns === netns);
   assert.ok(evs.some((e) => e.type === 'retrans' && e.state === 'SYN_SENT' && e.rport === port), `SYNs retransmitted:\n${f.stdout}`);
   assert.ok(evs.every((e) => e.lport === port || e.rport === port), f.stdout);
-  assert.equal(evs.reduce((n, e) => n + e.segs, 0), retransSegs, `segments in the namespace: tcpretrans vs its RetransSegs\n${out}\n${f.stdout}`);
+  // Runs the kernel skipped (another BPF program or a map syscall held the
+  // CPU when the retransmit timer fired: rare, and counted since 6.7) are
+  // what the tool reports missing; they are system-wide, so the namespace's
+  // shortfall is at most that many. Each skipped run here is one SYN or
+  // SYN-ACK: one segment.
+  const missed = missedRuns(f.stdout);
+  const seen = evs.reduce((n, e) => n + e.segs, 0);
+  const detail = `tcpretrans ${seen} + ${missed} skipped runs, RetransSegs ${retransSegs}\n${out}\n${f.stdout}\n${f.stderr}`;
+  if (missed === 0) assert.equal(seen, retransSegs, `segments in the namespace: tcpretrans vs its RetransSegs\n${detail}`);
+  else assert.ok(seen <= retransSegs && retransSegs - seen <= missed, `segments in the namespace: short by more than the runs the tool says the kernel skipped\n${detail}`);
   return f;
 }

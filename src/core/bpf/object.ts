@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../package.js';
-import { libbpf, lastErrno, memoryView, objectOpenOpts, setLibbpfPrint, uprobeOpts, usdtOpts, withIterMapOpts, LIBBPF_DEBUG, type Pointer } from '../ffi/libbpf.js';
+import { libbpf, lastErrno, memoryView, objectOpenOpts, programRecursionMisses, setLibbpfPrint, uprobeOpts, usdtOpts, withIterMapOpts, LIBBPF_DEBUG, type Pointer } from '../ffi/libbpf.js';
 import { minimizedBtf } from './btf.js';
 import { bpfArchDir } from './arch.js';
 import { RbtraceError, errnoText } from '../errors.js';
@@ -116,6 +116,11 @@ export class BpfProgram {
   }
   get fd(): number {
     return libbpf.programFd(this.ptr);
+  }
+  /** Runs the kernel skipped (see programRecursionMisses); undefined if not loaded or not counted. */
+  get recursionMisses(): number | undefined {
+    const fd = this.fd;
+    return fd >= 0 ? programRecursionMisses(fd) : undefined;
   }
 
   /** Attach as the SEC() name says (tracepoint/, raw_tp/, tp_btf/, fentry/, ksyscall/, iter/, ...). */

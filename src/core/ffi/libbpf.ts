@@ -133,6 +133,8 @@ export const libbpf = {
   linkFd: bind<(link: Pointer) => number>('int bpf_link__fd(const bpf_link *link)'),
   linkDestroy: bind<(link: Pointer) => number>('int bpf_link__destroy(bpf_link *link)'),
   iterCreate: bind<(linkFd: number) => number>('int bpf_iter_create(int link_fd)'),
+  objGetInfoByFd: bind<(fd: number, info: Buffer, len: number[]) => number>(
+    'int bpf_obj_get_info_by_fd(int bpf_fd, void *info, _Inout_ uint32_t *info_len)'),
 
   // maps
   mapFd: bind<(map: Pointer) => number>('int bpf_map__fd(const bpf_map *map)'),
@@ -177,6 +179,26 @@ export const libbpf = {
 };
 
 /** errno left by the last FFI call. */
+/**
+ * struct bpf_prog_info (uapi/linux/bpf.h) as far as rbtrace reads it:
+ * recursion_misses, the runs the kernel skipped because a BPF program (or a
+ * map syscall) already held the CPU. test/unit/prog-info.test.ts checks both
+ * figures against the header.
+ */
+export const BPF_PROG_INFO = { size: 232, recursionMisses: 208 } as const;
+
+/**
+ * Runs of a loaded program the kernel skipped, or undefined where it does not
+ * say: before 5.12 the field is absent; before 6.7 classic tracepoints and
+ * kprobes skip without counting.
+ */
+export function programRecursionMisses(progFd: number): number | undefined {
+  const info = Buffer.alloc(BPF_PROG_INFO.size);
+  const len = [info.length];
+  if (libbpf.objGetInfoByFd(progFd, info, len) !== 0 || len[0] < BPF_PROG_INFO.recursionMisses + 8) return undefined;
+  return Number(info.readBigUInt64LE(BPF_PROG_INFO.recursionMisses));
+}
+
 export function lastErrno(): number {
   return koffi.errno();
 }
