@@ -187,7 +187,6 @@ function watchLosses(ctx: ToolContext, obj: BpfObject): void {
   } catch {
     lostMap = undefined; // an object without rbtrace.bpf.h
   }
-  const loadedPrograms = obj.programs().filter((p) => p.fd >= 0);
   let reportedLost = 0;
   let reportedMissed = 0;
   const check = () => {
@@ -197,11 +196,7 @@ function watchLosses(ctx: ToolContext, obj: BpfObject): void {
       if (ctx.opts.json) ctx.out.record({ time: new Date().toISOString(), lost_events: lost });
       reportedLost = lost;
     }
-    const byProgram: Record<string, number> = {};
-    for (const p of loadedPrograms) {
-      const n = p.recursionMisses;
-      if (n) byProgram[p.name] = n;
-    }
+    const byProgram = obj.skippedRuns();
     const missed = Object.values(byProgram).reduce((a, b) => a + b, 0);
     if (missed > reportedMissed) {
       const names = Object.keys(byProgram).join(', ');

@@ -23,6 +23,7 @@ import { SOURCES, SOURCE_NAMES, exporterScope, type Source, type SourceName } fr
 import { SourceSupervisor } from './exporter/supervisor.js';
 import { loadForTarget } from '../core/tool.js';
 import { Target } from '../core/target.js';
+import type { BpfObject } from '../core/bpf/object.js';
 import { resolveCgroupDir, type CgroupDir } from '../core/linux/cgroup.js';
 
 export interface ExporterOptions {
@@ -39,6 +40,8 @@ export interface ExporterOptions {
 export const DEFAULT_LISTEN = '127.0.0.1:9435';
 const DEFAULT_TOOLS: SourceName[] = ['syscount', 'synqueue', 'execsnoop', 'gcstat'];
 /** Parallel scrapes within this many ms share one reading of the maps. */
+/** Each running source's skipped runs, summed over the objects it loaded (set where the exporter starts it). */
+const skippedRunsOf = new WeakMap<Source, () => number>();
 const COALESCE_MS = 200;
 /** A reading at least this often even without scrapes (drained maps must not fill). */
 const BACKGROUND_MS = 30_000;
@@ -104,6 +107,11 @@ export class Gatherer {
       {
         name: 'rbtrace_exporter_lost_events', type: 'counter', help: 'Events the BPF side could not pass on (ring buffer full), per tool.',
         samples: sources.map((s) => ({ labels: { tool: s.tool }, value: s.lost() })),
+      },
+      {
+        name: 'rbtrace_exporter_skipped_runs', type: 'counter',
+        help: 'Runs of a tool\'s BPF programs the kernel skipped, its CPU already in BPF (another program, or a map syscall): its figures may be short by as many events. Counted since Linux 6.7 for tracepoints and kprobes.',
+        samples: sources.map((s) => ({ labels: { tool: s.tool }, value: skippedRunsOf.get(s)?.() ?? 0 })),
       },
       {
         name: 'rbtrace_exporter_collect_errors', type: 'counter', help: 'Readings of a tool\'s maps that failed (its figures were left out of that scrape), per tool.',
@@ -203,10 +211,17 @@ Metrics: man rbtrace-exporter. Deployment (systemd, Kubernetes, Grafana): ${join
     const supervisor = new SourceSupervisor(tools,
       (name) => {
         const log = (line: string) => ctx.log.verbose(`${name}: ${line}`);
-        return SOURCES[name as SourceName]({
+        const objects: BpfObject[] = [];
+        const source = SOURCES[name as SourceName]({
           log, scope, maxSeries: opts.maxSeries,
-          load: (spec, how) => loadForTarget(spec, how?.unscoped ? Target.all() : scope, { log }),
+          load: (spec, how) => {
+            const loaded = loadForTarget(spec, how?.unscoped ? Target.all() : scope, { log });
+            objects.push(loaded.obj);
+            return loaded;
+          },
         });
+        skippedRunsOf.set(source, () => objects.reduce((n, o) => n + Object.values(o.skippedRuns()).reduce((a, b) => a + b, 0), 0));
+        return source;
       },
       ctx.log);
     const gatherer = new Gatherer(() => supervisor.up(), opts.maxSeries, () => [...supervisor.families(), {

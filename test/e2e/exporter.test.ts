@@ -57,6 +57,8 @@ test('503 from /healthz and /metrics until every probe is attached, then 200 wit
   const s = await take();
   const tools = s.filter((x) => x.name === 'rbtrace_exporter_tool_info').map((x) => x.labels.tool).sort();
   assert.deepEqual(tools, ['execsnoop', 'gcstat', 'synqueue', 'syscount']);
+  // Every tool has its count of runs the kernel skipped (0 on a quiet machine).
+  assert.deepEqual(s.filter((x) => x.name === 'rbtrace_exporter_skipped_runs_total').map((x) => x.labels.tool).sort(), tools);
   const text = await get(`${exp.url}/metrics`);
   assert.equal(text.type, 'text/plain; version=0.0.4; charset=utf-8');
   const om = await get(`${exp.url}/metrics`, 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5');

@@ -304,6 +304,20 @@ export class BpfObject<S extends AnySkeleton = AnySkeleton> {
     this.loaded = true;
   }
 
+  /**
+   * Runs the kernel skipped, by loaded program (only those with some): their
+   * CPU was already in BPF. Empty once closed, or where the kernel does not count.
+   */
+  skippedRuns(): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (!this.ptr) return out;
+    for (const p of this.programs()) {
+      const n = p.recursionMisses;
+      if (n) out[p.name] = n;
+    }
+    return out;
+  }
+
   own(link: BpfLink): BpfLink {
     this.links.push(link);
     return link;
