@@ -11,7 +11,7 @@
 import { Option, type Command } from 'commander';
 import { defineTool } from '../../core/tool.js';
 import { probePaths } from '../../core/bpf/paths.js';
-import { UsageError } from '../../core/errors.js';
+import { RbtraceError, UsageError } from '../../core/errors.js';
 import { checkOutputPath, writeOutputFile } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
 import { onlineCpus } from '../../core/bpf/perf.js';
@@ -27,7 +27,7 @@ import type { ToolContext } from '../../core/tool.js';
 import type { Symbolizer } from '../../core/stacks/index.js';
 import { PROFILE } from '../common/figures.js';
 import { FLAME_GRAPH, flameGraphSvg } from '../../core/stacks/flamegraph.js';
-import { requireDwarfArch, unwindOption, type UnwindMode } from '../../core/unwind/option.js';
+import { autoUnwind, requireDwarfArch, unwindOption, type UnwindMode } from '../../core/unwind/option.js';
 
 export interface ProfileOptions {
   frequency: number;
@@ -37,7 +37,7 @@ export interface ProfileOptions {
   svg?: string;
   userOnly?: boolean;
   kernelOnly?: boolean;
-  unwind: UnwindMode;
+  unwind: UnwindMode | 'auto';
 }
 
 const parseHz = integerParser('-F', { min: 1, max: 10000, what: 'a sampling frequency in Hz', example: '99' });
@@ -54,8 +54,8 @@ export default defineTool<ProfileOptions>({
   rbtrace profile --svg cpu.svg -- make -j2     a flame graph of a build (open cpu.svg in a browser)
   rbtrace profile -F 99 --folded -d 5 > out.folded    folded stacks: flamegraph.pl, speedscope, inferno
   rbtrace profile -d 5                          every process on every CPU
-  rbtrace profile --unwind dwarf --svg ruby.svg -- ruby app.rb
-                                                Ruby methods (file:line) over native code without frame pointers`,
+  rbtrace profile --svg ruby.svg -- ruby app.rb  Ruby methods (file:line) over native code without frame pointers
+                                                (a ruby target gets --unwind dwarf; give it for one run through a wrapper)`,
   options(cmd: Command) {
     cmd
       .addOption(new Option('-F, --frequency <hz>', 'samples a second, per CPU').argParser(parseHz).default(DEFAULT_HZ))
@@ -65,7 +65,7 @@ export default defineTool<ProfileOptions>({
       .addOption(new Option('--svg <file>', 'also write an interactive SVG flame graph to FILE (an existing FILE must be an SVG)').argParser((t) => checkOutputPath(t, FLAME_GRAPH)))
       .option('-U, --user-only', 'user stacks only (bcc profile -U)')
       .option('-K, --kernel-only', 'kernel stacks only (bcc profile -K)')
-      .addOption(unwindOption('Ruby frames'));
+      .addOption(unwindOption('Ruby frames', { auto: true }));
   },
   kernels: { best: '5.10 perf_event' },
   figures: PROFILE,
@@ -84,7 +84,7 @@ export default defineTool<ProfileOptions>({
     if (opts.functions && opts.folded) throw new UsageError('--functions and --folded cannot be used together', 'pick one output');
     if (opts.unwind === 'dwarf' && opts.kernelOnly) throw new UsageError('--unwind dwarf walks user stacks: --kernel-only takes none', 'drop --unwind dwarf for kernel stacks only');
     const hz = opts.frequency;
-    const collector = opts.unwind === 'dwarf' ? startDwarf(ctx, hz, Boolean(opts.userOnly)) : startFramePointers(ctx, hz, opts);
+    const collector = startCollector(ctx, hz, opts);
     const started = Date.now();
     const cpus = onlineCpus().length;
     const what = ctx.target.pid ? `pid ${ctx.target.pid}${readComm(ctx.target.pid) ? ` (${readComm(ctx.target.pid)})` : ''}`
@@ -129,6 +129,25 @@ function startFramePointers(ctx: ToolContext, hz: number, opts: ProfileOptions):
   const collector = new ProfileCollector(obj, Boolean(opts.kernelOnly));
   ctx.ringBuffer(obj, 'new_pids', (rec) => collector.onNewPid(rec));
   return collector;
+}
+
+/**
+ * The unwinder asked for; for auto, the one the target wants (autoUnwind).
+ * Auto's dwarf refused by the kernel costs the Ruby frames, not the run.
+ */
+function startCollector(ctx: ToolContext, hz: number, opts: ProfileOptions): Collector {
+  if (opts.unwind === 'dwarf') return startDwarf(ctx, hz, Boolean(opts.userOnly));
+  if (opts.unwind === 'fp' || opts.kernelOnly) return startFramePointers(ctx, hz, opts);
+  const auto = autoUnwind(ctx.target);
+  ctx.log.verbose(`unwind: ${auto.mode} (auto: ${auto.why})`);
+  if (auto.mode === 'fp') return startFramePointers(ctx, hz, opts);
+  try {
+    return startDwarf(ctx, hz, Boolean(opts.userOnly));
+  } catch (err) {
+    if (!(err instanceof RbtraceError)) throw err;
+    ctx.log.warn(`the dwarf unwinder cannot run here (${err.message}): frame pointers instead, without Ruby frames (--unwind fp chooses them up front)`);
+    return startFramePointers(ctx, hz, opts);
+  }
 }
 
 /** --unwind dwarf: rbstack.bpf.c; a kernel that refuses it is said in one line (paths.ts), as for any tool. */
