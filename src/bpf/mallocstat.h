@@ -50,13 +50,14 @@ struct ms_live_key {
 struct ms_live {
 	__u64 size;
 	__u64 ts_ns;   /* bpf_ktime_get_ns() at the allocation's return (CLOCK_MONOTONIC) */
-	__s32 stackid; /* user stack at the return (innermost: the caller), -1 if lost,
+	__s32 stackid; /* user stack at the return (innermost: the caller), RBTRACE_STACK_LOST if lost,
 			* MS_STACK_COPIED: sent as a copy (ms_alloc_copy), user space has it by (pid, addr) */
 	__u32 pad;
 };
 
-/* --leaks --unwind dwarf: a live block's stack was sent in an ms_alloc_copy record. */
-#define MS_STACK_COPIED (-2)
+/* --leaks --unwind dwarf: a live block's stack was sent in an ms_alloc_copy
+ * record. Apart from rbtrace_stacks.bpf.h's NONE (-1) and LOST (-2). */
+#define MS_STACK_COPIED (-3)
 #define MS_COPIES_RING (8 * 1024 * 1024)
 
 /* ms_copies records (--leaks --unwind dwarf): at an allocation's return, the

@@ -123,7 +123,7 @@ static __always_inline void send_stack(void *ctx, __u32 tgid, __s32 stackid)
 }
 
 /* --leaks --unwind dwarf: the block and a copy of the caller's stack; its
- * stack id: MS_STACK_COPIED, or -1 (lost) when the ring buffer is full. */
+ * stack id: MS_STACK_COPIED, or RBTRACE_STACK_LOST when the ring buffer is full. */
 static __always_inline __s32 send_copy(struct pt_regs *regs, __u32 tgid, __u64 addr)
 {
 	struct ms_alloc_copy *c = bpf_ringbuf_reserve(&ms_copies, sizeof(*c), 0);
@@ -134,7 +134,7 @@ static __always_inline __s32 send_copy(struct pt_regs *regs, __u32 tgid, __u64 a
 		__u64 *errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
 		if (errors)
 			*errors += 1; /* said as stacks not kept, like a full stack map */
-		return -1;
+		return RBTRACE_STACK_LOST;
 	}
 	c->pid = tgid;
 	c->addr = addr;

@@ -140,8 +140,8 @@ static __always_inline int on_switch(void *ctx, struct task_struct *prev, struct
 		if (state == 0) /* preempted, still runnable: not blocked */
 			goto next;
 		/* prev is current: its stacks are the ones it blocked in. */
-		st.user_stack = kernel_only ? -1 : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
-		st.kernel_stack = user_only ? -1 : rbtrace_stack_id(ctx, 0);
+		st.user_stack = kernel_only ? RBTRACE_STACK_NONE : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
+		st.kernel_stack = user_only ? RBTRACE_STACK_NONE : rbtrace_stack_id(ctx, 0);
 		bpf_map_update_elem(&starts, &tid, &st, BPF_ANY);
 		note_pid(prev, tgid);
 	}

@@ -16,7 +16,7 @@ enum offcpu_state {
 struct offcpu_key {
 	__u32 tgid;
 	__u32 state;        /* enum offcpu_state */
-	__s32 user_stack;   /* rbtrace_stacks id, -1: none */
+	__s32 user_stack;   /* rbtrace_stacks id, or RBTRACE_STACK_NONE/LOST */
 	__s32 kernel_stack;
 	char comm[16];
 };

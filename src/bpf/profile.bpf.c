@@ -53,8 +53,8 @@ int profile_sample(struct bpf_perf_event_data *ctx)
 	if (!rbtrace_wanted(tgid))
 		return 0;
 	key.tgid = tgid;
-	key.user_stack = stacks == PROFILE_KERNEL_ONLY ? -1 : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
-	key.kernel_stack = stacks == PROFILE_USER_ONLY ? -1 : rbtrace_stack_id(ctx, 0);
+	key.user_stack = stacks == PROFILE_KERNEL_ONLY ? RBTRACE_STACK_NONE : rbtrace_stack_id(ctx, BPF_F_USER_STACK);
+	key.kernel_stack = stacks == PROFILE_USER_ONLY ? RBTRACE_STACK_NONE : rbtrace_stack_id(ctx, 0);
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 
 	n = bpf_map_lookup_elem(&counts, &key);

@@ -13,8 +13,8 @@ enum profile_stacks {
 
 struct profile_key {
 	__u32 tgid;
-	__s32 user_stack;   /* rbtrace_stacks id, -1: none */
-	__s32 kernel_stack; /* rbtrace_stacks id, -1: none */
+	__s32 user_stack;   /* rbtrace_stacks id, or RBTRACE_STACK_NONE/LOST */
+	__s32 kernel_stack; /* rbtrace_stacks id, or RBTRACE_STACK_NONE/LOST */
 	char comm[16];      /* of the thread sampled */
 };
 

@@ -177,7 +177,7 @@ static __always_inline void record_stack(void *ctx, __u32 func, __u64 delta, boo
 
 	rbtrace_stack_ids(ctx, &key.ustack, kernel ? &key.kstack : NULL);
 	if (!kernel)
-		key.kstack = -1;
+		key.kstack = RBTRACE_STACK_NONE;
 	v = bpf_map_lookup_elem(&stack_lat, &key);
 	if (!v) {
 		bpf_map_update_elem(&stack_lat, &key, &zero, BPF_NOEXIST);

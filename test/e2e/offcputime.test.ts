@@ -17,8 +17,8 @@ const PYTHON = '/usr/bin/python3';
 
 interface Stack { comm: string; state?: string; pids: number[]; total_ns: number; count: number; frames: { name: string; kernel: boolean }[] }
 
-function sleepStack(stacks: Stack[]): Stack | undefined {
-  return stacks.find((s) => s.comm === 'python3' && s.frames.some((f) => f.kernel && f.name === 'do_nanosleep'));
+function sleepStacks(stacks: Stack[]): Stack[] {
+  return stacks.filter((s) => s.comm === 'python3' && s.frames.some((f) => f.kernel && f.name === 'do_nanosleep'));
 }
 
 for (const path of ['tp_btf', 'raw_tp']) {
@@ -28,23 +28,35 @@ for (const path of ['tp_btf', 'raw_tp']) {
     // stdout is python's alone (its wall time); the record is on stderr, -- CMD owning stdout.
     assert.match(f.stdout, /^\d+\n$/);
     const wall = Number(f.stdout);
-    const rec = JSON.parse(f.stderr.split('\n').find((l) => l.startsWith('{'))!) as { stacks: Stack[]; unpaired: number };
-    const s = sleepStack(rec.stacks);
-    assert.ok(s, JSON.stringify(rec.stacks.map((x) => [x.comm, x.frames.map((fr) => fr.name)])));
+    const rec = JSON.parse(f.stderr.split('\n').find((l) => l.startsWith('{'))!) as { stacks: Stack[]; unpaired: number; stack_errors: number };
+    const sleeps = sleepStacks(rec.stacks);
+    assert.ok(sleeps.length, JSON.stringify(rec.stacks.map((x) => [x.comm, x.frames.map((fr) => fr.name)])));
+    // Each sleep's user side is libc's clock_nanosleep, or, where the kernel
+    // gave no user callchain (once in a CI run on 6.18: bpf_get_stackid's
+    // -EFAULT for a task with user memory), marked lost and counted in
+    // stack_errors, which the tool warns of. Never a bare kernel stack.
+    const lostUser = sleeps.filter((s) => s.frames.some((fr) => fr.name === '[lost user stack]'));
+    for (const s of sleeps) {
+      assert.ok(s.frames.some((fr) => !fr.kernel && fr.name === 'clock_nanosleep') || lostUser.includes(s), JSON.stringify(s.frames));
+    }
+    const lostCaptures = lostUser.reduce((n, s) => n + s.count, 0);
+    assert.ok(lostCaptures <= rec.stack_errors, `${lostCaptures} sleeps without a user stack, ${rec.stack_errors} stack errors reported`);
+    if (lostUser.length) assert.match(f.stderr, /stacks? not captured/);
+    const count = sleeps.reduce((n, s) => n + s.count, 0);
+    const total = sleeps.reduce((n, s) => n + s.total_ns, 0);
     // Every block is counted, except one whose switch-in the kernel did not
     // report (about 1 run in 8 under load on 6.18: bpftrace's own
     // sched_switch program misses the same switch-in). The program sees the
     // task switched out again with its start still kept and counts it in
     // `unpaired`: each missing sleep is one of those (an unpaired block may
     // also be another of the process's, hence <=). Never one too many.
-    const lost = 20 - s.count;
-    assert.ok(lost >= 0 && lost <= rec.unpaired, `${s.count} blocks, ${rec.unpaired} unpaired`);
-    assert.ok(s.frames.some((fr) => !fr.kernel && fr.name === 'clock_nanosleep'), JSON.stringify(s.frames));
+    const lost = 20 - count;
+    assert.ok(lost >= 0 && lost <= rec.unpaired, `${count} blocks, ${rec.unpaired} unpaired`);
     // Each sleep blocks at least its 50 ms (the hrtimer is armed before the
     // switch, so at most a few us less); the loop's wall time also holds
     // python's own work between sleeps: well under 1 ms each here.
-    assert.ok(s.total_ns >= s.count * 50e6 - 1e6, `${s.total_ns} ns`);
-    assert.ok(s.total_ns <= wall && s.total_ns >= wall - 20e6 - lost * 60e6, `${s.total_ns} ns blocked vs ${wall} ns wall`);
+    assert.ok(total >= count * 50e6 - 1e6, `${total} ns`);
+    assert.ok(total <= wall && total >= wall - 20e6 - lost * 60e6, `${total} ns blocked vs ${wall} ns wall`);
     assert.deepEqual(await settledLeftovers(OUR_PROGRAMS), []);
   });
 }

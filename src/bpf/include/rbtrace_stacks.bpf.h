@@ -45,22 +45,39 @@ struct {
 	__type(value, __u64);
 } rbtrace_stack_errors SEC(".maps");
 
-/* An id, or -1 when there is none (a kernel thread has no user stack: not
- * an error) or it could not be stored (counted). */
+/* What rbtrace_stack_id returns instead of an id. User space
+ * (src/core/stacks/stackmap.ts) reads them by these names. */
+#define RBTRACE_STACK_NONE (-1) /* none to take: not asked for, or a task without user memory */
+#define RBTRACE_STACK_LOST (-2) /* the capture failed: counted in rbtrace_stack_errors */
+
+/* -EFAULT is the kernel's "no frames": expected for the kernel side of a
+ * sample taken in user mode, and for the user side of a task without user
+ * memory (a kernel thread, even one borrowing a process's mm, or a task
+ * past exit_mm). A task with user memory
+ * always has at least its user ip, so for it -EFAULT is a loss like the
+ * others (the kernel made no callchain). */
+static __always_inline bool rbtrace_has_user_memory(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, mm) != NULL && !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */);
+}
+
+/* An id, RBTRACE_STACK_NONE or RBTRACE_STACK_LOST. */
 static __always_inline __s32 rbtrace_stack_id(void *ctx, __u64 flags)
 {
 	long id = bpf_get_stackid(ctx, &rbtrace_stacks, flags);
+	__u64 *errors;
+	__u32 zero = 0;
 
-	if (id < 0) {
-		if (id != -14) { /* -EFAULT: no user stack (a kernel thread) */
-			__u32 zero = 0;
-			__u64 *errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
-			if (errors)
-				*errors += 1;
-		}
-		return -1;
-	}
-	return id;
+	if (id >= 0)
+		return id;
+	if (id == -14 /* -EFAULT */ && (!(flags & BPF_F_USER_STACK) || !rbtrace_has_user_memory()))
+		return RBTRACE_STACK_NONE;
+	errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
+	if (errors)
+		*errors += 1;
+	return RBTRACE_STACK_LOST;
 }
 
 /* Both stacks of the current task: `ctx` is the program's context (a

@@ -3,9 +3,33 @@
 import type { BpfMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 import { readPerCpuCounter } from '../bpf/maps.js';
+import type { Frame } from './symbolizer.js';
 
 export const STACK_MAP = 'rbtrace_stacks';
 export const STACK_ERRORS_MAP = 'rbtrace_stack_errors';
+
+/** rbtrace_stacks.bpf.h's RBTRACE_STACK_NONE and _LOST, the ids that are not
+ * ids (test/unit/stack-ids.test.ts reads them from the header). */
+export const STACK_NONE = -1;
+export const STACK_LOST = -2;
+
+/** The warning for `n` failed captures, the same in every tool. */
+export function stackErrorsNote(n: number): string {
+  return `${n} ${n === 1 ? 'stack' : 'stacks'} not captured (stack map full, a hash collision, or no callchain from the kernel): marked [lost user stack] or [lost stack]`;
+}
+
+/**
+ * The marker frame, outermost, for a stack whose sides the kernel did not
+ * both give: "[lost user stack]" when the user side's capture failed (the
+ * kernel side, if any, is still shown), "[lost stack]" when neither side
+ * came, or `noSides` when that is expected (a kernel-only profile's sample
+ * in user mode).
+ */
+export function missingStackFrame(userId: number, kernelId: number, noSides = '[lost stack]'): Frame | undefined {
+  if (userId >= 0) return undefined;
+  if (kernelId < 0) return { name: userId === STACK_LOST ? '[lost stack]' : noSides, addr: 0n, kernel: false };
+  return userId === STACK_LOST ? { name: '[lost user stack]', addr: 0n, kernel: false } : undefined;
+}
 
 export class StackMap {
   private readonly cache = new Map<number, bigint[]>();

@@ -3,7 +3,7 @@
 // stacks that read the same (two addresses in one function) are merged.
 import type { BpfObject } from '../../core/bpf/object.js';
 import { readPerCpuCounter } from '../../core/bpf/maps.js';
-import { StackMap, foldedFrames, type Frame, type Symbolizer } from '../../core/stacks/index.js';
+import { StackMap, foldedFrames, missingStackFrame, type Frame, type Symbolizer } from '../../core/stacks/index.js';
 import { ENUMS, type SKELETON } from '../../generated/offcputime.js';
 
 export interface OffcpuStack {
@@ -38,7 +38,8 @@ export function readOffcpu(obj: BpfObject<typeof SKELETON>, sym: Symbolizer, per
     const st = sym.symbolize(k.tgid, stackMap.addresses(k.user_stack), stackMap.addresses(k.kernel_stack));
     // The stack is taken inside the tracepoint: its innermost kernel frames are rbtrace's own program.
     while (st.frames.length && st.frames[0].kernel && /^(bpf_prog_|bpf_trace_run|__bpf_trace_|__traceiter_)/.test(st.frames[0].name)) st.frames.shift();
-    if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: '[lost stack]', addr: 0n, kernel: false });
+    const missing = missingStackFrame(k.user_stack, k.kernel_stack);
+    if (missing) st.frames.push(missing);
     const state = perState ? STATES[k.state] ?? `state-${k.state}` : undefined;
     const folded = foldedFrames(k.comm, st);
     if (state) folded.splice(1, 0, `[${state}]`);

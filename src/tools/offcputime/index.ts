@@ -10,7 +10,7 @@ import { probePaths } from '../../core/bpf/paths.js';
 import { UsageError } from '../../core/errors.js';
 import { checkOutputPath, writeOutputFile } from '../../core/output/file.js';
 import { integerParser } from '../../core/parsers.js';
-import { Symbolizer } from '../../core/stacks/index.js';
+import { Symbolizer, stackErrorsNote } from '../../core/stacks/index.js';
 import { escapeForTerminal } from '../../core/output/format.js';
 import { FLAME_GRAPH, flameGraphSvg } from '../../core/stacks/flamegraph.js';
 import { OFFCPUTIME } from '../common/figures.js';
@@ -82,7 +82,7 @@ export default defineTool<OffcputimeOptions>({
       }
       if (ctx.out.json) ctx.out.record(record(r, seconds));
       else ctx.out.write(opts.folded ? foldedText(r) : tableText(r, opts.top, ctx.color));
-      if (r.stackErrors) ctx.log.warn(`${r.stackErrors} stacks not captured (stack map full or hash collisions)`);
+      if (r.stackErrors) ctx.log.warn(stackErrorsNote(r.stackErrors));
       if (r.dropped) ctx.log.warn(`${r.dropped} blocks not counted (more than the distinct stacks rbtrace keeps)`);
       if (r.unpaired) ctx.log.verbose(`${r.unpaired} blocks not counted: the kernel switched the task back in without a sched_switch event`);
       for (const [file, why] of sym.failures) ctx.log.verbose(escapeForTerminal(`no symbols from ${file}: ${why}`));

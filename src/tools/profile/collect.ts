@@ -3,7 +3,7 @@
 // symbolized, and the ones that read the same merged (two addresses in one
 // function are one frame).
 import type { BpfObject } from '../../core/bpf/object.js';
-import { StackMap, Symbolizer, foldedFrames, type Frame, type Stack } from '../../core/stacks/index.js';
+import { StackMap, Symbolizer, foldedFrames, missingStackFrame, type Frame, type Stack } from '../../core/stacks/index.js';
 import { profile_pid_event_layout, type SKELETON } from '../../generated/profile.js';
 
 export interface ProfiledStack {
@@ -46,7 +46,8 @@ export class ProfileCollector {
     const counted: CountedStack[] = [];
     for (const [k, v] of this.obj.typedMap('counts').entries()) {
       const st = this.sym.symbolize(k.tgid, stackMap.addresses(k.user_stack), stackMap.addresses(k.kernel_stack));
-      if (k.user_stack < 0 && k.kernel_stack < 0) st.frames.push({ name: this.kernelOnly ? '[user]' : '[lost stack]', addr: 0n, kernel: false });
+      const missing = missingStackFrame(k.user_stack, k.kernel_stack, this.kernelOnly ? '[user]' : '[lost stack]');
+      if (missing) st.frames.push(missing);
       counted.push({ ...st, comm: k.comm, pid: k.tgid, count: v.value });
     }
     const dropped = this.obj.typedMap('dropped').lookup({ value: 0 })?.value ?? 0;

@@ -3,7 +3,7 @@
 // end-of-run notes. No map access here.
 import { basename } from 'node:path';
 import { escapeForTerminal, plural } from '../../core/output/format.js';
-import { frameJson, frameLabel, type Frame } from '../../core/stacks/index.js';
+import { frameJson, frameLabel, stackErrorsNote, type Frame } from '../../core/stacks/index.js';
 import type { FoldedStack } from '../../core/stacks/flamegraph.js';
 import type { Profile } from './collect.js';
 
@@ -50,7 +50,7 @@ export function profileRecord(p: Profile, run: { time: Date; hz: number; cpus: n
 /** The warnings after a text report: what is missing from it, and why. */
 export function profileNotes(p: Profile, extra: { kernelHidden?: string | false; svg?: string }): string[] {
   const notes: string[] = [];
-  if (p.stackErrors) notes.push(`${plural(p.stackErrors, 'stack')} not captured (stack map full or hash collisions)`);
+  if (p.stackErrors) notes.push(stackErrorsNote(p.stackErrors));
   if (p.dropped) notes.push(`${plural(p.dropped, 'sample')} not counted (more than the distinct stacks rbtrace keeps)`);
   if (extra.kernelHidden) notes.push(`kernel frames unnamed: ${extra.kernelHidden}`);
   if (extra.svg !== undefined) notes.push(`flame graph written to ${extra.svg}`);
