@@ -5,7 +5,8 @@
 # bytes copied per sample, and the hot/cold shares each reports; and each
 # profiler's steady CPU (its process's utime+stime between 2 s after start and
 # 1 s before the end, so node's start-up is not counted; rbtrace's BPF time,
-# spent in the target's context, added) in % of one core.
+# spent in the target's context, added) in % of one core, next to rbtrace's
+# idle floor (the same window of a profile with no samples).
 # TARGET: c (gcc -O2 -fomit-frame-pointer, a 90/10 split) or ruby (Ruby frames
 # walked too: a loop over Array#each, Integer#times and allocations).
 # Usage: bench/profile-unwind.sh [HZ] [SECONDS] [c|ruby]   (root; run from the repo)
@@ -78,6 +79,17 @@ wait $rbpid
 # The same run with frame pointers: start-up and symbolization without the unwinding.
 /usr/bin/time -f '%U %S' -o "$tmp/fp.time" node bin/rbtrace profile --unwind fp -F "$HZ" --json -p "$target" -d "$SECS" > /dev/null 2>&1
 wait "$steadypid"
+# The floor, same window: rbtrace profiling a process that never runs (no
+# samples), so what is left is its event loop's own cost (ring-buffer polls,
+# loss checks).
+sleep $((SECS + 5)) &
+idle=$!
+node bin/rbtrace profile -F "$HZ" --json -p "$idle" -d "$SECS" > /dev/null 2>&1 &
+idlepid=$!
+sleep 0.2
+steady "$idlepid" > "$tmp/idle.steady"
+wait "$idlepid" || true
+kill "$idle" 2>/dev/null || true
 /usr/bin/time -f '%U %S' -o "$tmp/perf.time" perf record -q -F "$HZ" --call-graph dwarf -o "$tmp/perf.data" -p "$target" -- sleep "$SECS" 2>/dev/null &
 perfpid=$!
 sleep 0.2
@@ -101,6 +113,8 @@ console.log(`rbtrace --unwind dwarf: ${rec.samples} samples; ${v ? v[1] : ''}`);
 console.log(`rbtrace CPU (whole process, incl. start-up): ${(ru + rs).toFixed(2)} s over ${secs} s; --unwind fp: ${(fu + fs_).toFixed(2)} s; perf record: ${(pu + ps).toFixed(2)} s (perf report afterwards not counted)`);
 const [rbCpu, rbBpfUs] = fs.readFileSync(`${dir}/rb.steady`, 'utf8').trim().split(/\s+/).map(Number);
 const [perfCpu] = fs.readFileSync(`${dir}/perf.steady`, 'utf8').trim().split(/\s+/).map(Number);
+const [idleCpu] = fs.readFileSync(`${dir}/idle.steady`, 'utf8').trim().split(/\s+/).map(Number);
+console.log(`idle floor, % of one core: rbtrace profile -p of a sleeping process (no samples) ${idleCpu.toFixed(2)} %`);
 console.log(`steady CPU, % of one core: rbtrace ${rbCpu.toFixed(2)} % + BPF ${(rbBpfUs / 1e4).toFixed(2)} % = ${(rbCpu + rbBpfUs / 1e4).toFixed(2)} %; perf record ${perfCpu.toFixed(2)} % (its stack copies in the kernel not counted)`);
 if (target === 'c') console.log(`hot: rbtrace ${leaf('hot')}%, perf ${share('hot')}%; cold: rbtrace ${leaf('cold')}%, perf ${share('cold')}%`);
 JS
