@@ -129,13 +129,8 @@ static __always_inline __s32 send_copy(struct pt_regs *regs, __u32 tgid, __u64 a
 	struct ms_alloc_copy *c = bpf_ringbuf_reserve(&ms_copies, sizeof(*c), 0);
 	bool fault;
 
-	if (!c) {
-		__u32 zero = 0;
-		__u64 *errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
-		if (errors)
-			*errors += 1; /* said as stacks not kept, like a full stack map */
-		return RBTRACE_STACK_LOST;
-	}
+	if (!c)
+		return rbtrace_stack_lost(); /* said as stacks not kept, like a full stack map */
 	c->pid = tgid;
 	c->addr = addr;
 	c->ip = PT_REGS_IP(regs);

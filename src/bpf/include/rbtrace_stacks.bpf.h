@@ -63,21 +63,27 @@ static __always_inline bool rbtrace_has_user_memory(void)
 	return BPF_CORE_READ(task, mm) != NULL && !(BPF_CORE_READ(task, flags) & 0x00200000 /* PF_KTHREAD */);
 }
 
+/* A stack not kept (any capture that ends in RBTRACE_STACK_LOST): counted. */
+static __always_inline __s32 rbtrace_stack_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
+
+	if (errors)
+		*errors += 1;
+	return RBTRACE_STACK_LOST;
+}
+
 /* An id, RBTRACE_STACK_NONE or RBTRACE_STACK_LOST. */
 static __always_inline __s32 rbtrace_stack_id(void *ctx, __u64 flags)
 {
 	long id = bpf_get_stackid(ctx, &rbtrace_stacks, flags);
-	__u64 *errors;
-	__u32 zero = 0;
 
 	if (id >= 0)
 		return id;
 	if (id == -14 /* -EFAULT */ && (!(flags & BPF_F_USER_STACK) || !rbtrace_has_user_memory()))
 		return RBTRACE_STACK_NONE;
-	errors = bpf_map_lookup_elem(&rbtrace_stack_errors, &zero);
-	if (errors)
-		*errors += 1;
-	return RBTRACE_STACK_LOST;
+	return rbtrace_stack_lost();
 }
 
 /* Both stacks of the current task: `ctx` is the program's context (a

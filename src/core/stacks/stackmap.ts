@@ -4,6 +4,7 @@ import type { BpfMap } from '../bpf/maps.js';
 import type { BpfObject } from '../bpf/object.js';
 import { readPerCpuCounter } from '../bpf/maps.js';
 import type { Frame } from './symbolizer.js';
+import { plural } from '../output/format.js';
 
 export const STACK_MAP = 'rbtrace_stacks';
 export const STACK_ERRORS_MAP = 'rbtrace_stack_errors';
@@ -15,7 +16,7 @@ export const STACK_LOST = -2;
 
 /** The warning for `n` failed captures, the same in every tool. */
 export function stackErrorsNote(n: number): string {
-  return `${n} ${n === 1 ? 'stack' : 'stacks'} not captured (stack map full, a hash collision, or no callchain from the kernel): marked [lost user stack] or [lost stack]`;
+  return `${plural(n, 'stack')} not captured (stack map full, a hash collision, or no callchain from the kernel): marked [lost user stack] or [lost stack]`;
 }
 
 /**
