@@ -1,26 +1,27 @@
-// Ring buffer consumption without blocking Node's event loop.
-//
-// ring_buffer__consume only reads the producer position from shared memory
-// (no syscall when there is nothing new), so a short timer is cheap and keeps
-// the loop free: no thread, no blocking epoll_wait. Records are handed to the
-// callback as DataViews over the ring's memory, valid only during the call:
-// decode or copy them there.
+// Ring buffer consumption without blocking Node's event loop: the process's
+// one poll (ring-poller.ts) waits on a worker thread for any ring to hold
+// records; ring_buffer__consume then runs on the main thread. Records are
+// handed to the callback as DataViews over the ring's memory, valid only
+// during the call: decode or copy them there.
 import { libbpf, lastErrno, registerSampleCallback, unregisterCallback, type Pointer } from '../ffi/libbpf.js';
 import { RbtraceError, errnoText } from '../errors.js';
 import type { BpfMap } from './maps.js';
 import { readPerCpuCounter } from './maps.js';
+import { ringPoller } from './ring-poller.js';
 
 export type RecordHandler = (record: DataView) => void;
 
 export class RingBuffer {
   private rb: Pointer | null;
   private readonly callback: object;
-  private timer?: NodeJS.Timeout;
+  private started = false;
   private handlerError?: unknown;
   /** Records delivered so far. */
   received = 0;
-  /** How often the session polls it, ms (a tool whose records come at a known rate may poll less often). */
+  /** While records keep coming, read them at most this often, ms (a tool whose records come at a known rate may batch more). */
   pollMs = 10;
+  /** The ring buffer map's fd, which poll(2) finds readable while records wait. */
+  readonly fd: number;
 
   constructor(map: BpfMap, handler: RecordHandler) {
     this.callback = registerSampleCallback((data) => {
@@ -34,6 +35,7 @@ export class RingBuffer {
       }
       return 0;
     });
+    this.fd = map.fd;
     this.rb = libbpf.ringBufferNew(map.fd, this.callback, null, null);
     if (!this.rb) {
       const errno = lastErrno();
@@ -55,21 +57,23 @@ export class RingBuffer {
     return Math.max(0, n);
   }
 
-  /** Poll every `intervalMs` from the event loop. */
-  start(intervalMs = 10, onError?: (err: unknown) => void): void {
-    this.timer ??= setInterval(() => {
-      try {
-        this.consume();
-      } catch (err) {
-        if (onError) onError(err);
-        else throw err;
-      }
-    }, intervalMs);
+  /**
+   * Read records as they come, in batches at most every `batchMs` while they
+   * keep coming. Without `onError`, a handler's exception is thrown from a
+   * fresh tick (an uncaught exception, as from a timer).
+   */
+  start(batchMs = 10, onError?: (err: unknown) => void): void {
+    if (this.started || !this.rb) return;
+    this.started = true;
+    ringPoller.add(this, batchMs, onError ?? ((err) => setImmediate(() => {
+      throw err;
+    })));
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (!this.started) return;
+    this.started = false;
+    ringPoller.remove(this);
   }
 
   close(): void {
