@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a tool costs while nothing happens, and while events stream: the
-# steady CPU (utime+stime of its process from 4 s after start, over WINDOW
+# steady CPU (utime+stime of its process from WARM s after start, over WINDOW
 # seconds, so node's start-up is not counted) of this build, of a baseline
 # build (--baseline OTHER/bin/rbtrace, e.g. the previous stop's) and of a bare
 # idle node, all in the same window, in % of one core.
@@ -8,15 +8,18 @@
 #            execsnoop, opensnoop -p of a sleeping process
 #   busy:    profile --unwind dwarf -F 49 of a busy ruby; execsnoop under
 #            ~200 execs a second (the stream is read in batches, not per record)
-# Usage: bench/idle.sh [--baseline OTHER/bin/rbtrace] [--window SECONDS]   (root; from the repo)
+# --warm: seconds before the window opens (default 4; 20 leaves V8's
+# optimizing compiler out, which is most of a 49 Hz profile's first 20 s).
+# Usage: bench/idle.sh [--baseline OTHER/bin/rbtrace] [--warm SECONDS] [--window SECONDS]   (root; from the repo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE= WINDOW=12
+BASE= WINDOW=12 WARM=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --baseline) BASE=$2; shift 2 ;;
     --window) WINDOW=$2; shift 2 ;;
-    *) echo "idle.sh: unknown option $1 (usage: bench/idle.sh [--baseline OTHER/bin/rbtrace] [--window SECONDS])" >&2; exit 2 ;;
+    --warm) WARM=$2; shift 2 ;;
+    *) echo "idle.sh: unknown option $1 (usage: bench/idle.sh [--baseline OTHER/bin/rbtrace] [--warm SECONDS] [--window SECONDS])" >&2; exit 2 ;;
   esac
 done
 tmp=$(mktemp -d)
@@ -33,12 +36,12 @@ measure() {
   [ -z "$BASE" ] || { runs+=("$BASE"); names+=("baseline"); }
   local started=() cpu=()
   for bin in "${runs[@]}"; do
-    node "$bin" "$@" -d $((WINDOW + 6)) > /dev/null 2>&1 &
+    node "$bin" "$@" -d $((WARM + WINDOW + 2)) > /dev/null 2>&1 &
     started+=($!)
   done
   node -e 'setInterval(() => {}, 1 << 30)' & started+=($!)
   names+=("bare node")
-  sleep 4
+  sleep "$WARM"
   for p in "${started[@]}"; do a[$p]=$(ticks "$p"); done
   sleep "$WINDOW"
   for p in "${started[@]}"; do b=$(ticks "$p"); cpu+=("$(echo "scale=2; ($b - ${a[$p]}) * 100 / $hz / $WINDOW" | bc)"); done
@@ -50,7 +53,7 @@ measure() {
 }
 
 sleep 100000 & sleeper=$!; pids+=($sleeper)
-echo "steady CPU, % of one core, over ${WINDOW} s (start-up excluded)"
+echo "steady CPU, % of one core, over ${WINDOW} s from ${WARM} s after start"
 measure "idle: profile -F 49 -p SLEEPING" -- profile -F 49 -p "$sleeper"
 measure "idle: profile --unwind dwarf -F 49 -p SLEEPING" -- profile --unwind dwarf -F 49 -p "$sleeper"
 measure "idle: opensnoop -p SLEEPING" -- opensnoop -p "$sleeper"
