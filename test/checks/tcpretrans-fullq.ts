@@ -10,7 +10,7 @@
 // events' segments in that namespace must equal it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { OWN_NETNS_C } from './own-netns.js';
+import { OWN_NETNS_C, ownNetnsReport } from './own-netns.js';
 import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
 
 export const FULLQ = buildC(String.raw`
@@ -41,12 +41,7 @@ int main(void) {
     if (connect(c, (void *)&a, sizeof a) && errno != EINPROGRESS) { perror("connect"); return 1; }
   }
   usleep(2500000);
-  struct stat st;
-  stat("/proc/self/ns/net", &st);
-  printf("netns %lu\nport %d\n", (unsigned long)st.st_ino, ntohs(a.sin_port));
-  FILE *f = fopen("/proc/self/net/snmp", "r");
-  char line[1024];
-  while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "Tcp:", 4)) fputs(line, stdout);
+  own_netns_report(ntohs(a.sin_port), "/proc/self/net/snmp", "Tcp:");
   return 0;
 }`, 'fullq');
 
@@ -67,10 +62,8 @@ export async function fullQueueRetransCheck(o: { path: string; env?: NodeJS.Proc
   r.signal('SIGINT');
   const f = await r.finished;
   assert.equal(f.code, 0, f.stderr);
-  const netns = Number(/^netns (\d+)/m.exec(out)![1]);
-  const port = Number(/^port (\d+)/m.exec(out)![1]);
-  const [keys, values] = out.split('\n').filter((l) => l.startsWith('Tcp:')).map((l) => l.trim().split(/\s+/));
-  const retransSegs = Number(values[keys.indexOf('RetransSegs')]);
+  const { netns, port, counter } = ownNetnsReport(out, 'Tcp:');
+  const retransSegs = counter('RetransSegs');
   const evs = f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Ev).filter((e) => e.netns === netns);
   assert.ok(evs.some((e) => e.type === 'retrans' && e.state === 'SYN_SENT' && e.rport === port), `SYNs retransmitted:\n${f.stdout}`);
   assert.ok(evs.every((e) => e.lport === port || e.rport === port), f.stdout);

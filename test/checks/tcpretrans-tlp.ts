@@ -11,7 +11,7 @@
 // tlp events in that namespace must equal it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { OWN_NETNS_C } from './own-netns.js';
+import { OWN_NETNS_C, ownNetnsReport } from './own-netns.js';
 import { buildC, sleep, startRbtrace, type Finished } from '../helpers.js';
 
 const TLPGEN = buildC(String.raw`
@@ -55,12 +55,7 @@ int main(int argc, char **argv) {
   close(c);
   close(s);
   usleep(200000);
-  struct stat st;
-  stat("/proc/self/ns/net", &st);
-  printf("netns %lu\nport %d\n", (unsigned long)st.st_ino, ntohs(a.sin_port));
-  FILE *f = fopen("/proc/self/net/netstat", "r");
-  char line[8192];
-  while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "TcpExt:", 7)) fputs(line, stdout);
+  own_netns_report(ntohs(a.sin_port), "/proc/self/net/netstat", "TcpExt:");
   return 0;
 }`, 'tlpgen');
 
@@ -76,10 +71,8 @@ export async function tailLossProbeCheck(o: { env?: NodeJS.ProcessEnv; timeoutMs
   r.signal('SIGINT');
   const f = await r.finished;
   assert.equal(f.code, 0, f.stderr);
-  const netns = Number(/^netns (\d+)/m.exec(out)![1]);
-  const port = Number(/^port (\d+)/m.exec(out)![1]);
-  const [keys, values] = out.split('\n').filter((l) => l.startsWith('TcpExt:')).map((l) => l.trim().split(/\s+/));
-  const probes = Number(values[keys.indexOf('TCPLossProbes')]);
+  const { netns, port, counter } = ownNetnsReport(out, 'TcpExt:');
+  const probes = counter('TCPLossProbes');
   assert.ok(probes >= rounds, `the kernel sent a tail-loss probe each round: ${probes}\n${out}`);
   const evs = f.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Ev).filter((e) => e.netns === netns);
   assert.ok(evs.every((e) => e.lport === port || e.rport === port), f.stdout);
