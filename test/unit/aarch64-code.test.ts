@@ -3,8 +3,12 @@
 // in the comments).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { adrp, branch, ldr } from '../../src/core/elf/aarch64.js';
-import { decodeGcCountAarch64 } from '../../src/core/elf/ruby-vm.js';
+import { ElfFile } from '../../src/core/elf/elf.js';
+import { decodeGcCountAarch64, findRubyVm } from '../../src/core/elf/ruby-vm.js';
+import { openFile } from '../../src/core/linux/procfiles.js';
+import { findGlobalSymbols } from '../../src/core/unwind/ruby-names.js';
 
 const code = (...w: number[]): Buffer => {
   const b = Buffer.alloc(w.length * 4);
@@ -28,3 +32,20 @@ test('rb_gc_count of the arm64 libruby 3.1.2: objspace at 1128, count at 440 (th
   assert.deepEqual(decodeGcCountAarch64(code(0xd00015a0, 0xf9460000, 0xf9423400, 0xf940dc00, 0xd65f03c0), 0xc96e0), { vmPtrAddr: 0x37f000 + 3072, vmObjspace: 1128, count: 440 });
   assert.equal(decodeGcCountAarch64(code(0xd503201f, 0xd65f03c0), 0), undefined);
 });
+
+// The whole files, each decoded by its own e_machine (symbol table: the
+// address of last_id; the VM: rb_gc_count's offsets). x86-64's numbers are
+// the ones its layout had before (ruby.ts).
+const LIBS: [string, number, number][] = [
+  ['test/vm/cache/arm64-root/usr/lib/aarch64-linux-gnu/libruby-3.1.so.3.1.2', 0x380180, 1128],
+  ['/usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2', 0x3af1c0, 1104],
+];
+for (const [lib, symbols, objspace] of LIBS) {
+  test(`${lib}: the symbol table at 0x${symbols.toString(16)}, rb_vm_t.objspace at ${objspace}`, { skip: existsSync(lib) ? false : `${lib} absent` }, () => {
+    const file = openFile(lib);
+    const elf = ElfFile.open(file);
+    const readAt = (o: number, n: number) => file.readAt(o, n);
+    assert.equal(findGlobalSymbols(elf, elf.symbols(), readAt), symbols);
+    assert.equal(findRubyVm(elf, readAt)?.vmObjspace, objspace);
+  });
+}

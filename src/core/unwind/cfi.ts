@@ -30,7 +30,7 @@ export interface CfiRow {
   ra: number;
   /** A signal frame ('S'): the return address is the interrupted pc itself, not a call's. */
   signal: boolean;
-  /** aarch64: the return address is signed here (pointer authentication, DW_CFA_AARCH64_negate_ra_state). */
+  /** aarch64: the return address is signed here (pointer authentication; kept by remember/restore_state, as libgcc does). */
   raSigned: boolean;
 }
 
@@ -348,10 +348,7 @@ export class CfiTable {
         case 0x14: { const r = c.uleb(); row.regs.set(r, { kind: 'val_offset', offset: c.uleb() * cie.dataAlign }); break; }
         case 0x15: { const r = c.uleb(); row.regs.set(r, { kind: 'val_offset', offset: c.sleb() * cie.dataAlign }); break; }
         case 0x16: { const r = c.uleb(); row.regs.set(r, { kind: 'val_expression', expr: block() }); break; }
-        // DW_CFA_AARCH64_negate_ra_state (the code that is DW_CFA_GNU_window_save on
-        // SPARC, never met in x86-64 CFI): after paciasp / before autiasp, the
-        // return address (x30, and its stored copy) carries a PAC; restored
-        // with remember/restore_state as libgcc keeps it (a register column).
+        // AARCH64_negate_ra_state (SPARC's GNU_window_save, never in x86-64 CFI): x30 signed from here.
         case 0x2d: row.raSigned = !row.raSigned; break;
         case 0x2e: c.uleb(); break; // GNU_args_size
         case 0x2f: { const r = c.uleb(); row.regs.set(r, { kind: 'offset', offset: -c.uleb() * cie.dataAlign }); break; }

@@ -110,22 +110,12 @@ const RUBY_3_3: RubyLayout = {
   },
 };
 
-/**
- * 3.1 on aarch64 (Debian 12's arm64 3.1.2): glibc's pthread_mutex_t is 48
- * bytes there, 40 on x86-64, and rb_ractor_t has two before
- * threads.running_ec (sync.lock and threads.gvl.lock); the other offsets
- * read (ec, rb_thread_t up to thread_id, control frames, iseqs, strings,
- * method entries) have none before them. rb_vm_t.objspace comes from
- * rb_gc_count's code (1128 there, 1104 on x86-64: three mutexes).
- */
+// 3.1 on aarch64: pthread_mutex_t is 48 bytes there (40 on x86-64), two
+// before rb_ractor_t.threads.running_ec (sync.lock, gvl.lock); none before
+// the other offsets. rb_vm_t.objspace: rb_gc_count's code says (1128).
 const RUBY_3_1_ARM64: RubyLayout = { ...RUBY_3_1, ractor_running_ec: RUBY_3_1.ractor_running_ec + 2 * 8 };
 
-/**
- * Layouts by "major.minor", per architecture. 3.3 on arm64 is not there:
- * its offsets were read back on x86-64 only, and the structs walked hold
- * mutexes whose size differs; no arm64 3.3 was at hand to read them back,
- * so it is named once and shows its native frames.
- */
+/** Layouts by "major.minor", per architecture (3.3 on arm64: not read back there, so none). */
 export const RUBY_LAYOUTS: Record<string, RubyLayout> = process.arch === 'arm64' ? { '3.1': RUBY_3_1_ARM64 } : { '3.1': RUBY_3_1, '3.3': RUBY_3_3 };
 
 export interface RubyProcess {
