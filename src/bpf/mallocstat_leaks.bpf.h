@@ -136,6 +136,7 @@ static __always_inline __s32 send_copy(struct pt_regs *regs, __u32 tgid, __u64 a
 	c->ip = PT_REGS_IP(regs);
 	c->sp = PT_REGS_SP(regs);
 	c->bp = PT_REGS_FP(regs);
+	c->lr = rbtrace_user_lr(regs);
 	c->stack_len = rbtrace_copy_user_stack(c->stack, c->sp, &fault);
 	bpf_ringbuf_submit(c, 0);
 	return MS_STACK_COPIED;

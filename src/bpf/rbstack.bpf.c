@@ -43,6 +43,25 @@ static __always_inline __u64 thread_pointer(struct task_struct *task)
 #endif
 }
 
+/* Is `pthread` (a pthread_t, glibc's struct pthread *) the thread whose
+ * thread pointer is `tp`? x86-64 glibc (TLS variant II): the thread pointer
+ * is the struct pthread itself. aarch64 glibc (variant I): the thread pointer
+ * is the TCB right after the struct pthread (THREAD_SELF is
+ * `(struct pthread *)__builtin_thread_pointer() - 1`), so tp - pthread is
+ * sizeof(struct pthread), a glibc build constant: checked as a window of
+ * 4 KiB rather than one size per glibc (Debian 12's 2.36 is inside it: the
+ * arm64 VM check names Ruby frames). Two threads' descriptors are never that
+ * close (each sits at the top of its own stack mapping, the main thread's
+ * in ld.so's static TLS block). */
+static __always_inline bool same_thread(__u64 pthread, __u64 tp)
+{
+#if defined(__TARGET_ARCH_arm64)
+	return pthread && pthread < tp && tp - pthread <= 4096;
+#else
+	return pthread == tp;
+#endif
+}
+
 /* Ruby's T_IMEMO of type imemo_ment (a method entry)? (flags & T_MASK) == T_IMEMO, imemo type in bits 12-15. */
 static __always_inline int imemo_type(__u64 v)
 {
@@ -111,6 +130,7 @@ static __always_inline void user_regs(struct rbstack_sample *s, struct task_stru
 	s->ip = PT_REGS_IP_CORE(regs);
 	s->sp = PT_REGS_SP_CORE(regs);
 	s->bp = PT_REGS_FP_CORE(regs);
+	s->lr = rbtrace_user_lr(regs);
 }
 
 /* The main ractor: through ruby_single_main_ractor where libruby exports it,
@@ -148,7 +168,7 @@ static __always_inline void ruby_frames(struct rbstack_sample *s, struct rbstack
 		return;
 	if (bpf_probe_read_user(&tid, 8, (void *)(thread + rb->thread_id)))
 		return;
-	if (tid != thread_pointer(task)) {
+	if (!same_thread(tid, thread_pointer(task))) {
 		s->flags |= RBSTACK_F_RUBY_OTHER;
 		return;
 	}

@@ -64,6 +64,7 @@ struct rbstack_sample {
 	__u64 ip;           /* user registers at the sample (the task's saved user regs) */
 	__u64 sp;
 	__u64 bp;
+	__u64 lr;        /* arm64: x30, the link register (rbtrace_user_lr); 0 on x86-64 */
 	__u32 stack_len;    /* bytes of stack[] valid */
 	__u32 ruby_frames;  /* entries of ruby[] valid */
 	char comm[16];

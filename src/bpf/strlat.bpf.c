@@ -211,6 +211,7 @@ static __always_inline void send_copy(struct pt_regs *regs, __u32 func, __u64 de
 	c->ip = PT_REGS_IP(regs);
 	c->sp = PT_REGS_SP(regs);
 	c->bp = PT_REGS_FP(regs);
+	c->lr = rbtrace_user_lr(regs);
 	c->pad = 0;
 	c->stack_len = rbtrace_copy_user_stack(c->stack, c->sp, &fault);
 	bpf_ringbuf_submit(c, 0);

@@ -62,6 +62,7 @@ struct strlat_call {
 	__u64 ip;        /* user registers at the return: ip is the return address */
 	__u64 sp;
 	__u64 bp;
+	__u64 lr;        /* arm64: x30, the link register (rbtrace_user_lr); 0 on x86-64 */
 	__u32 stack_len; /* bytes of stack[] valid */
 	__u32 pad;
 	__u8 stack[RBTRACE_USTACK_BYTES + RBTRACE_USTACK_PAGE];

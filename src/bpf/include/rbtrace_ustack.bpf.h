@@ -27,6 +27,20 @@ static __always_inline struct pt_regs *rbtrace_task_user_regs(struct task_struct
 				  bpf_core_type_size(struct pt_regs));
 }
 
+/* The return-address register at the sample: arm64's link register x30
+ * (a leaf function, or any function before its prologue has stored x30,
+ * has its return address there only); 0 on x86-64, where a call pushes the
+ * return address on the stack. A CO-RE read: `regs` may be a uprobe's ctx,
+ * a BTF pointer (bpf_task_pt_regs) or a computed address (before 5.15). */
+static __always_inline __u64 rbtrace_user_lr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_arm64)
+	return PT_REGS_RET_CORE(regs); /* regs[30] (bpf_tracing.h's __PT_RET_REG) */
+#else
+	return 0;
+#endif
+}
+
 /* Copy the user stack from `sp` up into `stack` (a record's
  * stack[RBTRACE_USTACK_BYTES + RBTRACE_USTACK_PAGE]): a page at a time, up to
  * the first page that cannot be read (the end of the stack), at most

@@ -97,7 +97,11 @@ export class Symbolizer {
     const old = this.procs.get(pid);
     // Unreadable maps of a live process (read during its execve, measured with `-- CMD`) are
     // tried again later: only a process gone from /proc keeps its last snapshot for good.
-    const info: ProcessInfo = regions
+    // Empty maps are a zombie's (exited, not yet reaped; a live process always has mappings):
+    // as unreadable, or the snapshot its queued samples are still walked and named with would
+    // be lost (seen on arm64 under TCG: a ruby's last 210 samples, read from the ring buffer
+    // after its exit, all `[unknown]`).
+    const info: ProcessInfo = regions?.length
       ? { regions, readAt: Date.now(), alive: true }
       : { regions: old?.regions ?? [], readAt: Date.now(), alive: existsSync(`/proc/${pid}`) };
     this.procs.set(pid, info);

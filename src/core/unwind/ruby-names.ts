@@ -5,7 +5,9 @@
 //
 // Debian's libruby exports neither `ruby_global_symbols` nor a .symtab, so
 // the table's address is taken from rb_id2str's own code: it reads the
-// table's `last_id` with a RIP-relative `cmp %edi, disp(%rip)` (x86-64).
+// table's `last_id` with a RIP-relative `cmp %edi, disp(%rip)` (x86-64), or
+// an `adrp` + `ldr w` pair (aarch64).
+import { adrp, branch, elfMachine, EM_AARCH64, EM_X86_64, ldr, RET, words } from '../elf/aarch64.js';
 import type { ElfFile, ElfSymbol } from '../elf/elf.js';
 import type { RubyMemory } from './ruby.js';
 
@@ -54,9 +56,10 @@ const ID_ENTRY_UNIT = 512; // symbol.c: IDs per entry array, two slots (string, 
 const MAX_IVARS = 256;
 
 /**
- * The global symbol table's link-time address, from rb_id2str's code: follow
- * a leading `jmp rel32` (rb_id2str tail-calls get_id_serial_entry), then the
- * first `cmp %edi, disp32(%rip)` (39 3d) reads last_id, the table's first field.
+ * The global symbol table's link-time address, from rb_id2str's code, which
+ * tail-calls get_id_serial_entry, whose first read of a global is last_id,
+ * the table's first field. Decoded per e_machine (x86-64 bytes occur by
+ * chance in aarch64 code, and the other way round).
  */
 export function findGlobalSymbols(elf: ElfFile, syms: ElfSymbol[], readAt: (off: number, len: number) => Buffer): number | undefined {
   const fn = syms.find((s) => s.name === 'rb_id2str' && s.shndx !== 0);
@@ -65,6 +68,10 @@ export function findGlobalSymbols(elf: ElfFile, syms: ElfSymbol[], readAt: (off:
     const off = elf.fileOffset(vaddr);
     return off === undefined ? undefined : readAt(off, 160);
   };
+  const machine = elfMachine(readAt);
+  if (machine === EM_AARCH64) return lastIdAarch64(fn.value, code);
+  if (machine !== EM_X86_64) return undefined;
+  // x86-64: a leading `jmp rel32`, then the first `cmp %edi, disp32(%rip)` (39 3d).
   let at = fn.value;
   let b = code(at);
   for (let i = 0; b && i < 32; i++) {
@@ -76,6 +83,26 @@ export function findGlobalSymbols(elf: ElfFile, syms: ElfSymbol[], readAt: (off:
   }
   for (let i = 0; b && i + 6 <= b.length; i++) {
     if (b[i] === 0x39 && b[i + 1] === 0x3d) return at + i + 6 + b.readInt32LE(i + 2);
+  }
+  return undefined;
+}
+
+/**
+ * aarch64 (Debian 12's 3.1.2): rb_id2str ends in `b get_id_serial_entry`,
+ * which loads last_id as `adrp xN, page; ...; ldr wM, [xN, #off]`, the first
+ * 32-bit load from an adrp base (the 64-bit ones before it are GOT loads:
+ * the stack guard).
+ */
+function lastIdAarch64(fn: number, code: (vaddr: number) => Buffer | undefined): number | undefined {
+  const tail = words(fn, code(fn)).slice(0, 8).map((x) => branch(x.pc, x.w)).find((t) => t !== undefined);
+  if (tail === undefined) return undefined;
+  const pages = new Map<number, number>();
+  for (const { pc, w } of words(tail, code(tail))) {
+    const a = adrp(pc, w);
+    const l = ldr(w, 4);
+    if (a) pages.set(a.rd, a.page);
+    else if (l && pages.has(l.rn)) return pages.get(l.rn)! + l.off;
+    else if (branch(pc, w) !== undefined || w === RET) break; // past the entry
   }
   return undefined;
 }

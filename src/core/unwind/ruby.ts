@@ -110,8 +110,13 @@ const RUBY_3_3: RubyLayout = {
   },
 };
 
-/** Layouts by "major.minor". */
-export const RUBY_LAYOUTS: Record<string, RubyLayout> = { '3.1': RUBY_3_1, '3.3': RUBY_3_3 };
+// 3.1 on aarch64: pthread_mutex_t is 48 bytes there (40 on x86-64), two
+// before rb_ractor_t.threads.running_ec (sync.lock, gvl.lock); none before
+// the other offsets. rb_vm_t.objspace: rb_gc_count's code says (1128).
+const RUBY_3_1_ARM64: RubyLayout = { ...RUBY_3_1, ractor_running_ec: RUBY_3_1.ractor_running_ec + 2 * 8 };
+
+/** Layouts by "major.minor", per architecture (3.3 on arm64: not read back there, so none). */
+export const RUBY_LAYOUTS: Record<string, RubyLayout> = process.arch === 'arm64' ? { '3.1': RUBY_3_1_ARM64 } : { '3.1': RUBY_3_1, '3.3': RUBY_3_3 };
 
 export interface RubyProcess {
   version: string;
@@ -173,7 +178,7 @@ export function findRuby(pid: number, regions: readonly Region[]): RubyProcess |
 /** Why a ruby's control frames cannot be found (no route to its main ractor), or undefined. */
 export function unreachableRuby(p: RubyProcess & { layout: RubyLayout }): string | undefined {
   if (p.mainRactorPtr || (p.vmPtr && p.layout.vm_main_ractor !== undefined)) return undefined;
-  return `ruby ${p.version} (${p.module}): neither ruby_single_main_ractor nor ruby_current_vm_ptr was found (rb_gc_count's code is not the x86_64 form rbtrace decodes), so only its native frames are shown`;
+  return `ruby ${p.version} (${p.module}): neither ruby_single_main_ractor nor ruby_current_vm_ptr was found (rb_gc_count's code is not a form rbtrace decodes), so only its native frames are shown`;
 }
 
 /** The rbstack_ruby map value for a process (the BPF walk's offsets). */
@@ -185,7 +190,8 @@ export function bpfRubyValue(p: RubyProcess & { layout: RubyLayout }): {
   const l = p.layout;
   const n = l.names;
   return {
-    vm_ptr: p.vmPtr, vm_objspace: n ? n.vm_objspace : 0, objspace_flags: n?.objspace_flags ?? 0, gc_running_bit: n?.gc_running_bit ?? 0,
+    // rb_gc_count's own offset where decoded (arm64's rb_vm_t is larger: its mutexes are)
+    vm_ptr: p.vmPtr, vm_objspace: n ? p.vmObjspace || n.vm_objspace : 0, objspace_flags: n?.objspace_flags ?? 0, gc_running_bit: n?.gc_running_bit ?? 0,
     main_ractor_ptr: p.mainRactorPtr, vm_main_ractor: p.mainRactorPtr ? 0 : l.vm_main_ractor ?? 0, ractor_running_ec: l.ractor_running_ec, ec_vm_stack: l.ec_vm_stack,
     ec_vm_stack_size: l.ec_vm_stack_size, ec_cfp: l.ec_cfp, ec_thread_ptr: l.ec_thread_ptr, thread_nt: l.thread_nt, thread_id: l.thread_id,
     cfp_size: l.cfp_size, cfp_pc: l.cfp_pc, cfp_iseq: l.cfp_iseq, cfp_ep: l.cfp_ep,

@@ -1,14 +1,12 @@
-// User-space unwinding of a sampled user stack (x86-64), as perf's
-// --call-graph dwarf does: the registers at the sample and a copy of the
-// stack from sp up, walked frame by frame with each module's .eh_frame CFI
-// (cfi.ts), and by frame pointers where a module has none.
+// User-space unwinding of a sampled user stack (x86-64 and aarch64: one
+// walk, the registers of arch.ts), as perf's --call-graph dwarf does: the
+// registers at the sample and a copy of the stack from sp up, walked frame
+// by frame with each module's .eh_frame CFI (cfi.ts), and by frame pointers
+// where a module has none.
 import { openMapping } from '../linux/procfiles.js';
 import type { Region } from '../stacks/maps.js';
+import { hostUnwindArch, X86_64, type UnwindArch } from './arch.js';
 import { CfiTable, evalExpression, type CfiRow } from './cfi.js';
-
-const RBP = 6;
-const RSP = 7;
-const RA = 16;
 
 /** Frames kept per stack (the kernel's perf_event_max_stack default). */
 export const MAX_FRAMES = 127;
@@ -16,7 +14,10 @@ export const MAX_FRAMES = 127;
 export interface StackCopy {
   ip: number;
   sp: number;
+  /** The frame pointer: rbp, x29. */
   bp: number;
+  /** aarch64: x30, the link register (PAC bits stripped: arch.ts returnAddress). */
+  lr?: number;
   /** The stack from sp up. */
   bytes: Uint8Array;
 }
@@ -44,7 +45,7 @@ export class Unwinder {
   private readonly modules = new Map<string, ModuleCfi | null>();
   readonly failures = new Map<string, string>();
 
-  constructor(private readonly regionOf: RegionOf) {}
+  constructor(private readonly regionOf: RegionOf, private readonly arch: UnwindArch = hostUnwindArch() ?? X86_64) {}
 
   private moduleOf(pid: number, r: Region): ModuleCfi | undefined {
     const key = `${r.major}:${r.minor}:${r.inode}`;
@@ -78,12 +79,16 @@ export class Unwinder {
   unwind(pid: number, s: StackCopy): Unwound {
     const dv = new DataView(s.bytes.buffer, s.bytes.byteOffset, s.bytes.byteLength);
     const top = s.sp + s.bytes.byteLength;
-    const load = (addr: number): number | undefined => {
+    const { sp: SP, fp: FP, pc: PC, lr: LR, raHighMask } = this.arch;
+    // hiMask: a return address's high word loses its PAC bits (aarch64) before
+    // it becomes a number (a signed one is above 2^53: its low bits would go).
+    const load = (addr: number, hiMask = 0xffff_ffff): number | undefined => {
       if (addr < s.sp || addr + 8 > top) return undefined;
       const at = addr - s.sp;
-      return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 0x1_0000_0000;
+      return dv.getUint32(at, true) + ((dv.getUint32(at + 4, true) & hiMask) >>> 0) * 0x1_0000_0000;
     };
-    const regs = new Map<number, number>([[RSP, s.sp], [RBP, s.bp]]);
+    const regs = new Map<number, number>([[SP, s.sp], [FP, s.bp]]);
+    if (LR !== undefined && s.lr !== undefined) regs.set(LR, s.lr);
     let pc = s.ip;
     const pcs: number[] = [pc];
     let byFramePointer = 0;
@@ -92,7 +97,7 @@ export class Unwinder {
       // A return address points after the call: look up the call itself.
       const { row, mapped } = this.rowFor(pid, pcs.length === 1 ? pc : pc - 1);
       if (!mapped) return { pcs, end: 'no mapping', byFramePointer };
-      const sp = regs.get(RSP)!;
+      const sp = regs.get(SP)!;
       let cfa: number | undefined;
       let ra: number | undefined;
       const next = new Map<number, number>();
@@ -100,11 +105,11 @@ export class Unwinder {
         const raRule = row.regs.get(row.ra);
         if (raRule?.kind === 'undefined') return { pcs, end: 'end', byFramePointer };
         cfa = row.cfa.kind === 'reg' ? add(regs.get(row.cfa.reg), row.cfa.offset)
-          : evalExpression(row.cfa.expr, (n) => (n === RA ? pc : regs.get(n)), load);
+          : evalExpression(row.cfa.expr, (n) => (n === PC ? pc : regs.get(n)), load);
         if (cfa === undefined) return { pcs, end: 'no rule', byFramePointer };
         for (const [reg, rule] of row.regs) {
           let v: number | undefined;
-          if (rule.kind === 'offset') v = load(cfa + rule.offset);
+          if (rule.kind === 'offset') v = load(cfa + rule.offset, reg === row.ra ? raHighMask : undefined);
           else if (rule.kind === 'val_offset') v = cfa + rule.offset;
           else if (rule.kind === 'register') v = regs.get(rule.reg);
           else if (rule.kind === 'same') v = regs.get(reg);
@@ -115,22 +120,31 @@ export class Unwinder {
           if (v !== undefined) next.set(reg, v);
         }
         ra = next.get(row.ra);
-        // rbp is callee-saved: unchanged unless the row says where it was stored.
-        if (!next.has(RBP) && regs.has(RBP)) next.set(RBP, regs.get(RBP)!);
+        // No rule for the link register (aarch64: a leaf, or before the
+        // prologue stored x30): the return address is still in it. Only
+        // the sampled frame has it (a caller's x30 was the call's own
+        // return address; it is known again only where a rule restores it).
+        if (ra === undefined && row.ra === LR && !row.regs.has(LR)) ra = regs.get(LR);
+        // The frame pointer is callee-saved: unchanged unless the row says where it was stored.
+        if (!next.has(FP) && regs.has(FP)) next.set(FP, regs.get(FP)!);
       } else {
-        // No CFI for this code: frame pointers (push %rbp; mov %rsp,%rbp).
-        const bp = regs.get(RBP);
+        // No CFI for this code: frame pointers. x86-64 (push %rbp; mov
+        // %rsp,%rbp) and aarch64 (stp x29, x30, [sp, #-N]!; mov x29, sp)
+        // alike: [fp] the caller's fp, [fp + 8] the return address. (On
+        // aarch64 a leaf without CFI that keeps its return address in x30
+        // loses its caller here, as the kernel's own fp walk does.)
+        const bp = regs.get(FP);
         if (bp === undefined || bp < sp) return { pcs, end: 'no rule', byFramePointer };
         cfa = bp + 16;
-        ra = load(bp + 8);
+        ra = load(bp + 8, raHighMask);
         const savedBp = load(bp);
-        if (savedBp !== undefined) next.set(RBP, savedBp);
+        if (savedBp !== undefined) next.set(FP, savedBp);
         byFramePointer++;
       }
       if (ra === undefined) return { pcs, end: 'stack copy', byFramePointer };
       if (ra === 0) return { pcs, end: 'end', byFramePointer };
       if (cfa <= sp && pcs.length > 1) return { pcs, end: 'loop', byFramePointer };
-      next.set(RSP, cfa);
+      next.set(SP, cfa);
       regs.clear();
       for (const [k, v] of next) regs.set(k, v);
       pc = ra;
