@@ -2,7 +2,7 @@
 // eventfds standing in for ring buffer maps: poll(2) finds both readable
 // while they hold something. What it promises: nothing runs while nothing
 // comes; a record after an idle stretch is read at once; a stream is read in
-// batches, not per record; a throwing ring does not stop the others; and once
+// batches, not per record, and the wait comes back once it stops; a throwing ring does not stop the others; and once
 // the last ring is gone nothing holds Node's event loop (else this file's
 // process would never end and the runner would time it out).
 import { test } from 'node:test';
@@ -16,11 +16,13 @@ class FakeRing implements PolledRing {
   readonly fd = eventFd();
   consumed: number[] = [];
   failWith?: Error;
+  /** Records = the eventfd's counter; only reads that found some are noted. */
   consume(): number {
-    eventFdDrain(this.fd);
+    const records = eventFdDrain(this.fd);
+    if (records === 0) return 0;
     this.consumed.push(performance.now());
     if (this.failWith) throw this.failWith;
-    return 1;
+    return records;
   }
   close(): void {
     closeSync(this.fd);
@@ -47,6 +49,14 @@ test('idle: never consumed; a record after 300 ms idle is read within 50 ms; a s
   await sleep(150);
   // 400 ms of records at one read per 100 ms: 4 or 5, plus the last batch.
   assert.ok(ring.consumed.length >= 3 && ring.consumed.length <= 6, `${ring.consumed.length} reads`);
+  // The stream has stopped: after the poller's 250 ms of reading by timer, the next record after a pause is read at once again.
+  await sleep(400);
+  ring.consumed = [];
+  const again = performance.now();
+  eventFdSignal(ring.fd);
+  await sleep(60);
+  assert.equal(ring.consumed.length, 1);
+  assert.ok(ring.consumed[0] - again < 50, `read ${(ring.consumed[0] - again).toFixed(1)} ms after it came`);
   ringPoller.remove(ring);
   ring.close();
 });

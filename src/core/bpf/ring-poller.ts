@@ -8,11 +8,16 @@
 // or not anything came: measured, 1-3 % of a core for a tool that saw
 // nothing (profile -p of a sleeping process, execsnoop on a quiet host).
 //
-// A wake that found records starts the next wait only after the rings'
-// pollMs, so a steady stream is still read in batches (one wake per pollMs at
-// most, as the timers did), not one wake per record. An eventfd in the set
-// ends a wait at once when a ring is added or removed; a wait in flight keeps
-// Node alive, so the last ring's removal must end it.
+// A wake that found records switches to a timer: every pollMs all rings are
+// read on the main thread (ring_buffer__consume makes no syscall when a ring
+// is empty), and only after STREAM_IDLE_MS without a record does the wait
+// come back. A round trip through the worker costs about twice a timer tick
+// (measured: 96 us of CPU against 50), so records that come every few tens
+// of ms are cheaper read by the timer than woken for one by one (measured on
+// the exporter under load: 1.39 % of a core when each batch went back to the
+// wait, 1.27 % when the first empty read did, 1.18 % for a timer per ring).
+// An eventfd in the set ends a wait at once when a ring is added or removed;
+// a wait in flight keeps Node alive, so the last ring's removal must end it.
 import { eventFd, eventFdDrain, eventFdSignal, pollAsync } from '../ffi/libc.js';
 
 export interface PolledRing {
@@ -31,6 +36,8 @@ const POLLIN = 1;
 const POLLFD_BYTES = 8;
 /** After a failed poll (not expected: EINTR at most), the wait starts again this much later, not in a spin. */
 const RETRY_MS = 10;
+/** Reading by timer goes on until no ring has had a record for this long. */
+const STREAM_IDLE_MS = 250;
 
 class RingPoller {
   private readonly rings = new Map<PolledRing, Entry>();
@@ -39,6 +46,7 @@ class RingPoller {
   private next?: NodeJS.Timeout;
   private fds = Buffer.alloc(0);
   private polled: PolledRing[] = [];
+  private lastRecordAt = 0;
 
   add(ring: PolledRing, pollMs: number, onError: (err: unknown) => void): void {
     if (this.wakeFd < 0) {
@@ -79,28 +87,46 @@ class RingPoller {
 
   private woken(result: number): void {
     this.waiting = false;
-    if (result < 0) return this.after(RETRY_MS);
+    if (result < 0) return this.later(RETRY_MS, () => this.wait());
     if (this.fds.readInt16LE(6) !== 0) eventFdDrain(this.wakeFd);
-    let batchMs = Infinity;
-    this.polled.forEach((ring, i) => {
-      const entry = this.rings.get(ring);
-      if (!entry || this.fds.readInt16LE((i + 1) * POLLFD_BYTES + 6) === 0) return;
-      batchMs = Math.min(batchMs, entry.pollMs);
-      try {
-        ring.consume();
-      } catch (err) {
-        entry.onError(err);
-      }
-    });
-    this.after(batchMs === Infinity ? 0 : batchMs);
+    const readable = this.polled.filter((_, i) => this.fds.readInt16LE((i + 1) * POLLFD_BYTES + 6) !== 0);
+    if (this.read(readable) > 0) this.later(this.batchMs(), () => this.tick());
+    else this.wait();
   }
 
-  private after(ms: number): void {
+  /** Streaming: read every ring each batchMs; back to the wait once none has had a record for STREAM_IDLE_MS. */
+  private tick(): void {
+    this.read([...this.rings.keys()]);
+    if (performance.now() - this.lastRecordAt < STREAM_IDLE_MS) this.later(this.batchMs(), () => this.tick());
+    else this.wait();
+  }
+
+  /** Consume these rings; how many records they held. A ring's handler error goes to its own onError. */
+  private read(rings: PolledRing[]): number {
+    let records = 0;
+    for (const ring of rings) {
+      const entry = this.rings.get(ring);
+      if (!entry) continue;
+      try {
+        records += ring.consume();
+      } catch (err) {
+        records++;
+        entry.onError(err);
+      }
+    }
+    if (records > 0) this.lastRecordAt = performance.now();
+    return records;
+  }
+
+  private batchMs(): number {
+    return Math.min(...[...this.rings.values()].map((e) => e.pollMs));
+  }
+
+  private later(ms: number, fn: () => void): void {
     if (this.rings.size === 0) return;
-    if (ms === 0) return this.wait();
     this.next = setTimeout(() => {
       this.next = undefined;
-      this.wait();
+      fn();
     }, ms);
   }
 }

@@ -71,11 +71,12 @@ export function eventFdSignal(fd: number): void {
   writeFn(fd, one, 8);
 }
 
-/** Reset an eventfd's counter to 0 (non-blocking: nothing to read is fine). */
-export function eventFdDrain(fd: number): void {
+/** Reset an eventfd's counter to 0 and return what it was (non-blocking: 0 when nothing was there). */
+export function eventFdDrain(fd: number): number {
   libc ??= koffi.load('libc.so.6');
   readFn ??= libc.func('long read(int fd, _Out_ void *buf, unsigned long count)');
-  readFn(fd, Buffer.alloc(8), 8);
+  const value = Buffer.alloc(8);
+  return (readFn(fd, value, 8) as number) === 8 ? Number(value.readBigUInt64LE()) : 0;
 }
 
 /**
