@@ -1,7 +1,7 @@
 // Shared test helpers: run rbtrace, wait until its probes are attached,
 // build small C programs, and check that nothing stays attached.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -220,4 +220,18 @@ export function cgroupV2Mount(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The arm64 VM's userland, Debian 12's arm64 packages unpacked (test/vm/arm64-root.sh),
+ * for tests that read arm64 binaries on this host. Under CI=true it is built
+ * here when absent (the kernel matrix, later in the run, builds the same
+ * cache and then finds it done), so those tests run rather than skip;
+ * elsewhere undefined when absent.
+ */
+export function arm64Root(): string | undefined {
+  const root = join(ROOT, 'test/vm/cache/arm64-root');
+  if (existsSync(join(root, 'usr/lib/aarch64-linux-gnu/libc.so.6'))) return root;
+  if (process.env.CI !== 'true') return undefined;
+  return execFileSync('bash', [join(ROOT, 'test/vm/arm64-root.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim().split('\n').pop();
 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { arm64Root } from '../helpers.js';
 import { adrp, branch, ldr } from '../../src/core/elf/aarch64.js';
 import { ElfFile } from '../../src/core/elf/elf.js';
 import { decodeGcCountAarch64, findRubyVm } from '../../src/core/elf/ruby-vm.js';
@@ -36,8 +37,9 @@ test('rb_gc_count of the arm64 libruby 3.1.2: objspace at 1128, count at 440 (th
 // The whole files, each decoded by its own e_machine (symbol table: the
 // address of last_id; the VM: rb_gc_count's offsets). x86-64's numbers are
 // the ones its layout had before (ruby.ts).
+const A64_ROOT = arm64Root();
 const LIBS: [string, number, number][] = [
-  ['test/vm/cache/arm64-root/usr/lib/aarch64-linux-gnu/libruby-3.1.so.3.1.2', 0x380180, 1128],
+  [`${A64_ROOT ?? 'test/vm/cache/arm64-root'}/usr/lib/aarch64-linux-gnu/libruby-3.1.so.3.1.2`, 0x380180, 1128],
   ['/usr/lib/x86_64-linux-gnu/libruby-3.1.so.3.1.2', 0x3af1c0, 1104],
 ];
 for (const [lib, symbols, objspace] of LIBS) {

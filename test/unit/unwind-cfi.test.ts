@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { arm64Root } from '../helpers.js';
 import { CfiTable, type CfiRow } from '../../src/core/unwind/cfi.js';
 import { openFile } from '../../src/core/linux/procfiles.js';
 
@@ -67,9 +68,10 @@ for (const lib of ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu
   });
 }
 
-const A64_ROOT = 'test/vm/cache/arm64-root/usr/lib/aarch64-linux-gnu';
-for (const lib of [`${A64_ROOT}/libc.so.6`, `${A64_ROOT}/libruby-3.1.so.3.1.2`]) {
-  test(`every CFI row of the arm64 ${lib} reads as readelf reads it`, { skip: existsSync(lib) ? false : 'no arm64 root (test/vm/setup.sh --arch arm64)' }, () => {
+const A64_ROOT = arm64Root();
+for (const name of ['libc.so.6', 'libruby-3.1.so.3.1.2']) {
+  const lib = `${A64_ROOT}/usr/lib/aarch64-linux-gnu/${name}`;
+  test(`every CFI row of the arm64 ${name} reads as readelf reads it`, { skip: A64_ROOT ? false : 'no arm64 root (test/vm/arm64-root.sh)' }, () => {
     const rows = check(lib, A64_REGS);
     assert.ok(rows > 1000, `only ${rows} rows`);
   });
