@@ -1,7 +1,7 @@
 // Ring buffer consumption without blocking Node's event loop: the process's
-// one poll (ring-poller.ts) waits on a worker thread for any ring to hold
-// records; ring_buffer__consume then runs on the main thread. Records are
-// handed to the callback as DataViews over the ring's memory, valid only
+// one timer (ring-poller.ts) calls ring_buffer__consume, which only reads the
+// producer position from shared memory when there is nothing new. Records
+// are handed to the callback as DataViews over the ring's memory, valid only
 // during the call: decode or copy them there.
 import { libbpf, lastErrno, registerSampleCallback, unregisterCallback, type Pointer } from '../ffi/libbpf.js';
 import { RbtraceError, errnoText } from '../errors.js';
@@ -20,8 +20,6 @@ export class RingBuffer {
   received = 0;
   /** While records keep coming, read them at most this often, ms (a tool whose records come at a known rate may batch more). */
   pollMs = 10;
-  /** The ring buffer map's fd, which poll(2) finds readable while records wait. */
-  readonly fd: number;
 
   constructor(map: BpfMap, handler: RecordHandler) {
     this.callback = registerSampleCallback((data) => {
@@ -35,7 +33,6 @@ export class RingBuffer {
       }
       return 0;
     });
-    this.fd = map.fd;
     this.rb = libbpf.ringBufferNew(map.fd, this.callback, null, null);
     if (!this.rb) {
       const errno = lastErrno();

@@ -2,9 +2,7 @@
 // only it) into another network namespace, so that a BPF iterator created
 // there walks that namespace (src/core/linux/netns.ts); and malloc_trim(3), to give
 // back to the system what libbpf and libuv freed (src/core/linux/memory.ts); and
-// execv(2), for the exporter to restart itself with bounded V8 heap flags;
-// eventfd(2) and poll(2) on a worker thread, to wait for ring buffers
-// without a timer (src/core/bpf/ring-poller.ts).
+// execv(2), for the exporter to restart itself with bounded V8 heap flags.
 import koffi from 'koffi';
 
 let libc: koffi.IKoffiLib | undefined;
@@ -45,50 +43,4 @@ export function execKeepingStdio(path: string, argv: string[]): number {
   for (const fd of [0, 1, 2]) fcntlFn(fd, F_SETFD, 'int', 0);
   execvFn(path, [...argv, null]);
   return -koffi.errno();
-}
-
-let pollFn: koffi.KoffiFunction | undefined;
-let eventfdFn: koffi.KoffiFunction | undefined;
-let readFn: koffi.KoffiFunction | undefined;
-let writeFn: koffi.KoffiFunction | undefined;
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
-
-/** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): the fd, or -errno. */
-export function eventFd(): number {
-  libc ??= koffi.load('libc.so.6');
-  eventfdFn ??= libc.func('int eventfd(unsigned int initval, int flags)');
-  const fd = eventfdFn(0, EFD_CLOEXEC | EFD_NONBLOCK) as number;
-  return fd < 0 ? -koffi.errno() : fd;
-}
-
-/** Add one to an eventfd's counter (wakes whoever polls it). */
-export function eventFdSignal(fd: number): void {
-  libc ??= koffi.load('libc.so.6');
-  writeFn ??= libc.func('long write(int fd, const void *buf, unsigned long count)');
-  const one = Buffer.alloc(8);
-  one.writeBigUInt64LE(1n);
-  writeFn(fd, one, 8);
-}
-
-/** Reset an eventfd's counter to 0 and return what it was (non-blocking: 0 when nothing was there). */
-export function eventFdDrain(fd: number): number {
-  libc ??= koffi.load('libc.so.6');
-  readFn ??= libc.func('long read(int fd, _Out_ void *buf, unsigned long count)');
-  const value = Buffer.alloc(8);
-  return (readFn(fd, value, 8) as number) === 8 ? Number(value.readBigUInt64LE()) : 0;
-}
-
-/**
- * poll(2) on a libuv worker thread: `fds` is an array of struct pollfd
- * (8 bytes each: int fd, short events, short revents), written back in place;
- * `done` gets poll's result on the main thread (-1 if it failed: errno is
- * the worker's, not to be read here).
- */
-export function pollAsync(fds: Buffer, timeoutMs: number, done: (result: number) => void): void {
-  libc ??= koffi.load('libc.so.6');
-  pollFn ??= libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
-  pollFn.async(fds, fds.length / 8, timeoutMs, (err: unknown, result: number) => {
-    done(err || result < 0 ? -1 : result);
-  });
 }
