@@ -12,7 +12,10 @@ import { runRbtrace, settledLeftovers } from '../helpers.js';
 
 const OUR_PROGRAMS = ['profile_sample', 'rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
 
-// hot(NH) through caller(), then cold(NC), for SECS seconds; at the end, on
+// hot(NH) through caller(), then cold(NC), for SECS seconds, each turn scaled
+// by a pseudo-random 0.5 to 1.5 so that 99 Hz samples fall anywhere in it
+// (a fixed turn near the 10.1 ms sampling period keeps the samples on one
+// phase of it: see profile.test.ts); at the end, on
 // stderr, the thread CPU time spent in each and in all. Built by clang with
 // frame pointers (see profile.test.ts: gcc 12 leaves them out of leaves).
 const TIMED_C = `
@@ -35,12 +38,14 @@ int main(int argc, char **argv) {
   double secs = atof(argv[1]);
   unsigned long nh = strtoul(argv[2], 0, 10), nc = strtoul(argv[3], 0, 10);
   double th = 0, tc = 0, t0, start = cpu();
-  unsigned long s = 0;
+  unsigned long s = 0, r = 1, f;
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
   do {
-    t0 = cpu(); s += caller(nh); th += cpu() - t0;
-    t0 = cpu(); s += cold(nc); tc += cpu() - t0;
+    r = r * 6364136223846793005UL + 1442695040888963407UL;
+    f = 512 + (r >> 33) % 1024;
+    t0 = cpu(); s += caller(nh * f / 1024); th += cpu() - t0;
+    t0 = cpu(); s += cold(nc * f / 1024); tc += cpu() - t0;
     clock_gettime(CLOCK_MONOTONIC, &b);
   } while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
   fprintf(stderr, "cpu hot %.6f cold %.6f all %.6f (%lu)\\n", th, tc, cpu() - start, s);
@@ -72,7 +77,7 @@ const row = (s: Saved, name: string): Row => s.figures.functions.find((r) => r.f
 test('--save: self samples per function agree with the CPU time the program measured in each; --assert on them', async () => {
   const file = join(dir, 'hot.json');
   const r = await runRbtrace(['profile', '-F', '99', '--save', file, '--assert', 'hot.self > cold.self', '--assert', 'caller.total >= hot.self',
-    '--', bin, '2', '9000000', '1000000']);
+    '--', bin, '2', '270000', '30000']);
   assert.equal(r.code, 0, r.stderr);
   const cpu = cpuOf(r.stderr);
   const saved = readSaved(file);
@@ -104,7 +109,7 @@ test('--save: self samples per function agree with the CPU time the program meas
 });
 
 test('--assert fails (exit 3) when the figures say otherwise, and names an unknown figure (exit 2) before tracing', async () => {
-  const failed = await runRbtrace(['profile', '-F', '99', '--assert', 'cold.self > hot.self', '--', bin, '1', '9000000', '1000000']);
+  const failed = await runRbtrace(['profile', '-F', '99', '--assert', 'cold.self > hot.self', '--', bin, '1', '270000', '30000']);
   assert.equal(failed.code, 3, failed.stderr);
   assert.match(failed.stderr, /assertion failed: cold\.self > hot\.self \(cold\.self = \d+, hot\.self = \d+\)/);
   const typo = await runRbtrace(['profile', '--assert', 'hot.selff > 1', '--', bin, '1', '1', '1']);
@@ -116,10 +121,10 @@ test('--assert fails (exit 3) when the figures say otherwise, and names an unkno
 test('rbtrace diff of two saves: the work moved from hot to cold shows as such; --baseline calls it a regression', async () => {
   const before = join(dir, 'before.json');
   const after = join(dir, 'after.json');
-  const a = await runRbtrace(['profile', '-F', '99', '--save', before, '--', bin, '1.5', '9000000', '1000000']);
+  const a = await runRbtrace(['profile', '-F', '99', '--save', before, '--', bin, '1.5', '270000', '30000']);
   assert.equal(a.code, 0, a.stderr);
   // The same program with the work swapped: cold now does 9x hot's.
-  const b = await runRbtrace(['profile', '-F', '99', '--save', after, '--baseline', before, '--', bin, '1.5', '1000000', '9000000']);
+  const b = await runRbtrace(['profile', '-F', '99', '--save', after, '--baseline', before, '--', bin, '1.5', '30000', '270000']);
   assert.equal(b.code, 3, `cold.self grew: a regression over the baseline\n${b.stderr}`);
   assert.match(b.stderr, /regression: cold\.self \d+ -> \d+/);
   const d = await runRbtrace(['diff', '--json', before, after]);

@@ -12,7 +12,9 @@ import { REPORT_ON_STDOUT, buildC, runRbtrace, sleep } from '../helpers.js';
 import { RUBIES, requireRuby, skipUnless } from '../ruby-root.js';
 import { ElfFile } from '../../src/core/elf/elf.js';
 
-// hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10.
+// hot() runs 9 of every 10 calls, cold() 1, the same work each: ~90/10,
+// chosen pseudo-randomly so that no fixed pattern of calls lines up with
+// the sampling period (profile.test.ts).
 // gcc -O2 -fomit-frame-pointer: no frame pointer anywhere in the program,
 // so only CFI reaches main.
 const HOT_C = `
@@ -24,9 +26,9 @@ __attribute__((noinline)) double cold(long n) { double s = 0; for (long i = 0; i
 int main(int argc, char **argv) {
   double secs = argc > 1 ? atof(argv[1]) : 3, t = 0;
   struct timespec a, b;
-  int k = 0;
+  unsigned k = 1;
   clock_gettime(CLOCK_MONOTONIC, &a);
-  do { t += (k++ % 10 == 0) ? cold(1000000) : hot(1000000); clock_gettime(CLOCK_MONOTONIC, &b); }
+  do { k = k * 1103515245 + 12345; t += ((k >> 16) % 10 == 0) ? cold(100000) : hot(100000); clock_gettime(CLOCK_MONOTONIC, &b); }
   while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
   printf("%f\\n", t);
   return 0;

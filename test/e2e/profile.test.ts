@@ -11,7 +11,11 @@ import { runRbtrace, settledLeftovers, sleep } from '../helpers.js';
 const OUR_PROGRAMS = ['profile_sample', 'rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
 
 // hot() does 9x the work of cold(), both called from main's loop, hot through
-// caller(): ~90% of the samples end main;caller;hot, ~10% main;cold. Built
+// caller(): ~90% of the samples end main;caller;hot, ~10% main;cold. A turn
+// of the loop is ~0.1 ms of a pseudo-random length, so that 99 Hz samples
+// fall anywhere in it: with a fixed 10 ms turn (the 10.1 ms sampling period)
+// the samples kept one phase of it, and a CI machine's run gave cold 5 of
+// 298 samples where it had 13 % of the CPU time. Built
 // by clang with frame pointers (gcc 12 leaves them out of leaf functions even
 // with -fno-omit-frame-pointer, which hides a leaf's caller from any
 // frame-pointer unwinder, perf's included).
@@ -33,9 +37,13 @@ __attribute__((noinline)) unsigned long caller(unsigned long n) { return hot(n) 
 int main(int argc, char **argv) {
   double secs = argc > 1 ? atof(argv[1]) : 2;
   struct timespec a, b;
-  unsigned long s = 0;
+  unsigned long s = 0, r = 1, n;
   clock_gettime(CLOCK_MONOTONIC, &a);
-  do { s += caller(9000000); s += cold(1000000); clock_gettime(CLOCK_MONOTONIC, &b); }
+  do {
+    r = r * 6364136223846793005UL + 1442695040888963407UL;
+    n = 5000 + (r >> 33) % 10000;
+    s += caller(9 * n); s += cold(n); clock_gettime(CLOCK_MONOTONIC, &b);
+  }
   while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
   printf("%lu\\n", s);
   return 0;

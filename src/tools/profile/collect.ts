@@ -23,8 +23,9 @@ export interface Profile {
   stacks: ProfiledStack[];
   /** Stack captures that failed (stack map full, collisions). */
   stackErrors: number;
-  /** Samples not counted: the counts map was full. */
+  /** Samples not counted, and why (the counts map or the ring of stack copies was full). */
   dropped: number;
+  droppedWhy?: string;
 }
 
 export class ProfileCollector {

@@ -200,6 +200,7 @@ export class DwarfCollector {
   read(): Profile {
     const stacks = mergeStacks(this.stacks());
     for (const m of this.rubies.values()) m?.mem.close();
-    return { ...stacks, stackErrors: StackMap.of(this.obj).errors(), dropped: readPerCpuCounter(this.obj.map('rbtrace_lost')) };
+    return { ...stacks, stackErrors: StackMap.of(this.obj).errors(), dropped: readPerCpuCounter(this.obj.map('rbtrace_lost')),
+      droppedWhy: 'their stack copies came faster than rbtrace unwound them; a lower -F keeps up' };
   }
 }

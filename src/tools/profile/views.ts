@@ -51,7 +51,7 @@ export function profileRecord(p: Profile, run: { time: Date; hz: number; cpus: n
 export function profileNotes(p: Profile, extra: { kernelHidden?: string | false; svg?: string }): string[] {
   const notes: string[] = [];
   if (p.stackErrors) notes.push(stackErrorsNote(p.stackErrors));
-  if (p.dropped) notes.push(`${plural(p.dropped, 'sample')} not counted (more than the distinct stacks rbtrace keeps)`);
+  if (p.dropped) notes.push(`${plural(p.dropped, 'sample')} not counted (${p.droppedWhy ?? 'more than the distinct stacks rbtrace keeps'})`);
   if (extra.kernelHidden) notes.push(`kernel frames unnamed: ${extra.kernelHidden}`);
   if (extra.svg !== undefined) notes.push(`flame graph written to ${extra.svg}`);
   return notes.map(escapeForTerminal);
