@@ -37,7 +37,7 @@ export const X86_64: UnwindArch = { name: 'x86-64', sp: 7, fp: 6, pc: 16, raHigh
  * memory below 2^48 unless a program asks mmap for more, which glibc and
  * ruby do not). The exact mask (ptrace's NT_ARM_PAC_MASK) would need a
  * ptrace attach per process. Every return address is masked, signed or not
- * (the row's raSigned says which): an unsigned user address has no bit set
+ * (so the CFI's negate_ra_state needs no tracking): an unsigned user address has no bit set
  * above 47, so the mask leaves it as it is, and x30 at the sample is
  * covered between paciasp and the CFI row that says so alike.
  */

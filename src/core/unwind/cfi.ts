@@ -30,8 +30,6 @@ export interface CfiRow {
   ra: number;
   /** A signal frame ('S'): the return address is the interrupted pc itself, not a call's. */
   signal: boolean;
-  /** aarch64: the return address is signed here (pointer authentication; kept by remember/restore_state, as libgcc does). */
-  raSigned: boolean;
 }
 
 interface Cie {
@@ -286,7 +284,7 @@ export class CfiTable {
     const fde = this.fdeHead(this.fdes[found]);
     if (!fde || pc < fde.begin || pc >= fde.end) return undefined;
     const { cie } = fde;
-    const init: CfiRow = { cfa: { kind: 'reg', reg: 7, offset: 8 }, regs: new Map(), ra: cie.ra, signal: cie.signal, raSigned: false };
+    const init: CfiRow = { cfa: { kind: 'reg', reg: 7, offset: 8 }, regs: new Map(), ra: cie.ra, signal: cie.signal };
     const state = this.execute(cie, cie.start, cie.end, init, undefined, Infinity, fde.begin);
     return this.execute(cie, fde.start, fde.stop, cloneRow(state), state, pc, fde.begin);
   }
@@ -336,7 +334,7 @@ export class CfiTable {
         case 0x08: row.regs.set(c.uleb(), { kind: 'same' }); break;
         case 0x09: { const r = c.uleb(); row.regs.set(r, { kind: 'register', reg: c.uleb() }); break; }
         case 0x0a: stack.push(cloneRow(row)); break;
-        case 0x0b: { const s = stack.pop(); if (s) { row.cfa = s.cfa; row.regs = s.regs; row.raSigned = s.raSigned; } break; }
+        case 0x0b: { const s = stack.pop(); if (s) { row.cfa = s.cfa; row.regs = s.regs; } break; }
         case 0x0c: { const r = c.uleb(); row.cfa = { kind: 'reg', reg: r, offset: c.uleb() }; break; }
         case 0x0d: { const r = c.uleb(); row.cfa = { kind: 'reg', reg: r, offset: row.cfa.kind === 'reg' ? row.cfa.offset : 0 }; break; }
         case 0x0e: { const o = c.uleb(); if (row.cfa.kind === 'reg') row.cfa = { ...row.cfa, offset: o }; break; }
@@ -348,8 +346,9 @@ export class CfiTable {
         case 0x14: { const r = c.uleb(); row.regs.set(r, { kind: 'val_offset', offset: c.uleb() * cie.dataAlign }); break; }
         case 0x15: { const r = c.uleb(); row.regs.set(r, { kind: 'val_offset', offset: c.sleb() * cie.dataAlign }); break; }
         case 0x16: { const r = c.uleb(); row.regs.set(r, { kind: 'val_expression', expr: block() }); break; }
-        // AARCH64_negate_ra_state (SPARC's GNU_window_save, never in x86-64 CFI): x30 signed from here.
-        case 0x2d: row.raSigned = !row.raSigned; break;
+        // AARCH64_negate_ra_state (SPARC's GNU_window_save, never in x86-64 CFI): x30 signed
+        // from here. Nothing to track: every aarch64 return address is masked (arch.ts).
+        case 0x2d: break;
         case 0x2e: c.uleb(); break; // GNU_args_size
         case 0x2f: { const r = c.uleb(); row.regs.set(r, { kind: 'offset', offset: -c.uleb() * cie.dataAlign }); break; }
         default: throw new Error(`CFA instruction 0x${op.toString(16)}`);
@@ -360,7 +359,7 @@ export class CfiTable {
 }
 
 function cloneRow(r: CfiRow): CfiRow {
-  return { cfa: r.cfa, regs: new Map(r.regs), ra: r.ra, signal: r.signal, raSigned: r.raSigned };
+  return { cfa: r.cfa, regs: new Map(r.regs), ra: r.ra, signal: r.signal };
 }
 
 /**

@@ -5,7 +5,7 @@
 // record's memory is the ring buffer's, gone once the callback returns.
 import type { StructLayout } from '../bpf/layout.js';
 import type { Region } from '../stacks/maps.js';
-import { hostUnwindArch, returnAddress, X86_64 } from './arch.js';
+import { returnAddress } from './arch.js';
 import { Unwinder, type Unwound } from './unwinder.js';
 
 /** The fields every stack-copy record has (the generated layouts name them so). */
@@ -25,18 +25,18 @@ export interface Mappings {
 
 export class RecordUnwinder {
   private readonly unwinder: Unwinder;
-  private readonly arch = hostUnwindArch() ?? X86_64;
 
   /** `sym`: whose mapping snapshots the walk reads (and later symbolizes the pcs with). */
   constructor(sym: Mappings) {
-    this.unwinder = new Unwinder((pid, addr) => sym.region(pid, addr), this.arch);
+    this.unwinder = new Unwinder((pid, addr) => sym.region(pid, addr));
   }
 
   /** Walk the stack copy of `rec` (laid out by `layout`) taken in process `pid`. */
   unwind(pid: number, L: StructLayout<StackCopyRecord>, rec: DataView): Unwound {
+    const { arch } = this.unwinder;
     return this.unwinder.unwind(pid, {
       ip: Number(L.read(rec, 'ip')), sp: Number(L.read(rec, 'sp')), bp: Number(L.read(rec, 'bp')),
-      lr: this.arch.lr === undefined ? undefined : returnAddress(this.arch, L.read(rec, 'lr')),
+      lr: arch.lr === undefined ? undefined : returnAddress(arch, L.read(rec, 'lr')),
       bytes: L.bytes(rec, 'stack', L.read(rec, 'stack_len')),
     });
   }

@@ -45,7 +45,7 @@ export class Unwinder {
   private readonly modules = new Map<string, ModuleCfi | null>();
   readonly failures = new Map<string, string>();
 
-  constructor(private readonly regionOf: RegionOf, private readonly arch: UnwindArch = hostUnwindArch() ?? X86_64) {}
+  constructor(private readonly regionOf: RegionOf, readonly arch: UnwindArch = hostUnwindArch() ?? X86_64) {}
 
   private moduleOf(pid: number, r: Region): ModuleCfi | undefined {
     const key = `${r.major}:${r.minor}:${r.inode}`;
