@@ -9,9 +9,13 @@
 #   RBTRACE_VM_KERNELS=6.1 test/vm/ci.sh     # fewer x86 kernels
 #   RBTRACE_VM_KERNELS_ARM64= test/vm/ci.sh  # no arm64 cell (default: 6.1)
 #
-# Two lanes, side by side: a guest's checks run one at a time, so a guest
-# keeps about one of this 2-core machine's cores busy and two share it well.
-# Lane 1 takes the 1st, 3rd, ... x86 kernel; lane 2 the arm64 cells, then the
+# Two lanes, side by side, each guest with one vCPU (RBTRACE_VM_SMP, default 1
+# here): a guest's checks run one at a time, but with two vCPUs a guest kept
+# both host cores busy (node's compiler and GC threads under TCG), so two
+# guests side by side each ran at half speed (x86 6.1: 511 s alone, 1007 s
+# beside arm64). With one vCPU each: x86 6.1 619 s and arm64 826 s side by
+# side (2026-12-07). rbtrace's SIGSEGV in the arm64 guest (README.md,
+# "Kernel facts") was seen with two vCPUs only. Lane 1 takes the 1st, 3rd, ... x86 kernel; lane 2 the arm64 cells, then the
 # 2nd, 4th, ... x86 kernel. With 5.10, 6.1, 6.12 and arm64 6.1 that is
 # 5.10 + 6.12 beside arm64 + 6.1 (measured alone: 899 + 533 s against
 # 516 + 511 s; 5.10 is the slowest guest), where one lane of three x86 cells
@@ -25,6 +29,7 @@ ARM64_KERNELS=${RBTRACE_VM_KERNELS_ARM64-6.1}
 for k in ${KERNELS//,/ }; do "$HERE/setup.sh" --kernel "$k"; done
 for k in ${ARM64_KERNELS//,/ }; do "$HERE/setup.sh" --arch arm64 --kernel "$k"; done
 
+export RBTRACE_VM_SMP=${RBTRACE_VM_SMP:-1}
 lane1=() lane2=() i=0
 for k in ${KERNELS//,/ }; do
   if ((i % 2 == 0)); then lane1+=("$k"); else lane2+=("$k"); fi

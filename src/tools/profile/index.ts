@@ -153,9 +153,17 @@ function startCollector(ctx: ToolContext, hz: number, opts: ProfileOptions): Col
 /** --unwind dwarf: rbstack.bpf.c; a kernel that refuses it is said in one line (paths.ts), as for any tool. */
 function startDwarf(ctx: ToolContext, hz: number, userOnly: boolean): DwarfCollector {
   requireDwarfArch();
-  const { obj } = ctx.load(dwarfLoadSpec(hz));
-  const collector = new DwarfCollector(obj, { warn: (m) => ctx.log.warn(m), userOnly });
-  if (ctx.target.pid) collector.watch(ctx.target.pid);
+  // -p: the process is looked at (a ruby's VM put in the BPF map) once the
+  // object is loaded and before sampling starts, so its first samples have
+  // Ruby frames too: under emulation finding the VM took a second, whose
+  // samples were native frames only.
+  let made: DwarfCollector | undefined;
+  const { obj } = ctx.load(dwarfLoadSpec(hz, (loaded) => {
+    made = new DwarfCollector(loaded, { warn: (m) => ctx.log.warn(m), userOnly });
+    if (ctx.target.pid) made.watch(ctx.target.pid);
+  }));
+  const collector = made as DwarfCollector | undefined;
+  if (!collector) throw new Error('profile: the perf_event path attached without making its collector');
   const pollMs = dwarfPollMs(hz, onlineCpus().length);
   ctx.ringBuffer(obj, 'new_pids', (rec) => collector.onNewPid(rec)).pollMs = pollMs;
   ctx.ringBuffer(obj, 'samples', (rec) => collector.onSample(rec)).pollMs = pollMs;

@@ -4,6 +4,7 @@
 // rbstack.bpf.c (a copy of the user stack, unwound in user space with CFI,
 // and Ruby control frames: --unwind dwarf).
 import type { AttachPath } from '../../core/bpf/paths.js';
+import type { BpfObject } from '../../core/bpf/object.js';
 import type { LoadSpec } from '../../core/tool.js';
 import { attachCpuSampling } from '../../core/bpf/perf.js';
 import { ENUMS, SKELETON } from '../../generated/profile.js';
@@ -30,14 +31,17 @@ export function loadSpec(hz: number, stacks: { userOnly?: boolean; kernelOnly?: 
 }
 
 /** --unwind dwarf: rbstack_sample copies each sample's user stack (16 KiB at most) and Ruby control frames. */
-export function dwarfLoadSpec(hz: number): LoadSpec<typeof RBSTACK> {
+export function dwarfLoadSpec(hz: number, beforeAttach?: (obj: BpfObject<typeof RBSTACK>) => void): LoadSpec<typeof RBSTACK> {
   return {
     skeleton: RBSTACK,
     paths: [{
       name: 'perf_event',
       programs: ['rbstack_sample'],
       note: 'a software cpu-clock perf event per CPU; user stacks copied (16 KiB) and unwound in user space with .eh_frame',
-      attach: (o) => attachCpuSampling(o, 'rbstack_sample', hz),
+      attach: (o) => {
+        beforeAttach?.(o);
+        return attachCpuSampling(o, 'rbstack_sample', hz);
+      },
     }],
   };
 }
