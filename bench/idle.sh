@@ -6,7 +6,7 @@
 # idle node, all in the same window, in % of one core.
 #   idle:    profile -p and profile --unwind dwarf -p of a sleeping process,
 #            execsnoop, opensnoop -p of a sleeping process
-#   busy:    profile --unwind dwarf -F 49 of a busy ruby; execsnoop under
+#   busy:    profile --unwind dwarf and --unwind fp -F 49 of a busy ruby; execsnoop under
 #            ~200 execs a second (the stream is read in batches, not per record)
 # --warm: seconds before the window opens (default 4; 20 leaves V8's
 # optimizing compiler out, which is most of a 49 Hz profile's first 20 s).
@@ -61,6 +61,7 @@ measure "idle: execsnoop (whatever the host execs)" -- execsnoop
 
 ruby -e 'loop { [1, 2, 3].map { |x| x * 2 }.sum; 100.times { } }' & rb=$!; pids+=($rb)
 measure "busy: profile --unwind dwarf -F 49 -p RUBY" -- profile --unwind dwarf -F 49 -p "$rb"
+measure "busy: profile --unwind fp -F 49 -p RUBY" -- profile --unwind fp -F 49 -p "$rb"
 kill "$rb"
 bash -c 'while :; do for i in $(seq 20); do /bin/true; done; sleep 0.1; done' & storm=$!; pids+=($storm)
 measure "busy: execsnoop, ~200 execs/s" -- execsnoop
