@@ -4,59 +4,18 @@
 // call): that measurement is the oracle the sampled shares are judged by.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runRbtrace, settledLeftovers } from '../helpers.js';
+import { buildHotCold } from '../checks/hot-cold.js';
 
 const OUR_PROGRAMS = ['profile_sample', 'rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
 
-// hot(NH) through caller(), then cold(NC), for SECS seconds, each turn scaled
-// by a pseudo-random 0.5 to 1.5 so that 99 Hz samples fall anywhere in it
-// (a fixed turn near the 10.1 ms sampling period keeps the samples on one
-// phase of it: see profile.test.ts); at the end, on
-// stderr, the thread CPU time spent in each and in all. Built by clang with
-// frame pointers (see profile.test.ts: gcc 12 leaves them out of leaves).
-const TIMED_C = `
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-static double cpu(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-__attribute__((noinline)) unsigned long hot(unsigned long n) {
-  unsigned long s = 0;
-  for (unsigned long i = 0; i < n; i++) { s = s * 31 + i; __asm__ volatile("" : "+r"(s)); }
-  return s;
-}
-__attribute__((noinline)) unsigned long cold(unsigned long n) {
-  unsigned long s = 0;
-  for (unsigned long i = 0; i < n; i++) { s = s * 7 + i; __asm__ volatile("" : "+r"(s)); }
-  return s;
-}
-__attribute__((noinline)) unsigned long caller(unsigned long n) { return hot(n) + 1; }
-int main(int argc, char **argv) {
-  double secs = atof(argv[1]);
-  unsigned long nh = strtoul(argv[2], 0, 10), nc = strtoul(argv[3], 0, 10);
-  double th = 0, tc = 0, t0, start = cpu();
-  unsigned long s = 0, r = 1, f;
-  struct timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
-  do {
-    r = r * 6364136223846793005UL + 1442695040888963407UL;
-    f = 512 + (r >> 33) % 1024;
-    t0 = cpu(); s += caller(nh * f / 1024); th += cpu() - t0;
-    t0 = cpu(); s += cold(nc * f / 1024); tc += cpu() - t0;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-  } while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
-  fprintf(stderr, "cpu hot %.6f cold %.6f all %.6f (%lu)\\n", th, tc, cpu() - start, s);
-  return 0;
-}
-`;
-
+// The program (test/checks/hot-cold.ts): hot(NH) through caller(), then
+// cold(NC), for SECS seconds; on stderr, the CPU time it measured in each.
 const dir = mkdtempSync(join(tmpdir(), 'rbtrace-profile-figures-'));
-const bin = join(dir, 'timedprog');
-writeFileSync(join(dir, 'timed.c'), TIMED_C);
-execFileSync('clang', ['-O2', '-fno-omit-frame-pointer', '-o', bin, join(dir, 'timed.c')], { stdio: 'pipe' });
+const bin = buildHotCold(dir, 'timedprog');
 
 interface Row { function: string; self: number; total: number }
 interface Saved { tool: string; figures: { samples: number; functions: Row[] } }

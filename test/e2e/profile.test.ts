@@ -7,56 +7,14 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runRbtrace, settledLeftovers, sleep } from '../helpers.js';
+import { buildHotCold } from '../checks/hot-cold.js';
 
 const OUR_PROGRAMS = ['profile_sample', 'rbtrace_fork', 'rbtrace_exec', 'rbtrace_exit'];
 
-// hot() does 9x the work of cold(), both called from main's loop, hot through
-// caller(): ~90% of the samples end main;caller;hot, ~10% main;cold. A turn
-// of the loop is ~0.1 ms of a pseudo-random length, so that 99 Hz samples
-// fall anywhere in it: with a fixed 10 ms turn (the 10.1 ms sampling period)
-// the samples kept one phase of it, and a CI machine's run gave cold 5 of
-// 298 samples where it had 13 % of the CPU time. Built
-// by clang with frame pointers (gcc 12 leaves them out of leaf functions even
-// with -fno-omit-frame-pointer, which hides a leaf's caller from any
-// frame-pointer unwinder, perf's included).
-const HOT_C = `
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-__attribute__((noinline)) unsigned long hot(unsigned long n) {
-  unsigned long s = 0;
-  for (unsigned long i = 0; i < n; i++) { s = s * 31 + i; __asm__ volatile("" : "+r"(s)); }
-  return s;
-}
-__attribute__((noinline)) unsigned long cold(unsigned long n) {
-  unsigned long s = 0;
-  for (unsigned long i = 0; i < n; i++) { s = s * 7 + i; __asm__ volatile("" : "+r"(s)); }
-  return s;
-}
-__attribute__((noinline)) unsigned long caller(unsigned long n) { return hot(n) + 1; }
-int main(int argc, char **argv) {
-  double secs = argc > 1 ? atof(argv[1]) : 2;
-  struct timespec a, b;
-  unsigned long s = 0, r = 1, n;
-  clock_gettime(CLOCK_MONOTONIC, &a);
-  do {
-    r = r * 6364136223846793005UL + 1442695040888963407UL;
-    n = 5000 + (r >> 33) % 10000;
-    s += caller(9 * n); s += cold(n); clock_gettime(CLOCK_MONOTONIC, &b);
-  }
-  while ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9 < secs);
-  printf("%lu\\n", s);
-  return 0;
-}
-`;
-
-function buildHot(dir: string, name = 'hotprog'): string {
-  const src = join(dir, 'hot.c');
-  const bin = join(dir, name);
-  writeFileSync(src, HOT_C);
-  execFileSync('clang', ['-O2', '-fno-omit-frame-pointer', '-o', bin, src], { stdio: 'pipe' });
-  return bin;
-}
+// The program (test/checks/hot-cold.ts): hot() does 9x the work of cold(),
+// both called from main's loop, hot through caller(): ~90% of the samples end
+// main;caller;hot, ~10% main;cold.
+const buildHot = (dir: string, name = 'hotprog'): string => buildHotCold(dir, name);
 
 /** Folded lines: frames (outermost first) and count. */
 function parseFolded(text: string): { frames: string[]; count: number }[] {

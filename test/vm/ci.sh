@@ -13,15 +13,15 @@
 # here): a guest's checks run one at a time, but with two vCPUs a guest kept
 # both host cores busy (node's compiler and GC threads under TCG), so two
 # guests side by side each ran at half speed (x86 6.1: 511 s alone, 1007 s
-# beside arm64). With one vCPU each: x86 6.1 619 s and arm64 826 s side by
-# side (2026-12-07). rbtrace's SIGSEGV in the arm64 guest (README.md,
-# "Kernel facts") was seen with two vCPUs only. Lane 1 takes the 1st, 3rd, ... x86 kernel; lane 2 the arm64 cells, then the
-# 2nd, 4th, ... x86 kernel. With 5.10, 6.1, 6.12 and arm64 6.1 that is
-# 5.10 + 6.12 beside arm64 + 6.1 (measured alone: 899 + 533 s against
-# 516 + 511 s; 5.10 is the slowest guest), where one lane of three x86 cells
-# beside arm64 took about 35 minutes (README.md). Lane 1's report comes as it
-# runs (a cell at a time); lane 2's is kept and printed after it, whole, so the two never
-# interleave. The last line is the sum.
+# beside arm64). With one vCPU each, side by side: x86 6.1 619 s, arm64
+# 826 s (2026-12-07). rbtrace's SIGSEGV in the arm64 guest (README.md,
+# "Kernel facts") was seen with two vCPUs only.
+# Lane 1 takes the 1st, 3rd, ... x86 kernel; lane 2 the arm64 cells, then
+# the 2nd, 4th, ... x86 kernel: 5.10 + 6.12 beside arm64 + 6.1, 5.10 being
+# the slowest guest (its fork and exec cost twice 6.1's). Measured in the
+# fresh-clone CI run: lane 1 32 min, lane 2 about 23. Lane 1's report comes
+# as it runs (a cell at a time); lane 2's is kept and printed after it,
+# whole, so the two never interleave. The last line is the sum.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KERNELS=${RBTRACE_VM_KERNELS:-5.10,6.1,6.12}

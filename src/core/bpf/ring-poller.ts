@@ -15,7 +15,7 @@
 // thread, through koffi's async call): built and measured (idle 0.1 % of a
 // core), and dropped after rbtrace died of SIGSEGV in V8 code on the arm64
 // guest's Ruby dwarf check. This timer design then died the same way in the
-// same check (test/vm/README.md, "arm64 guest"), so the thread was not the
+// same check (test/vm/README.md, "Kernel facts"), so the thread was not the
 // cause; the worker design is in git history (3e6512c, 66cb942) should the
 // idle cost matter more than its extra thread.
 

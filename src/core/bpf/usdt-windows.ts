@@ -35,19 +35,29 @@ interface Semaphore {
 /** The widest span of semaphores read and written in one go. */
 const MAX_SEMAPHORE_SPAN = 4096;
 
-/** The addresses semaphores take up, from the lowest to the end of the highest (2 bytes each). */
-function spanOf(sems: Semaphore[]): { lo: number; bytes: number } {
+/** Semaphores read and written together, and the addresses they take up (2 bytes each). */
+interface SemaphoreSpan {
+  sems: Semaphore[];
+  lo: number;
+  bytes: number;
+}
+
+function spanOf(sems: Semaphore[]): SemaphoreSpan {
   const lo = Math.min(...sems.map((s) => s.addr));
-  return { lo, bytes: Math.max(...sems.map((s) => s.addr)) + 2 - lo };
+  return { sems, lo, bytes: Math.max(...sems.map((s) => s.addr)) + 2 - lo };
 }
 
 /** The semaphores of `probes` in one process, and whether rbtrace's share is in them now. */
 class ProcessSemaphores {
   private fd: number;
   private raised = true;
+  /** One span for them all; should some build scatter them (they come from one binary's .probes), one each. */
+  private readonly spans: SemaphoreSpan[];
 
   constructor(readonly pid: number, private readonly sems: Semaphore[]) {
     this.fd = openSync(`/proc/${pid}/mem`, 'r+');
+    const all = spanOf(sems);
+    this.spans = all.bytes > MAX_SEMAPHORE_SPAN ? sems.map((x) => spanOf([x])) : [all];
   }
 
   /**
@@ -61,13 +71,10 @@ class ProcessSemaphores {
    * against 24.2 % each for the others).
    */
   private shift(sign: 1 | -1): boolean {
-    // Semaphores come from one binary's .probes; should some build scatter them, one at a time.
-    if (spanOf(this.sems).bytes > MAX_SEMAPHORE_SPAN) return this.sems.every((s) => this.shiftSpan([s], sign));
-    return this.shiftSpan(this.sems, sign);
+    return this.spans.every((span) => this.shiftSpan(span, sign));
   }
 
-  private shiftSpan(sems: Semaphore[], sign: 1 | -1): boolean {
-    const { lo, bytes: span } = spanOf(sems);
+  private shiftSpan({ sems, lo, bytes: span }: SemaphoreSpan, sign: 1 | -1): boolean {
     const b = Buffer.alloc(span);
     if (readSync(this.fd, b, 0, span, lo) !== span) return false;
     for (const s of sems) {

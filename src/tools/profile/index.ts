@@ -157,13 +157,12 @@ function startDwarf(ctx: ToolContext, hz: number, userOnly: boolean): DwarfColle
   // object is loaded and before sampling starts, so its first samples have
   // Ruby frames too: under emulation finding the VM took a second, whose
   // samples were native frames only.
-  let made: DwarfCollector | undefined;
+  // (ctx.load either runs the attach step, which makes it, or throws.)
+  let collector!: DwarfCollector;
   const { obj } = ctx.load(dwarfLoadSpec(hz, (loaded) => {
-    made = new DwarfCollector(loaded, { warn: (m) => ctx.log.warn(m), userOnly });
-    if (ctx.target.pid) made.watch(ctx.target.pid);
+    collector = new DwarfCollector(loaded, { warn: (m) => ctx.log.warn(m), userOnly });
+    if (ctx.target.pid) collector.watch(ctx.target.pid);
   }));
-  const collector = made as DwarfCollector | undefined;
-  if (!collector) throw new Error('profile: the perf_event path attached without making its collector');
   const pollMs = dwarfPollMs(hz, onlineCpus().length);
   ctx.ringBuffer(obj, 'new_pids', (rec) => collector.onNewPid(rec)).pollMs = pollMs;
   ctx.ringBuffer(obj, 'samples', (rec) => collector.onSample(rec)).pollMs = pollMs;
