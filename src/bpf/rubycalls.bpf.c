@@ -16,6 +16,7 @@
 #include "bits.bpf.h"
 #include <bpf/usdt.bpf.h>
 #include "rubycalls.h"
+#include "rbtrace_window.bpf.h"
 
 const volatile bool by_process = false; /* -P */
 const volatile bool want_latency = false; /* -L */
@@ -79,7 +80,7 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u32 kind)
 	struct rc_stack *s, *empty;
 	struct rc_key *k;
 
-	if (!rbtrace_wanted(id >> 32))
+	if (!rbtrace_wanted(id >> 32) || !rbtrace_window_open())
 		return 0;
 	k = make_key(ctx, id >> 32, kind);
 	if (!k)

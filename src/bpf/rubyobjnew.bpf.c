@@ -11,6 +11,7 @@
 #include "rbtrace.bpf.h"
 #include <bpf/usdt.bpf.h>
 #include "rubyobjnew.h"
+#include "rbtrace_window.bpf.h"
 
 const volatile bool by_process = false; /* -P */
 const volatile bool by_site = false;    /* --site */
@@ -41,7 +42,7 @@ static __always_inline int on_create(struct pt_regs *ctx, __u32 kind)
 	struct ro_key *k;
 	long arg0 = 0, file = 0, line = 0;
 
-	if (!rbtrace_wanted(id >> 32))
+	if (!rbtrace_wanted(id >> 32) || !rbtrace_window_open())
 		return 0;
 	if (sample_every > 1 && bpf_get_prandom_u32() % sample_every)
 		return 0;

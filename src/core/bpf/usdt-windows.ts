@@ -16,11 +16,20 @@
 // removed is the number of sites rbtrace attached behind that semaphore.
 // Everything is put back before the probes are detached (the kernel refuses
 // to lower a semaphore below zero, and warns).
+//
+// The semaphores decide the cost, not the counts: a gate in the BPF object
+// (rbtrace_window.bpf.h) is open exactly while a window is, and the programs
+// count only then. A process the kernel has just put the probes in fires
+// them until rbtrace next looks and lowers its semaphores; without the gate
+// a ruby's boot was counted as if in a window.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { ElfFile, type SdtNote } from '../elf/elf.js';
 import { fileKey, mappingKey, type BinaryFile } from '../linux/procfiles.js';
 import { readRegions } from '../stacks/maps.js';
 import type { Session } from '../session.js';
+import type { BpfObject } from './object.js';
+import type { BpfMap } from './maps.js';
+import type { AnySkeleton, MapName } from '../skeleton/types.js';
 import { Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { integerParser } from '../parsers.js';
@@ -64,11 +73,9 @@ class ProcessSemaphores {
    * Add (+1) or take away (-1) rbtrace's share. False: the process is gone or
    * its value is not what rbtrace left. All the semaphores are read, then
    * written back in one pwrite of the span that holds them (the .probes
-   * section: a few dozen bytes), so Ruby sees every probe open or shut at
-   * once: written one after another, a deschedule of rbtrace between two
-   * writes left some classes live a millisecond longer than others (a
-   * loaded CI run: 27.3 % of a window's allocations for the first class
-   * against 24.2 % each for the others).
+   * section: a few dozen bytes), so Ruby fires every probe or none: the
+   * counts are gated in BPF anyway, but a probe left live by a deschedule
+   * between two writes would cost its traps for nothing.
    */
   private shift(sign: 1 | -1): boolean {
     return this.spans.every((span) => this.shiftSpan(span, sign));
@@ -142,6 +149,9 @@ function semaphoresIn(pid: number, binary: BinaryFile, { elf, shares }: BinarySh
   return out;
 }
 
+/** The gate's map (rbtrace_window.bpf.h), in the object of every tool with windows. */
+const GATE = 'rbtrace_window_shut';
+
 /** How often processes whose probes are not in place yet (a -- CMD before its exec and ld.so) are looked at. */
 const PENDING_POLL_MS = 10;
 
@@ -163,9 +173,27 @@ export class UsdtWindows {
   windows = 0;
   openMs = 0;
   private openedAt = 0;
+  private gate?: BpfMap;
 
   constructor(readonly windowMs: number, readonly everyMs: number,
     private readonly probes: { provider: string; name: string }[]) {}
+
+  /**
+   * Count through `obj`'s gate, shut until the first window. Before the
+   * probes are attached: a running process (-p) fires them at once.
+   */
+  bind<S extends AnySkeleton>(obj: BpfObject<S> & (typeof GATE extends MapName<S> ? unknown : { missingGateMap: typeof GATE })): void {
+    if (this.gate) return;
+    this.gate = obj.map(GATE as MapName<S>);
+    this.setGate(this.open);
+  }
+
+  private setGate(open: boolean): void {
+    const key = new Uint8Array(4);
+    const shut = new Uint8Array(4);
+    new DataView(shut.buffer).setUint32(0, open ? 0 : 1, true);
+    this.gate?.updateRaw(key, shut);
+  }
 
   add(pid: number, binary: BinaryFile): void {
     if (!this.procs.has(pid)) this.pending.set(pid, binary);
@@ -211,23 +239,29 @@ export class UsdtWindows {
     session.own(this);
   }
 
+  /** Probes fire before the gate opens and after it shuts, so every class is counted over the same time. */
   private setAll(open: boolean): void {
-    const now = performance.now();
     if (open) {
+      for (const p of this.procs.values()) p.set(true);
+      this.setGate(true);
       this.windows++;
-      this.openedAt = now;
+      this.openedAt = performance.now();
     } else {
-      this.openMs += now - this.openedAt;
+      this.setGate(false);
+      this.openMs += performance.now() - this.openedAt;
+      for (const p of this.procs.values()) p.set(false);
     }
     this.open = open;
-    for (const p of this.procs.values()) p.set(open);
   }
 
   /** Before the probes are detached (the session closes this first: it was owned after them). */
   close(): void {
     clearTimeout(this.timer);
     clearInterval(this.poll);
+    // Shut first: the shares put back make the probes fire until they are detached.
     if (this.open) this.openMs += performance.now() - this.openedAt;
+    this.open = false;
+    this.setGate(false);
     for (const p of this.procs.values()) p.restore();
     this.procs.clear();
     this.pending.clear();

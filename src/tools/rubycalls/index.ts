@@ -86,6 +86,7 @@ export default defineTool<RubycallsOptions>({
       // -p and -- CMD: semaphores raised in the target's processes only.
       attachPerProcess: !opts.allProcesses,
       attach: (o, p) => {
+        windows?.bind(o);
         const links = attachCallProbes(o, binary, mode.latency, p);
         if (windows && p !== undefined) windows.add(p, binary);
         return links;

@@ -82,6 +82,7 @@ export default defineTool<RubyobjnewOptions>({
       // -p and -- CMD: semaphores raised in the target's processes only.
       attachPerProcess: !opts.allProcesses,
       attach: (o, p) => {
+        windows?.bind(o);
         const links = attachAllocProbes(o, binary, p);
         if (windows && p !== undefined) windows.add(p, binary);
         return links;
