@@ -26,6 +26,8 @@ while i % 10000 != 0 || Process.clock_gettime(Process::CLOCK_MONOTONIC) < t
 end
 $stderr.puts "iterations #{i}"`;
 const iterations = (stderr: string): number => Number(/iterations (\d+)/.exec(stderr)?.[1]);
+/** The last JSON record rbtrace printed (the final report). */
+const lastRecord = (stdout: string) => JSON.parse(stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
 
 
 /** The five probes' semaphores (values) and the first byte of each string__create site, in `pid`. */
@@ -72,7 +74,7 @@ test('--window 10 --every 250 -- CMD: a small sample of the loop, each of its fo
     'ruby', '--disable-gems', '-e', LOOP + timedLoop('s = "abc"; a = [i, s]; h = { k: a }; Foo.new(h)')], { timeoutMs: 120000 });
   assert.equal(r.code, 0, r.stderr);
   const n = iterations(r.stderr);
-  const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+  const rec = lastRecord(r.stdout);
   assert.ok(rec.windows.windows >= 3, `windows opened: ${JSON.stringify(rec.windows)}`);
   const seen = (klass: string, probe: string): number => rec.allocations.find((a: { class: string; probe: string }) => a.class === klass && a.probe === probe)?.count ?? 0;
   const four = [seen('String', 'string'), seen('Array', 'array'), seen('Hash', 'hash'), seen('Foo', 'object')];
@@ -95,7 +97,7 @@ test('rubycalls --window 10 --every 250 -- CMD: a small sample of the calls, the
     'ruby', '--disable-gems', '-e', timedLoop('"a".upcase; i.to_s')], { timeoutMs: 120000 });
   assert.equal(r.code, 0, r.stderr);
   const n = iterations(r.stderr);
-  const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+  const rec = lastRecord(r.stdout);
   assert.ok(rec.windows.windows >= 3, `windows opened: ${JSON.stringify(rec.windows)}`);
   const calls = (m: string): number => rec.methods.find((x: { method: string }) => x.method === m)?.count ?? 0;
   const two = [calls('String#upcase'), calls('Integer#to_s')];
@@ -112,7 +114,7 @@ test('--window: nothing counted outside the windows, a ruby\'s boot included (it
     const r = await runRbtrace([tool, '--json', ...REPORT_ON_STDOUT, '--window', '10', '--every', '5000', '--',
       'ruby', '--disable-gems', '-e', '"a".upcase; 1.to_s; sleep 0.2'], { timeoutMs: 120000 });
     assert.equal(r.code, 0, r.stderr);
-    const rec = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+    const rec = lastRecord(r.stdout);
     assert.equal(rec.windows.windows, 0, `${tool}: ${JSON.stringify(rec.windows)}`);
     const rows = rec.allocations ?? rec.methods;
     assert.deepEqual(rows, [], `${tool} counted outside any window: ${JSON.stringify(rows).slice(0, 300)}`);

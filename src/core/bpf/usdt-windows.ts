@@ -152,6 +152,9 @@ function semaphoresIn(pid: number, binary: BinaryFile, { elf, shares }: BinarySh
 /** The gate's map (rbtrace_window.bpf.h), in the object of every tool with windows. */
 const GATE = 'rbtrace_window_shut';
 
+/** A loaded object whose skeleton has the gate's map (a type error otherwise). */
+type GatedObject<S extends AnySkeleton> = BpfObject<S> & (typeof GATE extends MapName<S> ? unknown : { missingGateMap: typeof GATE });
+
 /** How often processes whose probes are not in place yet (a -- CMD before its exec and ld.so) are looked at. */
 const PENDING_POLL_MS = 10;
 
@@ -182,7 +185,7 @@ export class UsdtWindows {
    * Count through `obj`'s gate, shut until the first window. Before the
    * probes are attached: a running process (-p) fires them at once.
    */
-  bind<S extends AnySkeleton>(obj: BpfObject<S> & (typeof GATE extends MapName<S> ? unknown : { missingGateMap: typeof GATE })): void {
+  bind<S extends AnySkeleton>(obj: GatedObject<S>): void {
     if (this.gate) return;
     this.gate = obj.map(GATE as MapName<S>);
     this.setGate(this.open);
@@ -266,6 +269,20 @@ export class UsdtWindows {
     this.procs.clear();
     this.pending.clear();
   }
+}
+
+/**
+ * A USDT tool's attach step for one process (or all: pid undefined), with
+ * or without windows: the gate bound before `attach` puts the probes in (a
+ * running -p process fires them at once), the process windowed after.
+ */
+export function attachWindowed<S extends AnySkeleton, L>(windows: UsdtWindows | undefined, obj: GatedObject<S>,
+  pid: number | undefined, binary: BinaryFile, attach: () => L): L {
+  if (!windows) return attach();
+  windows.bind(obj);
+  const links = attach();
+  if (pid !== undefined) windows.add(pid, binary);
+  return links;
 }
 
 /** --window and --every, as each USDT tool with a semaphore offers them. */

@@ -12,7 +12,7 @@ import { scheduleReports } from '../../core/reports.js';
 import { rubyTargetBinary } from '../../core/linux/ruby.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/bpf/uprobes.js';
 import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
-import { windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
+import { attachWindowed, windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
 import { RUBY_PROVIDER } from '../../core/linux/ruby.js';
 import type { FigureSchema } from '../../core/report/figures.js';
 import { SKELETON } from '../../generated/rubycalls.js';
@@ -85,12 +85,7 @@ export default defineTool<RubycallsOptions>({
       configure: (o) => sizeMaps(o, mode.latency),
       // -p and -- CMD: semaphores raised in the target's processes only.
       attachPerProcess: !opts.allProcesses,
-      attach: (o, p) => {
-        windows?.bind(o);
-        const links = attachCallProbes(o, binary, mode.latency, p);
-        if (windows && p !== undefined) windows.add(p, binary);
-        return links;
-      },
+      attach: (o, p) => attachWindowed(windows, o, p, binary, () => attachCallProbes(o, binary, mode.latency, p)),
     });
     // Owned after the object: the semaphores are put back before the probes go.
     windows?.start(ctx.session);

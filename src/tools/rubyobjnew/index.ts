@@ -11,7 +11,7 @@ import { scheduleReports } from '../../core/reports.js';
 import { rubyTargetBinary } from '../../core/linux/ruby.js';
 import { findRubyBinary, loadUserProbes, probeUserProbes } from '../../core/bpf/uprobes.js';
 import { hasBpfCookie } from '../../core/bpf/usdt-pids.js';
-import { windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
+import { attachWindowed, windowOptions, windowsFigures, windowsFor, windowsNote } from '../../core/bpf/usdt-windows.js';
 import { RUBY_PROVIDER } from '../../core/linux/ruby.js';
 import type { FigureSchema } from '../../core/report/figures.js';
 import { SKELETON } from '../../generated/rubyobjnew.js';
@@ -81,12 +81,7 @@ export default defineTool<RubyobjnewOptions>({
       rodata: allocsRodata(mode),
       // -p and -- CMD: semaphores raised in the target's processes only.
       attachPerProcess: !opts.allProcesses,
-      attach: (o, p) => {
-        windows?.bind(o);
-        const links = attachAllocProbes(o, binary, p);
-        if (windows && p !== undefined) windows.add(p, binary);
-        return links;
-      },
+      attach: (o, p) => attachWindowed(windows, o, p, binary, () => attachAllocProbes(o, binary, p)),
     });
     // Owned after the object: the semaphores are put back before the probes go.
     windows?.start(ctx.session);
