@@ -35,7 +35,7 @@ async function optionalPrograms(): Promise<Pair[]> {
  * Returns the run (its -v stderr says what was left out), or 'not offered'
  * when this kernel refuses the path itself.
  */
-const CHECKS: Record<string, (pair: Pair, env: NodeJS.ProcessEnv) => Promise<{ stderr: string } | 'not offered'>> = {
+const CHECKS: Record<string, (pair: Pair, env: NodeJS.ProcessEnv, diagnostic: (line: string) => void) => Promise<{ stderr: string } | 'not offered'>> = {
   async synqueue(pair, env) {
     const probe = await runRbtrace(['synqueue', '--json', '-v', '--attach', pair.path, '-d', '0'], { env });
     if (probe.code !== 0 && /the kernel refused (to attach )?program (?!.*RBTRACE_REFUSE)/.test(probe.stderr)) return 'not offered';
@@ -45,8 +45,8 @@ const CHECKS: Record<string, (pair: Pair, env: NodeJS.ProcessEnv) => Promise<{ s
     return synqueueBacklogCheck({ path: pair.path, seesEnqueues, env });
   },
   // tcpretrans's optional programs are -l's: the retransmits stay exact.
-  async tcpretrans(pair, env) {
-    return fullQueueRetransCheck({ path: pair.path, env, extra: ['-l'] });
+  async tcpretrans(pair, env, diagnostic) {
+    return fullQueueRetransCheck({ path: pair.path, env, extra: ['-l'], diagnostic });
   },
 };
 
@@ -59,8 +59,8 @@ test('every optional program of every tool has a refusal check here', async () =
 test('each optional program refused in turn, on each path this kernel offers: the tool runs, exact, and says what it runs without', async (t) => {
   const ran = new Set<string>();
   for (const pair of await optionalPrograms()) {
-    await t.test(`${pair.tool} [${pair.path}] without ${pair.program}`, async () => {
-      const r = await CHECKS[pair.tool](pair, { RBTRACE_REFUSE: pair.program });
+    await t.test(`${pair.tool} [${pair.path}] without ${pair.program}`, async (st) => {
+      const r = await CHECKS[pair.tool](pair, { RBTRACE_REFUSE: pair.program }, (line) => st.diagnostic(line));
       if (r === 'not offered') return;
       ran.add(`${pair.tool}:${pair.program}`);
       // Refused by RBTRACE_REFUSE, or already by this kernel (then remembered, or its hook missing).

@@ -78,13 +78,13 @@ for (const path of ['tp_btf', 'raw_tp', 'tracepoint']) {
 
 for (const path of ['tp_btf', 'raw_tp', 'tracepoint']) {
   const offered = hasTracepoint('tcp', 'tcp_retransmit_skb') && hasTracepoint('tcp', 'tcp_retransmit_synack');
-  test(`${KERNEL} tcpretrans [${path}]: ${offered ? 'SYN and SYN-ACK retransmits: segments = RetransSegs' : 'not offered'}`, async () => {
+  test(`${KERNEL} tcpretrans [${path}]: ${offered ? 'SYN and SYN-ACK retransmits: segments = RetransSegs' : 'not offered'}`, async (t) => {
     if (!offered) {
       const f = await runRbtrace(['tcpretrans', '--attach', path, '-d', '0'], { timeoutMs: 120000 });
       assert.equal(f.code, 1, f.stderr);
       return;
     }
-    await fullQueueRetransCheck({ path, timeoutMs: 120000 });
+    await fullQueueRetransCheck({ path, timeoutMs: 120000, diagnostic: (line) => t.diagnostic(line) });
   });
 }
 
