@@ -58,12 +58,21 @@ function signalAll(pids: number[], sig: NodeJS.Signals): void {
  * wakeup or of __schedule, and rbtrace ktime at the tracepoint a little
  * later: measured 1.5 us a wait here, allowed 10 us a wait, plus one wait's
  * worth (max_ns) per process for the slack in counts.
+ * One more allowance, per process: a wakeup that preempts the running task
+ * tells the next __schedule not to update the clock (wakeup_preempt's
+ * rq_clock_skip_update), and under PREEMPT_NONE (this kernel) that switch
+ * waits until the kernel code then running on the CPU ends. schedstat's end
+ * of the wait switched in then is early by that delay; CI saw it once, 1.0 ms
+ * over about 750 ms of waits. STALE_CLOCK_NS (one tick at HZ=250) is a
+ * chosen bound for it, not a proven one: 0.5 % of a process's waits here.
  */
+const STALE_CLOCK_NS = 4_000_000;
 function assertMatches(procs: number, ours: { count: number; total_ns: number; max_ns: number }, before: { waitNs: number; runs: number }, afterS: { waitNs: number; runs: number }, what: string): void {
   const wait = afterS.waitNs - before.waitNs;
   const runs = afterS.runs - before.runs;
   assert.ok(Math.abs(ours.count - runs) <= procs, `${what}: ${ours.count} waits vs schedstat ${runs} runs`);
-  assert.ok(Math.abs(ours.total_ns - wait) <= 10_000 * runs + Math.abs(ours.count - runs) * ours.max_ns, `${what}: ${ours.total_ns} ns vs schedstat ${wait} ns`);
+  const allowed = 10_000 * runs + procs * STALE_CLOCK_NS + Math.abs(ours.count - runs) * ours.max_ns;
+  assert.ok(Math.abs(ours.total_ns - wait) <= allowed, `${what}: ${ours.total_ns} ns vs schedstat ${wait} ns (allowed ${allowed}, ${runs} runs)`);
   assert.ok(wait > 200e6, `${what}: 4 loops on one CPU for 1 s wait most of it (${wait} ns)`);
 }
 
