@@ -12,7 +12,7 @@ import { KernelSymbols, Symbolizer, parseMaps, readBuildId, foldedLine, symbolTa
 import { ElfFile } from '../../src/core/elf/elf.js';
 import { demangle } from '../../src/core/elf/demangle.js';
 import { openFile } from '../../src/core/linux/procfiles.js';
-import { sleep } from '../helpers.js';
+import { buildC, sleep } from '../helpers.js';
 
 const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
 
@@ -155,6 +155,41 @@ test('a process that exited before symbolization still gets names from libraries
   assert.equal(s.symbolize(p.pid, [BigInt(base.start + v + 2), BigInt(base.start + v + 3)]).truncated, true);
   assert.equal(s.symbolize(p.pid, [BigInt(base.start + v + 2), BigInt(base.start + v + 3), 0x10n]).truncated, true);
   assert.match(foldedLine('py;x y', st, 3), /^py_x_y;(__)?getpid;(__)?getpid;(__)?getpid 3$/);
+});
+
+// Noted while ld.so (here: dlopen) has yet to map a library, exited before
+// the end: the snapshot is taken once more shortly after the note, so the
+// library's functions are named (before, `[unknown]`: seen in CI with a
+// python preempted in its loader, its clock_nanosleep unnamed).
+const LATE_LIBRARY = buildC(String.raw`
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+  usleep(30000);
+  void *f = dlsym(dlopen("libm.so.6", RTLD_NOW), "cos");
+  printf("%p\n", f);
+  fflush(stdout);
+  usleep(400000);
+  return 0;
+}`, 'late-library');
+
+test('a library mapped after the process was noted is named after the process exits', async () => {
+  const p = spawn(LATE_LIBRARY, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise((resolve) => p.on('exit', resolve));
+  // Noted once it runs the program (its exe is the binary), before its dlopen.
+  while (readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0')[0] !== LATE_LIBRARY) await sleep(2);
+  const s = new Symbolizer();
+  s.notePid(p.pid!);
+  assert.doesNotMatch(readFileSync(`/proc/${p.pid}/maps`, 'utf8'), /libm\.so/, 'libm mapped before the note: the check proves nothing');
+  await exited;
+  const addr = BigInt(out.trim());
+  assert.ok(addr > 0n, out);
+  const f = s.userFrame(p.pid!, addr);
+  assert.match(f.module ?? '', /\/libm\.so\.6$/, JSON.stringify(f, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v)));
+  assert.match(f.name, /cos/, f.name);
 });
 
 /**

@@ -66,6 +66,15 @@ interface ProcessInfo {
 // frame-pointer value) costs one maps read per 100 ms per process.
 const REREAD_MS = 100;
 
+// A process is noted at its first block or sample, which can come while
+// ld.so is still mapping its libraries (a preemption in the loader). A tool
+// that names frames only at the end (offcputime, profile's fp stacks) then
+// finds libc's addresses outside that snapshot, and cannot read the maps
+// again once the process has exited: CI once showed a python's
+// clock_nanosleep as `[unknown]`, as this would. So the maps of a noted
+// process are read once more SETTLE_MS later, while it still runs.
+const SETTLE_MS = 100;
+
 export class Symbolizer {
   private kernelSyms?: KernelSymbols;
   private readonly procs = new Map<number, ProcessInfo>();
@@ -75,6 +84,9 @@ export class Symbolizer {
   private readonly maxDepth: number;
   /** Files that could not be opened or parsed, with why (for -v). */
   readonly failures = new Map<string, string>();
+  /** Noted pids whose maps are read once more SETTLE_MS after they were noted (pid -> when). */
+  private readonly settling = new Map<number, number>();
+  private settleTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: SymbolizerOptions = {}) {
     this.debugDirs = opts.debugDirs ?? DEBUG_DIRS;
@@ -89,7 +101,35 @@ export class Symbolizer {
   /** Snapshot the mappings of `pid` if not done yet: call it as soon as a pid is seen. */
   notePid(pid: number, again = false): void {
     // again: the process has exec'd since it was first noted (a new image, new mappings).
-    if (pid > 0 && (again || !this.procs.has(pid))) this.refresh(pid);
+    if (pid > 0 && (again || !this.procs.has(pid))) {
+      if (this.refresh(pid).alive) this.settleLater(pid);
+    }
+  }
+
+  private settleLater(pid: number): void {
+    this.settling.set(pid, Date.now());
+    if (!this.settleTimer) this.armSettle(SETTLE_MS);
+  }
+
+  private armSettle(ms: number): void {
+    this.settleTimer = setTimeout(() => this.settle(), ms);
+    this.settleTimer.unref(); // never what keeps rbtrace running
+  }
+
+  private settle(): void {
+    this.settleTimer = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [pid, at] of this.settling) {
+      const due = at + SETTLE_MS - now;
+      if (due > 0) {
+        next = Math.min(next, due);
+        continue;
+      }
+      this.settling.delete(pid);
+      if (this.procs.get(pid)?.alive) this.refresh(pid);
+    }
+    if (next !== Infinity) this.armSettle(next);
   }
 
   private refresh(pid: number): ProcessInfo {
