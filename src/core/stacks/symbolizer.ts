@@ -84,8 +84,8 @@ export class Symbolizer {
   private readonly maxDepth: number;
   /** Files that could not be opened or parsed, with why (for -v). */
   readonly failures = new Map<string, string>();
-  /** Noted pids whose maps are read once more SETTLE_MS after their last read (ProcessInfo.readAt). */
-  private readonly settling = new Set<number>();
+  /** Noted pids whose maps are read once more SETTLE_MS after they were noted (pid -> when). */
+  private readonly settling = new Map<number, number>();
   private settleTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: SymbolizerOptions = {}) {
@@ -107,7 +107,7 @@ export class Symbolizer {
   }
 
   private settleLater(pid: number): void {
-    this.settling.add(pid);
+    this.settling.set(pid, Date.now());
     if (!this.settleTimer) this.armSettle(SETTLE_MS);
   }
 
@@ -120,15 +120,14 @@ export class Symbolizer {
     this.settleTimer = undefined;
     const now = Date.now();
     let next = Infinity;
-    for (const pid of this.settling) {
-      const info = this.procs.get(pid);
-      const due = (info?.readAt ?? 0) + SETTLE_MS - now;
+    for (const [pid, at] of this.settling) {
+      const due = at + SETTLE_MS - now;
       if (due > 0) {
         next = Math.min(next, due);
         continue;
       }
       this.settling.delete(pid);
-      if (info?.alive) this.refresh(pid);
+      if (this.procs.get(pid)?.alive) this.refresh(pid);
     }
     if (next !== Infinity) this.armSettle(next);
   }
